@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// MemoryPool: fixed-size slots carved from segments. Lock-free loan, wait-free-ish release
+// (one CAS), blocking loans with timeouts, growth by whole segments up to a limit.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "parallax/buffer.h"
+#include "parallax/result.h"
+#include "parallax/segment.h"
+
+namespace parallax::memory {
+
+/// Most slots one pool can hold (across all its segments): the free list packs slot indices
+/// into 16 bits so its ABA tag can be 29 bits wide.
+inline constexpr std::size_t kMaxPoolSlots = 65535;
+
+struct PoolOptions {
+  /// Slot alignment inside the segment: a power of two, at least 1. Slot size is rounded up.
+  std::size_t alignment{64};
+  /// How many segments the pool may hold in total (1 = no growth).
+  std::size_t max_segments{1};
+  /// Makes the segments added by growth; defaults to the first segment's backend and size.
+  std::function<Result<Segment>(std::size_t size)> grow{};
+};
+
+struct PoolStats {
+  std::size_t slot_size{0};
+  std::size_t capacity{0};    ///< slots in all segments
+  std::size_t in_use{0};      ///< slots loaned or referenced right now
+  std::size_t high_water{0};  ///< the most slots ever in use at once
+  std::size_t segments{0};
+  std::uint64_t waits{0};         ///< loans that had to block
+  std::uint64_t failed_loans{0};  ///< loans refused (exhausted, timeout)
+  std::uint64_t grows{0};         ///< segments added after creation
+};
+
+/// A pool of fixed-size slots. Always handled through std::shared_ptr; Loans and Buffers keep
+/// the slots' memory valid on their own, so the pool handle may be dropped before them.
+class MemoryPool {
+ public:
+  /// Carves `segment` into slots of `slot_size` bytes (rounded up to opts.alignment).
+  [[nodiscard]] static Result<std::shared_ptr<MemoryPool>> create(Segment segment,
+                                                                  std::size_t slot_size,
+                                                                  PoolOptions opts = {});
+  ~MemoryPool();
+  MemoryPool(const MemoryPool&) = delete;
+  MemoryPool& operator=(const MemoryPool&) = delete;
+
+  /// A free slot, growing the pool if allowed; blocks until one returns otherwise.
+  [[nodiscard]] Result<Loan> loan();
+  /// A free slot or resource_exhausted at once (growing first if allowed).
+  [[nodiscard]] Result<Loan> try_loan();
+  /// A free slot, waiting at most `timeout` (timeout error after).
+  [[nodiscard]] Result<Loan> loan_for(std::chrono::nanoseconds timeout);
+
+  [[nodiscard]] std::size_t slot_size() const noexcept;
+  [[nodiscard]] std::size_t capacity() const noexcept;
+  [[nodiscard]] std::size_t in_use() const noexcept;
+  [[nodiscard]] PoolStats stats() const noexcept;
+  [[nodiscard]] std::uint64_t id() const noexcept;
+
+  /// Segments in index order (segment i holds slots [i*slots_per_segment, ...)). Stable while
+  /// the pool lives; the count only grows.
+  [[nodiscard]] std::size_t segment_count() const noexcept;
+  [[nodiscard]] const Segment& segment(std::size_t index) const noexcept;
+  [[nodiscard]] std::size_t slots_per_segment() const noexcept;
+  /// Byte offset of slot `slot` inside its segment.
+  [[nodiscard]] std::size_t slot_offset(std::uint32_t slot) const noexcept;
+
+  /// Internal: the implementation outlives the handle while slots are out.
+  struct Impl;
+
+ private:
+  explicit MemoryPool(Impl* impl) noexcept : impl_(impl) {}
+  Impl* impl_;
+};
+
+}  // namespace parallax::memory
