@@ -59,7 +59,7 @@ if [ "${PLX_CHECK_QUICK:-0}" != 1 ]; then
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   if setup_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dgstreamer=disabled \
-       -Dbenchmarks=disabled -Dexamples=disabled -Dbuildtype=debug -Doptimization=1 &&
+       -Dbenchmarks=disabled -Dexamples=disabled -Doptimization=1 -Ddebug=true &&
      ninja -C build-asan -j"$JOBS"; then
     meson test -C build-asan --no-rebuild --num-processes "$JOBS" --print-errorlogs --no-suite slow \
       --timeout-multiplier 3
@@ -70,7 +70,7 @@ if [ "${PLX_CHECK_QUICK:-0}" != 1 ]; then
 
   log "ThreadSanitizer build (suite tsan)"
   if setup_build build-tsan -Db_sanitize=thread -Db_lundef=false -Dgstreamer=disabled \
-       -Dbenchmarks=disabled -Dexamples=disabled -Dtools=disabled -Dbuildtype=debug -Doptimization=1 &&
+       -Dbenchmarks=disabled -Dexamples=disabled -Dtools=disabled -Doptimization=1 -Ddebug=true &&
      ninja -C build-tsan -j"$JOBS"; then
     TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} \
       meson test -C build-tsan --no-rebuild --num-processes 1 --print-errorlogs --suite tsan \

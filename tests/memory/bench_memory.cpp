@@ -3,6 +3,7 @@
 // std::make_shared<std::vector<std::byte>> of the same size in the same run.
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -115,6 +116,29 @@ void BM_MakeSharedContended(benchmark::State& s) {
   }
 }
 BENCHMARK(BM_MakeSharedContended)->Threads(2)->UseRealTime();
+
+// The floor on this machine: one uncontended lock-prefixed RMW (what a clone costs at least)
+// and a load+CAS pair (what a loan or a release costs at least).
+void BM_FloorFetchAdd(benchmark::State& s) {
+  std::atomic<std::uint32_t> a{0};
+  for (auto _ : s) {
+    a.fetch_add(1, std::memory_order_relaxed);
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_FloorFetchAdd);
+
+void BM_FloorTwoCas(benchmark::State& s) {
+  std::atomic<std::uint64_t> a{0};
+  for (auto _ : s) {
+    std::uint64_t v = a.load(std::memory_order_acquire);
+    a.compare_exchange_weak(v, v + 1, std::memory_order_acquire);
+    v = a.load(std::memory_order_relaxed);
+    a.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel);
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_FloorTwoCas);
 
 }  // namespace
 
