@@ -61,7 +61,7 @@ if [ "${PLX_CHECK_QUICK:-0}" != 1 ]; then
   if setup_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dgstreamer=disabled \
        -Dbenchmarks=disabled -Dexamples=disabled -Doptimization=1 -Ddebug=true &&
      ninja -C build-asan -j"$JOBS"; then
-    meson test -C build-asan --no-rebuild --num-processes "$JOBS" --print-errorlogs --no-suite slow \
+    meson test -C build-asan --no-rebuild --num-processes "$JOBS" --print-errorlogs --no-suite slow --no-suite compile-fail \
       --timeout-multiplier 3
     count_meson build-asan asan
   else

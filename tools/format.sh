@@ -3,7 +3,7 @@
 # Formats every C++ file in the tree with the root .clang-format; --check only reports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files '*.cpp' '*.h' '*.hpp' 2>/dev/null; git ls-files --others --exclude-standard '*.cpp' '*.h' '*.hpp' 2>/dev/null)
+mapfile -t files < <(git ls-files '*.cpp' '*.c' '*.h' '*.hpp' 2>/dev/null; git ls-files --others --exclude-standard '*.cpp' '*.c' '*.h' '*.hpp' 2>/dev/null)
 [ ${#files[@]} -eq 0 ] && exit 0
 if [ "${1:-}" = "--check" ]; then
   bad=0
