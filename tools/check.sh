@@ -21,7 +21,7 @@ log() { printf '\n=== %s ===\n' "$*"; }
 # Adds the Ok/Fail counts of the last meson test run in build dir $1 to the totals.
 count_meson() {
   local dir=$1 name=$2 ok fail
-  ok=$(grep -E '^Ok:' "$dir/meson-logs/testlog.txt" | awk '{s+=$2} END {print s+0}')
+  ok=$(grep -E '^(Ok|Expected Fail):' "$dir/meson-logs/testlog.txt" | awk '{s+=$NF} END {print s+0}')
   fail=$(grep -E '^(Fail|Timeout|Unexpected Pass):' "$dir/meson-logs/testlog.txt" | awk '{s+=$NF} END {print s+0}')
   passed=$((passed + ok))
   failed=$((failed + fail))

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// parallax-launch and parallax-inspect end to end: the built binaries run as child processes
+// (paths from the PARALLAX_LAUNCH / PARALLAX_INSPECT environment set by meson).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+struct ToolRun {
+  int exit_code{-1};
+  std::string out;
+  std::string err;
+};
+
+std::string read_all(int fd) {
+  std::string s;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0)
+    s.append(buf, static_cast<std::size_t>(n));
+  return s;
+}
+
+// Runs `tool` with `args`; when `interrupt_after_ms` >= 0, sends SIGINT after that delay.
+ToolRun run(const char* env_var, std::vector<std::string> args, int interrupt_after_ms = -1) {
+  const char* tool = std::getenv(env_var);
+  if (tool == nullptr) {
+    ADD_FAILURE() << env_var << " is not set (run through meson test)";
+    return {};
+  }
+  int out_pipe[2], err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) return {};
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(tool));
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(tool, argv.data());
+    ::_exit(127);
+  }
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  ToolRun r;
+  std::thread err_reader([&] { r.err = read_all(err_pipe[0]); });
+  if (interrupt_after_ms >= 0) {
+    // The handler is installed before this line is printed: wait for it, so the signal can
+    // never hit the default action on a slow (loaded, sanitized) start.
+    char buf[256];
+    ssize_t n;
+    while (r.out.find("Setting pipeline to PLAYING") == std::string::npos &&
+           (n = ::read(out_pipe[0], buf, sizeof buf)) > 0)
+      r.out.append(buf, static_cast<std::size_t>(n));
+    std::this_thread::sleep_for(std::chrono::milliseconds(interrupt_after_ms));
+    ::kill(pid, SIGINT);
+  }
+  r.out += read_all(out_pipe[0]);
+  err_reader.join();
+  ::close(out_pipe[0]);
+  ::close(err_pipe[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+bool contains(const std::string& s, const std::string& what) {
+  return s.find(what) != std::string::npos;
+}
+
+TEST(Launch, RunsToEosAndExitsZero) {
+  ToolRun r = run("PARALLAX_LAUNCH", {"nullsource", "num-buffers=100", "!", "nullsink"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "Setting pipeline to PLAYING")) << r.out;
+  EXPECT_TRUE(contains(r.out, "Got EOS from element \"pipeline\".")) << r.out;
+  EXPECT_TRUE(contains(r.out, "Execution ended after")) << r.out;
+}
+
+TEST(Launch, ParseErrorExitsTwoWithCaret) {
+  ToolRun r = run("PARALLAX_LAUNCH", {"nullsource ! pasthrough ! nullsink"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.err,
+                       "ERROR: pipeline could not be constructed: line 1, column 14: unknown "
+                       "element 'pasthrough'; did you mean 'passthrough'?\n"
+                       "  nullsource ! pasthrough ! nullsink\n"
+                       "               ^"))
+      << r.err;
+}
+
+TEST(Launch, UnlinkedPadIsAnInvalidPipeline) {
+  ToolRun r = run("PARALLAX_LAUNCH", {"nullsource ! passthrough"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.err, "pad 'passthrough0.src' is not linked")) << r.err;
+}
+
+TEST(Launch, RuntimeErrorExitsOneWithTheElementName) {
+  ToolRun r = run("PARALLAX_LAUNCH", {"nullsource ! identity error-after=5 ! nullsink"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(
+      contains(r.err, "ERROR: element 'identity0': error-after reached: failing on buffer 6"))
+      << r.err;
+}
+
+TEST(Launch, BadOptionIsAUsageError) {
+  ToolRun r = run("PARALLAX_LAUNCH", {"--no-such-option", "nullsource ! nullsink"});
+  EXPECT_EQ(r.exit_code, 2);
+  ToolRun none = run("PARALLAX_LAUNCH", {});
+  EXPECT_EQ(none.exit_code, 2);
+  ToolRun help = run("PARALLAX_LAUNCH", {"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_TRUE(contains(help.out, "--stats")) << help.out;
+}
+
+TEST(Launch, StatsPrintsProgressAndATable) {
+  ToolRun r = run("PARALLAX_LAUNCH",
+                  {"--stats", "--stats-interval", "0.1",
+                   "nullsource num-buffers=400 size=10 ! identity sleep-time=1000 ! nullsink"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "progress: ")) << r.err;
+  EXPECT_TRUE(contains(r.err, "nullsink0: ")) << r.err;
+  EXPECT_TRUE(contains(r.out, "Statistics (")) << r.out;
+  // The table row of the sink: name, factory, buffers, bytes.
+  EXPECT_TRUE(contains(r.out, "nullsink0            nullsink                400             4000"))
+      << r.out;
+}
+
+TEST(Launch, VerbosePrintsEventsAndFormats) {
+  ToolRun r = run("PARALLAX_LAUNCH",
+                  {"-v", "nullsource num-buffers=2 ! video/x-raw,format=RGBA ! nullsink"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "/pipeline/capsfilter0.src: caps: video/x-raw, format=RGBA"))
+      << r.out;
+  EXPECT_TRUE(contains(r.out, "/pipeline/nullsource0.src: stream-start")) << r.out;
+  EXPECT_TRUE(contains(r.out, "/pipeline/capsfilter0.src: eos")) << r.out;
+}
+
+TEST(Launch, InterruptSendsEosAndExitsCleanly) {
+  ToolRun r = run("PARALLAX_LAUNCH", {"nullsource ! queue ! nullsink"}, 300);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "Interrupt: sending EOS")) << r.err;
+  EXPECT_TRUE(contains(r.out, "Got EOS from element \"pipeline\".")) << r.out;
+}
+
+TEST(Launch, AffinityIsAppliedOrWarnedAbout) {
+  ToolRun ok = run("PARALLAX_LAUNCH", {"nullsource", "num-buffers=10", "affinity=0", "!", "queue",
+                                       "affinity=pu:0", "!", "nullsink"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_FALSE(contains(ok.err, "WARNING")) << ok.err;
+  ToolRun bad = run("PARALLAX_LAUNCH", {"nullsource num-buffers=10 affinity=numa:99 ! nullsink"});
+  EXPECT_EQ(bad.exit_code, 0) << bad.err;
+  EXPECT_TRUE(contains(bad.err, "NUMA node 99 does not exist: this machine has")) << bad.err;
+}
+
+TEST(Inspect, ListsElementsAndPlugins) {
+  ToolRun r = run("PARALLAX_INSPECT", {});
+  ASSERT_EQ(r.exit_code, 0);
+  for (const char* e : {"filesrc", "filesink", "tcpsrc", "tcpsink", "passthrough", "tee", "queue",
+                        "capsfilter", "nullsource", "nullsink", "identity"})
+    EXPECT_TRUE(contains(r.out, std::string("builtin:  ") + e + ": ")) << e;
+  EXPECT_TRUE(contains(r.out, "Total count: 11 elements")) << r.out;
+  ToolRun p = run("PARALLAX_INSPECT", {"--plugins"});
+  EXPECT_TRUE(contains(p.out, "builtin: 11 elements")) << p.out;
+}
+
+TEST(Inspect, ShowsPadsAndProperties) {
+  ToolRun r = run("PARALLAX_INSPECT", {"queue"});
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.out, "SINK template: 'sink'")) << r.out;
+  EXPECT_TRUE(contains(r.out, "max-size-buffers")) << r.out;
+  EXPECT_TRUE(contains(r.out, "uint64. Range: 0 - 4294967295 Default: 200")) << r.out;
+  EXPECT_TRUE(contains(r.out, "(2): downstream")) << r.out;
+  ToolRun tee = run("PARALLAX_INSPECT", {"tee"});
+  EXPECT_TRUE(contains(tee.out, "SRC template: 'src_%u'\n    Availability: on request")) << tee.out;
+}
+
+TEST(Inspect, UnknownElementSuggests) {
+  ToolRun r = run("PARALLAX_INSPECT", {"queu"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "No such element or plugin 'queu'; did you mean 'queue'?")) << r.err;
+}
+
+}  // namespace
