@@ -148,7 +148,7 @@ static const PlxElementClass invert_class = {sizeof(PlxElementClass),
 #if PLX_TEST_VARIANT == 5
                                              NULL, /* a transform without its callback */
 #else
-                                              invert_transform,
+                                             invert_transform,
 #endif
                                              NULL};
 

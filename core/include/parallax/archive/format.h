@@ -229,13 +229,14 @@ class ArchivedVariant {
   decltype(auto) visit_impl(F&& f, std::index_sequence<I...>) const {
     using R = decltype(f(std::integral_constant<std::size_t, 0>{}, *get_if<0>()));
     if constexpr (std::is_void_v<R>) {
-      (void)((tag_ == I ? (f(std::integral_constant<std::size_t, I>{}, *get_if<I>()), true) : false) ||
-       ...);
+      (void)((tag_ == I ? (f(std::integral_constant<std::size_t, I>{}, *get_if<I>()), true)
+                        : false) ||
+             ...);
     } else {
       R r{};
       (void)((tag_ == I ? (r = f(std::integral_constant<std::size_t, I>{}, *get_if<I>()), true)
-                  : false) ||
-       ...);
+                        : false) ||
+             ...);
       return r;
     }
   }

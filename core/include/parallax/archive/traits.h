@@ -571,39 +571,41 @@ struct Traits<std::variant<Ts...>> {
   static Resolver serialize_impl(detail::Writer& w, const std::variant<Ts...>& v,
                                  std::index_sequence<I...>) {
     Resolver r;
-    (void)((v.index() == I ? (r.template emplace<I>(Traits<Ts>::serialize(w, *std::get_if<I>(&v))), true)
-                     : false) ||
-     ...);
+    (void)((v.index() == I
+                ? (r.template emplace<I>(Traits<Ts>::serialize(w, *std::get_if<I>(&v))), true)
+                : false) ||
+           ...);
     return r;
   }
   template <std::size_t... I>
   static void resolve_impl(const std::variant<Ts...>& v, const Resolver& r, Archived* out,
                            std::size_t storage_pos, std::index_sequence<I...>) noexcept {
     out->tag_ = static_cast<std::uint8_t>(v.index());
-    (void)((v.index() == I ? (Traits<Ts>::resolve(*std::get_if<I>(&v), *std::get_if<I>(&r),
-                                            reinterpret_cast<archive::Archived<Ts>*>(out->storage_),
-                                            storage_pos),
-                        true)
-                     : false) ||
-     ...);
+    (void)((v.index() == I
+                ? (Traits<Ts>::resolve(*std::get_if<I>(&v), *std::get_if<I>(&r),
+                                       reinterpret_cast<archive::Archived<Ts>*>(out->storage_),
+                                       storage_pos),
+                   true)
+                : false) ||
+           ...);
   }
   template <std::size_t... I>
   static bool validate_impl(const Archived* a, detail::ValidateCtx& c, std::index_sequence<I...>) {
     bool ok = true;
     (void)((a->tag_ == I ? (ok = Traits<Ts>::validate(
-                          reinterpret_cast<const archive::Archived<Ts>*>(a->storage_), c),
-                      true)
-                   : false) ||
-     ...);
+                                reinterpret_cast<const archive::Archived<Ts>*>(a->storage_), c),
+                            true)
+                         : false) ||
+           ...);
     return ok;
   }
   template <std::size_t... I>
   static std::variant<Ts...> deserialize_impl(const Archived& a, std::index_sequence<I...>) {
     std::variant<Ts...> out;
     (void)((a.index() == I
-          ? (out.template emplace<I>(Traits<Ts>::deserialize(*a.template get_if<I>())), true)
-          : false) ||
-     ...);
+                ? (out.template emplace<I>(Traits<Ts>::deserialize(*a.template get_if<I>())), true)
+                : false) ||
+           ...);
     return out;
   }
 };

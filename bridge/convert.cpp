@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// GstBuffer <-> parallax::Buffer conversions and the byte layouts of the GStreamer metas that
+// travel as Metadata entries.
+#include "parallax-gst/convert.h"
+
+#include <gst/audio/audio.h>
+#include <gst/video/video.h>
+
+#include <cstring>
+#include <vector>
+
+#include "parallax-gst/allocator.h"
+
+namespace parallax::gst {
+namespace {
+
+// Little-endian record writer/reader for the meta entries (x86 and arm64 are little-endian;
+// the static_assert keeps it honest).
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
+
+struct Writer {
+  std::vector<std::byte> out;
+  template <typename T>
+  void put(T v) {
+    const auto* p = reinterpret_cast<const std::byte*>(&v);
+    out.insert(out.end(), p, p + sizeof(T));
+  }
+  void put_bytes(std::string_view s) {
+    put<std::uint32_t>(static_cast<std::uint32_t>(s.size()));
+    const auto* p = reinterpret_cast<const std::byte*>(s.data());
+    out.insert(out.end(), p, p + s.size());
+  }
+};
+
+struct Reader {
+  const std::vector<std::byte>& in;
+  std::size_t pos{0};
+  bool ok{true};
+  template <typename T>
+  T get() {
+    T v{};
+    if (!ok || in.size() - pos < sizeof(T)) {
+      ok = false;
+      return v;
+    }
+    std::memcpy(&v, in.data() + pos, sizeof(T));
+    pos += sizeof(T);
+    return v;
+  }
+  std::string get_string() {
+    const auto n = get<std::uint32_t>();
+    if (!ok || in.size() - pos < n) {
+      ok = false;
+      return {};
+    }
+    std::string s(reinterpret_cast<const char*>(in.data() + pos), n);
+    pos += n;
+    return s;
+  }
+  [[nodiscard]] bool done() const { return ok && pos == in.size(); }
+};
+
+// gst.video-meta v1: u32 version, u32 format, u32 flags, u32 width, u32 height, u32 n_planes,
+// u64 offset[4], i32 stride[4].
+constexpr std::uint32_t kVideoMetaVersion = 1;
+// gst.reference-timestamps v1: u32 version, u32 count, then count x {u64 timestamp,
+// u64 duration, u32 len + caps string}.
+constexpr std::uint32_t kRefTsVersion = 1;
+
+std::optional<std::uint64_t> opt_time(GstClockTime t) {
+  return GST_CLOCK_TIME_IS_VALID(t) ? std::optional<std::uint64_t>(t) : std::nullopt;
+}
+std::optional<std::uint64_t> opt_offset(guint64 o) {
+  return o != GST_BUFFER_OFFSET_NONE ? std::optional<std::uint64_t>(o) : std::nullopt;
+}
+
+}  // namespace
+
+void metadata_from_gst(GstBuffer* buf, std::uint64_t sequence, Metadata& meta) {
+  meta.pts = opt_time(GST_BUFFER_PTS(buf));
+  meta.dts = opt_time(GST_BUFFER_DTS(buf));
+  meta.duration = opt_time(GST_BUFFER_DURATION(buf));
+  meta.offset = opt_offset(GST_BUFFER_OFFSET(buf));
+  meta.offset_end = opt_offset(GST_BUFFER_OFFSET_END(buf));
+  meta.sequence = sequence;
+  meta.flags = GST_BUFFER_FLAGS(buf) & kCarriedFlags;
+  meta.entries.clear();
+
+  if (GstVideoMeta* vm = gst_buffer_get_video_meta(buf)) {
+    Writer w;
+    w.put<std::uint32_t>(kVideoMetaVersion);
+    w.put<std::uint32_t>(vm->format);
+    w.put<std::uint32_t>(vm->flags);
+    w.put<std::uint32_t>(vm->width);
+    w.put<std::uint32_t>(vm->height);
+    w.put<std::uint32_t>(vm->n_planes);
+    for (int i = 0; i < 4; ++i)
+      w.put<std::uint64_t>(vm->offset[i]);
+    for (int i = 0; i < 4; ++i)
+      w.put<std::int32_t>(vm->stride[i]);
+    meta.entries.push_back({std::string(kVideoMetaKey), std::move(w.out)});
+  }
+
+  gpointer state = nullptr;
+  Writer refs;
+  std::uint32_t count = 0;
+  while (GstMeta* m =
+             gst_buffer_iterate_meta_filtered(buf, &state, GST_REFERENCE_TIMESTAMP_META_API_TYPE)) {
+    auto* rm = reinterpret_cast<GstReferenceTimestampMeta*>(m);
+    refs.put<std::uint64_t>(rm->timestamp);
+    refs.put<std::uint64_t>(rm->duration);
+    gchar* caps = rm->reference ? gst_caps_to_string(rm->reference) : g_strdup("");
+    refs.put_bytes(caps);
+    g_free(caps);
+    ++count;
+  }
+  if (count > 0) {
+    Writer w;
+    w.put<std::uint32_t>(kRefTsVersion);
+    w.put<std::uint32_t>(count);
+    w.out.insert(w.out.end(), refs.out.begin(), refs.out.end());
+    meta.entries.push_back({std::string(kReferenceTimestampsKey), std::move(w.out)});
+  }
+}
+
+void metadata_to_gst(const Metadata& meta, GstBuffer* buf) {
+  GST_BUFFER_PTS(buf) = meta.pts.value_or(GST_CLOCK_TIME_NONE);
+  GST_BUFFER_DTS(buf) = meta.dts.value_or(GST_CLOCK_TIME_NONE);
+  GST_BUFFER_DURATION(buf) = meta.duration.value_or(GST_CLOCK_TIME_NONE);
+  GST_BUFFER_OFFSET(buf) = meta.offset.value_or(GST_BUFFER_OFFSET_NONE);
+  GST_BUFFER_OFFSET_END(buf) = meta.offset_end.value_or(GST_BUFFER_OFFSET_NONE);
+  GST_BUFFER_FLAG_UNSET(buf, kCarriedFlags);
+  GST_BUFFER_FLAG_SET(buf, meta.flags & kCarriedFlags);
+
+  if (const auto* vm = meta.get_as<std::vector<std::byte>>(kVideoMetaKey)) {
+    Reader r{*vm};
+    if (r.get<std::uint32_t>() == kVideoMetaVersion) {
+      const auto format = r.get<std::uint32_t>();
+      const auto flags = r.get<std::uint32_t>();
+      const auto width = r.get<std::uint32_t>();
+      const auto height = r.get<std::uint32_t>();
+      const auto n_planes = r.get<std::uint32_t>();
+      gsize offset[GST_VIDEO_MAX_PLANES] = {};
+      gint stride[GST_VIDEO_MAX_PLANES] = {};
+      for (int i = 0; i < 4; ++i)
+        offset[i] = r.get<std::uint64_t>();
+      for (int i = 0; i < 4; ++i)
+        stride[i] = r.get<std::int32_t>();
+      if (r.done() && n_planes >= 1 && n_planes <= GST_VIDEO_MAX_PLANES) {
+        gst_buffer_add_video_meta_full(buf, static_cast<GstVideoFrameFlags>(flags),
+                                       static_cast<GstVideoFormat>(format), width, height, n_planes,
+                                       offset, stride);
+      }
+    }
+  }
+
+  if (const auto* rt = meta.get_as<std::vector<std::byte>>(kReferenceTimestampsKey)) {
+    Reader r{*rt};
+    if (r.get<std::uint32_t>() == kRefTsVersion) {
+      const auto count = r.get<std::uint32_t>();
+      for (std::uint32_t i = 0; i < count && r.ok; ++i) {
+        const auto ts = r.get<std::uint64_t>();
+        const auto dur = r.get<std::uint64_t>();
+        const std::string caps_str = r.get_string();
+        if (!r.ok) break;
+        GstCaps* caps = gst_caps_from_string(caps_str.c_str());
+        if (caps == nullptr) continue;
+        gst_buffer_add_reference_timestamp_meta(buf, caps, ts, dur);
+        gst_caps_unref(caps);
+      }
+    }
+  }
+}
+
+GstBuffer* to_gst(GstAllocator* allocator, memory::Buffer buffer) {
+  const Metadata meta = buffer.metadata();
+  GstMemory* mem = wrap_buffer(allocator, std::move(buffer));
+  if (mem == nullptr) return nullptr;
+  GstBuffer* buf = gst_buffer_new();
+  gst_buffer_append_memory(buf, mem);
+  metadata_to_gst(meta, buf);
+  return buf;
+}
+
+std::optional<memory::Buffer> to_parallax_zero_copy(GstBuffer* buf, GstAllocator* allocator,
+                                                    const Metadata& meta) {
+  if (gst_buffer_n_memory(buf) != 1) return std::nullopt;
+  GstMemory* mem = gst_buffer_peek_memory(buf, 0);
+  if (mem->allocator != allocator) return std::nullopt;
+  return memory_to_buffer(mem, &meta);
+}
+
+std::string caps_to_format(const GstCaps* caps) {
+  gchar* s = gst_caps_to_string(caps);
+  std::string out = s ? s : "";
+  g_free(s);
+  return out;
+}
+
+GstCaps* caps_from_format(std::string_view format) {
+  const std::string s(format);
+  return gst_caps_from_string(s.c_str());
+}
+
+std::optional<std::size_t> buffer_size_for_caps(const GstCaps* caps) {
+  if (caps == nullptr || !gst_caps_is_fixed(caps)) return std::nullopt;
+  GstVideoInfo vinfo;
+  const GstStructure* s = gst_caps_get_structure(caps, 0);
+  if (gst_structure_has_name(s, "video/x-raw") && gst_video_info_from_caps(&vinfo, caps))
+    return GST_VIDEO_INFO_SIZE(&vinfo);
+  GstAudioInfo ainfo;
+  if (gst_structure_has_name(s, "audio/x-raw") && gst_audio_info_from_caps(&ainfo, caps)) {
+    const std::size_t bytes_200ms =
+        static_cast<std::size_t>(GST_AUDIO_INFO_BPF(&ainfo)) * GST_AUDIO_INFO_RATE(&ainfo) / 5;
+    return std::max<std::size_t>(bytes_200ms, 64 * 1024);
+  }
+  return std::nullopt;
+}
+
+}  // namespace parallax::gst

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// GstBuffer <-> parallax::memory::Buffer: timestamps, offsets, flags, GstVideoMeta (plane
+// offsets and strides) and reference-timestamp metas as Metadata entries; caps as the format
+// string; slot sizes from raw caps.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "parallax/buffer.h"
+#include "parallax/metadata.h"
+
+namespace parallax::gst {
+
+/// Metadata entry keys. Values are little-endian byte records (see convert.cpp for layouts);
+/// each record starts with a u32 version so a later layout can be told apart.
+inline constexpr std::string_view kVideoMetaKey = "gst.video-meta";
+inline constexpr std::string_view kReferenceTimestampsKey = "gst.reference-timestamps";
+
+/// The GstBufferFlags Parallax carries (all the ones defined as buffer flags, not the
+/// mini-object lock bits).
+inline constexpr std::uint32_t kCarriedFlags = 0x1FFF0u;
+
+/// Fills `meta` (all fields replaced) from `buf`: pts, dts, duration, offset, offset_end,
+/// flags, GstVideoMeta, GstReferenceTimestampMeta. `sequence` becomes meta.sequence.
+void metadata_from_gst(GstBuffer* buf, std::uint64_t sequence, Metadata& meta);
+/// Applies `meta` to `buf` (writable): timestamps, offsets, flags and the metas above.
+void metadata_to_gst(const Metadata& meta, GstBuffer* buf);
+
+/// A GstBuffer whose single memory wraps `buffer` read-only (no copy), with `buffer`'s
+/// metadata applied. `allocator` is a read-only Parallax allocator.
+GstBuffer* to_gst(GstAllocator* allocator, memory::Buffer buffer);
+
+/// The slot behind `buf` with `meta` set, when `buf` is exactly one Parallax memory of
+/// `allocator` (the zero-copy case); std::nullopt otherwise (the caller copies).
+std::optional<memory::Buffer> to_parallax_zero_copy(GstBuffer* buf, GstAllocator* allocator,
+                                                    const Metadata& meta);
+
+/// The format string of `caps` (gst_caps_to_string) and back (nullptr when unparsable).
+std::string caps_to_format(const GstCaps* caps);
+GstCaps* caps_from_format(std::string_view format);
+
+/// Bytes one buffer of `caps` needs: the frame size of raw video, 200 ms (at least 64 KiB)
+/// of raw audio, std::nullopt when the caps do not say (encoded streams, unfixed caps).
+std::optional<std::size_t> buffer_size_for_caps(const GstCaps* caps);
+
+}  // namespace parallax::gst

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// parallax::link: the cross-process transport. An IpcPublisher listens on a Unix socket and
+// hands its pool's buffers to any number of IpcSubscribers with no payload copy (memfd +
+// SOCK_SEQPACKET + SCM_RIGHTS, a shared-memory descriptor ring per subscriber). See
+// docs/protocol.md for the wire format, the state machine and the security model.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "parallax/buffer.h"
+#include "parallax/pool.h"
+#include "parallax/result.h"
+
+namespace parallax::link {
+
+/// What the publisher does for one subscriber that cannot take a buffer right now (its lease
+/// quota is used up or its descriptor ring is full).
+enum class Policy : std::uint8_t {
+  block = 0,        ///< backpressure: send() waits for this subscriber (stalls all of them)
+  drop_oldest = 1,  ///< retract the oldest buffers not yet read by the subscriber, keep the new one
+  drop_newest = 2,  ///< skip the new buffer for this subscriber
+};
+/// "block", "drop-oldest", "drop-newest".
+[[nodiscard]] std::string_view to_string(Policy p) noexcept;
+/// Parses the names above (also accepts '_' for '-'); invalid_argument otherwise.
+[[nodiscard]] Result<Policy> policy_from_string(std::string_view s);
+
+/// The essentials of a GstSegment. Times in nanoseconds; kNone mirrors GST_CLOCK_TIME_NONE.
+struct SegmentInfo {
+  static constexpr std::uint64_t kNone = UINT64_MAX;
+  std::uint32_t format{3};  ///< GstFormat (3 = GST_FORMAT_TIME)
+  std::uint32_t flags{0};   ///< GstSegmentFlags
+  double rate{1.0};
+  double applied_rate{1.0};
+  std::uint64_t base{0};
+  std::uint64_t offset{0};
+  std::uint64_t start{0};
+  std::uint64_t stop{kNone};
+  std::uint64_t time{0};
+  std::uint64_t position{0};
+  std::uint64_t duration{kNone};
+  bool operator==(const SegmentInfo&) const = default;
+};
+
+enum class EventType : std::uint8_t {
+  format = 1,        ///< `caps`: the stream format, a caps string in GStreamer syntax (opaque here)
+  stream_start = 2,  ///< `name`: the stream id; `group_id`
+  segment = 3,       ///< `segment`
+  eos = 4,           ///< end of stream: recv() returns std::nullopt
+  flush_start = 5,
+  flush_stop = 6,  ///< `reset_time`
+  custom = 7,      ///< `name` + `data` (opaque bytes)
+};
+[[nodiscard]] std::string_view to_string(EventType t) noexcept;
+
+/// An in-band stream event. Events travel in the same ordered stream as buffers and are never
+/// dropped by a drop policy. Build them with the factories below.
+struct Event {
+  EventType type{EventType::custom};
+  std::string caps;             ///< format
+  std::string name;             ///< stream_start: stream id; custom: event name
+  std::uint32_t group_id{0};    ///< stream_start
+  SegmentInfo segment;          ///< segment
+  bool reset_time{true};        ///< flush_stop
+  std::vector<std::byte> data;  ///< custom
+
+  [[nodiscard]] static Event format(std::string caps);
+  [[nodiscard]] static Event stream_start(std::string stream_id, std::uint32_t group_id = 0);
+  [[nodiscard]] static Event make_segment(const SegmentInfo& s);
+  [[nodiscard]] static Event eos();
+  [[nodiscard]] static Event flush_start();
+  [[nodiscard]] static Event flush_stop(bool reset_time = true);
+  [[nodiscard]] static Event custom(std::string name, std::vector<std::byte> data);
+  bool operator==(const Event&) const = default;
+};
+
+/// Largest encoded event (caps string, custom payload...) the transport carries. Larger events
+/// are refused with invalid_argument. Also bounded by a quarter of the ring size.
+inline constexpr std::size_t kMaxEventBytes = 60 * 1024;
+
+/// One element of the ordered stream a subscriber receives.
+using Item = std::variant<memory::Buffer, Event>;
+
+struct PublisherOptions {
+  /// Socket file mode (chmod after bind). Credentials are checked regardless (SO_PEERCRED).
+  std::uint32_t socket_mode{0600};
+  /// Peers admitted besides the publisher's own effective uid. A peer is admitted when its uid
+  /// is the publisher's euid, or in allowed_uids, or its gid is in allowed_gids.
+  std::vector<uid_t> allowed_uids;
+  std::vector<gid_t> allowed_gids;
+  /// The pool whose slots loan() hands out and send() shares. Its segments must be shareable
+  /// (memfd / hugepage / file). When null, a memfd pool of slot_count x slot_size is created.
+  std::shared_ptr<memory::MemoryPool> pool;
+  std::size_t slot_size{1 << 20};
+  std::size_t slot_count{32};
+  /// Most buffers one subscriber may hold at once (sent and not yet returned). 1..4096.
+  std::uint32_t max_leases_per_subscriber{32};
+  /// Bytes of each subscriber's descriptor ring (power of two, 16 KiB .. 16 MiB).
+  std::uint32_t ring_bytes{256 * 1024};
+  /// Used when a subscriber does not ask for a policy of its own.
+  Policy default_policy{Policy::block};
+  std::size_t max_subscribers{64};
+  /// How long loan() waits for a free slot before failing with timeout.
+  std::chrono::milliseconds loan_timeout{std::chrono::seconds(5)};
+  /// A `block` subscriber that makes send() wait longer than this is disconnected (0 = wait
+  /// forever, like GStreamer backpressure).
+  std::chrono::milliseconds block_timeout{0};
+  /// How long send() spins (watching the subscriber's progress in shared memory) before it
+  /// sleeps on a subscriber that is behind (`block` policy). A sleep costs two syscalls and a
+  /// wake-up; a short spin covers the usual case of a consumer that is only a few buffers
+  /// behind. 0 = sleep at once.
+  std::chrono::nanoseconds spin{std::chrono::microseconds(20)};
+};
+
+/// Counters of one connected subscriber, as seen by the publisher.
+struct SubscriberInfo {
+  std::uint64_t id{0};  ///< connection number, unique within the publisher
+  pid_t pid{0};
+  uid_t uid{0};
+  gid_t gid{0};
+  Policy policy{Policy::block};
+  std::uint64_t buffers_sent{0};
+  std::uint64_t events_sent{0};
+  std::uint64_t dropped_oldest{0};  ///< retracted before the subscriber read them
+  std::uint64_t dropped_newest{0};  ///< never written for this subscriber
+  std::uint64_t blocked_sends{0};   ///< sends that had to wait for this subscriber
+  std::uint32_t leases{0};          ///< buffers it holds right now
+  std::uint32_t max_leases{0};      ///< its quota
+};
+
+struct PublisherStats {
+  std::uint64_t buffers_sent{0};  ///< send() calls that reached at least the publisher
+  std::uint64_t zero_copy{0};     ///< buffers that were already slots of our pool
+  std::uint64_t copies{0};        ///< buffers copied once into a slot (heap / foreign pool)
+  std::uint64_t bytes_copied{0};
+  std::uint64_t events_sent{0};
+  std::uint64_t connections{0};      ///< subscribers ever admitted
+  std::uint64_t disconnects{0};      ///< subscribers gone (clean, crashed or expelled)
+  std::uint64_t refused{0};          ///< connections refused by credentials or limits
+  std::uint64_t protocol_errors{0};  ///< connections closed because a peer misbehaved
+  std::vector<SubscriberInfo> subscribers;
+};
+
+/// The sending side. Thread-safety: send()/send_event()/loan() may be called from one producer
+/// thread at a time; stats()/subscriber_count()/interrupt()/resume() from any thread. A background thread accepts
+/// subscribers, checks their credentials, and reclaims the leases of those that go away.
+class IpcPublisher {
+ public:
+  /// Listens on `path` (a filesystem Unix socket path, < 108 bytes). A stale socket file (no
+  /// one accepting) is replaced; a live one gives already_exists; a non-socket file is never
+  /// touched (already_exists).
+  [[nodiscard]] static Result<IpcPublisher> bind(std::string_view path,
+                                                 PublisherOptions options = {});
+
+  IpcPublisher() noexcept;  ///< an empty handle; every call on it fails with failed_precondition
+  IpcPublisher(IpcPublisher&&) noexcept;
+  IpcPublisher& operator=(IpcPublisher&&) noexcept;
+  IpcPublisher(const IpcPublisher&) = delete;
+  IpcPublisher& operator=(const IpcPublisher&) = delete;
+  /// close().
+  ~IpcPublisher();
+
+  /// A writable slot of the publisher's pool: fill it, freeze() it, send() it. Zero copy.
+  /// Waits up to loan_timeout while all slots are held (subscribers' leases count).
+  [[nodiscard]] Result<memory::Loan> loan();
+  /// Same, failing at once with resource_exhausted.
+  [[nodiscard]] Result<memory::Loan> try_loan();
+
+  /// Sends a buffer to every subscriber. A slot of our pool crosses as a descriptor; anything
+  /// else (heap, another pool) is first copied once into a slot (stats().copies). Returns
+  /// invalid_argument for a buffer larger than a slot. Never fails because of a subscriber:
+  /// a subscriber that misbehaves is disconnected, one that is behind gets its policy.
+  [[nodiscard]] Result<void> send(const memory::Buffer& buffer);
+  /// freeze()s the loan and sends it.
+  [[nodiscard]] Result<void> send(memory::Loan&& loan);
+
+  /// Sends an event in order with the buffers. format, stream_start and segment are sticky:
+  /// a subscriber joining later receives the latest of each first (then eos if the stream
+  /// has ended). flush_stop clears a sticky eos.
+  [[nodiscard]] Result<void> send_event(const Event& event);
+  /// send_event(Event::format(caps)).
+  [[nodiscard]] Result<void> set_format(std::string caps);
+  /// send_event(Event::eos()).
+  [[nodiscard]] Result<void> send_eos();
+
+  /// Subscribers connected and past the handshake.
+  [[nodiscard]] std::size_t subscriber_count() const;
+  /// Waits until at least `n` subscribers are connected (timeout error otherwise).
+  [[nodiscard]] Result<void> wait_for_subscribers(std::size_t n, std::chrono::milliseconds timeout);
+  /// Makes a send()/send_event()/loan() that is blocked (waiting for a subscriber or a free
+  /// slot), or the next one, return `cancelled` until resume(). Thread-safe: meant to be called
+  /// from another thread than the producer's (GStreamer's unlock()/unlock_stop()). A cancelled
+  /// send() may have reached some subscribers and not others; a cancelled send_event() still
+  /// updates the sticky events.
+  void interrupt();
+  void resume();
+
+  /// Reclaims the leases subscribers have returned (send() and the background thread do this
+  /// on their own; call it before reading pool occupancy in tests).
+  void collect_returns();
+  [[nodiscard]] PublisherStats stats() const;
+  [[nodiscard]] const std::shared_ptr<memory::MemoryPool>& pool() const;
+  [[nodiscard]] const std::string& path() const;
+
+  /// Clean shutdown: every subscriber gets end-of-stream after what was already sent, the
+  /// socket file is unlinked, the background thread stops. Idempotent.
+  void close();
+
+  struct Impl;
+
+ private:
+  explicit IpcPublisher(std::unique_ptr<Impl> impl) noexcept;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct SubscriberOptions {
+  /// What the publisher should do when this subscriber falls behind (empty: its default).
+  std::optional<Policy> policy;
+  /// Spin on the ring instead of sleeping (lowest latency, one core busy while waiting).
+  bool busy_poll{false};
+  /// In sleeping mode, how long to spin before going to sleep (0 = sleep at once).
+  std::chrono::nanoseconds spin{std::chrono::microseconds(20)};
+  /// connect(): keep trying (every 10 ms) for this long while the socket is absent or refuses
+  /// (0 = a single attempt).
+  std::chrono::milliseconds connect_timeout{0};
+  /// When the publisher goes away without an end-of-stream, reconnect (for up to
+  /// connect_timeout or 5 s if that is 0) instead of failing; the stream restarts with the new
+  /// publisher's sticky events.
+  bool reconnect{false};
+};
+
+struct SubscriberStats {
+  std::uint64_t buffers{0};   ///< buffers received
+  std::uint64_t events{0};    ///< events received
+  std::uint64_t dropped{0};   ///< buffers retracted by drop-oldest before we read them
+  std::uint64_t wakeups{0};   ///< times we slept and were woken
+  std::uint64_t segments{0};  ///< memory segments mapped
+  std::uint64_t reconnects{0};
+  std::uint32_t leases{0};  ///< buffers we hold now (alive Buffers from this subscriber)
+  std::uint32_t quota{0};   ///< the publisher's lease cap for us
+  pid_t publisher_pid{0};
+};
+
+/// The receiving side. recv()/recv_item() are for one consumer thread; the Buffers it returns
+/// are read-only views of the publisher's slots (no copy) and can be kept, cloned and dropped
+/// from any thread; dropping the last reference returns the lease to the publisher.
+/// Buffers stay valid (mapped) even after the subscriber or the publisher is gone.
+class IpcSubscriber {
+ public:
+  /// Connects and completes the handshake (credentials, version, ring and segment mapping).
+  /// Errors: not_found (no socket), unavailable (nobody listening / refused), permission_denied
+  /// (the publisher refused our credentials), data_loss (the publisher spoke nonsense).
+  [[nodiscard]] static Result<IpcSubscriber> connect(std::string_view path,
+                                                     SubscriberOptions options = {});
+
+  IpcSubscriber() noexcept;
+  IpcSubscriber(IpcSubscriber&&) noexcept;
+  IpcSubscriber& operator=(IpcSubscriber&&) noexcept;
+  IpcSubscriber(const IpcSubscriber&) = delete;
+  IpcSubscriber& operator=(const IpcSubscriber&) = delete;
+  ~IpcSubscriber();
+
+  /// The next buffer; std::nullopt at end of stream (eos, or the publisher closed cleanly).
+  /// Events are applied on the way (see format()). After an eos, calling again waits for a
+  /// new stream. Errors: unavailable (publisher vanished without a clean close), data_loss
+  /// (malformed message: the connection is closed), cancelled (interrupt()).
+  [[nodiscard]] Result<std::optional<memory::Buffer>> recv();
+  /// Same, failing with timeout after `timeout`.
+  [[nodiscard]] Result<std::optional<memory::Buffer>> recv_for(std::chrono::nanoseconds timeout);
+
+  /// The next buffer or event, in stream order (eos is delivered as an Event); std::nullopt
+  /// only when the publisher closed cleanly. For elements that forward events downstream.
+  [[nodiscard]] Result<std::optional<Item>> recv_item();
+  [[nodiscard]] Result<std::optional<Item>> recv_item_for(std::chrono::nanoseconds timeout);
+
+  /// The latest format (caps string) seen, if any.
+  [[nodiscard]] const std::optional<std::string>& format() const;
+  /// The latest segment seen, if any.
+  [[nodiscard]] const std::optional<SegmentInfo>& segment() const;
+
+  /// Makes a blocked (or the next) recv*() return cancelled until resume(). Thread-safe
+  /// (GStreamer's unlock()/unlock_stop()).
+  void interrupt();
+  void resume();
+
+  [[nodiscard]] SubscriberStats stats() const;
+  /// Whether the connection is up (false after the publisher went away or a protocol error).
+  [[nodiscard]] bool connected() const;
+  /// Closes the connection; Buffers already received stay valid. Idempotent.
+  void close();
+
+  struct Impl;
+
+ private:
+  explicit IpcSubscriber(std::unique_ptr<Impl> impl) noexcept;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace parallax::link

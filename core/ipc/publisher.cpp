@@ -1,0 +1,1115 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// IpcPublisher: listens on a Unix socket, admits subscribers by credentials, and writes buffer
+// descriptors and events into one shared-memory ring per subscriber. Slot lifetime stays here:
+// every descriptor is a lease (a Buffer reference held in the subscriber's lease table) that
+// the subscriber returns through its ack area or that is reclaimed when it goes away.
+//
+// Lock order: Impl::mu_ (subscriber list, sticky events) before Sub::mu (one subscriber's
+// ring, leases and counters); Impl::seg_mu_ (exported segment fds) is a leaf.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "ipc/os.h"
+#include "ipc/ring.h"
+#include "ipc/wire.h"
+#include "parallax/ipc.h"
+#include "parallax/log.h"
+
+namespace parallax::link {
+
+namespace {
+
+constexpr const char* kLog = "ipc";
+constexpr std::size_t kMaxPendingEvents = 256;
+
+std::uint32_t next_pow2(std::uint32_t v) {
+  std::uint32_t p = 1;
+  while (p < v)
+    p <<= 1;
+  return p;
+}
+
+struct Lease {
+  memory::Buffer buffer;
+  std::uint32_t gen{0};
+  bool live{false};
+};
+
+enum class Kind : std::uint8_t { pad, buffer, event };
+
+// How a wait for a subscriber ended.
+enum class Wait : std::uint8_t {
+  progress,   // it consumed or returned something (or may have): check again
+  gone,       // it is dead (hang-up, protocol error, block_timeout): skip it
+  cancelled,  // IpcPublisher::interrupt()
+};
+struct InFlight {
+  std::uint64_t end;    // ring position one past the record
+  std::uint64_t token;  // lease token for buffers
+  Kind kind;
+};
+
+}  // namespace
+
+/// One connection. Created by the background thread on accept; active after the handshake.
+struct Sub {
+  std::mutex mu;
+  std::uint64_t id{0};
+  UniqueFd sock;
+  ucred cred{};
+  bool active{false};
+  bool dead{false};
+  bool refused{false};  // credentials not admitted: refused once its hello is read
+  Policy policy{Policy::block};
+  std::uint32_t quota{0};
+
+  os::ShmRegion ring_region, ack_region;
+  wire::RingHeader* rh{nullptr};
+  std::byte* rdata{nullptr};
+  std::uint32_t cap{0};
+  wire::AckHeader* ah{nullptr};
+  std::atomic<std::uint64_t>* rets{nullptr};
+  std::uint32_t ret_cap{0};
+  UniqueFd data_efd, ret_efd;
+
+  std::uint64_t write_pos{0};  // our copy; the ring's write_pos is only ever stored from it
+  std::uint64_t read_pos{0};   // last validated value of the ack's read_pos
+  std::uint64_t ret_read{0};
+  std::deque<InFlight> inflight;  // records written and not yet taken, in ring order
+  std::vector<Lease> leases;
+  std::vector<std::uint32_t> free_leases;
+  std::uint32_t leases_out{0};
+  std::unordered_set<std::uint64_t> segments_sent;
+  std::deque<std::vector<std::uint64_t>> pending;  // events waiting for ring space
+  bool wake_needed{false};
+  // The return eventfd fired and was not read yet: it is drained before the next sleep rather
+  // than right after the wake-up (a syscall off the hot path; the subscriber only writes it
+  // after seeing pub_waiting, which is set after the drain).
+  bool ret_efd_pending{false};
+  SubscriberInfo info;
+};
+
+struct IpcPublisher::Impl {
+  std::string path;
+  PublisherOptions opts;
+  std::shared_ptr<memory::MemoryPool> pool;
+  UniqueFd listen_fd;
+  UniqueFd wake_efd;       // stops / pokes the background thread
+  UniqueFd interrupt_efd;  // readable while interrupted: wakes a send() asleep on a subscriber
+  std::atomic<bool> interrupted{false};
+  ino_t sock_ino{0};
+  dev_t sock_dev{0};
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+  bool closed{false};
+
+  mutable std::mutex mu_;
+  std::condition_variable subs_cv_;
+  std::vector<std::shared_ptr<Sub>> subs_;  // active ones
+  std::vector<std::shared_ptr<Sub>> handshaking_;
+  std::atomic<std::uint64_t> subs_version_{1};
+  std::optional<Event> sticky_format_, sticky_start_, sticky_segment_;
+  bool sticky_eos_{false};
+  std::uint64_t next_conn_id_{1};
+
+  std::mutex seg_mu_;
+  std::map<std::uint64_t, UniqueFd> seg_fds_;  // read-only exports, one per segment
+
+  // Producer-thread cache of subs_ (refreshed when subs_version_ moves).
+  std::vector<std::shared_ptr<Sub>> cache_;
+  std::uint64_t cache_version_{0};
+  std::vector<std::uint64_t> scratch_;
+
+  std::atomic<std::uint64_t> buffers_sent{0}, zero_copy{0}, copies{0}, bytes_copied{0},
+      events_sent{0}, connections{0}, disconnects{0}, refused{0}, protocol_errors{0};
+
+  ~Impl() { shutdown(); }
+
+  // ---- setup ------------------------------------------------------------------------------
+
+  Result<void> listen_on(std::string_view p) {
+    PLX_ASSIGN(sockaddr_un addr, os::make_addr(p));
+    path = std::string(p);
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0) {
+      if (!S_ISSOCK(st.st_mode))
+        return err(Errc::already_exists, path + " exists and is not a socket; not touching it");
+      // A socket file: is someone still accepting on it? Never steal a live one.
+      UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+      if (!probe) return Error::from_errno("socket");
+      if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+        return err(Errc::already_exists, "a publisher is already listening on " + path);
+      if (errno != ECONNREFUSED) return Error::from_errno("probing the existing socket " + path);
+      PLX_LOG(info, kLog, "removing stale socket %s", path.c_str());
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+        return Error::from_errno("unlink stale socket " + path);
+    }
+    listen_fd.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!listen_fd) return Error::from_errno("socket");
+    // The socket inode's mode is what bind() gives the file (minus umask): start restrictive so
+    // there is no window with a wider mode, then set the exact mode asked for.
+    (void)::fchmod(listen_fd.get(), opts.socket_mode & 0777);
+    if (::bind(listen_fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      if (errno == EADDRINUSE) return err(Errc::already_exists, path + " was taken meanwhile");
+      return Error::from_errno("bind " + path);
+    }
+    if (::chmod(path.c_str(), opts.socket_mode & 0777) != 0) {
+      auto e = Error::from_errno("chmod " + path);
+      ::unlink(path.c_str());
+      return e;
+    }
+    if (::stat(path.c_str(), &st) == 0) {
+      sock_ino = st.st_ino;
+      sock_dev = st.st_dev;
+    }
+    if (::listen(listen_fd.get(), 64) != 0) {
+      auto e = Error::from_errno("listen");
+      ::unlink(path.c_str());
+      return e;
+    }
+    return {};
+  }
+
+  // ---- segments ---------------------------------------------------------------------------
+
+  Result<int> segment_fd(const memory::Segment& seg) {
+    std::lock_guard lk(seg_mu_);
+    auto it = seg_fds_.find(seg.id());
+    if (it != seg_fds_.end()) return it->second.get();
+    PLX_ASSIGN(UniqueFd fd, seg.export_fd(memory::Access::read_only));
+    int raw = fd.get();
+    seg_fds_.emplace(seg.id(), std::move(fd));
+    return raw;
+  }
+
+  Result<void> announce_segment(Sub& s, const memory::Segment& seg) {
+    if (s.segments_sent.count(seg.id()) != 0) return {};
+    PLX_ASSIGN(int fd, segment_fd(seg));
+    auto msg = wire::encode_segment({seg.id(), seg.size()});
+    int fds[1] = {fd};
+    PLX_TRY(os::send_msg(s.sock.get(), msg, fds));
+    s.segments_sent.insert(seg.id());
+    return {};
+  }
+
+  // ---- per-subscriber ring state (Sub::mu held) ---------------------------------------------
+
+  void kill_locked(Sub& s, const char* why, bool protocol_error) {
+    if (s.dead) return;
+    s.dead = true;
+    if (protocol_error) {
+      protocol_errors.fetch_add(1, std::memory_order_relaxed);
+      PLX_LOG(warn, kLog, "closing subscriber %llu (pid %d): %s",
+              static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), why);
+    } else {
+      PLX_LOG(info, kLog, "subscriber %llu (pid %d) gone: %s",
+              static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), why);
+    }
+    // Reclaim every lease: the subscriber can no longer read or return anything.
+    s.leases.clear();
+    s.free_leases.clear();
+    s.leases_out = 0;
+    s.inflight.clear();
+    s.pending.clear();
+    if (s.sock) ::shutdown(s.sock.get(), SHUT_RDWR);
+    if (s.ret_efd) os::signal_eventfd(s.ret_efd.get());  // wakes a send() blocked on it
+    if (s.active) disconnects.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  bool release_token(Sub& s, std::uint64_t token) {
+    const auto idx = static_cast<std::uint32_t>(token & 0xffffffffu);
+    const auto gen = static_cast<std::uint32_t>(token >> 32);
+    if (idx >= s.leases.size()) return false;
+    Lease& l = s.leases[idx];
+    if (!l.live || l.gen != gen) return false;
+    l.live = false;
+    l.buffer = memory::Buffer();
+    s.free_leases.push_back(idx);
+    --s.leases_out;
+    return true;
+  }
+
+  // Validates and applies the subscriber's read position and returned leases.
+  bool sync_locked(Sub& s) {
+    if (s.dead || !s.active) return false;
+    const std::uint64_t rp = s.ah->read_pos.load(std::memory_order_seq_cst);
+    if (rp != s.read_pos) {
+      if (rp < s.read_pos || rp > s.write_pos) {
+        kill_locked(s, "read position outside the written range", true);
+        return false;
+      }
+      std::uint64_t boundary = s.read_pos;
+      while (!s.inflight.empty() && s.inflight.front().end <= rp) {
+        boundary = s.inflight.front().end;
+        s.inflight.pop_front();  // taken: a buffer's lease now waits for its return
+      }
+      if (boundary != rp) {
+        kill_locked(s, "read position inside a record", true);
+        return false;
+      }
+      s.read_pos = rp;
+    }
+    const std::uint64_t w = s.ah->ret_write.load(std::memory_order_seq_cst);
+    if (w != s.ret_read) {
+      if (w < s.ret_read || w - s.ret_read > s.ret_cap) {
+        kill_locked(s, "return index outside its ring", true);
+        return false;
+      }
+      for (std::uint64_t i = s.ret_read; i < w; ++i) {
+        const std::uint64_t tok = s.rets[i & (s.ret_cap - 1)].load(std::memory_order_relaxed);
+        if (!release_token(s, tok)) {
+          kill_locked(s, "returned a lease it does not hold (never leased or double release)",
+                      true);
+          return false;
+        }
+      }
+      s.ret_read = w;
+    }
+    return true;
+  }
+
+  std::uint64_t space_needed(const Sub& s, std::size_t bytes) const {
+    const std::uint64_t idx = s.write_pos & (s.cap - 1);
+    const std::uint64_t contiguous = s.cap - idx;
+    return bytes <= contiguous ? bytes : contiguous + bytes;
+  }
+
+  bool fits_locked(const Sub& s, std::size_t bytes) const {
+    return space_needed(s, bytes) <= s.cap - (s.write_pos - s.read_pos);
+  }
+
+  void write_locked(Sub& s, const std::uint64_t* words, std::size_t bytes, Kind kind,
+                    std::uint64_t token) {
+    std::uint64_t idx = s.write_pos & (s.cap - 1);
+    const std::uint64_t contiguous = s.cap - idx;
+    if (bytes > contiguous) {
+      std::vector<std::uint64_t> pad;
+      wire::encode_simple(pad, wire::RecordType::pad, contiguous);
+      ring::store_words(s.rdata + idx, pad.data(), 1);
+      s.write_pos += contiguous;
+      s.inflight.push_back({s.write_pos, 0, Kind::pad});
+      idx = 0;
+    }
+    ring::store_words(s.rdata + idx, words, bytes / 8);
+    s.write_pos += bytes;
+    s.inflight.push_back({s.write_pos, token, kind});
+    // seq_cst: pairs with the subscriber's seq_cst store of sub_sleeping then load of
+    // write_pos (two-flag handshake; no fence needed, and TSan understands it).
+    s.rh->write_pos.store(s.write_pos, std::memory_order_seq_cst);
+    s.wake_needed = true;
+  }
+
+  // Wakes the subscriber if it announced it sleeps (Dekker with its sleeping flag).
+  void wake_locked(Sub& s) {
+    if (!s.wake_needed || s.dead) return;
+    s.wake_needed = false;
+    if (s.ah->sub_sleeping.load(std::memory_order_seq_cst) != 0 &&
+        s.ah->sub_sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
+      os::signal_eventfd(s.data_efd.get());
+    }
+  }
+
+  // drop-oldest: takes back the oldest unread buffer record (CAS on the ack's read_pos: if
+  // the subscriber took it first, it is its own). False when nothing can be retracted.
+  bool retract_locked(Sub& s) {
+    for (;;) {
+      if (!sync_locked(s) || s.inflight.empty()) return false;
+      const InFlight front = s.inflight.front();
+      if (front.kind == Kind::event) return false;  // events are never dropped
+      std::uint64_t expected = s.read_pos;
+      if (s.ah->read_pos.compare_exchange_strong(expected, front.end, std::memory_order_seq_cst)) {
+        s.inflight.pop_front();
+        s.read_pos = front.end;
+        if (front.kind == Kind::buffer) {
+          (void)release_token(s, front.token);
+          ++s.info.dropped_oldest;
+          return true;
+        }
+        continue;  // a pad: keep going to a buffer
+      }
+      // The subscriber moved: sync_locked() validates the new value on the next turn.
+    }
+  }
+
+  // Waits for this subscriber to consume or return something. Releases the lock while it
+  // spins or sleeps. First spins up to opts.spin on the shared counters (no syscall), then
+  // sleeps on the return eventfd, asking to be woken only once a batch is there.
+  Wait wait_locked(Sub& s, std::unique_lock<std::mutex>& lk,
+                   std::chrono::steady_clock::time_point deadline) {
+    using Clock = std::chrono::steady_clock;
+    if (interrupted.load(std::memory_order_acquire)) return Wait::cancelled;
+    const bool need_lease = s.leases_out >= s.quota;
+    const std::uint64_t want_ret =
+        need_lease ? s.ret_read + std::max<std::uint32_t>(1, s.quota / 4) : UINT64_MAX;
+    const std::uint64_t want_read = need_lease ? UINT64_MAX : s.read_pos + s.cap / 4;
+    wake_locked(s);  // make sure it is not asleep on a record it has not seen
+    if (opts.spin.count() > 0) {
+      // The ack area stays mapped while we hold the Sub; its counters are atomics, and what a
+      // hostile subscriber writes there can only end the spin early (sync_locked validates).
+      auto* ah = s.ah;
+      lk.unlock();
+      const auto until = Clock::now() + opts.spin;
+      bool ready = false;
+      for (unsigned i = 1;; ++i) {
+        if (ah->ret_write.load(std::memory_order_acquire) >= want_ret ||
+            ah->read_pos.load(std::memory_order_acquire) >= want_read) {
+          ready = true;
+          break;
+        }
+        if ((i & 63) == 0 &&
+            (interrupted.load(std::memory_order_relaxed) || Clock::now() >= until))
+          break;
+        __builtin_ia32_pause();
+      }
+      lk.lock();
+      if (s.dead) return Wait::gone;
+      if (ready) return Wait::progress;
+      if (interrupted.load(std::memory_order_acquire)) return Wait::cancelled;
+    }
+    if (s.ret_efd_pending) {
+      os::drain_eventfd(s.ret_efd.get());
+      s.ret_efd_pending = false;
+    }
+    // seq_cst store, then seq_cst loads in sync_locked(): pairs with the subscriber's seq_cst
+    // read_pos/ret_write updates followed by its seq_cst load of pub_waiting.
+    s.ah->wake_ret.store(want_ret, std::memory_order_relaxed);
+    s.ah->wake_read.store(want_read, std::memory_order_relaxed);
+    s.ah->pub_waiting.store(1, std::memory_order_seq_cst);
+    const std::uint64_t rp = s.read_pos, rr = s.ret_read;
+    if (!sync_locked(s)) return Wait::gone;
+    if (s.read_pos != rp || s.ret_read != rr) {
+      s.ah->pub_waiting.store(0, std::memory_order_relaxed);
+      return Wait::progress;
+    }
+    wake_locked(s);
+    pollfd pfd[3] = {{s.ret_efd.get(), POLLIN, 0},
+                     {s.sock.get(), POLLIN, 0},
+                     {interrupt_efd.get(), POLLIN, 0}};
+    lk.unlock();
+    int timeout_ms = 100;
+    if (deadline != Clock::time_point::max()) {
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      timeout_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 100));
+    }
+    int n = ::poll(pfd, 3, timeout_ms);
+    lk.lock();
+    if (s.dead) return Wait::gone;
+    if (n > 0 && (pfd[0].revents & POLLIN)) s.ret_efd_pending = true;
+    s.ah->pub_waiting.store(0, std::memory_order_relaxed);
+    if (n > 0 && (pfd[1].revents & (POLLHUP | POLLERR | POLLIN))) {
+      // Any traffic after the handshake, or a hang-up, ends the connection; the background
+      // thread would see it too, but we must not wait for a peer that is gone.
+      char c;
+      ssize_t r = ::recv(s.sock.get(), &c, 1, MSG_DONTWAIT | MSG_PEEK);
+      if (r == 0 || (pfd[1].revents & (POLLHUP | POLLERR))) {
+        kill_locked(s, "connection closed", false);
+        return Wait::gone;
+      }
+    }
+    if (interrupted.load(std::memory_order_acquire)) return Wait::cancelled;
+    if (Clock::now() >= deadline) {
+      kill_locked(s, "blocked the publisher longer than block_timeout", true);
+      return Wait::gone;
+    }
+    return Wait::progress;
+  }
+
+  void flush_pending_locked(Sub& s) {
+    while (!s.pending.empty()) {
+      auto& rec = s.pending.front();
+      const std::size_t bytes = rec.size() * 8;
+      if (!fits_locked(s, bytes) &&
+          !(s.policy == Policy::drop_oldest && retract_locked(s) && fits_locked(s, bytes)))
+        return;
+      write_locked(s, rec.data(), bytes, Kind::event, 0);
+      ++s.info.events_sent;
+      s.pending.pop_front();
+    }
+  }
+
+  std::chrono::steady_clock::time_point block_deadline() const {
+    if (opts.block_timeout.count() == 0) return std::chrono::steady_clock::time_point::max();
+    return std::chrono::steady_clock::now() + opts.block_timeout;
+  }
+
+  // Queues an event for a subscriber whose ring has no room now; it is written, in order and
+  // before any later buffer, as soon as there is room. False when the subscriber was expelled.
+  bool queue_event_locked(Sub& s, const std::vector<std::uint64_t>& rec) {
+    if (s.pending.size() >= kMaxPendingEvents) {
+      kill_locked(s, "too far behind to take events", true);
+      return false;
+    }
+    s.pending.push_back(rec);
+    return true;
+  }
+
+  // Delivers one encoded buffer record (token patched per subscriber). False only when an
+  // interrupt() cancelled a wait for this subscriber (it does not get the buffer).
+  bool deliver_buffer(Sub& s, std::uint64_t* words, std::size_t bytes, const memory::Buffer& b) {
+    std::unique_lock lk(s.mu);
+    if (!sync_locked(s)) return true;
+    if (auto r = announce_segment(s, *b.segment()); !r) {
+      kill_locked(s, r.error().message.c_str(), r.error().code != Errc::unavailable);
+      return true;
+    }
+    auto deadline = std::chrono::steady_clock::time_point::max();
+    bool counted_block = false;
+    for (;;) {
+      flush_pending_locked(s);
+      // Queued events go first: a buffer never overtakes them.
+      if (s.pending.empty() && s.leases_out < s.quota && fits_locked(s, bytes)) break;
+      if (s.policy != Policy::block) {
+        if (s.pending.empty() && s.policy == Policy::drop_oldest && retract_locked(s)) continue;
+        if (s.dead) return true;
+        // drop-newest, events waiting, or drop-oldest with nothing left to retract (all
+        // leases are in the consumer's hands).
+        ++s.info.dropped_newest;
+        wake_locked(s);
+        return true;
+      }
+      if (!counted_block) {
+        ++s.info.blocked_sends;
+        counted_block = true;
+        deadline = block_deadline();
+      }
+      const Wait w = wait_locked(s, lk, deadline);
+      if (w == Wait::gone) return true;
+      if (w == Wait::cancelled) {
+        wake_locked(s);
+        return false;
+      }
+      if (!sync_locked(s)) return true;
+    }
+    std::uint32_t idx;
+    if (!s.free_leases.empty()) {
+      idx = s.free_leases.back();
+      s.free_leases.pop_back();
+    } else {
+      idx = static_cast<std::uint32_t>(s.leases.size());
+      s.leases.emplace_back();
+    }
+    Lease& l = s.leases[idx];
+    ++l.gen;
+    l.live = true;
+    l.buffer = b;
+    ++s.leases_out;
+    const std::uint64_t token = (std::uint64_t{l.gen} << 32) | idx;
+    words[1] = token;  // BufferRecord::token is the second word
+    write_locked(s, words, bytes, Kind::buffer, token);
+    ++s.info.buffers_sent;
+    wake_locked(s);
+    return true;
+  }
+
+  // Delivers (or queues) one event. False only when an interrupt() cancelled a wait for this
+  // subscriber: the event is then queued and still delivered in order once there is room.
+  bool deliver_event(Sub& s, const std::vector<std::uint64_t>& rec) {
+    std::unique_lock lk(s.mu);
+    if (!sync_locked(s)) return true;
+    const std::size_t bytes = rec.size() * 8;
+    flush_pending_locked(s);
+    auto deadline = block_deadline();
+    while (!(s.pending.empty() && fits_locked(s, bytes))) {
+      if (s.policy == Policy::block) {
+        const Wait w = wait_locked(s, lk, deadline);
+        if (w == Wait::gone) return true;
+        if (w == Wait::cancelled) {
+          if (queue_event_locked(s, rec)) wake_locked(s);
+          return false;
+        }
+        if (!sync_locked(s)) return true;
+        flush_pending_locked(s);
+      } else if (!(s.pending.empty() && s.policy == Policy::drop_oldest && retract_locked(s))) {
+        break;
+      }
+    }
+    if (s.pending.empty() && fits_locked(s, bytes)) {
+      write_locked(s, rec.data(), bytes, Kind::event, 0);
+      ++s.info.events_sent;
+    } else if (!queue_event_locked(s, rec)) {
+      return true;
+    }
+    wake_locked(s);
+    return true;
+  }
+
+  const std::vector<std::shared_ptr<Sub>>& snapshot() {
+    const std::uint64_t v = subs_version_.load(std::memory_order_acquire);
+    if (v != cache_version_) {
+      std::lock_guard lk(mu_);
+      cache_ = subs_;
+      cache_version_ = subs_version_.load(std::memory_order_relaxed);
+    }
+    return cache_;
+  }
+
+  // ---- background thread ------------------------------------------------------------------
+
+  bool admitted(const ucred& c) const {
+    if (c.uid == ::geteuid()) return true;
+    if (std::find(opts.allowed_uids.begin(), opts.allowed_uids.end(), c.uid) !=
+        opts.allowed_uids.end())
+      return true;
+    return std::find(opts.allowed_gids.begin(), opts.allowed_gids.end(), c.gid) !=
+           opts.allowed_gids.end();
+  }
+
+  void refuse(int fd, Errc code, const std::string& why) {
+    auto msg = wire::encode_refuse({code, why});
+    (void)os::send_msg(fd, msg);
+    refused.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void accept_all() {
+    for (;;) {
+      UniqueFd fd(::accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      if (!fd) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+          PLX_LOG(warn, kLog, "accept on %s: %s", path.c_str(), std::strerror(errno));
+        return;
+      }
+      ucred c{};
+      socklen_t len = sizeof c;
+      if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &c, &len) != 0) {
+        PLX_LOG(warn, kLog, "SO_PEERCRED: %s", std::strerror(errno));
+        continue;
+      }
+      std::lock_guard lk(mu_);
+      if (subs_.size() + handshaking_.size() >= opts.max_subscribers) {
+        refuse(fd.get(), Errc::resource_exhausted, "too many subscribers");
+        continue;
+      }
+      auto s = std::make_shared<Sub>();
+      s->id = next_conn_id_++;
+      s->sock = std::move(fd);
+      s->cred = c;
+      // A peer with the wrong credentials is refused when its hello has been read: closing a
+      // socket with unread data resets the connection and the peer would lose the reason.
+      s->refused = !admitted(c);
+      handshaking_.push_back(std::move(s));
+    }
+  }
+
+  Result<void> setup_sub(Sub& s, const wire::Hello& hello) {
+    s.policy = hello.policy == wire::kPolicyDefault ? opts.default_policy
+                                                    : static_cast<Policy>(hello.policy);
+    s.quota = opts.max_leases_per_subscriber;
+    s.cap = opts.ring_bytes;
+    s.ret_cap = next_pow2(s.quota);
+    PLX_ASSIGN(s.ring_region,
+               os::ShmRegion::create("parallax-ipc-ring", sizeof(wire::RingHeader) + s.cap));
+    PLX_ASSIGN(s.ack_region, os::ShmRegion::create("parallax-ipc-ack",
+                                                   sizeof(wire::AckHeader) + 8ull * s.ret_cap));
+    s.rh = new (s.ring_region.data()) wire::RingHeader{};
+    s.rh->magic = wire::kRingMagic;
+    s.rh->version = wire::kVersion;
+    s.rh->header_size = sizeof(wire::RingHeader);
+    s.rh->capacity = s.cap;
+    s.rdata = s.ring_region.data() + sizeof(wire::RingHeader);
+    s.ah = new (s.ack_region.data()) wire::AckHeader{};
+    s.ah->magic = wire::kAckMagic;
+    s.ah->version = wire::kVersion;
+    s.ah->header_size = sizeof(wire::AckHeader);
+    s.ah->return_capacity = s.ret_cap;
+    s.rets = reinterpret_cast<std::atomic<std::uint64_t>*>(s.ack_region.data() +
+                                                           sizeof(wire::AckHeader));
+    PLX_ASSIGN(s.data_efd, os::make_eventfd());
+    PLX_ASSIGN(s.ret_efd, os::make_eventfd());
+    PLX_ASSIGN(UniqueFd ring_ro, s.ring_region.export_fd(false));
+    PLX_ASSIGN(UniqueFd ack_rw, s.ack_region.export_fd(true));
+    wire::Welcome w{s.cap,
+                    static_cast<std::uint32_t>(s.ring_region.size()),
+                    static_cast<std::uint32_t>(s.ack_region.size()),
+                    s.ret_cap,
+                    s.quota,
+                    s.policy,
+                    static_cast<std::uint64_t>(::getpid()),
+                    s.id};
+    auto msg = wire::encode_welcome(w);
+    int fds[wire::kWelcomeFds] = {ring_ro.get(), ack_rw.get(), s.data_efd.get(), s.ret_efd.get()};
+    PLX_TRY(os::send_msg(s.sock.get(), msg, fds));
+    for (std::size_t i = 0; i < pool->segment_count(); ++i)
+      PLX_TRY(announce_segment(s, pool->segment(i)));
+    s.info.id = s.id;
+    s.info.pid = s.cred.pid;
+    s.info.uid = s.cred.uid;
+    s.info.gid = s.cred.gid;
+    s.info.policy = s.policy;
+    s.info.max_leases = s.quota;
+    s.active = true;
+    return {};
+  }
+
+  // Called with mu_ held: the handshake and the sticky events happen atomically with respect
+  // to send_event(), so a joining subscriber sees each event exactly once.
+  void handle_hello(const std::shared_ptr<Sub>& sp) {
+    Sub& s = *sp;
+    std::byte buf[wire::kMaxMsgSize];
+    auto r = os::recv_msg(s.sock.get(), buf, true);
+    if (!r) {
+      protocol_errors.fetch_add(1, std::memory_order_relaxed);
+      PLX_LOG(warn, kLog, "closing connection %llu: %s", static_cast<unsigned long long>(s.id),
+              r.error().message.c_str());
+      s.dead = true;
+      return;
+    }
+    if (r->would_block) return;
+    if (r->closed) {
+      s.dead = true;
+      return;
+    }
+    auto fail = [&](const std::string& why) {
+      protocol_errors.fetch_add(1, std::memory_order_relaxed);
+      PLX_LOG(warn, kLog, "closing connection %llu (pid %d): %s",
+              static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), why.c_str());
+      refuse(s.sock.get(), Errc::data_loss, why);
+      refused.fetch_sub(1, std::memory_order_relaxed);  // counted as a protocol error instead
+      s.dead = true;
+    };
+    if (s.refused) {
+      PLX_LOG(warn, kLog, "refusing pid %d: uid %u gid %u not permitted on %s",
+              static_cast<int>(s.cred.pid), s.cred.uid, s.cred.gid, path.c_str());
+      refuse(s.sock.get(), Errc::permission_denied, "credentials not permitted");
+      s.dead = true;
+      return;
+    }
+    if (!r->fds.empty()) return fail("unexpected fds in hello");
+    auto hello = wire::decode_hello(std::span<const std::byte>(buf, r->size));
+    if (!hello) return fail(hello.error().message);
+    std::lock_guard sl(s.mu);
+    if (auto st = setup_sub(s, *hello); !st) {
+      PLX_LOG(warn, kLog, "handshake with pid %d failed: %s", static_cast<int>(s.cred.pid),
+              st.error().message.c_str());
+      s.dead = true;
+      return;
+    }
+    std::vector<std::uint64_t> rec;
+    for (const auto* e : {&sticky_start_, &sticky_format_, &sticky_segment_}) {
+      if (!*e) continue;
+      if (wire::encode_event(rec, **e)) {
+        write_locked(s, rec.data(), rec.size() * 8, Kind::event, 0);
+        ++s.info.events_sent;
+      }
+    }
+    if (sticky_eos_ && wire::encode_event(rec, Event::eos())) {
+      write_locked(s, rec.data(), rec.size() * 8, Kind::event, 0);
+      ++s.info.events_sent;
+    }
+    wake_locked(s);
+    connections.fetch_add(1, std::memory_order_relaxed);
+    PLX_LOG(info, kLog, "subscriber %llu joined: pid %d uid %u policy %s",
+            static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), s.cred.uid,
+            std::string(to_string(s.policy)).c_str());
+  }
+
+  void remove_dead_locked() {
+    auto dead = [](const std::shared_ptr<Sub>& s) { return s->dead; };
+    handshaking_.erase(std::remove_if(handshaking_.begin(), handshaking_.end(), dead),
+                       handshaking_.end());
+    auto it = std::remove_if(subs_.begin(), subs_.end(), dead);
+    if (it != subs_.end()) {
+      subs_.erase(it, subs_.end());
+      subs_version_.fetch_add(1, std::memory_order_release);
+      subs_cv_.notify_all();
+    }
+  }
+
+  void run() {
+    std::vector<pollfd> pfds;
+    std::vector<std::shared_ptr<Sub>> polled;
+    while (!stopping.load(std::memory_order_acquire)) {
+      pfds.clear();
+      polled.clear();
+      pfds.push_back({wake_efd.get(), POLLIN, 0});
+      pfds.push_back({listen_fd.get(), POLLIN, 0});
+      {
+        std::lock_guard lk(mu_);
+        for (auto& s : handshaking_)
+          polled.push_back(s);
+        for (auto& s : subs_)
+          polled.push_back(s);
+      }
+      for (auto& s : polled)
+        pfds.push_back({s->sock.get(), POLLIN, 0});
+      int n = ::poll(pfds.data(), pfds.size(), 20);
+      if (n < 0 && errno != EINTR) {
+        PLX_LOG(error, kLog, "poll: %s", std::strerror(errno));
+        break;
+      }
+      if (stopping.load(std::memory_order_acquire)) break;
+      if (pfds[0].revents & POLLIN) os::drain_eventfd(wake_efd.get());
+      if (pfds[1].revents & POLLIN) accept_all();
+      bool changed = false;
+      for (std::size_t i = 0; i < polled.size(); ++i) {
+        auto& s = polled[i];
+        const short re = pfds[i + 2].revents;
+        if (re == 0) continue;
+        std::unique_lock lk(mu_);
+        bool was_active;
+        {
+          std::lock_guard sl(s->mu);
+          was_active = s->active;
+        }
+        if (!was_active) {
+          if (s->dead) continue;
+          if (re & (POLLHUP | POLLERR)) {
+            s->dead = true;
+          } else {
+            handle_hello(s);
+          }
+          if (s->active && !s->dead) {
+            std::erase(handshaking_, s);
+            subs_.push_back(s);
+            subs_version_.fetch_add(1, std::memory_order_release);
+            subs_cv_.notify_all();
+          }
+          changed = true;
+          continue;
+        }
+        lk.unlock();
+        // After the handshake a subscriber has nothing to say on the socket: a hang-up is the
+        // normal end, anything else is a protocol error.
+        std::lock_guard sl(s->mu);
+        if (re & (POLLHUP | POLLERR)) {
+          kill_locked(*s, "connection closed", false);
+        } else {
+          char c[64];
+          ssize_t r = ::recv(s->sock.get(), c, sizeof c, MSG_DONTWAIT);
+          if (r == 0)
+            kill_locked(*s, "connection closed", false);
+          else if (r > 0)
+            kill_locked(*s, "unexpected message after the handshake", true);
+        }
+        changed = true;
+      }
+      // Periodic return collection: keeps pool occupancy honest while the producer is idle.
+      for (auto& s : polled) {
+        std::lock_guard sl(s->mu);
+        (void)sync_locked(*s);
+      }
+      if (changed) {
+        std::lock_guard lk(mu_);
+        remove_dead_locked();
+      }
+    }
+  }
+
+  void shutdown() {
+    if (closed) return;
+    closed = true;
+    if (thread.joinable()) {
+      stopping.store(true, std::memory_order_release);
+      os::signal_eventfd(wake_efd.get());
+      thread.join();
+    }
+    std::vector<std::shared_ptr<Sub>> all;
+    {
+      std::lock_guard lk(mu_);
+      all = subs_;
+      for (auto& s : handshaking_)
+        all.push_back(s);
+      subs_.clear();
+      handshaking_.clear();
+      subs_version_.fetch_add(1);
+    }
+    std::vector<std::uint64_t> rec;
+    wire::encode_simple(rec, wire::RecordType::goodbye);
+    for (auto& s : all) {
+      std::lock_guard sl(s->mu);
+      if (s->active && !s->dead && sync_locked(*s)) {
+        if (fits_locked(*s, 8) || retract_locked(*s)) {
+          if (fits_locked(*s, 8)) write_locked(*s, rec.data(), 8, Kind::event, 0);
+        }
+        wake_locked(*s);
+      }
+      s->dead = true;
+      s->leases.clear();
+      s->inflight.clear();
+      if (s->sock) ::shutdown(s->sock.get(), SHUT_RDWR);
+    }
+    cache_.clear();
+    if (listen_fd) {
+      // Unlink only the file we created: a successor may already have replaced it.
+      struct stat st {};
+      if (::stat(path.c_str(), &st) == 0 && st.st_ino == sock_ino && st.st_dev == sock_dev)
+        ::unlink(path.c_str());
+      listen_fd.reset();
+    }
+  }
+};
+
+// ---- public API -----------------------------------------------------------------------------
+
+IpcPublisher::IpcPublisher() noexcept = default;
+IpcPublisher::IpcPublisher(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+IpcPublisher::IpcPublisher(IpcPublisher&&) noexcept = default;
+IpcPublisher& IpcPublisher::operator=(IpcPublisher&&) noexcept = default;
+IpcPublisher::~IpcPublisher() = default;
+
+Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions options) {
+  if (options.max_leases_per_subscriber == 0 || options.max_leases_per_subscriber > 4096)
+    return err(Errc::invalid_argument, "max_leases_per_subscriber must be 1..4096");
+  const std::uint32_t rb = options.ring_bytes;
+  if (rb < 16 * 1024 || rb > (16u << 20) || (rb & (rb - 1)) != 0)
+    return err(Errc::invalid_argument, "ring_bytes must be a power of two in 16 KiB..16 MiB");
+  if (options.max_subscribers == 0) return err(Errc::invalid_argument, "max_subscribers is 0");
+  auto impl = std::make_unique<Impl>();
+  impl->closed = true;  // nothing to shut down until fully set up
+  if (!options.pool) {
+    if (options.slot_size == 0 || options.slot_count == 0)
+      return err(Errc::invalid_argument, "slot_size and slot_count must be positive");
+    PLX_ASSIGN(auto seg, memory::SharedMemorySegment::create(
+                             "parallax-ipc-pool", options.slot_size * options.slot_count));
+    PLX_ASSIGN(options.pool, memory::MemoryPool::create(std::move(seg), options.slot_size));
+  }
+  for (std::size_t i = 0; i < options.pool->segment_count(); ++i) {
+    if (!options.pool->segment(i).shareable())
+      return err(Errc::invalid_argument,
+                 "the publisher's pool must live in shareable memory (memfd, hugepage or file)");
+  }
+  impl->pool = options.pool;
+  impl->opts = std::move(options);
+  PLX_ASSIGN(impl->wake_efd, os::make_eventfd());
+  PLX_ASSIGN(impl->interrupt_efd, os::make_eventfd());
+  PLX_TRY(impl->listen_on(path));
+  impl->closed = false;
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->run(); });
+  return IpcPublisher(std::move(impl));
+}
+
+#define PLX_NEED_IMPL()                                                      \
+  do {                                                                       \
+    if (!impl_ || impl_->closed)                                             \
+      return err(Errc::failed_precondition, "publisher is closed or empty"); \
+  } while (0)
+
+Result<memory::Loan> IpcPublisher::try_loan() {
+  PLX_NEED_IMPL();
+  auto r = impl_->pool->try_loan();
+  if (r) return r;
+  collect_returns();
+  return impl_->pool->try_loan();
+}
+
+Result<memory::Loan> IpcPublisher::loan() {
+  PLX_NEED_IMPL();
+  if (impl_->interrupted.load(std::memory_order_acquire))
+    return err(Errc::cancelled, "publisher interrupted");
+  auto r = impl_->pool->try_loan();
+  if (r) return r;
+  const auto deadline = std::chrono::steady_clock::now() + impl_->opts.loan_timeout;
+  for (;;) {
+    collect_returns();
+    auto again = impl_->pool->try_loan();
+    if (again) return again;
+    if (impl_->interrupted.load(std::memory_order_acquire))
+      return err(Errc::cancelled, "publisher interrupted");
+    if (std::chrono::steady_clock::now() >= deadline)
+      return err(Errc::timeout, "no free slot in the publisher's pool within loan_timeout");
+    // Slots come back when subscribers return leases (ack area) or local Buffers drop.
+    ::usleep(50);
+  }
+}
+
+Result<void> IpcPublisher::send(memory::Loan&& loan) {
+  if (!loan.valid()) return err(Errc::invalid_argument, "empty loan");
+  return send(std::move(loan).freeze());
+}
+
+Result<void> IpcPublisher::send(const memory::Buffer& buffer) {
+  PLX_NEED_IMPL();
+  Impl& im = *impl_;
+  if (im.interrupted.load(std::memory_order_acquire))
+    return err(Errc::cancelled, "publisher interrupted");
+  memory::Buffer b;
+  if (buffer.valid() && buffer.segment() != nullptr && buffer.pool_id() == im.pool->id()) {
+    b = buffer;
+    im.zero_copy.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    if (buffer.size() > im.pool->slot_size())
+      return err(Errc::invalid_argument, "buffer of " + std::to_string(buffer.size()) +
+                                             " bytes exceeds the slot size " +
+                                             std::to_string(im.pool->slot_size()));
+    PLX_ASSIGN(memory::Loan l, loan());
+    PLX_TRY(l.set_size(buffer.size()));
+    if (buffer.size() != 0) std::memcpy(l.data().data(), buffer.data().data(), buffer.size());
+    if (buffer.valid()) l.metadata() = buffer.metadata();
+    b = std::move(l).freeze();
+    im.copies.fetch_add(1, std::memory_order_relaxed);
+    im.bytes_copied.fetch_add(buffer.size(), std::memory_order_relaxed);
+  }
+  wire::BufferDesc d;
+  d.segment_id = b.segment()->id();
+  d.offset = b.segment_offset();
+  d.length = b.size();
+  d.meta = b.metadata();
+  wire::encode_buffer(im.scratch_, d);
+  if (im.scratch_.size() * 8 > wire::kMaxRecordBytes ||
+      im.scratch_.size() * 8 > im.opts.ring_bytes / 4)
+    return err(Errc::invalid_argument, "buffer metadata too large for the transport");
+  bool complete = true;
+  for (auto& s : im.snapshot())
+    complete &= im.deliver_buffer(*s, im.scratch_.data(), im.scratch_.size() * 8, b);
+  im.buffers_sent.fetch_add(1, std::memory_order_relaxed);
+  if (!complete)
+    return err(Errc::cancelled, "publisher interrupted while waiting for a subscriber");
+  return {};
+}
+
+Result<void> IpcPublisher::send_event(const Event& event) {
+  PLX_NEED_IMPL();
+  Impl& im = *impl_;
+  if (im.interrupted.load(std::memory_order_acquire))
+    return err(Errc::cancelled, "publisher interrupted");
+  std::vector<std::uint64_t> rec;
+  PLX_TRY(wire::encode_event(rec, event));
+  if (rec.size() * 8 > im.opts.ring_bytes / 4)
+    return err(Errc::invalid_argument, "event too large for the ring");
+  std::vector<std::shared_ptr<Sub>> subs;
+  {
+    std::lock_guard lk(im.mu_);
+    switch (event.type) {
+      case EventType::format:
+        im.sticky_format_ = event;
+        break;
+      case EventType::stream_start:
+        im.sticky_start_ = event;
+        im.sticky_eos_ = false;
+        break;
+      case EventType::segment:
+        im.sticky_segment_ = event;
+        break;
+      case EventType::eos:
+        im.sticky_eos_ = true;
+        break;
+      case EventType::flush_stop:
+        im.sticky_eos_ = false;
+        break;
+      default:
+        break;
+    }
+    subs = im.subs_;
+  }
+  bool complete = true;
+  for (auto& s : subs)
+    complete &= im.deliver_event(*s, rec);
+  im.events_sent.fetch_add(1, std::memory_order_relaxed);
+  if (!complete)
+    return err(Errc::cancelled,
+               "publisher interrupted while waiting for a subscriber (the event stays queued)");
+  return {};
+}
+
+Result<void> IpcPublisher::set_format(std::string caps) {
+  return send_event(Event::format(std::move(caps)));
+}
+
+Result<void> IpcPublisher::send_eos() {
+  return send_event(Event::eos());
+}
+
+std::size_t IpcPublisher::subscriber_count() const {
+  if (!impl_) return 0;
+  std::lock_guard lk(impl_->mu_);
+  return impl_->subs_.size();
+}
+
+Result<void> IpcPublisher::wait_for_subscribers(std::size_t n, std::chrono::milliseconds timeout) {
+  PLX_NEED_IMPL();
+  std::unique_lock lk(impl_->mu_);
+  impl_->subs_cv_.wait_for(lk, timeout, [&] {
+    return impl_->subs_.size() >= n || impl_->interrupted.load(std::memory_order_acquire);
+  });
+  if (impl_->subs_.size() >= n) return {};
+  if (impl_->interrupted.load(std::memory_order_acquire))
+    return err(Errc::cancelled, "publisher interrupted");
+  return err(Errc::timeout, "only " + std::to_string(impl_->subs_.size()) + " of " +
+                                std::to_string(n) + " subscribers connected");
+}
+
+void IpcPublisher::interrupt() {
+  if (!impl_) return;
+  impl_->interrupted.store(true, std::memory_order_release);
+  if (impl_->interrupt_efd) os::signal_eventfd(impl_->interrupt_efd.get());
+  // Taking mu_ orders the flag with a wait_for_subscribers() about to sleep on the cv.
+  std::lock_guard lk(impl_->mu_);
+  impl_->subs_cv_.notify_all();
+}
+
+void IpcPublisher::resume() {
+  if (!impl_) return;
+  impl_->interrupted.store(false, std::memory_order_release);
+  if (impl_->interrupt_efd) os::drain_eventfd(impl_->interrupt_efd.get());
+}
+
+void IpcPublisher::collect_returns() {
+  if (!impl_) return;
+  std::vector<std::shared_ptr<Sub>> subs;
+  {
+    std::lock_guard lk(impl_->mu_);
+    subs = impl_->subs_;
+  }
+  for (auto& s : subs) {
+    std::lock_guard sl(s->mu);
+    (void)impl_->sync_locked(*s);
+  }
+}
+
+PublisherStats IpcPublisher::stats() const {
+  PublisherStats st;
+  if (!impl_) return st;
+  const Impl& im = *impl_;
+  st.buffers_sent = im.buffers_sent.load();
+  st.zero_copy = im.zero_copy.load();
+  st.copies = im.copies.load();
+  st.bytes_copied = im.bytes_copied.load();
+  st.events_sent = im.events_sent.load();
+  st.connections = im.connections.load();
+  st.disconnects = im.disconnects.load();
+  st.refused = im.refused.load();
+  st.protocol_errors = im.protocol_errors.load();
+  std::vector<std::shared_ptr<Sub>> subs;
+  {
+    std::lock_guard lk(im.mu_);
+    subs = im.subs_;
+  }
+  for (auto& s : subs) {
+    std::lock_guard sl(s->mu);
+    SubscriberInfo info = s->info;
+    info.leases = s->leases_out;
+    st.subscribers.push_back(info);
+  }
+  return st;
+}
+
+const std::shared_ptr<memory::MemoryPool>& IpcPublisher::pool() const {
+  static const std::shared_ptr<memory::MemoryPool> none;
+  return impl_ ? impl_->pool : none;
+}
+
+const std::string& IpcPublisher::path() const {
+  static const std::string none;
+  return impl_ ? impl_->path : none;
+}
+
+void IpcPublisher::close() {
+  if (impl_) impl_->shutdown();
+}
+
+}  // namespace parallax::link

@@ -1,0 +1,543 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// IpcSubscriber: connects to a publisher, maps its ring and segments read-only, and turns ring
+// records into Buffers over the publisher's memory. Dropping such a Buffer writes its lease
+// token into the ack area's return slots (no syscall unless the publisher is asleep waiting).
+//
+// Threads: recv*() runs on one consumer thread; Buffers may be released from any thread
+// (Conn::ret_mu serialises the return slots). Conn outlives the subscriber while any of its
+// Buffers lives, so the mappings those Buffers point into stay valid.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "ipc/os.h"
+#include "ipc/ring.h"
+#include "ipc/wire.h"
+#include "parallax/ipc.h"
+#include "parallax/log.h"
+#include "parallax/segment.h"
+
+namespace parallax::link {
+
+namespace {
+constexpr const char* kLog = "ipc";
+using Clock = std::chrono::steady_clock;
+
+bool is_eventfd(int fd) {
+  char path[64], target[64] = {};
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  ssize_t n = ::readlink(path, target, sizeof target - 1);
+  return n > 0 && std::strcmp(target, "anon_inode:[eventfd]") == 0;
+}
+}  // namespace
+
+/// The shared state of one connection.
+struct Conn {
+  UniqueFd sock;
+  os::ShmRegion ring, ack;
+  const wire::RingHeader* rh{nullptr};
+  const std::byte* rdata{nullptr};
+  std::uint32_t cap{0};
+  wire::AckHeader* ah{nullptr};
+  std::atomic<std::uint64_t>* rets{nullptr};
+  std::uint32_t ret_cap{0};
+  UniqueFd data_efd, ret_efd;
+  wire::Welcome welcome;
+  // Inserted by the consumer thread only, never erased while the Conn lives: Buffer cores
+  // keep raw pointers to these segments.
+  std::map<std::uint64_t, std::unique_ptr<memory::Segment>> segments;
+
+  std::mutex ret_mu;
+  std::uint64_t ret_write{0};
+  bool alive{true};
+  std::atomic<std::uint32_t> leases{0};
+
+  void return_lease(std::uint64_t token) noexcept {
+    leases.fetch_sub(1, std::memory_order_relaxed);
+    {
+      std::lock_guard lk(ret_mu);
+      if (!alive) return;
+      rets[ret_write & (ret_cap - 1)].store(token, std::memory_order_relaxed);
+      ++ret_write;
+      ah->ret_write.store(ret_write, std::memory_order_seq_cst);
+    }
+    poke_publisher();
+  }
+
+  // The publisher sleeps only when it waits for us; it says so in the ring header.
+  void poke_publisher() noexcept {
+    // Our read_pos CAS / ret_write store are seq_cst, so is this load: the publisher either
+    // sees our update before sleeping or we see its flag.
+    if (ah->pub_waiting.load(std::memory_order_seq_cst) == 0) return;
+    const bool enough = ah->ret_write.load(std::memory_order_relaxed) >=
+                            ah->wake_ret.load(std::memory_order_relaxed) ||
+                        ah->read_pos.load(std::memory_order_relaxed) >=
+                            ah->wake_read.load(std::memory_order_relaxed);
+    if (enough && ah->pub_waiting.exchange(0, std::memory_order_seq_cst) != 0)
+      os::signal_eventfd(ret_efd.get());
+  }
+
+  void shut() {
+    {
+      std::lock_guard lk(ret_mu);
+      alive = false;
+    }
+    if (sock) ::shutdown(sock.get(), SHUT_RDWR);
+  }
+};
+
+namespace {
+
+struct RemoteCore : memory::detail::BufferCore {
+  std::shared_ptr<Conn> conn;
+  std::uint64_t token{0};
+};
+
+void release_remote(memory::detail::BufferCore* c) noexcept {
+  auto* rc = static_cast<RemoteCore*>(c);
+  rc->conn->return_lease(rc->token);
+  delete rc;
+}
+
+}  // namespace
+
+struct IpcSubscriber::Impl {
+  std::string path;
+  SubscriberOptions opts;
+  std::shared_ptr<Conn> conn;
+  std::uint64_t read_pos{0};
+  bool hup{false};      // the socket is closed: drain the ring, then end
+  bool goodbye{false};  // the publisher closed cleanly
+  bool ended{false};    // nothing more will come (clean end)
+  std::optional<std::string> format;
+  std::optional<SegmentInfo> segment;
+  UniqueFd interrupt_efd;
+  std::atomic<bool> interrupted{false};
+  // The data eventfd woke us and was not read yet. It is drained before the next sleep, not
+  // right after the wake-up: one syscall less between the publisher's write and recv()
+  // returning. Safe because the publisher writes it only after it saw sub_sleeping = 1,
+  // which we store after the drain.
+  bool data_efd_pending{false};
+  std::vector<std::uint64_t> scratch;
+  SubscriberStats st;
+
+  std::optional<Error> failure;  // why the connection was closed, for the next recv*()
+
+  Error protocol_error(const std::string& why) {
+    PLX_LOG(warn, kLog, "closing connection to %s: %s", path.c_str(), why.c_str());
+    drop_conn();
+    failure = err(Errc::data_loss, "protocol error from the publisher: " + why);
+    return *failure;
+  }
+
+  void drop_conn() {
+    if (conn) conn->shut();
+    conn.reset();
+  }
+
+  static Result<UniqueFd> connect_socket(const std::string& p, Clock::time_point deadline) {
+    PLX_ASSIGN(sockaddr_un addr, os::make_addr(p));
+    for (;;) {
+      UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+      if (!fd) return Error::from_errno("socket");
+      if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+      const int e = errno;
+      if (e == EINTR) continue;
+      const bool retry = e == ENOENT || e == ECONNREFUSED || e == EAGAIN;
+      if (!retry || Clock::now() >= deadline) {
+        if (e == ENOENT) return err(Errc::not_found, "no publisher socket at " + p);
+        if (e == ECONNREFUSED) return err(Errc::unavailable, "nobody is listening on " + p);
+        return Error::from_errno("connect " + p, e);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  // Handles every publisher message waiting on the socket (segment announcements, or a
+  // refusal); sets hup when the publisher closed.
+  Result<void> drain_socket(Conn& c) {
+    for (;;) {
+      std::byte buf[wire::kMaxMsgSize];
+      auto r = os::recv_msg(c.sock.get(), buf, true);
+      if (!r) return protocol_error(r.error().message);
+      if (r->would_block) return {};
+      if (r->closed) {
+        hup = true;
+        return {};
+      }
+      auto m = wire::decode_publisher_msg(std::span<const std::byte>(buf, r->size));
+      if (!m) return protocol_error(m.error().message);
+      if (auto* sa = std::get_if<wire::SegmentAnnounce>(&*m)) {
+        if (r->fds.size() != 1) return protocol_error("segment message without exactly one fd");
+        if (c.segments.count(sa->segment_id) != 0)
+          return protocol_error("segment " + std::to_string(sa->segment_id) + " announced twice");
+        if (auto ro = os::check_readonly_fd(r->fds[0].get()); !ro)
+          return protocol_error(ro.error().message);
+        auto seg = memory::Segment::import(std::move(r->fds[0]), memory::Access::read_only,
+                                           sa->size, "parallax-ipc-remote");
+        if (!seg) return protocol_error("refusing segment: " + seg.error().message);
+        c.segments.emplace(sa->segment_id,
+                           std::make_unique<memory::Segment>(std::move(seg).value()));
+        ++st.segments;
+      } else if (auto* rf = std::get_if<wire::Refuse>(&*m)) {
+        const Errc code = rf->code;
+        std::string text = rf->text;
+        drop_conn();
+        failure = err(code, "publisher closed the connection: " + text);
+        return *failure;
+      } else {
+        return protocol_error("unexpected welcome after the handshake");
+      }
+    }
+  }
+
+  Result<void> handshake(Clock::time_point deadline) {
+    PLX_ASSIGN(UniqueFd sock, connect_socket(path, deadline));
+    wire::Hello hello;
+    if (opts.policy) hello.policy = static_cast<std::uint32_t>(*opts.policy);
+    // A refused peer may find the connection already closed when it says hello: the refusal
+    // waiting in the socket is the answer then.
+    auto sent = os::send_msg(sock.get(), wire::encode_hello(hello));
+    pollfd pfd{sock.get(), POLLIN, 0};
+    int n;
+    do {
+      n = ::poll(&pfd, 1, 5000);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) return err(Errc::timeout, "no welcome from the publisher on " + path);
+    std::byte buf[wire::kMaxMsgSize];
+    PLX_ASSIGN(os::Received r, os::recv_msg(sock.get(), buf, true));
+    if (r.closed || r.would_block) {
+      if (!sent) return std::move(sent).error();
+      return err(Errc::unavailable, "publisher closed the connection during the handshake");
+    }
+    PLX_ASSIGN(wire::PublisherMsg m,
+               wire::decode_publisher_msg(std::span<const std::byte>(buf, r.size)));
+    if (auto* rf = std::get_if<wire::Refuse>(&m))
+      return err(rf->code, "publisher refused the connection: " + rf->text);
+    auto* w = std::get_if<wire::Welcome>(&m);
+    if (w == nullptr) return err(Errc::data_loss, "expected a welcome from the publisher");
+    if (r.fds.size() != wire::kWelcomeFds)
+      return err(Errc::data_loss, "welcome without its four fds");
+    auto c = std::make_shared<Conn>();
+    c->welcome = *w;
+    PLX_ASSIGN(c->ring, os::ShmRegion::import(std::move(r.fds[0]), w->ring_map_size, false));
+    PLX_ASSIGN(c->ack, os::ShmRegion::import(std::move(r.fds[1]), w->ack_map_size, true));
+    if (!is_eventfd(r.fds[2].get()) || !is_eventfd(r.fds[3].get()))
+      return err(Errc::data_loss, "welcome: wake-up fds are not eventfds");
+    c->data_efd = std::move(r.fds[2]);
+    c->ret_efd = std::move(r.fds[3]);
+    c->rh = reinterpret_cast<const wire::RingHeader*>(c->ring.data());
+    PLX_TRY(wire::check_ring_header(*c->rh, w->ring_bytes));
+    c->rdata = c->ring.data() + sizeof(wire::RingHeader);
+    c->cap = w->ring_bytes;
+    c->ah = reinterpret_cast<wire::AckHeader*>(c->ack.data());
+    PLX_TRY(wire::check_ack_header(*c->ah, w->return_capacity));
+    c->rets =
+        reinterpret_cast<std::atomic<std::uint64_t>*>(c->ack.data() + sizeof(wire::AckHeader));
+    c->ret_cap = w->return_capacity;
+    c->ret_write = c->ah->ret_write.load(std::memory_order_acquire);
+    c->sock = std::move(sock);
+    read_pos = c->ah->read_pos.load(std::memory_order_acquire);
+    conn = std::move(c);
+    data_efd_pending = false;
+    failure.reset();
+    hup = false;
+    goodbye = false;
+    ended = false;
+    st.quota = w->quota;
+    st.publisher_pid = static_cast<pid_t>(w->publisher_pid);
+    PLX_TRY(drain_socket(*conn));
+    return {};
+  }
+
+  // The publisher moved our read position (drop-oldest retraction): validate and follow.
+  Result<void> follow_retraction(std::uint64_t moved_to, std::uint64_t r) {
+    const std::uint64_t w = conn->rh->write_pos.load(std::memory_order_acquire);
+    if (moved_to <= r || moved_to > w || (moved_to & 7) != 0)
+      return protocol_error("read position moved outside the written range");
+    read_pos = moved_to;
+    ++st.dropped;
+    return {};
+  }
+
+  // Takes the next record off the ring; false when the ring is empty.
+  Result<bool> take_record() {
+    Conn& c = *conn;
+    for (;;) {
+      const std::uint64_t w = c.rh->write_pos.load(std::memory_order_acquire);
+      const std::uint64_t r = read_pos;
+      if (w == r) return false;
+      if (w < r || w - r > c.cap || (w & 7) != 0) return protocol_error("bad ring write position");
+      const std::uint64_t idx = r & (c.cap - 1);
+      const std::uint64_t size = ring::load_word(c.rdata + idx) & 0xffffffffu;
+      const bool sane = size >= 8 && size % 8 == 0 && size <= c.cap - idx && size <= w - r &&
+                        size <= wire::kMaxRecordBytes;
+      if (sane) {
+        scratch.resize(size / 8);
+        ring::load_words(scratch.data(), c.rdata + idx, size / 8);
+      }
+      // Claim it: if the publisher retracted it meanwhile, the CAS fails and what we copied
+      // is discarded (it may be torn).
+      std::uint64_t expected = r;
+      if (!sane) {
+        // load_word() is acquire: this re-check cannot move before the header read.
+        expected = c.ah->read_pos.load(std::memory_order_seq_cst);
+        if (expected == r) return protocol_error("bad record size " + std::to_string(size));
+        PLX_TRY(follow_retraction(expected, r));
+        continue;
+      }
+      if (!c.ah->read_pos.compare_exchange_strong(expected, r + size, std::memory_order_seq_cst)) {
+        PLX_TRY(follow_retraction(expected, r));
+        continue;
+      }
+      read_pos = r + size;
+      c.poke_publisher();
+      return true;
+    }
+  }
+
+  Result<memory::Buffer> make_buffer(wire::BufferDesc& d) {
+    const std::shared_ptr<Conn> keep = conn;
+    Conn& c = *keep;
+    auto it = c.segments.find(d.segment_id);
+    if (it == c.segments.end()) {
+      // Announcements are sent before the first descriptor that uses them.
+      PLX_TRY(drain_socket(c));
+      it = c.segments.find(d.segment_id);
+      if (it == c.segments.end())
+        return protocol_error("descriptor for unknown segment " + std::to_string(d.segment_id));
+    }
+    const memory::Segment& seg = *it->second;
+    if (d.offset > seg.size() || d.length > seg.size() - d.offset)
+      return protocol_error("descriptor [" + std::to_string(d.offset) + ", +" +
+                            std::to_string(d.length) + ") outside its segment of " +
+                            std::to_string(seg.size()) + " bytes");
+    auto* core = new RemoteCore;
+    core->refs.store(1, std::memory_order_relaxed);
+    // The mapping is PROT_READ: Buffer only ever exposes const bytes of it.
+    core->data = const_cast<std::byte*>(seg.data()) + d.offset;
+    core->capacity = d.length;
+    core->segment = &seg;
+    core->segment_offset = d.offset;
+    core->release = &release_remote;
+    core->owner = &c;
+    core->meta = std::move(d.meta);
+    core->conn = conn;
+    core->token = d.token;
+    c.leases.fetch_add(1, std::memory_order_relaxed);
+    return memory::Buffer::adopt(core, 0, d.length);
+  }
+
+  // Sleeps until the ring may have something, the socket speaks, or the deadline.
+  void wait(Clock::time_point deadline) {
+    const std::shared_ptr<Conn> keep = conn;  // drain_socket() may drop conn
+    Conn& c = *keep;
+    auto has_data = [&] { return c.rh->write_pos.load(std::memory_order_acquire) != read_pos; };
+    if (opts.busy_poll) {
+      for (unsigned i = 0;; ++i) {
+        if (has_data()) return;
+        if ((i & 1023) == 1023) {
+          if (interrupted.load(std::memory_order_relaxed) || Clock::now() >= deadline) return;
+          pollfd p{c.sock.get(), POLLIN, 0};
+          if (::poll(&p, 1, 0) > 0) {
+            (void)drain_socket(c);
+            return;
+          }
+        }
+        __builtin_ia32_pause();
+      }
+    }
+    if (opts.spin.count() > 0) {
+      const auto until = Clock::now() + opts.spin;
+      unsigned i = 0;
+      while (!has_data()) {
+        if ((++i & 63) == 0 && Clock::now() >= until) break;
+        __builtin_ia32_pause();
+      }
+      if (has_data()) return;
+    }
+    if (data_efd_pending) {
+      os::drain_eventfd(c.data_efd.get());
+      data_efd_pending = false;
+    }
+    c.ah->sub_sleeping.store(1, std::memory_order_seq_cst);
+    if (c.rh->write_pos.load(std::memory_order_seq_cst) != read_pos) {
+      c.ah->sub_sleeping.store(0, std::memory_order_relaxed);
+      return;
+    }
+    pollfd p[3] = {
+        {c.data_efd.get(), POLLIN, 0}, {c.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
+    int timeout = -1;
+    if (deadline != Clock::time_point::max()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      timeout = static_cast<int>(std::max<std::int64_t>(0, left.count() + 1));
+    }
+    int n = ::poll(p, 3, timeout);
+    c.ah->sub_sleeping.store(0, std::memory_order_relaxed);
+    ++st.wakeups;
+    if (n <= 0) return;
+    if (p[0].revents & POLLIN) data_efd_pending = true;
+    if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) (void)drain_socket(c);
+  }
+
+  Result<void> reconnect() {
+    drop_conn();
+    const auto budget =
+        opts.connect_timeout.count() > 0 ? opts.connect_timeout : std::chrono::milliseconds(5000);
+    const auto deadline = Clock::now() + budget;
+    for (;;) {
+      auto r = handshake(deadline);
+      if (r) {
+        ++st.reconnects;
+        return {};
+      }
+      if (Clock::now() >= deadline)
+        return err(Errc::unavailable, "reconnect failed: " + r.error().message);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  Result<std::optional<Item>> next_item(Clock::time_point deadline) {
+    for (;;) {
+      if (interrupted.load(std::memory_order_acquire))
+        return err(Errc::cancelled, "subscriber interrupted");
+      if (ended) return std::optional<Item>();
+      if (!conn) {
+        if (failure) return *failure;
+        return err(Errc::unavailable, "not connected to " + path);
+      }
+      PLX_ASSIGN(bool got, take_record());
+      if (got) {
+        auto rec = wire::decode_record(std::span<const std::byte>(
+            reinterpret_cast<const std::byte*>(scratch.data()), scratch.size() * 8));
+        if (!rec) return protocol_error(rec.error().message);
+        if (std::holds_alternative<wire::Pad>(*rec)) continue;
+        if (std::holds_alternative<wire::Goodbye>(*rec)) {
+          goodbye = true;
+          ended = true;
+          drop_conn();
+          return std::optional<Item>();
+        }
+        if (auto* d = std::get_if<wire::BufferDesc>(&*rec)) {
+          PLX_ASSIGN(memory::Buffer b, make_buffer(*d));
+          ++st.buffers;
+          return std::optional<Item>(Item(std::move(b)));
+        }
+        Event& e = std::get<Event>(*rec);
+        if (e.type == EventType::format) format = e.caps;
+        if (e.type == EventType::segment) segment = e.segment;
+        ++st.events;
+        return std::optional<Item>(Item(std::move(e)));
+      }
+      if (hup) {
+        // Everything written before the publisher went away has been read.
+        drop_conn();
+        if (opts.reconnect) {
+          PLX_TRY(reconnect());
+          continue;
+        }
+        return err(Errc::unavailable, "publisher on " + path + " went away without a clean close");
+      }
+      if (Clock::now() >= deadline) return err(Errc::timeout, "nothing received in time");
+      wait(deadline);
+    }
+  }
+};
+
+// ---- public API -----------------------------------------------------------------------------
+
+IpcSubscriber::IpcSubscriber() noexcept = default;
+IpcSubscriber::IpcSubscriber(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+IpcSubscriber::IpcSubscriber(IpcSubscriber&&) noexcept = default;
+IpcSubscriber& IpcSubscriber::operator=(IpcSubscriber&&) noexcept = default;
+IpcSubscriber::~IpcSubscriber() {
+  close();
+}
+
+Result<IpcSubscriber> IpcSubscriber::connect(std::string_view path, SubscriberOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = std::string(path);
+  impl->opts = options;
+  PLX_ASSIGN(impl->interrupt_efd, os::make_eventfd());
+  PLX_TRY(impl->handshake(Clock::now() + options.connect_timeout));
+  return IpcSubscriber(std::move(impl));
+}
+
+namespace {
+Clock::time_point deadline_after(std::chrono::nanoseconds t) {
+  const auto now = Clock::now();
+  if (t > std::chrono::hours(24 * 365)) return Clock::time_point::max();
+  return now + std::chrono::duration_cast<Clock::duration>(t);
+}
+}  // namespace
+
+Result<std::optional<Item>> IpcSubscriber::recv_item() {
+  if (!impl_) return err(Errc::failed_precondition, "empty subscriber");
+  return impl_->next_item(Clock::time_point::max());
+}
+
+Result<std::optional<Item>> IpcSubscriber::recv_item_for(std::chrono::nanoseconds timeout) {
+  if (!impl_) return err(Errc::failed_precondition, "empty subscriber");
+  return impl_->next_item(deadline_after(timeout));
+}
+
+Result<std::optional<memory::Buffer>> IpcSubscriber::recv_for(std::chrono::nanoseconds timeout) {
+  if (!impl_) return err(Errc::failed_precondition, "empty subscriber");
+  const auto deadline = deadline_after(timeout);
+  for (;;) {
+    PLX_ASSIGN(std::optional<Item> item, impl_->next_item(deadline));
+    if (!item) return std::optional<memory::Buffer>();
+    if (auto* b = std::get_if<memory::Buffer>(&*item))
+      return std::optional<memory::Buffer>(std::move(*b));
+    if (std::get<Event>(*item).type == EventType::eos) return std::optional<memory::Buffer>();
+  }
+}
+
+Result<std::optional<memory::Buffer>> IpcSubscriber::recv() {
+  return recv_for(std::chrono::nanoseconds::max());
+}
+
+const std::optional<std::string>& IpcSubscriber::format() const {
+  static const std::optional<std::string> none;
+  return impl_ ? impl_->format : none;
+}
+
+const std::optional<SegmentInfo>& IpcSubscriber::segment() const {
+  static const std::optional<SegmentInfo> none;
+  return impl_ ? impl_->segment : none;
+}
+
+void IpcSubscriber::interrupt() {
+  if (!impl_) return;
+  impl_->interrupted.store(true, std::memory_order_release);
+  os::signal_eventfd(impl_->interrupt_efd.get());
+}
+
+void IpcSubscriber::resume() {
+  if (!impl_) return;
+  impl_->interrupted.store(false, std::memory_order_release);
+  os::drain_eventfd(impl_->interrupt_efd.get());
+}
+
+SubscriberStats IpcSubscriber::stats() const {
+  if (!impl_) return {};
+  SubscriberStats s = impl_->st;
+  if (impl_->conn) s.leases = impl_->conn->leases.load(std::memory_order_relaxed);
+  return s;
+}
+
+bool IpcSubscriber::connected() const {
+  return impl_ && impl_->conn != nullptr;
+}
+
+void IpcSubscriber::close() {
+  if (impl_) impl_->drop_conn();
+}
+
+}  // namespace parallax::link

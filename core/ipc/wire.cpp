@@ -1,0 +1,528 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// Encoders and validating decoders for the IPC wire format (see wire.h and docs/protocol.md).
+#include "ipc/wire.h"
+
+#include <cstring>
+#include <type_traits>
+
+// g++ 12 with -fsanitize=address reports a false -Wmaybe-uninitialized inside std::variant's
+// move constructor for PublisherMsg (a std::string alternative); the code is correct.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace parallax::link::wire {
+
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(std::is_standard_layout_v<RingHeader> && sizeof(RingHeader) == 256);
+static_assert(std::is_standard_layout_v<AckHeader> && sizeof(AckHeader) == 256);
+static_assert(sizeof(MsgHeader) == 16 && sizeof(HelloMsg) == 32 && sizeof(WelcomeMsg) == 56);
+static_assert(sizeof(SegmentMsg) == 32 && sizeof(RefuseMsg) == 24);
+static_assert(sizeof(RecordHeader) == 8 && sizeof(BufferRecord) == 104 &&
+              sizeof(EventRecord) == 16);
+static_assert(sizeof(SegmentPayload) == 80);
+
+namespace {
+
+Error bad(std::string what) {
+  return err(Errc::data_loss, std::move(what));
+}
+
+constexpr std::size_t round8(std::size_t n) {
+  return (n + 7) & ~std::size_t{7};
+}
+
+// Appends raw bytes to a word vector being filled at byte position `pos`.
+struct WordWriter {
+  std::vector<std::uint64_t>& out;
+  std::size_t pos{0};  // bytes
+  void reserve_bytes(std::size_t total) { out.assign(round8(total) / 8, 0); }
+  void put(const void* p, std::size_t n) {
+    if (n == 0) return;  // empty strings/vectors may have a null data()
+    std::memcpy(reinterpret_cast<std::byte*>(out.data()) + pos, p, n);
+    pos += n;
+  }
+  template <typename T>
+  void put_val(const T& v) {
+    put(&v, sizeof v);
+  }
+};
+
+// Bounds-checked reader over untrusted bytes.
+struct Reader {
+  std::span<const std::byte> b;
+  std::size_t pos{0};
+  bool take(void* dst, std::size_t n) {
+    if (n > b.size() - pos) return false;
+    std::memcpy(dst, b.data() + pos, n);
+    pos += n;
+    return true;
+  }
+  template <typename T>
+  bool get(T& v) {
+    return take(&v, sizeof v);
+  }
+  bool get_string(std::string& s, std::size_t n) {
+    if (n > b.size() - pos) return false;
+    s.assign(reinterpret_cast<const char*>(b.data() + pos), n);
+    pos += n;
+    return true;
+  }
+  bool get_bytes(std::vector<std::byte>& v, std::size_t n) {
+    if (n > b.size() - pos) return false;
+    v.assign(b.data() + pos, b.data() + pos + n);
+    pos += n;
+    return true;
+  }
+};
+
+// Metadata entry encoding: u16 key_len, u8 type (variant index + 1), u8 0, u32 value_len, key,
+// value. Scalars are 8 bytes (bool: 1 byte, 0 or 1).
+std::size_t entries_size(const Metadata& m) {
+  std::size_t n = 0;
+  for (const auto& e : m.entries) {
+    n += 8 + e.key.size();
+    std::visit(
+        [&](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::vector<std::byte>>)
+            n += v.size();
+          else if constexpr (std::is_same_v<T, bool>)
+            n += 1;
+          else
+            n += 8;
+        },
+        e.value);
+  }
+  return n;
+}
+
+void put_entries(WordWriter& w, const Metadata& m) {
+  for (const auto& e : m.entries) {
+    const auto klen = static_cast<std::uint16_t>(e.key.size());
+    const auto type = static_cast<std::uint8_t>(e.value.index() + 1);
+    const std::uint8_t zero = 0;
+    std::uint32_t vlen = 0;
+    std::visit(
+        [&](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::vector<std::byte>>)
+            vlen = static_cast<std::uint32_t>(v.size());
+          else if constexpr (std::is_same_v<T, bool>)
+            vlen = 1;
+          else
+            vlen = 8;
+        },
+        e.value);
+    w.put_val(klen);
+    w.put_val(type);
+    w.put_val(zero);
+    w.put_val(vlen);
+    w.put(e.key.data(), e.key.size());
+    std::visit(
+        [&](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::vector<std::byte>>)
+            w.put(v.data(), v.size());
+          else if constexpr (std::is_same_v<T, bool>) {
+            const std::uint8_t b = v ? 1 : 0;
+            w.put_val(b);
+          } else
+            w.put_val(v);
+        },
+        e.value);
+  }
+}
+
+Result<void> get_entries(Reader& r, std::uint32_t count, Metadata& m) {
+  if (count > kMaxEntries) return bad("too many metadata entries");
+  m.entries.reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    std::uint16_t klen = 0;
+    std::uint8_t type = 0, zero = 0;
+    std::uint32_t vlen = 0;
+    if (!r.get(klen) || !r.get(type) || !r.get(zero) || !r.get(vlen))
+      return bad("truncated metadata entry");
+    if (zero != 0 || klen == 0 || klen > kMaxKeyBytes) return bad("bad metadata entry header");
+    std::string key;
+    if (!r.get_string(key, klen)) return bad("truncated metadata key");
+    if (m.get(key) != nullptr) return bad("duplicate metadata key");
+    MetaValue value;
+    switch (type) {
+      case 1: {
+        std::int64_t v;
+        if (vlen != 8 || !r.get(v)) return bad("bad int64 entry");
+        value = v;
+        break;
+      }
+      case 2: {
+        std::uint64_t v;
+        if (vlen != 8 || !r.get(v)) return bad("bad uint64 entry");
+        value = v;
+        break;
+      }
+      case 3: {
+        double v;
+        if (vlen != 8 || !r.get(v)) return bad("bad double entry");
+        value = v;
+        break;
+      }
+      case 4: {
+        std::uint8_t v;
+        if (vlen != 1 || !r.get(v) || v > 1) return bad("bad bool entry");
+        value = v == 1;
+        break;
+      }
+      case 5: {
+        std::string s;
+        if (!r.get_string(s, vlen)) return bad("truncated string entry");
+        value = std::move(s);
+        break;
+      }
+      case 6: {
+        std::vector<std::byte> v;
+        if (!r.get_bytes(v, vlen)) return bad("truncated bytes entry");
+        value = std::move(v);
+        break;
+      }
+      default:
+        return bad("unknown metadata entry type " + std::to_string(type));
+    }
+    m.entries.push_back(MetaEntry{std::move(key), std::move(value)});
+  }
+  return {};
+}
+
+std::size_t event_payload_size(const Event& e) {
+  switch (e.type) {
+    case EventType::format:
+      return e.caps.size();
+    case EventType::stream_start:
+      return 8 + e.name.size();
+    case EventType::segment:
+      return sizeof(SegmentPayload);
+    case EventType::flush_stop:
+      return 8;
+    case EventType::custom:
+      return 8 + e.name.size() + e.data.size();
+    default:
+      return 0;
+  }
+}
+
+MsgHeader header(MsgType t, std::size_t size) {
+  return MsgHeader{kMagic, kVersion, static_cast<std::uint16_t>(t),
+                   static_cast<std::uint32_t>(size), 0};
+}
+
+template <typename T>
+std::vector<std::byte> as_bytes(const T& v) {
+  std::vector<std::byte> out(sizeof v);
+  std::memcpy(out.data(), &v, sizeof v);
+  return out;
+}
+
+Result<MsgHeader> check_header(std::span<const std::byte> b) {
+  MsgHeader h{};
+  if (b.size() < sizeof h) return bad("message shorter than its header");
+  std::memcpy(&h, b.data(), sizeof h);
+  if (h.magic != kMagic) return bad("bad message magic");
+  if (h.version != kVersion)
+    return bad("unsupported protocol version " + std::to_string(h.version) + " (we speak " +
+               std::to_string(kVersion) + ")");
+  if (h.size != b.size()) return bad("message size field disagrees with the datagram");
+  if (h.reserved != 0) return bad("reserved header field is not zero");
+  return h;
+}
+
+}  // namespace
+
+void encode_simple(std::vector<std::uint64_t>& out, RecordType t, std::size_t total_bytes) {
+  WordWriter w{out};
+  w.reserve_bytes(total_bytes);
+  RecordHeader h{static_cast<std::uint32_t>(round8(total_bytes)), static_cast<std::uint16_t>(t), 0};
+  w.put_val(h);
+}
+
+void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d) {
+  const std::size_t eb = entries_size(d.meta);
+  const std::size_t total = sizeof(BufferRecord) + eb;
+  WordWriter w{out};
+  w.reserve_bytes(total);
+  BufferRecord r{};
+  r.h = RecordHeader{static_cast<std::uint32_t>(round8(total)),
+                     static_cast<std::uint16_t>(RecordType::buffer), 0};
+  r.token = d.token;
+  r.segment_id = d.segment_id;
+  r.offset = d.offset;
+  r.length = d.length;
+  const Metadata& m = d.meta;
+  if (m.pts) r.pts = *m.pts, r.present |= kHasPts;
+  if (m.dts) r.dts = *m.dts, r.present |= kHasDts;
+  if (m.duration) r.duration = *m.duration, r.present |= kHasDuration;
+  if (m.offset) r.offset_value = *m.offset, r.present |= kHasOffset;
+  if (m.offset_end) r.offset_end = *m.offset_end, r.present |= kHasOffsetEnd;
+  r.sequence = m.sequence;
+  r.flags = m.flags;
+  r.entry_count = static_cast<std::uint32_t>(m.entries.size());
+  r.entries_bytes = static_cast<std::uint32_t>(eb);
+  w.put_val(r);
+  put_entries(w, m);
+}
+
+Result<void> encode_event(std::vector<std::uint64_t>& out, const Event& e) {
+  if (e.type < EventType::format || e.type > EventType::custom)
+    return err(Errc::invalid_argument, "unknown event type");
+  const std::size_t pb = event_payload_size(e);
+  if (pb > kMaxEventBytes)
+    return err(Errc::invalid_argument,
+               "event of " + std::to_string(pb) + " bytes exceeds the transport's limit");
+  const std::size_t total = sizeof(EventRecord) + pb;
+  WordWriter w{out};
+  w.reserve_bytes(total);
+  EventRecord r{RecordHeader{static_cast<std::uint32_t>(round8(total)),
+                             static_cast<std::uint16_t>(RecordType::event), 0},
+                static_cast<std::uint32_t>(e.type), static_cast<std::uint32_t>(pb)};
+  w.put_val(r);
+  switch (e.type) {
+    case EventType::format:
+      w.put(e.caps.data(), e.caps.size());
+      break;
+    case EventType::stream_start: {
+      const auto len = static_cast<std::uint32_t>(e.name.size());
+      w.put_val(e.group_id);
+      w.put_val(len);
+      w.put(e.name.data(), e.name.size());
+      break;
+    }
+    case EventType::segment: {
+      const SegmentInfo& s = e.segment;
+      SegmentPayload p{s.format, s.flags, s.rate, s.applied_rate, s.base,    s.offset,
+                       s.start,  s.stop,  s.time, s.position,     s.duration};
+      w.put_val(p);
+      break;
+    }
+    case EventType::flush_stop: {
+      const std::uint32_t reset = e.reset_time ? 1 : 0, zero = 0;
+      w.put_val(reset);
+      w.put_val(zero);
+      break;
+    }
+    case EventType::custom: {
+      const auto nlen = static_cast<std::uint32_t>(e.name.size());
+      const auto dlen = static_cast<std::uint32_t>(e.data.size());
+      w.put_val(nlen);
+      w.put_val(dlen);
+      w.put(e.name.data(), e.name.size());
+      w.put(e.data.data(), e.data.size());
+      break;
+    }
+    default:
+      break;
+  }
+  return {};
+}
+
+Result<Record> decode_record(std::span<const std::byte> bytes) {
+  RecordHeader h{};
+  if (bytes.size() < sizeof h) return bad("record shorter than its header");
+  std::memcpy(&h, bytes.data(), sizeof h);
+  if (h.size != bytes.size() || h.size % 8 != 0 || h.size > kMaxRecordBytes)
+    return bad("bad record size " + std::to_string(h.size));
+  if (h.flags != 0) return bad("record flags are not zero");
+  switch (static_cast<RecordType>(h.type)) {
+    case RecordType::pad:
+      return Record{Pad{}};
+    case RecordType::goodbye:
+      if (h.size != 8) return bad("goodbye record with a body");
+      return Record{Goodbye{}};
+    case RecordType::buffer: {
+      BufferRecord r{};
+      if (bytes.size() < sizeof r) return bad("truncated buffer record");
+      std::memcpy(&r, bytes.data(), sizeof r);
+      if (r.present & ~std::uint32_t{31}) return bad("unknown metadata presence bits");
+      if (round8(sizeof r + std::size_t{r.entries_bytes}) != h.size)
+        return bad("buffer record size disagrees with its entries");
+      BufferDesc d;
+      d.token = r.token;
+      d.segment_id = r.segment_id;
+      d.offset = r.offset;
+      d.length = r.length;
+      if (r.present & kHasPts) d.meta.pts = r.pts;
+      if (r.present & kHasDts) d.meta.dts = r.dts;
+      if (r.present & kHasDuration) d.meta.duration = r.duration;
+      if (r.present & kHasOffset) d.meta.offset = r.offset_value;
+      if (r.present & kHasOffsetEnd) d.meta.offset_end = r.offset_end;
+      d.meta.sequence = r.sequence;
+      d.meta.flags = r.flags;
+      Reader rd{bytes.subspan(sizeof r, r.entries_bytes)};
+      PLX_TRY(get_entries(rd, r.entry_count, d.meta));
+      if (rd.pos != rd.b.size()) return bad("trailing bytes after metadata entries");
+      return Record{std::move(d)};
+    }
+    case RecordType::event: {
+      EventRecord r{};
+      if (bytes.size() < sizeof r) return bad("truncated event record");
+      std::memcpy(&r, bytes.data(), sizeof r);
+      if (round8(sizeof r + std::size_t{r.payload_bytes}) != h.size)
+        return bad("event record size disagrees with its payload");
+      Reader rd{bytes.subspan(sizeof r, r.payload_bytes)};
+      Event e;
+      switch (static_cast<EventType>(r.kind)) {
+        case EventType::format:
+          e.type = EventType::format;
+          rd.get_string(e.caps, r.payload_bytes);
+          break;
+        case EventType::stream_start: {
+          e.type = EventType::stream_start;
+          std::uint32_t len = 0;
+          if (!rd.get(e.group_id) || !rd.get(len) || !rd.get_string(e.name, len))
+            return bad("truncated stream-start event");
+          break;
+        }
+        case EventType::segment: {
+          e.type = EventType::segment;
+          SegmentPayload p{};
+          if (!rd.get(p)) return bad("truncated segment event");
+          e.segment = SegmentInfo{p.format, p.flags, p.rate, p.applied_rate, p.base,    p.offset,
+                                  p.start,  p.stop,  p.time, p.position,     p.duration};
+          break;
+        }
+        case EventType::eos:
+          e.type = EventType::eos;
+          break;
+        case EventType::flush_start:
+          e.type = EventType::flush_start;
+          break;
+        case EventType::flush_stop: {
+          e.type = EventType::flush_stop;
+          std::uint32_t reset = 0, zero = 0;
+          if (!rd.get(reset) || !rd.get(zero) || reset > 1 || zero != 0)
+            return bad("bad flush-stop event");
+          e.reset_time = reset == 1;
+          break;
+        }
+        case EventType::custom: {
+          e.type = EventType::custom;
+          std::uint32_t nlen = 0, dlen = 0;
+          if (!rd.get(nlen) || !rd.get(dlen) || !rd.get_string(e.name, nlen) ||
+              !rd.get_bytes(e.data, dlen))
+            return bad("truncated custom event");
+          break;
+        }
+        default:
+          return bad("unknown event type " + std::to_string(r.kind));
+      }
+      if (rd.pos != rd.b.size()) return bad("trailing bytes in event payload");
+      return Record{std::move(e)};
+    }
+  }
+  return bad("unknown record type " + std::to_string(h.type));
+}
+
+std::vector<std::byte> encode_hello(const Hello& h) {
+  HelloMsg m{header(MsgType::hello, sizeof(HelloMsg)), h.policy, 0, 0};
+  return as_bytes(m);
+}
+
+std::vector<std::byte> encode_welcome(const Welcome& w) {
+  WelcomeMsg m{header(MsgType::welcome, sizeof(WelcomeMsg)),
+               w.ring_bytes,
+               w.ring_map_size,
+               w.ack_map_size,
+               w.return_capacity,
+               w.quota,
+               static_cast<std::uint32_t>(w.policy),
+               w.publisher_pid,
+               w.connection_id};
+  return as_bytes(m);
+}
+
+std::vector<std::byte> encode_segment(const SegmentAnnounce& s) {
+  SegmentMsg m{header(MsgType::segment, sizeof(SegmentMsg)), s.segment_id, s.size};
+  return as_bytes(m);
+}
+
+std::vector<std::byte> encode_refuse(const Refuse& r) {
+  const std::size_t n = std::min(r.text.size(), kMaxRefuseText);
+  RefuseMsg m{header(MsgType::refuse, sizeof(RefuseMsg) + n), static_cast<std::uint32_t>(r.code),
+              static_cast<std::uint32_t>(n)};
+  std::vector<std::byte> out(sizeof m + n);
+  std::memcpy(out.data(), &m, sizeof m);
+  std::memcpy(out.data() + sizeof m, r.text.data(), n);
+  return out;
+}
+
+Result<Hello> decode_hello(std::span<const std::byte> bytes) {
+  PLX_ASSIGN(MsgHeader h, check_header(bytes));
+  if (h.type != static_cast<std::uint16_t>(MsgType::hello)) return bad("expected a hello message");
+  if (bytes.size() != sizeof(HelloMsg)) return bad("hello message of the wrong size");
+  HelloMsg m{};
+  std::memcpy(&m, bytes.data(), sizeof m);
+  if (m.policy > 2 && m.policy != kPolicyDefault) return bad("hello: unknown policy");
+  if (m.flags != 0 || m.reserved != 0) return bad("hello: reserved fields are not zero");
+  return Hello{m.policy};
+}
+
+Result<PublisherMsg> decode_publisher_msg(std::span<const std::byte> bytes) {
+  PLX_ASSIGN(MsgHeader h, check_header(bytes));
+  switch (static_cast<MsgType>(h.type)) {
+    case MsgType::welcome: {
+      if (bytes.size() != sizeof(WelcomeMsg)) return bad("welcome message of the wrong size");
+      WelcomeMsg m{};
+      std::memcpy(&m, bytes.data(), sizeof m);
+      auto pow2 = [](std::uint32_t v) { return v != 0 && (v & (v - 1)) == 0; };
+      if (!pow2(m.ring_bytes) || m.ring_bytes < 4096 || m.ring_bytes > (64u << 20))
+        return bad("welcome: bad ring size");
+      if (m.ring_map_size != sizeof(RingHeader) + m.ring_bytes)
+        return bad("welcome: ring mapping size disagrees");
+      if (!pow2(m.return_capacity) || m.return_capacity > 65536)
+        return bad("welcome: bad return capacity");
+      if (m.ack_map_size != sizeof(AckHeader) + 8ull * m.return_capacity)
+        return bad("welcome: ack mapping size disagrees");
+      if (m.quota == 0 || m.quota > m.return_capacity) return bad("welcome: bad quota");
+      if (m.policy > 2) return bad("welcome: unknown policy");
+      Welcome w{m.ring_bytes,      m.ring_map_size, m.ack_map_size,
+                m.return_capacity, m.quota,         static_cast<Policy>(m.policy),
+                m.publisher_pid,   m.connection_id};
+      return PublisherMsg{w};
+    }
+    case MsgType::segment: {
+      if (bytes.size() != sizeof(SegmentMsg)) return bad("segment message of the wrong size");
+      SegmentMsg m{};
+      std::memcpy(&m, bytes.data(), sizeof m);
+      if (m.size == 0 || m.size > (std::uint64_t{1} << 40)) return bad("segment: bad size");
+      return PublisherMsg{SegmentAnnounce{m.segment_id, m.size}};
+    }
+    case MsgType::refuse: {
+      if (bytes.size() < sizeof(RefuseMsg)) return bad("truncated refuse message");
+      RefuseMsg m{};
+      std::memcpy(&m, bytes.data(), sizeof m);
+      if (m.text_len > kMaxRefuseText || sizeof m + m.text_len != bytes.size())
+        return bad("refuse: bad text length");
+      if (m.code < 1 || m.code > 14) return bad("refuse: unknown error code");
+      Refuse r{static_cast<Errc>(m.code),
+               std::string(reinterpret_cast<const char*>(bytes.data() + sizeof m), m.text_len)};
+      return PublisherMsg{std::move(r)};
+    }
+    default:
+      return bad("unexpected message type " + std::to_string(h.type) + " from the publisher");
+  }
+}
+
+Result<void> check_ring_header(const RingHeader& h, std::uint32_t ring_bytes) {
+  if (h.magic != kRingMagic || h.version != kVersion || h.header_size != sizeof(RingHeader) ||
+      h.capacity != ring_bytes)
+    return bad("ring header does not match the welcome");
+  return {};
+}
+
+Result<void> check_ack_header(const AckHeader& h, std::uint32_t return_capacity) {
+  if (h.magic != kAckMagic || h.version != kVersion || h.header_size != sizeof(AckHeader) ||
+      h.return_capacity != return_capacity)
+    return bad("ack header does not match the welcome");
+  return {};
+}
+
+}  // namespace parallax::link::wire

@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// The IPC wire format: socket messages, the shared-memory ring and ack areas, ring records,
+// and their encoders/decoders. Everything a peer sends is decoded here and validated before use.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "parallax/ipc.h"
+#include "parallax/metadata.h"
+#include "parallax/result.h"
+
+namespace parallax::link::wire {
+
+inline constexpr std::uint32_t kMagic = 0x49584c50;  // "PLXI" little-endian
+inline constexpr std::uint16_t kVersion = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Socket messages (SOCK_SEQPACKET: one message per datagram, boundaries kept by the kernel).
+
+enum class MsgType : std::uint16_t {
+  hello = 1,    ///< subscriber -> publisher, no fds
+  welcome = 2,  ///< publisher -> subscriber, fds: ring (read-only), ack (read-write), data eventfd,
+                ///< return eventfd
+  segment = 3,  ///< publisher -> subscriber, fd: one pool segment (read-only)
+  refuse = 4,   ///< publisher -> subscriber, no fds: why the connection is refused, then close
+};
+
+struct MsgHeader {
+  std::uint32_t magic;
+  std::uint16_t version;
+  std::uint16_t type;
+  std::uint32_t size;  ///< whole message, header included
+  std::uint32_t reserved;
+};
+
+inline constexpr std::uint32_t kPolicyDefault = 0xff;
+struct HelloMsg {
+  MsgHeader h;
+  std::uint32_t policy;  ///< Policy or kPolicyDefault
+  std::uint32_t flags;   ///< reserved, 0
+  std::uint64_t reserved;
+};
+
+inline constexpr int kWelcomeFds = 4;
+struct WelcomeMsg {
+  MsgHeader h;
+  std::uint32_t ring_bytes;       ///< data capacity of the ring (power of two)
+  std::uint32_t ring_map_size;    ///< header + data
+  std::uint32_t ack_map_size;     ///< header + return slots
+  std::uint32_t return_capacity;  ///< return slots (power of two)
+  std::uint32_t quota;
+  std::uint32_t policy;
+  std::uint64_t publisher_pid;
+  std::uint64_t connection_id;
+};
+
+struct SegmentMsg {
+  MsgHeader h;
+  std::uint64_t segment_id;
+  std::uint64_t size;
+};
+
+inline constexpr std::size_t kMaxRefuseText = 256;
+struct RefuseMsg {
+  MsgHeader h;
+  std::uint32_t code;  ///< parallax::Errc
+  std::uint32_t text_len;
+  // followed by text_len bytes of text
+};
+
+/// Largest socket message either side accepts.
+inline constexpr std::size_t kMaxMsgSize = 512;
+
+// ---------------------------------------------------------------------------------------------
+// Shared memory. The ring area is written by the publisher and mapped read-only by the
+// subscriber. The ack area is written by the subscriber (and CAS-ed by the publisher for
+// drop-oldest); the publisher validates everything it reads there like a message.
+
+inline constexpr std::uint32_t kRingMagic = 0x474e5252;  // "RRNG"
+inline constexpr std::uint32_t kAckMagic = 0x4b434141;   // "AACK"
+
+struct RingHeader {
+  std::uint32_t magic;
+  std::uint16_t version;
+  std::uint16_t header_size;  ///< == sizeof(RingHeader): data starts here
+  std::uint32_t capacity;     ///< data bytes, power of two
+  std::uint32_t reserved0;
+  std::uint8_t pad0[48];
+  /// Byte position (monotonic) one past the last complete record. Publisher stores (release).
+  std::atomic<std::uint64_t> write_pos;
+  std::uint8_t pad1[56];
+  std::uint32_t reserved1;
+  std::uint8_t pad2[60];
+  std::uint8_t pad3[64];
+};
+
+struct AckHeader {
+  std::uint32_t magic;
+  std::uint16_t version;
+  std::uint16_t header_size;
+  std::uint32_t return_capacity;
+  std::uint32_t reserved0;
+  /// 1 while the publisher sleeps waiting for this subscriber. The subscriber wakes it (return
+  /// eventfd, clearing the flag with an exchange so there is one write per sleep) once
+  /// ret_write >= wake_ret or read_pos >= wake_read: the publisher asks for a batch, not for
+  /// every single return. The publisher trusts none of this: it sleeps at most 100 ms.
+  std::atomic<std::uint32_t> pub_waiting;
+  std::uint32_t reserved1;
+  std::atomic<std::uint64_t> wake_ret;
+  std::atomic<std::uint64_t> wake_read;
+  std::uint8_t pad0[24];
+  /// Byte position one past the last record the subscriber took. Advanced by CAS: by the
+  /// subscriber to take a record, by the publisher to retract unread records (drop-oldest).
+  /// Whoever wins the CAS owns the record's lease.
+  std::atomic<std::uint64_t> read_pos;
+  std::uint8_t pad1[56];
+  /// 1 while the subscriber sleeps: the publisher then writes the data eventfd.
+  std::atomic<std::uint32_t> sub_sleeping;
+  std::uint8_t pad2[60];
+  /// Count (monotonic) of lease tokens written to the return slots. Subscriber stores (release).
+  std::atomic<std::uint64_t> ret_write;
+  std::uint8_t pad3[56];
+  // followed by return_capacity x std::atomic<std::uint64_t> lease tokens
+};
+
+// ---------------------------------------------------------------------------------------------
+// Ring records: 8-byte aligned, never wrapping (a pad record fills the end of the data area).
+
+enum class RecordType : std::uint16_t { pad = 1, buffer = 2, event = 3, goodbye = 4 };
+
+struct RecordHeader {
+  std::uint32_t size;  ///< whole record, header included, multiple of 8
+  std::uint16_t type;
+  std::uint16_t flags;  ///< 0
+};
+
+enum MetaPresent : std::uint32_t {
+  kHasPts = 1,
+  kHasDts = 2,
+  kHasDuration = 4,
+  kHasOffset = 8,
+  kHasOffsetEnd = 16,
+};
+
+struct BufferRecord {
+  RecordHeader h;
+  std::uint64_t token;  ///< lease token to return
+  std::uint64_t segment_id;
+  std::uint64_t offset;  ///< of the first byte inside the segment
+  std::uint64_t length;
+  std::uint64_t pts, dts, duration, offset_value, offset_end;
+  std::uint64_t sequence;
+  std::uint32_t flags;
+  std::uint32_t present;  ///< MetaPresent bits
+  std::uint32_t entry_count;
+  std::uint32_t entries_bytes;
+  // followed by entries_bytes of encoded metadata entries
+};
+
+struct EventRecord {
+  RecordHeader h;
+  std::uint32_t kind;  ///< EventType
+  std::uint32_t payload_bytes;
+  // followed by the payload
+};
+
+struct SegmentPayload {
+  std::uint32_t format;
+  std::uint32_t flags;
+  double rate;
+  double applied_rate;
+  std::uint64_t base, offset, start, stop, time, position, duration;
+};
+
+inline constexpr std::size_t kMaxEntries = 256;
+inline constexpr std::size_t kMaxKeyBytes = 256;
+inline constexpr std::size_t kMaxRecordBytes = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Decoded forms.
+
+struct Pad {};
+struct Goodbye {};
+struct BufferDesc {
+  std::uint64_t token{0};
+  std::uint64_t segment_id{0};
+  std::uint64_t offset{0};
+  std::uint64_t length{0};
+  Metadata meta;
+};
+using Record = std::variant<Pad, BufferDesc, Event, Goodbye>;
+
+struct Hello {
+  std::uint32_t policy{kPolicyDefault};
+};
+struct Welcome {
+  std::uint32_t ring_bytes{0}, ring_map_size{0}, ack_map_size{0}, return_capacity{0};
+  std::uint32_t quota{0};
+  Policy policy{Policy::block};
+  std::uint64_t publisher_pid{0}, connection_id{0};
+};
+struct SegmentAnnounce {
+  std::uint64_t segment_id{0};
+  std::uint64_t size{0};
+};
+struct Refuse {
+  Errc code{Errc::permission_denied};
+  std::string text;
+};
+using PublisherMsg = std::variant<Welcome, SegmentAnnounce, Refuse>;
+
+// Encoders write whole records as 64-bit words (so the ring copy is word-atomic).
+void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d);
+/// invalid_argument if the event is too large.
+[[nodiscard]] Result<void> encode_event(std::vector<std::uint64_t>& out, const Event& e);
+void encode_simple(std::vector<std::uint64_t>& out, RecordType t, std::size_t total_bytes = 8);
+
+/// Decodes one ring record (the exact bytes of one record, header included).
+[[nodiscard]] Result<Record> decode_record(std::span<const std::byte> bytes);
+
+std::vector<std::byte> encode_hello(const Hello& h);
+std::vector<std::byte> encode_welcome(const Welcome& w);
+std::vector<std::byte> encode_segment(const SegmentAnnounce& s);
+std::vector<std::byte> encode_refuse(const Refuse& r);
+/// Publisher side: a subscriber's message (only hello is valid).
+[[nodiscard]] Result<Hello> decode_hello(std::span<const std::byte> bytes);
+/// Subscriber side: a publisher's message.
+[[nodiscard]] Result<PublisherMsg> decode_publisher_msg(std::span<const std::byte> bytes);
+
+/// Validates a ring header as mapped by a subscriber against what the welcome announced.
+[[nodiscard]] Result<void> check_ring_header(const RingHeader& h, std::uint32_t ring_bytes);
+[[nodiscard]] Result<void> check_ack_header(const AckHeader& h, std::uint32_t return_capacity);
+
+}  // namespace parallax::link::wire

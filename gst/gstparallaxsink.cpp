@@ -1,0 +1,693 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// parallaxsink: a GstBaseSink over parallax::link::IpcPublisher. The publisher's pool is offered
+// upstream (GstParallaxBufferPool) so producers fill slots directly; anything else is copied
+// once into a slot. Stream events travel in order with the buffers.
+#include "gstparallaxsink.h"
+
+#include <gst/video/video.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "parallax-gst/allocator.h"
+#include "parallax-gst/buffer_pool.h"
+#include "parallax-gst/convert.h"
+#include "parallax/ipc.h"
+#include "parallax/segment.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_parallax_sink_debug);
+#define GST_CAT_DEFAULT gst_parallax_sink_debug
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace link = parallax::link;
+namespace pmem = parallax::memory;
+
+constexpr guint kDefaultSlotCount = 16;
+constexpr std::size_t kDefaultUnknownSlotSize = 4 << 20;  // encoded streams: 4 MiB slots
+constexpr guint kDefaultMaxSubscribers = 64;
+constexpr guint kDefaultSocketMode = 0600;
+
+enum {
+  PROP_0,
+  PROP_SOCKET_PATH,
+  PROP_SLOT_COUNT,
+  PROP_SLOT_SIZE,
+  PROP_MEMORY,
+  PROP_WAIT_FOR_CONNECTION,
+  PROP_POLICY,
+  PROP_MAX_SUBSCRIBERS,
+  PROP_SOCKET_MODE,
+  PROP_STATS,
+};
+
+struct Settings {
+  std::string socket_path;
+  guint slot_count{0};
+  guint64 slot_size{0};
+  GstParallaxMemoryBackend memory{GST_PARALLAX_MEMORY_MEMFD};
+  bool wait_for_connection{false};
+  GstParallaxPolicy policy{GST_PARALLAX_POLICY_BLOCK};
+  guint max_subscribers{kDefaultMaxSubscribers};
+  guint socket_mode{kDefaultSocketMode};
+};
+
+// Everything the element owns. Lock order: mu (settings, publisher creation, pending events)
+// is never held while blocking on the transport.
+struct State {
+  std::mutex mu;
+  Settings settings;
+  std::optional<link::IpcPublisher> publisher;  // set once bound; only closed in stop()
+  GstAllocator* allocator{nullptr};             // slot allocator over the publisher's pool
+  std::vector<link::Event> pending;             // events seen before the publisher was bound
+  std::string format;                           // current caps string
+  std::atomic<bool> unlocked{false};
+  std::uint64_t sequence{0};
+  // Counters (read by the stats property from any thread).
+  std::atomic<std::uint64_t> buffers{0}, bytes{0}, zero_copy{0}, copied{0}, bytes_copied{0};
+  bool copy_logged{false};
+};
+
+}  // namespace
+
+struct _GstParallaxSink {
+  GstBaseSink parent;
+  State* state;
+};
+
+G_DEFINE_TYPE(GstParallaxSink, gst_parallax_sink, GST_TYPE_BASE_SINK)
+
+GType gst_parallax_memory_backend_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {GST_PARALLAX_MEMORY_MEMFD, "memfd shared memory", "memfd"},
+      {GST_PARALLAX_MEMORY_HUGEPAGE, "memfd with huge pages (falls back to transparent huge pages)",
+       "hugepage"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) {
+    GType t = g_enum_register_static("GstParallaxMemoryBackend", values);
+    g_once_init_leave(&type, t);
+  }
+  return type;
+}
+
+GType gst_parallax_policy_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {GST_PARALLAX_POLICY_BLOCK, "Wait for the subscriber (backpressure)", "block"},
+      {GST_PARALLAX_POLICY_DROP_OLDEST, "Drop the oldest unread buffers", "drop-oldest"},
+      {GST_PARALLAX_POLICY_DROP_NEWEST, "Skip the new buffer", "drop-newest"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) {
+    GType t = g_enum_register_static("GstParallaxPolicy", values);
+    g_once_init_leave(&type, t);
+  }
+  return type;
+}
+
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+namespace {
+
+// Binds the publisher for buffers of `needed` bytes (0: unknown). Called with mu held.
+bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
+  State& st = *self->state;
+  if (st.publisher) {
+    const std::size_t have = st.publisher->pool()->slot_size();
+    if (needed > have) {
+      GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("Buffers grew larger than the shared-memory slots"),
+                        ("the format needs %zu bytes per buffer but slots are %zu bytes; set "
+                         "slot-size to the largest buffer of the stream",
+                         needed, have));
+      return false;
+    }
+    return true;
+  }
+  const Settings& s = st.settings;
+  if (s.socket_path.empty()) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No socket-path set"),
+                      ("set the socket-path property to the Unix socket to publish on"));
+    return false;
+  }
+  std::size_t slot_size = s.slot_size;
+  if (slot_size == 0) slot_size = needed ? needed : kDefaultUnknownSlotSize;
+  if (needed > slot_size) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("slot-size too small for the stream"),
+                      ("buffers need %zu bytes, slot-size is %zu", needed, slot_size));
+    return false;
+  }
+  slot_size = (slot_size + 63) & ~std::size_t{63};
+  const std::size_t count = s.slot_count ? s.slot_count : kDefaultSlotCount;
+  const std::string name = "parallaxsink:" + s.socket_path;
+  auto seg = s.memory == GST_PARALLAX_MEMORY_HUGEPAGE
+                 ? pmem::HugePageSegment::create(name, slot_size * count)
+                 : pmem::SharedMemorySegment::create(name, slot_size * count);
+  if (!seg) {
+    GST_ELEMENT_ERROR(
+        self, RESOURCE, NO_SPACE_LEFT, ("Could not create the shared memory"),
+        ("%zu slots of %zu bytes: %s", count, slot_size, seg.error().message.c_str()));
+    return false;
+  }
+  auto pool = pmem::MemoryPool::create(std::move(*seg), slot_size);
+  if (!pool) {
+    GST_ELEMENT_ERROR(self, RESOURCE, FAILED, ("Could not create the slot pool"),
+                      ("%s", pool.error().message.c_str()));
+    return false;
+  }
+  link::PublisherOptions opts;
+  opts.pool = *pool;
+  opts.slot_size = slot_size;
+  opts.slot_count = count;
+  opts.socket_mode = s.socket_mode;
+  opts.default_policy = static_cast<link::Policy>(s.policy);
+  opts.max_subscribers = s.max_subscribers;
+  opts.max_leases_per_subscriber =
+      static_cast<std::uint32_t>(std::max<std::size_t>(1, count * 3 / 4));
+  auto pub = link::IpcPublisher::bind(s.socket_path, std::move(opts));
+  if (!pub) {
+    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
+                      ("Could not publish on socket %s", s.socket_path.c_str()),
+                      ("%s", pub.error().message.c_str()));
+    return false;
+  }
+  st.publisher.emplace(std::move(*pub));
+  st.allocator = parallax::gst::allocator_new(st.publisher->pool());
+  GST_INFO_OBJECT(self, "publishing on %s: %zu slots of %zu bytes (%s)", s.socket_path.c_str(),
+                  count, slot_size,
+                  s.memory == GST_PARALLAX_MEMORY_HUGEPAGE ? "hugepage" : "memfd");
+  for (const auto& e : std::exchange(st.pending, {})) {
+    if (auto r = st.publisher->send_event(e); !r)
+      GST_WARNING_OBJECT(self, "event lost: %s", r.error().message.c_str());
+  }
+  return true;
+}
+
+// Sends (or queues until the publisher exists) one stream event. Called with mu held.
+void send_event_locked(GstParallaxSink* self, link::Event e) {
+  State& st = *self->state;
+  if (!st.publisher) {
+    st.pending.push_back(std::move(e));
+    return;
+  }
+  if (auto r = st.publisher->send_event(e); !r)
+    GST_WARNING_OBJECT(self, "could not send %s event: %s",
+                       std::string(link::to_string(e.type)).c_str(), r.error().message.c_str());
+}
+
+// The transport form of a custom, tag or other serializable downstream event.
+std::optional<link::Event> custom_event(GstEvent* event) {
+  const GstStructure* s = gst_event_get_structure(event);
+  std::string data;
+  if (GST_EVENT_TYPE(event) == GST_EVENT_TAG) {
+    GstTagList* tags = nullptr;
+    gst_event_parse_tag(event, &tags);
+    // Stream tags only: global tags are the producer pipeline's business.
+    if (tags == nullptr) return std::nullopt;
+    gchar* str = gst_tag_list_to_string(tags);
+    data = str ? str : "";
+    g_free(str);
+  } else if (s != nullptr) {
+    gchar* str = gst_structure_to_string(s);
+    data = str ? str : "";
+    g_free(str);
+  } else {
+    return std::nullopt;
+  }
+  std::vector<std::byte> bytes(data.size());
+  std::memcpy(bytes.data(), data.data(), data.size());
+  return link::Event::custom(gst_event_type_get_name(GST_EVENT_TYPE(event)), std::move(bytes));
+}
+
+unsigned long long segment_inode(const pmem::Segment* seg) {
+  struct stat sb {};
+  if (seg == nullptr || ::fstat(seg->fd(), &sb) != 0) return 0;
+  return static_cast<unsigned long long>(sb.st_ino);
+}
+
+// Waits while the element is unlocked-for-flush (basesink's contract: wait_preroll).
+// Returns GST_FLOW_OK to go on trying.
+GstFlowReturn wait_if_unlocked(GstParallaxSink* self) {
+  if (!self->state->unlocked.load(std::memory_order_acquire)) return GST_FLOW_OK;
+  return gst_base_sink_wait_preroll(GST_BASE_SINK(self));
+}
+
+}  // namespace
+
+static void gst_parallax_sink_set_property(GObject* object, guint id, const GValue* value,
+                                           GParamSpec* pspec) {
+  auto* self = GST_PARALLAX_SINK(object);
+  std::lock_guard lock(self->state->mu);
+  Settings& s = self->state->settings;
+  switch (id) {
+    case PROP_SOCKET_PATH: {
+      const gchar* p = g_value_get_string(value);
+      s.socket_path = p ? p : "";
+      break;
+    }
+    case PROP_SLOT_COUNT:
+      s.slot_count = g_value_get_uint(value);
+      break;
+    case PROP_SLOT_SIZE:
+      s.slot_size = g_value_get_uint64(value);
+      break;
+    case PROP_MEMORY:
+      s.memory = static_cast<GstParallaxMemoryBackend>(g_value_get_enum(value));
+      break;
+    case PROP_WAIT_FOR_CONNECTION:
+      s.wait_for_connection = g_value_get_boolean(value);
+      break;
+    case PROP_POLICY:
+      s.policy = static_cast<GstParallaxPolicy>(g_value_get_enum(value));
+      break;
+    case PROP_MAX_SUBSCRIBERS:
+      s.max_subscribers = g_value_get_uint(value);
+      break;
+    case PROP_SOCKET_MODE:
+      s.socket_mode = g_value_get_uint(value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+      break;
+  }
+}
+
+static GstStructure* make_stats(GstParallaxSink* self) {
+  State& st = *self->state;
+  guint subscribers = 0;
+  guint64 drops = 0, connections = 0, events = 0, leases = 0;
+  {
+    std::lock_guard lock(st.mu);
+    if (st.publisher) {
+      const link::PublisherStats ps = st.publisher->stats();
+      subscribers = static_cast<guint>(ps.subscribers.size());
+      for (const auto& sub : ps.subscribers) {
+        drops += sub.dropped_oldest + sub.dropped_newest;
+        leases += sub.leases;
+      }
+      connections = ps.connections;
+      events = ps.events_sent;
+    }
+  }
+  return gst_structure_new(
+      "application/x-parallax-sink-stats",  //
+      "buffers", G_TYPE_UINT64, st.buffers.load(), "bytes", G_TYPE_UINT64, st.bytes.load(),
+      "zero-copy", G_TYPE_UINT64, st.zero_copy.load(), "copied", G_TYPE_UINT64, st.copied.load(),
+      "bytes-copied", G_TYPE_UINT64, st.bytes_copied.load(), "drops", G_TYPE_UINT64, drops,
+      "subscribers", G_TYPE_UINT, subscribers, "connections", G_TYPE_UINT64, connections, "events",
+      G_TYPE_UINT64, events, "leases", G_TYPE_UINT64, leases, nullptr);
+}
+
+static void gst_parallax_sink_get_property(GObject* object, guint id, GValue* value,
+                                           GParamSpec* pspec) {
+  auto* self = GST_PARALLAX_SINK(object);
+  if (id == PROP_STATS) {
+    g_value_take_boxed(value, make_stats(self));
+    return;
+  }
+  std::lock_guard lock(self->state->mu);
+  const Settings& s = self->state->settings;
+  switch (id) {
+    case PROP_SOCKET_PATH:
+      g_value_set_string(value, s.socket_path.empty() ? nullptr : s.socket_path.c_str());
+      break;
+    case PROP_SLOT_COUNT:
+      g_value_set_uint(value, s.slot_count);
+      break;
+    case PROP_SLOT_SIZE:
+      g_value_set_uint64(value, s.slot_size);
+      break;
+    case PROP_MEMORY:
+      g_value_set_enum(value, s.memory);
+      break;
+    case PROP_WAIT_FOR_CONNECTION:
+      g_value_set_boolean(value, s.wait_for_connection);
+      break;
+    case PROP_POLICY:
+      g_value_set_enum(value, s.policy);
+      break;
+    case PROP_MAX_SUBSCRIBERS:
+      g_value_set_uint(value, s.max_subscribers);
+      break;
+    case PROP_SOCKET_MODE:
+      g_value_set_uint(value, s.socket_mode);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+      break;
+  }
+}
+
+static gboolean gst_parallax_sink_start(GstBaseSink* sink) {
+  auto* self = GST_PARALLAX_SINK(sink);
+  State& st = *self->state;
+  std::lock_guard lock(st.mu);
+  st.sequence = 0;
+  st.copy_logged = false;
+  st.pending.clear();
+  st.format.clear();
+  // With an explicit slot-size the socket appears at once (subscribers may connect before the
+  // caps are known); otherwise it appears with the first caps, sized from them.
+  if (st.settings.slot_size != 0) return ensure_publisher(self, 0);
+  if (st.settings.socket_path.empty()) return ensure_publisher(self, 0);
+  return TRUE;
+}
+
+static gboolean gst_parallax_sink_stop(GstBaseSink* sink) {
+  auto* self = GST_PARALLAX_SINK(sink);
+  State& st = *self->state;
+  std::optional<link::IpcPublisher> pub;
+  GstAllocator* allocator = nullptr;
+  {
+    std::lock_guard lock(st.mu);
+    pub = std::exchange(st.publisher, std::nullopt);
+    allocator = std::exchange(st.allocator, nullptr);
+    st.pending.clear();
+  }
+  if (pub) {
+    const auto ps = pub->stats();
+    GST_INFO_OBJECT(self,
+                    "closing: %" G_GUINT64_FORMAT " buffers sent, %" G_GUINT64_FORMAT
+                    " zero-copy, %" G_GUINT64_FORMAT " copied",
+                    ps.buffers_sent, st.zero_copy.load(), st.copied.load());
+    pub->close();  // subscribers get end-of-stream after what was sent; socket file unlinked
+  }
+  // Memories still held upstream keep the allocator (and the pool) alive on their own.
+  if (allocator != nullptr) gst_object_unref(allocator);
+  return TRUE;
+}
+
+static gboolean gst_parallax_sink_set_caps(GstBaseSink* sink, GstCaps* caps) {
+  auto* self = GST_PARALLAX_SINK(sink);
+  State& st = *self->state;
+  const std::size_t needed = parallax::gst::buffer_size_for_caps(caps).value_or(0);
+  std::lock_guard lock(st.mu);
+  if (!ensure_publisher(self, needed)) return FALSE;
+  std::string format = parallax::gst::caps_to_format(caps);
+  if (format == st.format) return TRUE;
+  GST_DEBUG_OBJECT(self, "format %s", format.c_str());
+  st.format = format;
+  if (auto r = st.publisher->set_format(std::move(format)); !r) {
+    GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("Could not publish the caps"),
+                      ("%s", r.error().message.c_str()));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean gst_parallax_sink_propose_allocation(GstBaseSink* sink, GstQuery* query) {
+  auto* self = GST_PARALLAX_SINK(sink);
+  State& st = *self->state;
+  GstCaps* caps = nullptr;
+  gboolean need_pool = FALSE;
+  gst_query_parse_allocation(query, &caps, &need_pool);
+  if (caps == nullptr) return FALSE;
+  std::optional<std::size_t> size = parallax::gst::buffer_size_for_caps(caps);
+  GstAllocator* allocator = nullptr;
+  std::size_t slot_size = 0;
+  {
+    std::lock_guard lock(st.mu);
+    if (!ensure_publisher(self, size.value_or(0))) return FALSE;
+    allocator = GST_ALLOCATOR_CAST(gst_object_ref(st.allocator));
+    slot_size = st.publisher->pool()->slot_size();
+  }
+  // Without a frame size from the caps (encoded, audio with variable buffers) upstream asks
+  // for what it needs up to a slot; video gets exactly the frame.
+  GstVideoInfo info;
+  const bool video = gst_video_info_from_caps(&info, caps);
+  const guint buf_size = static_cast<guint>(video ? GST_VIDEO_INFO_SIZE(&info) : slot_size);
+  if (need_pool) {
+    GstBufferPool* pool = gst_parallax_buffer_pool_new(allocator);
+    GstStructure* config = gst_buffer_pool_get_config(pool);
+    gst_buffer_pool_config_set_params(config, caps, buf_size, 2, 0);
+    if (video) gst_buffer_pool_config_add_option(config, GST_BUFFER_POOL_OPTION_VIDEO_META);
+    if (!gst_buffer_pool_set_config(pool, config)) {
+      GST_WARNING_OBJECT(self, "could not configure the slot pool for %" GST_PTR_FORMAT, caps);
+      gst_object_unref(pool);
+    } else {
+      gst_query_add_allocation_pool(query, pool, buf_size, 2, 0);
+      gst_object_unref(pool);
+    }
+  }
+  GstAllocationParams params;
+  gst_allocation_params_init(&params);
+  gst_query_add_allocation_param(query, allocator, &params);
+  gst_object_unref(allocator);
+  gst_query_add_allocation_meta(query, GST_VIDEO_META_API_TYPE, nullptr);
+  return TRUE;
+}
+
+static gboolean gst_parallax_sink_event(GstBaseSink* sink, GstEvent* event) {
+  auto* self = GST_PARALLAX_SINK(sink);
+  State& st = *self->state;
+  std::optional<link::Event> out;
+  switch (GST_EVENT_TYPE(event)) {
+    case GST_EVENT_STREAM_START: {
+      const gchar* id = nullptr;
+      guint group = 0;
+      gst_event_parse_stream_start(event, &id);
+      if (!gst_event_parse_group_id(event, &group)) group = 0;
+      out = link::Event::stream_start(id ? id : "", group);
+      break;
+    }
+    case GST_EVENT_SEGMENT: {
+      const GstSegment* seg = nullptr;
+      gst_event_parse_segment(event, &seg);
+      link::SegmentInfo si;
+      si.format = seg->format;
+      si.flags = seg->flags;
+      si.rate = seg->rate;
+      si.applied_rate = seg->applied_rate;
+      si.base = seg->base;
+      si.offset = seg->offset;
+      si.start = seg->start;
+      si.stop = seg->stop;
+      si.time = seg->time;
+      si.position = seg->position;
+      si.duration = seg->duration;
+      out = link::Event::make_segment(si);
+      break;
+    }
+    case GST_EVENT_EOS:
+      out = link::Event::eos();
+      break;
+    case GST_EVENT_FLUSH_START:
+      out = link::Event::flush_start();
+      break;
+    case GST_EVENT_FLUSH_STOP: {
+      gboolean reset = TRUE;
+      gst_event_parse_flush_stop(event, &reset);
+      out = link::Event::flush_stop(reset);
+      break;
+    }
+    case GST_EVENT_TAG:
+    case GST_EVENT_CUSTOM_DOWNSTREAM:
+    case GST_EVENT_CUSTOM_DOWNSTREAM_OOB:
+    case GST_EVENT_CUSTOM_DOWNSTREAM_STICKY:
+    case GST_EVENT_CUSTOM_BOTH:
+    case GST_EVENT_CUSTOM_BOTH_OOB:
+      out = custom_event(event);
+      break;
+    default:
+      break;
+  }
+  if (out) {
+    std::lock_guard lock(st.mu);
+    send_event_locked(self, std::move(*out));
+  }
+  return GST_BASE_SINK_CLASS(gst_parallax_sink_parent_class)->event(sink, event);
+}
+
+static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf) {
+  auto* self = GST_PARALLAX_SINK(sink);
+  State& st = *self->state;
+  link::IpcPublisher* pub = nullptr;
+  GstAllocator* allocator = nullptr;
+  bool wait_for_connection = false;
+  {
+    std::lock_guard lock(st.mu);
+    if (!st.publisher && !ensure_publisher(self, gst_buffer_get_size(buf))) return GST_FLOW_ERROR;
+    // The publisher lives until stop(), which basesink runs after the streaming thread left
+    // render(): using it unlocked here is safe.
+    pub = &*st.publisher;
+    allocator = st.allocator;
+    wait_for_connection = st.settings.wait_for_connection;
+  }
+
+  while (wait_for_connection && pub->subscriber_count() == 0) {
+    if (auto r = pub->wait_for_subscribers(1, 20ms); r) break;
+    if (GstFlowReturn ret = wait_if_unlocked(self); ret != GST_FLOW_OK) return ret;
+  }
+
+  const gsize size = gst_buffer_get_size(buf);
+  parallax::Metadata meta;
+  parallax::gst::metadata_from_gst(buf, st.sequence++, meta);
+
+  if (auto b = parallax::gst::to_parallax_zero_copy(buf, allocator, meta)) {
+    if (auto r = pub->send(*b); !r) {
+      GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not send a buffer"),
+                        ("%s", r.error().message.c_str()));
+      return GST_FLOW_ERROR;
+    }
+    // Where the bytes are, for zero-copy checks (fstat only runs when LOG is enabled).
+    GST_LOG_OBJECT(self, "buffer #%" G_GUINT64_FORMAT " zero-copy: segment inode %llu offset %zu",
+                   meta.sequence, segment_inode(b->segment()), b->segment_offset());
+    st.zero_copy.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    const std::size_t slot_size = pub->pool()->slot_size();
+    if (size > slot_size) {
+      GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Buffer larger than a shared-memory slot"),
+                        ("buffer of %" G_GSIZE_FORMAT " bytes, slots of %zu bytes: set slot-size",
+                         size, slot_size));
+      return GST_FLOW_ERROR;
+    }
+    if (!st.copy_logged) {
+      st.copy_logged = true;
+      GST_INFO_OBJECT(self,
+                      "upstream buffers are not from the proposed pool: copying each "
+                      "once into a slot (%" G_GSIZE_FORMAT " bytes)",
+                      size);
+    }
+    // Our own loan loop (not send()'s internal one) so that unlock() can interrupt the wait.
+    pmem::Loan loan;
+    for (;;) {
+      auto l = pub->try_loan();
+      if (l) {
+        loan = std::move(*l);
+        break;
+      }
+      if (GstFlowReturn ret = wait_if_unlocked(self); ret != GST_FLOW_OK) return ret;
+      pub->collect_returns();
+      g_usleep(200);
+    }
+    (void)loan.set_size(size);
+    gst_buffer_extract(buf, 0, loan.data().data(), size);
+    loan.metadata() = std::move(meta);
+    if (auto r = pub->send(std::move(loan)); !r) {
+      GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not send a buffer"),
+                        ("%s", r.error().message.c_str()));
+      return GST_FLOW_ERROR;
+    }
+    st.copied.fetch_add(1, std::memory_order_relaxed);
+    st.bytes_copied.fetch_add(size, std::memory_order_relaxed);
+  }
+  st.buffers.fetch_add(1, std::memory_order_relaxed);
+  st.bytes.fetch_add(size, std::memory_order_relaxed);
+  return GST_FLOW_OK;
+}
+
+static gboolean gst_parallax_sink_unlock(GstBaseSink* sink) {
+  GST_PARALLAX_SINK(sink)->state->unlocked.store(true, std::memory_order_release);
+  return TRUE;
+}
+
+static gboolean gst_parallax_sink_unlock_stop(GstBaseSink* sink) {
+  GST_PARALLAX_SINK(sink)->state->unlocked.store(false, std::memory_order_release);
+  return TRUE;
+}
+
+static void gst_parallax_sink_finalize(GObject* object) {
+  auto* self = GST_PARALLAX_SINK(object);
+  if (self->state->allocator != nullptr) gst_object_unref(self->state->allocator);
+  delete std::exchange(self->state, nullptr);
+  G_OBJECT_CLASS(gst_parallax_sink_parent_class)->finalize(object);
+}
+
+static void gst_parallax_sink_init(GstParallaxSink* self) {
+  self->state = new State;
+  // A shared-memory hop is not a presentation device: no clock sync by default (like shmsink).
+  gst_base_sink_set_sync(GST_BASE_SINK(self), FALSE);
+}
+
+static void gst_parallax_sink_class_init(GstParallaxSinkClass* klass) {
+  auto* gobject_class = G_OBJECT_CLASS(klass);
+  auto* element_class = GST_ELEMENT_CLASS(klass);
+  auto* sink_class = GST_BASE_SINK_CLASS(klass);
+
+  gobject_class->set_property = gst_parallax_sink_set_property;
+  gobject_class->get_property = gst_parallax_sink_get_property;
+  gobject_class->finalize = gst_parallax_sink_finalize;
+
+  sink_class->start = gst_parallax_sink_start;
+  sink_class->stop = gst_parallax_sink_stop;
+  sink_class->set_caps = gst_parallax_sink_set_caps;
+  sink_class->propose_allocation = gst_parallax_sink_propose_allocation;
+  sink_class->event = gst_parallax_sink_event;
+  sink_class->render = gst_parallax_sink_render;
+  sink_class->unlock = gst_parallax_sink_unlock;
+  sink_class->unlock_stop = gst_parallax_sink_unlock_stop;
+
+  const auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                           GST_PARAM_MUTABLE_READY);
+  g_object_class_install_property(
+      gobject_class, PROP_SOCKET_PATH,
+      g_param_spec_string("socket-path", "Socket path",
+                          "Unix socket to publish on (created when the element starts; a stale "
+                          "socket file is replaced, a live one is an error)",
+                          nullptr, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_SLOT_COUNT,
+      g_param_spec_uint("slot-count", "Slot count",
+                        "Number of shared-memory slots (0 = automatic: 16)", 0, 4096, 0, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_SLOT_SIZE,
+      g_param_spec_uint64("slot-size", "Slot size",
+                          "Bytes per slot (0 = automatic: the frame size of raw video, 200 ms "
+                          "of raw audio, 4 MiB otherwise; the socket then appears with the "
+                          "first caps)",
+                          0, G_MAXUINT32, 0, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_MEMORY,
+      g_param_spec_enum("memory", "Memory", "Shared memory backend of the slots",
+                        gst_parallax_memory_backend_get_type(), GST_PARALLAX_MEMORY_MEMFD, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_WAIT_FOR_CONNECTION,
+      g_param_spec_boolean("wait-for-connection", "Wait for connection",
+                           "Hold the stream until at least one subscriber is connected "
+                           "(otherwise buffers nobody reads are discarded)",
+                           FALSE, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_POLICY,
+      g_param_spec_enum("policy", "Policy",
+                        "What to do for a subscriber that falls behind, unless it asked for a "
+                        "policy of its own (applies to new subscribers)",
+                        gst_parallax_policy_get_type(), GST_PARALLAX_POLICY_BLOCK, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_SUBSCRIBERS,
+      g_param_spec_uint("max-subscribers", "Max subscribers",
+                        "Most subscribers connected at once (more are refused)", 1, 1024,
+                        kDefaultMaxSubscribers, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_SOCKET_MODE,
+      g_param_spec_uint("socket-mode", "Socket mode",
+                        "File mode of the socket (octal 0600 = owner only; peers are also "
+                        "checked by uid)",
+                        0, 0777, kDefaultSocketMode, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed("stats", "Statistics",
+                         "Counters: buffers, bytes, zero-copy and copied buffers, bytes-copied, "
+                         "drops, subscribers, connections, events, leases",
+                         GST_TYPE_STRUCTURE,
+                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_set_static_metadata(
+      element_class, "Parallax shared-memory sink", "Sink/Network",
+      "Publishes buffers to other processes through Parallax shared memory with no payload copy "
+      "(upstream writes into the offered pool) and forwards caps and stream events",
+      "Parallax developers");
+  gst_type_mark_as_plugin_api(gst_parallax_memory_backend_get_type(),
+                              static_cast<GstPluginAPIFlags>(0));
+  gst_type_mark_as_plugin_api(gst_parallax_policy_get_type(), static_cast<GstPluginAPIFlags>(0));
+  GST_DEBUG_CATEGORY_INIT(gst_parallax_sink_debug, "parallaxsink", 0, "Parallax sink");
+}

@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// parallaxsrc: a GstPushSrc over parallax::link::IpcSubscriber. Every output buffer is one
+// READONLY GstParallaxMemory holding the received parallax Buffer: freeing the last GstBuffer
+// that references it returns the lease to the publisher, whenever that happens.
+#include "gstparallaxsrc.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "parallax-gst/allocator.h"
+#include "parallax-gst/convert.h"
+#include "parallax/ipc.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_parallax_src_debug);
+#define GST_CAT_DEFAULT gst_parallax_src_debug
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace link = parallax::link;
+using Clock = std::chrono::steady_clock;
+
+constexpr guint64 kDefaultTimeout = 5 * GST_SECOND;
+
+enum {
+  PROP_0,
+  PROP_SOCKET_PATH,
+  PROP_IS_LIVE,
+  PROP_TIMEOUT,
+  PROP_STATS,
+};
+
+struct State {
+  // mu guards the settings, `unlocked` and the subscriber pointer swap. The streaming thread
+  // never holds it while blocked in recv (unlock() takes it to interrupt the recv).
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string socket_path;
+  bool is_live{false};
+  guint64 timeout{kDefaultTimeout};
+  bool unlocked{false};
+  std::unique_ptr<link::IpcSubscriber> sub;
+  GstAllocator* allocator{nullptr};  // read-only Parallax allocator, lives with the element
+  GstCaps* caps{nullptr};            // current caps (streaming thread)
+  bool ever_connected{false};
+  // Counters for the stats property.
+  std::atomic<std::uint64_t> buffers{0}, bytes{0}, events{0}, caps_changes{0}, reconnects{0};
+  std::atomic<std::uint64_t> dropped_before{0};  // drops of previous connections
+};
+
+}  // namespace
+
+struct _GstParallaxSrc {
+  GstPushSrc parent;
+  State* state;
+};
+
+G_DEFINE_TYPE(GstParallaxSrc, gst_parallax_src, GST_TYPE_PUSH_SRC)
+
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+namespace {
+
+// Connects, retrying every 10 ms until `timeout` (0: forever) or unlock(). Returns
+// GST_FLOW_OK with st.sub set, GST_FLOW_FLUSHING when unlocked, GST_FLOW_ERROR after posting.
+GstFlowReturn connect_publisher(GstParallaxSrc* self, bool reconnect) {
+  State& st = *self->state;
+  std::string path;
+  guint64 timeout;
+  {
+    std::lock_guard lock(st.mu);
+    path = st.socket_path;
+    timeout = st.timeout;
+  }
+  if (path.empty()) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No socket-path set"),
+                      ("set socket-path to the Unix socket of a parallaxsink or IpcPublisher"));
+    return GST_FLOW_ERROR;
+  }
+  const auto deadline = Clock::now() + std::chrono::nanoseconds(timeout);
+  parallax::Error last{};
+  for (;;) {
+    auto r = link::IpcSubscriber::connect(path);
+    std::unique_lock lock(st.mu);
+    if (st.unlocked) return GST_FLOW_FLUSHING;
+    if (r) {
+      st.sub = std::make_unique<link::IpcSubscriber>(std::move(*r));
+      st.ever_connected = true;
+      GST_INFO_OBJECT(self, "%s %s", reconnect ? "reconnected to" : "connected to", path.c_str());
+      return GST_FLOW_OK;
+    }
+    last = r.error();
+    if (r.error().code == parallax::Errc::permission_denied) break;  // retrying will not help
+    if (timeout != 0 && Clock::now() >= deadline) break;
+    st.cv.wait_for(lock, 10ms, [&] { return st.unlocked; });
+    if (st.unlocked) return GST_FLOW_FLUSHING;
+  }
+  if (reconnect) {
+    GST_ELEMENT_ERROR(self, RESOURCE, READ, ("The publisher at %s went away", path.c_str()),
+                      ("no publisher came back within %" GST_TIME_FORMAT ": %s",
+                       GST_TIME_ARGS(timeout), last.message.c_str()));
+  } else {
+    GST_ELEMENT_ERROR(
+        self, RESOURCE, OPEN_READ, ("Could not connect to a publisher at %s", path.c_str()),
+        ("waited %" GST_TIME_FORMAT ": %s", GST_TIME_ARGS(timeout), last.message.c_str()));
+  }
+  return GST_FLOW_ERROR;
+}
+
+// Drops the subscriber (its received Buffers stay valid on their own).
+void drop_subscriber(State& st) {
+  std::unique_ptr<link::IpcSubscriber> old;
+  {
+    std::lock_guard lock(st.mu);
+    old = std::move(st.sub);
+  }
+  if (old) {
+    st.dropped_before += old->stats().dropped;
+    old->close();
+  }
+}
+
+GstEvent* gst_event_from_custom(const link::Event& e) {
+  const std::string text(reinterpret_cast<const char*>(e.data.data()), e.data.size());
+  static const struct {
+    const char* name;
+    GstEventType type;
+  } kTypes[] = {
+      {"custom-downstream", GST_EVENT_CUSTOM_DOWNSTREAM},
+      {"custom-downstream-oob", GST_EVENT_CUSTOM_DOWNSTREAM_OOB},
+      {"custom-downstream-sticky", GST_EVENT_CUSTOM_DOWNSTREAM_STICKY},
+      {"custom-both", GST_EVENT_CUSTOM_BOTH},
+      {"custom-both-oob", GST_EVENT_CUSTOM_BOTH_OOB},
+  };
+  if (e.name == "tag") {
+    GstTagList* tags = gst_tag_list_new_from_string(text.c_str());
+    return tags ? gst_event_new_tag(tags) : nullptr;
+  }
+  for (const auto& t : kTypes) {
+    if (e.name == t.name) {
+      GstStructure* s = gst_structure_from_string(text.c_str(), nullptr);
+      return s ? gst_event_new_custom(t.type, s) : nullptr;
+    }
+  }
+  return nullptr;
+}
+
+// Applies one received event. Returns GST_FLOW_OK to go on reading.
+GstFlowReturn handle_event(GstParallaxSrc* self, const link::Event& e) {
+  State& st = *self->state;
+  st.events.fetch_add(1, std::memory_order_relaxed);
+  GstBaseSrc* base = GST_BASE_SRC(self);
+  switch (e.type) {
+    case link::EventType::format: {
+      GstCaps* caps = parallax::gst::caps_from_format(e.caps);
+      if (caps == nullptr) {
+        GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("The publisher sent unparsable caps"),
+                          ("format \"%s\"", e.caps.c_str()));
+        return GST_FLOW_ERROR;
+      }
+      if (st.caps != nullptr && gst_caps_is_equal(st.caps, caps)) {
+        gst_caps_unref(caps);
+        return GST_FLOW_OK;
+      }
+      GST_INFO_OBJECT(self, "caps %" GST_PTR_FORMAT, caps);
+      if (st.caps != nullptr) st.caps_changes.fetch_add(1, std::memory_order_relaxed);
+      gst_caps_replace(&st.caps, caps);
+      const gboolean ok = gst_base_src_set_caps(base, caps);
+      gst_caps_unref(caps);
+      if (!ok) {
+        GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("Downstream refused the publisher's caps"),
+                          ("caps %s", e.caps.c_str()));
+        return GST_FLOW_NOT_NEGOTIATED;
+      }
+      return GST_FLOW_OK;
+    }
+    case link::EventType::segment: {
+      // A live or re-timestamping source keeps its own running time.
+      if (gst_base_src_is_live(base) || gst_base_src_get_do_timestamp(base)) return GST_FLOW_OK;
+      if (e.segment.format != GST_FORMAT_TIME) return GST_FLOW_OK;
+      GstSegment seg;
+      gst_segment_init(&seg, GST_FORMAT_TIME);
+      seg.flags = static_cast<GstSegmentFlags>(e.segment.flags);
+      seg.rate = e.segment.rate;
+      seg.applied_rate = e.segment.applied_rate;
+      seg.start = e.segment.start;
+      seg.stop = e.segment.stop;
+      seg.time = e.segment.time;
+      seg.position = e.segment.position;
+      seg.duration = e.segment.duration;
+      if (!gst_base_src_new_segment(base, &seg))
+        GST_WARNING_OBJECT(self, "could not apply the publisher's segment");
+      return GST_FLOW_OK;
+    }
+    case link::EventType::eos:
+      return GST_FLOW_EOS;
+    case link::EventType::flush_start:
+      gst_pad_push_event(GST_BASE_SRC_PAD(base), gst_event_new_flush_start());
+      return GST_FLOW_OK;
+    case link::EventType::flush_stop:
+      gst_pad_push_event(GST_BASE_SRC_PAD(base), gst_event_new_flush_stop(e.reset_time));
+      return GST_FLOW_OK;
+    case link::EventType::custom:
+      if (GstEvent* ev = gst_event_from_custom(e)) {
+        gst_pad_push_event(GST_BASE_SRC_PAD(base), ev);
+      } else {
+        GST_DEBUG_OBJECT(self, "ignoring custom event %s", e.name.c_str());
+      }
+      return GST_FLOW_OK;
+    case link::EventType::stream_start:
+      // basesrc sends its own stream-start; the publisher's id is logged for correlation.
+      GST_DEBUG_OBJECT(self, "publisher stream %s", e.name.c_str());
+      return GST_FLOW_OK;
+  }
+  return GST_FLOW_OK;
+}
+
+}  // namespace
+
+static GstFlowReturn gst_parallax_src_create(GstPushSrc* src, GstBuffer** out) {
+  auto* self = GST_PARALLAX_SRC(src);
+  State& st = *self->state;
+  for (;;) {
+    if (!st.sub) {
+      const bool reconnect = st.ever_connected;
+      if (GstFlowReturn r = connect_publisher(self, reconnect); r != GST_FLOW_OK) return r;
+      if (reconnect) st.reconnects.fetch_add(1, std::memory_order_relaxed);
+    }
+    auto item = st.sub->recv_item();
+    if (!item) {
+      const parallax::Error& e = item.error();
+      if (e.code == parallax::Errc::cancelled) return GST_FLOW_FLUSHING;
+      if (e.code == parallax::Errc::unavailable) {
+        GST_WARNING_OBJECT(self, "publisher vanished (%s): reconnecting", e.message.c_str());
+        drop_subscriber(st);
+        continue;
+      }
+      GST_ELEMENT_ERROR(self, RESOURCE, READ, ("Could not read from the publisher"),
+                        ("%s", e.message.c_str()));
+      return GST_FLOW_ERROR;
+    }
+    if (!item->has_value()) return GST_FLOW_EOS;  // the publisher closed cleanly
+    if (auto* ev = std::get_if<link::Event>(&**item)) {
+      if (GstFlowReturn r = handle_event(self, *ev); r != GST_FLOW_OK) return r;
+      continue;
+    }
+    auto& buffer = std::get<parallax::memory::Buffer>(**item);
+    if (st.caps == nullptr) {
+      // A native publisher that never set a format: bytes are bytes.
+      GstCaps* caps = gst_caps_new_empty_simple("application/octet-stream");
+      gst_caps_replace(&st.caps, caps);
+      gst_base_src_set_caps(GST_BASE_SRC(self), caps);
+      gst_caps_unref(caps);
+    }
+    const std::size_t size = buffer.size();
+    GstBuffer* buf = parallax::gst::to_gst(st.allocator, std::move(buffer));
+    if (buf == nullptr) {
+      GST_ELEMENT_ERROR(self, RESOURCE, READ, ("Could not wrap a received buffer"), (nullptr));
+      return GST_FLOW_ERROR;
+    }
+    st.buffers.fetch_add(1, std::memory_order_relaxed);
+    st.bytes.fetch_add(size, std::memory_order_relaxed);
+    *out = buf;
+    return GST_FLOW_OK;
+  }
+}
+
+static GstCaps* gst_parallax_src_get_caps(GstBaseSrc* src, GstCaps* filter) {
+  auto* self = GST_PARALLAX_SRC(src);
+  GstCaps* caps = nullptr;
+  GST_OBJECT_LOCK(self);
+  if (self->state->caps != nullptr) caps = gst_caps_ref(self->state->caps);
+  GST_OBJECT_UNLOCK(self);
+  if (caps == nullptr) caps = gst_pad_get_pad_template_caps(GST_BASE_SRC_PAD(src));
+  if (filter != nullptr) {
+    GstCaps* tmp = gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref(caps);
+    caps = tmp;
+  }
+  return caps;
+}
+
+static gboolean gst_parallax_src_start(GstBaseSrc* src) {
+  auto* self = GST_PARALLAX_SRC(src);
+  State& st = *self->state;
+  std::lock_guard lock(st.mu);
+  st.unlocked = false;
+  st.ever_connected = false;
+  gst_base_src_set_live(src, st.is_live);
+  return TRUE;
+}
+
+static gboolean gst_parallax_src_stop(GstBaseSrc* src) {
+  auto* self = GST_PARALLAX_SRC(src);
+  State& st = *self->state;
+  drop_subscriber(st);
+  GST_OBJECT_LOCK(self);
+  gst_caps_replace(&st.caps, nullptr);
+  GST_OBJECT_UNLOCK(self);
+  return TRUE;
+}
+
+static gboolean gst_parallax_src_unlock(GstBaseSrc* src) {
+  State& st = *GST_PARALLAX_SRC(src)->state;
+  std::lock_guard lock(st.mu);
+  st.unlocked = true;
+  if (st.sub) st.sub->interrupt();
+  st.cv.notify_all();
+  return TRUE;
+}
+
+static gboolean gst_parallax_src_unlock_stop(GstBaseSrc* src) {
+  State& st = *GST_PARALLAX_SRC(src)->state;
+  std::lock_guard lock(st.mu);
+  st.unlocked = false;
+  if (st.sub) st.sub->resume();
+  return TRUE;
+}
+
+static GstStructure* make_stats(GstParallaxSrc* self) {
+  State& st = *self->state;
+  parallax::link::SubscriberStats ss;
+  bool connected = false;
+  {
+    std::lock_guard lock(st.mu);
+    if (st.sub) {
+      ss = st.sub->stats();
+      connected = st.sub->connected();
+    }
+  }
+  return gst_structure_new(
+      "application/x-parallax-src-stats",  //
+      "buffers", G_TYPE_UINT64, st.buffers.load(), "bytes", G_TYPE_UINT64, st.bytes.load(),
+      "events", G_TYPE_UINT64, st.events.load(), "dropped", G_TYPE_UINT64,
+      st.dropped_before.load() + ss.dropped, "caps-changes", G_TYPE_UINT64, st.caps_changes.load(),
+      "reconnects", G_TYPE_UINT64, st.reconnects.load(), "leases", G_TYPE_UINT,
+      static_cast<guint>(ss.leases), "connected", G_TYPE_BOOLEAN, connected, "publisher-pid",
+      G_TYPE_INT, static_cast<gint>(ss.publisher_pid), nullptr);
+}
+
+static void gst_parallax_src_set_property(GObject* object, guint id, const GValue* value,
+                                          GParamSpec* pspec) {
+  auto* self = GST_PARALLAX_SRC(object);
+  State& st = *self->state;
+  std::lock_guard lock(st.mu);
+  switch (id) {
+    case PROP_SOCKET_PATH: {
+      const gchar* p = g_value_get_string(value);
+      st.socket_path = p ? p : "";
+      break;
+    }
+    case PROP_IS_LIVE:
+      st.is_live = g_value_get_boolean(value);
+      break;
+    case PROP_TIMEOUT:
+      st.timeout = g_value_get_uint64(value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+      break;
+  }
+}
+
+static void gst_parallax_src_get_property(GObject* object, guint id, GValue* value,
+                                          GParamSpec* pspec) {
+  auto* self = GST_PARALLAX_SRC(object);
+  if (id == PROP_STATS) {
+    g_value_take_boxed(value, make_stats(self));
+    return;
+  }
+  State& st = *self->state;
+  std::lock_guard lock(st.mu);
+  switch (id) {
+    case PROP_SOCKET_PATH:
+      g_value_set_string(value, st.socket_path.empty() ? nullptr : st.socket_path.c_str());
+      break;
+    case PROP_IS_LIVE:
+      g_value_set_boolean(value, st.is_live);
+      break;
+    case PROP_TIMEOUT:
+      g_value_set_uint64(value, st.timeout);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+      break;
+  }
+}
+
+static void gst_parallax_src_finalize(GObject* object) {
+  auto* self = GST_PARALLAX_SRC(object);
+  State* st = std::exchange(self->state, nullptr);
+  gst_caps_replace(&st->caps, nullptr);
+  // Buffers still alive downstream hold their own reference on the allocator.
+  if (st->allocator != nullptr) gst_object_unref(st->allocator);
+  delete st;
+  G_OBJECT_CLASS(gst_parallax_src_parent_class)->finalize(object);
+}
+
+static void gst_parallax_src_init(GstParallaxSrc* self) {
+  self->state = new State;
+  self->state->allocator = parallax::gst::allocator_new_readonly();
+  gst_base_src_set_format(GST_BASE_SRC(self), GST_FORMAT_TIME);
+}
+
+static void gst_parallax_src_class_init(GstParallaxSrcClass* klass) {
+  auto* gobject_class = G_OBJECT_CLASS(klass);
+  auto* element_class = GST_ELEMENT_CLASS(klass);
+  auto* basesrc_class = GST_BASE_SRC_CLASS(klass);
+  auto* pushsrc_class = GST_PUSH_SRC_CLASS(klass);
+
+  gobject_class->set_property = gst_parallax_src_set_property;
+  gobject_class->get_property = gst_parallax_src_get_property;
+  gobject_class->finalize = gst_parallax_src_finalize;
+  basesrc_class->start = gst_parallax_src_start;
+  basesrc_class->stop = gst_parallax_src_stop;
+  basesrc_class->get_caps = gst_parallax_src_get_caps;
+  basesrc_class->unlock = gst_parallax_src_unlock;
+  basesrc_class->unlock_stop = gst_parallax_src_unlock_stop;
+  pushsrc_class->create = gst_parallax_src_create;
+
+  const auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                           GST_PARAM_MUTABLE_READY);
+  g_object_class_install_property(
+      gobject_class, PROP_SOCKET_PATH,
+      g_param_spec_string("socket-path", "Socket path",
+                          "Unix socket of the publisher (a parallaxsink or a native "
+                          "IpcPublisher) to read from",
+                          nullptr, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_IS_LIVE,
+      g_param_spec_boolean("is-live", "Is live",
+                           "Act as a live source (no preroll, downstream syncs to arrival; "
+                           "combine with do-timestamp=true for late joins of live streams)",
+                           FALSE, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_TIMEOUT,
+      g_param_spec_uint64("timeout", "Timeout",
+                          "How long (ns) to wait for a publisher to appear, or to come back "
+                          "after it vanished, before posting an error (0 = wait forever)",
+                          0, G_MAXUINT64, kDefaultTimeout, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed("stats", "Statistics",
+                         "Counters: buffers, bytes, events, dropped (by the publisher's "
+                         "drop-oldest policy), caps-changes, reconnects, leases held now, "
+                         "connected, publisher-pid",
+                         GST_TYPE_STRUCTURE,
+                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+  gst_element_class_set_static_metadata(
+      element_class, "Parallax shared-memory source", "Source/Network",
+      "Receives buffers from a Parallax publisher as read-only shared memory (no payload copy), "
+      "with the publisher's caps (no caps filter needed) and stream events",
+      "Parallax developers");
+  GST_DEBUG_CATEGORY_INIT(gst_parallax_src_debug, "parallaxsrc", 0, "Parallax source");
+}

@@ -1,0 +1,161 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
+# End-to-end tests of parallaxsink / parallaxsrc with real gst-launch-1.0 processes and native
+# helper programs. One scenario per invocation: e2e.sh SCENARIO (see the case below).
+# Needs GST_PLUGIN_PATH (the build's gst/ dir), GST_REGISTRY (a per-test file) and
+# PLX_GST_HELPERS (the build's tests/gst dir), as set by meson test.
+set -u
+scenario=${1:?scenario}
+helpers=${PLX_GST_HELPERS:?}
+export GST_DEBUG_NO_COLOR=1
+T=$(mktemp -d /tmp/plx-e2e-XXXXXX)
+S=$T/s.sock
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  rm -rf "$T"
+}
+trap cleanup EXIT
+fail() { echo "FAIL [$scenario]: $*" >&2; for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done >&2; exit 1; }
+ok() { echo "ok [$scenario]: $*"; exit 0; }
+GL="timeout 60 gst-launch-1.0 -q"
+V720="video/x-raw,format=I420,width=1280,height=720,framerate=30/1"
+V240="video/x-raw,format=I420,width=320,height=240,framerate=30/1"
+LONG_TIMEOUT=20000000000  # parallaxsrc timeout (ns) while waiting for the producer to start
+
+# Waits (up to 20 s) for the producer's socket to appear.
+wait_socket() { for _ in $(seq 200); do [ -S "$S" ] && return 0; sleep 0.1; done; fail "no socket $S"; }
+# The processes killed on purpose run without `timeout` (killing timeout would not kill them).
+GLK="gst-launch-1.0 -q"
+
+# Lines "pts sha1" -> just the hashes (live pipelines have different timestamps).
+hashes() { grep -E '^[0-9]+:[0-9]{2}:[0-9]{2}\.[0-9]{9} [0-9a-f]{40}$' "$1" | cut -d' ' -f2; }
+stamped() { grep -E '^[0-9]+:[0-9]{2}:[0-9]{2}\.[0-9]{9} [0-9a-f]{40}$' "$1"; }
+
+case "$scenario" in
+video)
+  # Same checksums through the hop as without it; videoconvert reads the frames through the
+  # forwarded GstVideoMeta.
+  $GL videotestsrc num-buffers=60 pattern=ball ! $V720 ! videoconvert ! video/x-raw,format=RGBx ! checksumsink > "$T/direct.txt" || fail "direct pipeline"
+  $GL videotestsrc num-buffers=60 pattern=ball ! $V720 ! parallaxsink socket-path="$S" wait-for-connection=true > "$T/prod.log" 2>&1 &
+  pids+=($!)
+  $GL parallaxsrc socket-path="$S" timeout=$LONG_TIMEOUT ! videoconvert ! video/x-raw,format=RGBx ! checksumsink > "$T/hop.txt" 2> "$T/cons.log" || fail "consumer"
+  wait "${pids[0]}" || fail "producer"
+  [ "$(stamped "$T/hop.txt" | wc -l)" -eq 60 ] || fail "expected 60 buffers, got $(stamped "$T/hop.txt" | wc -l)"
+  diff <(stamped "$T/direct.txt") <(stamped "$T/hop.txt") > /dev/null || fail "checksums differ"
+  ok "60 frames of 1280x720 I420, identical checksums and timestamps"
+  ;;
+audio)
+  A="audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved"
+  $GL audiotestsrc num-buffers=100 wave=sine freq=523 ! $A ! audioconvert ! audio/x-raw,format=F32LE ! checksumsink > "$T/direct.txt" || fail "direct pipeline"
+  $GL audiotestsrc num-buffers=100 wave=sine freq=523 ! $A ! parallaxsink socket-path="$S" wait-for-connection=true > "$T/prod.log" 2>&1 &
+  pids+=($!)
+  $GL parallaxsrc socket-path="$S" timeout=$LONG_TIMEOUT ! audioconvert ! audio/x-raw,format=F32LE ! checksumsink > "$T/hop.txt" 2> "$T/cons.log" || fail "consumer"
+  wait "${pids[0]}" || fail "producer"
+  [ "$(stamped "$T/hop.txt" | wc -l)" -eq 100 ] || fail "expected 100 buffers"
+  diff <(stamped "$T/direct.txt") <(stamped "$T/hop.txt") > /dev/null || fail "checksums differ"
+  ok "100 buffers of S16LE stereo, identical checksums and timestamps"
+  ;;
+zerocopy)
+  # The producer writes into the proposed pool: 0 copies, and the consumer maps the very
+  # (memfd inode, offset) the producer wrote each buffer to.
+  GST_DEBUG=parallaxsink:6 "$helpers/plx_gst_app" --stats s "videotestsrc num-buffers=30 ! video/x-raw,format=I420,width=640,height=480 ! parallaxsink name=s socket-path=$S wait-for-connection=true" > "$T/prod.out" 2> "$T/prod.log" &
+  pids+=($!)
+  timeout 60 "$helpers/plx_native_sub" --where --timeout-ms 20000 "$S" > "$T/where.txt" 2> "$T/cons.log" || fail "native subscriber"
+  wait "${pids[0]}" || fail "producer"
+  grep -q 'zero-copy=(guint64)30' "$T/prod.out" || fail "stats: $(grep stats "$T/prod.out")"
+  grep -q 'copied=(guint64)0' "$T/prod.out" || fail "stats: $(grep stats "$T/prod.out")"
+  sed -nE 's/.*buffer #([0-9]+) zero-copy: segment inode ([0-9]+) offset ([0-9]+).*/where \1 \2 \3/p' "$T/prod.log" | sort > "$T/prod_where.txt"
+  grep '^where ' "$T/where.txt" | sort > "$T/cons_where.txt"
+  [ "$(wc -l < "$T/cons_where.txt")" -eq 30 ] || fail "consumer saw $(wc -l < "$T/cons_where.txt") buffers"
+  diff "$T/prod_where.txt" "$T/cons_where.txt" > /dev/null || fail "producer and consumer disagree on (inode, offset)"
+  ok "30 buffers, 0 copies, same memfd inode and offset on both sides ($(head -1 "$T/cons_where.txt"))"
+  ;;
+native-pub)
+  timeout 60 "$helpers/plx_native_pub" "$S" 30 320 240 > "$T/expected.txt" 2> "$T/prod.log" &
+  pids+=($!)
+  $GL parallaxsrc socket-path="$S" timeout=$LONG_TIMEOUT ! checksumsink > "$T/hop.txt" 2> "$T/cons.log" || fail "consumer"
+  wait "${pids[0]}" || fail "native publisher"
+  [ "$(stamped "$T/hop.txt" | wc -l)" -eq 30 ] || fail "expected 30 buffers"
+  diff <(stamped "$T/expected.txt") <(stamped "$T/hop.txt") > /dev/null || fail "checksums differ"
+  ok "native IpcPublisher -> parallaxsrc: 30 frames, identical checksums"
+  ;;
+native-sub)
+  $GL videotestsrc num-buffers=30 pattern=ball ! $V240 ! checksumsink > "$T/direct.txt" || fail "direct pipeline"
+  $GL videotestsrc num-buffers=30 pattern=ball ! $V240 ! parallaxsink socket-path="$S" wait-for-connection=true > "$T/prod.log" 2>&1 &
+  pids+=($!)
+  timeout 60 "$helpers/plx_native_sub" --timeout-ms 20000 "$S" > "$T/hop.txt" 2> "$T/cons.log" || fail "native subscriber"
+  wait "${pids[0]}" || fail "producer"
+  grep -q '^caps video/x-raw, format=(string)I420, width=(int)320' "$T/hop.txt" || fail "no caps"
+  diff <(stamped "$T/direct.txt") <(stamped "$T/hop.txt") > /dev/null || fail "checksums differ"
+  ok "parallaxsink -> native IpcSubscriber: caps and 30 identical frames"
+  ;;
+caps-change)
+  timeout 60 "$helpers/plx_native_pub" "$S" 40 320 240 160 120 > "$T/expected.txt" 2> "$T/prod.log" &
+  pids+=($!)
+  $GL parallaxsrc socket-path="$S" timeout=$LONG_TIMEOUT ! videoconvert ! video/x-raw,format=I420 ! checksumsink > "$T/hop.txt" 2> "$T/cons.log" || fail "consumer"
+  wait "${pids[0]}" || fail "native publisher"
+  diff <(stamped "$T/expected.txt") <(stamped "$T/hop.txt") > /dev/null || fail "checksums differ"
+  ok "320x240 -> 160x120 mid-stream renegotiated downstream, 40 identical frames"
+  ;;
+late-join)
+  $GL videotestsrc is-live=true num-buffers=120 ! $V240 ! parallaxsink socket-path="$S" > "$T/prod.log" 2>&1 &
+  pids+=($!)
+  sleep 1.5
+  timeout 30 "$helpers/plx_gst_app" --stats src "parallaxsrc name=src socket-path=$S num-buffers=15 ! videoconvert ! video/x-raw,format=RGBx ! fakesink" > "$T/cons.out" 2> "$T/cons.log" || fail "late consumer"
+  grep -q 'buffers=(guint64)15' "$T/cons.out" || fail "stats: $(cat "$T/cons.out")"
+  wait "${pids[0]}" || fail "producer"
+  ok "a consumer joining 1.5 s into a live stream got the caps and 15 frames"
+  ;;
+fan-out)
+  for c in a b; do
+    $GL parallaxsrc socket-path="$S" timeout=$LONG_TIMEOUT ! checksumsink > "$T/$c.txt" 2> "$T/$c.log" &
+    pids+=($!)
+  done
+  sleep 0.3
+  $GL videotestsrc num-buffers=60 pattern=ball ! $V240 ! checksumsink > "$T/direct.txt" || fail "direct pipeline"
+  $GL videotestsrc num-buffers=60 pattern=ball ! $V240 ! parallaxsink socket-path="$S" wait-for-connection=true > "$T/prod.log" 2>&1 || fail "producer"
+  wait "${pids[0]}" || fail "consumer a"
+  wait "${pids[1]}" || fail "consumer b"
+  for c in a b; do
+    n=$(stamped "$T/$c.txt" | wc -l)
+    [ "$n" -ge 55 ] || fail "consumer $c got $n of 60 frames"
+    diff <(stamped "$T/direct.txt" | tail -n "$n") <(stamped "$T/$c.txt") > /dev/null || fail "consumer $c: checksums differ"
+  done
+  ok "two consumers on one sink: $(stamped "$T/a.txt" | wc -l) and $(stamped "$T/b.txt" | wc -l) identical frames"
+  ;;
+consumer-killed)
+  $GL videotestsrc is-live=true num-buffers=90 pattern=ball ! $V240 ! parallaxsink socket-path="$S" wait-for-connection=true > "$T/prod.log" 2>&1 &
+  prod=$!; pids+=($prod)
+  $GLK parallaxsrc socket-path="$S" timeout=$LONG_TIMEOUT ! fakesink > "$T/a.log" 2>&1 &
+  victim=$!; pids+=($victim)
+  $GL parallaxsrc socket-path="$S" timeout=$LONG_TIMEOUT ! checksumsink > "$T/b.txt" 2> "$T/b.log" &
+  survivor=$!; pids+=($survivor)
+  sleep 1.5
+  kill -9 "$victim"
+  wait "$victim" 2>/dev/null
+  wait "$prod" || fail "producer did not finish after a consumer was killed"
+  wait "$survivor" || fail "surviving consumer"
+  n=$(stamped "$T/b.txt" | wc -l)
+  [ "$n" -ge 80 ] || fail "surviving consumer got $n frames"
+  ok "producer finished and the other consumer got $n frames after one consumer was killed"
+  ;;
+producer-killed)
+  $GLK videotestsrc is-live=true ! $V240 ! parallaxsink socket-path="$S" > "$T/prod.log" 2>&1 &
+  prod=$!; pids+=($prod)
+  wait_socket
+  timeout 30 "$helpers/plx_gst_app" --timeout-s 20 "parallaxsrc socket-path=$S timeout=1000000000 ! fakesink" > "$T/cons.out" 2> "$T/cons.log" &
+  cons=$!; pids+=($cons)
+  sleep 1.5
+  kill -9 "$prod"
+  wait "$prod" 2>/dev/null
+  t0=$(date +%s.%N)
+  wait "$cons"; rc=$?
+  dt=$(echo "$(date +%s.%N) - $t0" | bc)
+  [ "$rc" -eq 0 ] || [ "$rc" -eq 1 ] || fail "consumer rc $rc (2 = hung until its own timeout, 124 = killed)"
+  (( $(echo "$dt < 5" | bc) )) || fail "consumer took $dt s to notice"
+  ok "consumer ended (rc $rc: $(head -1 "$T/cons.log")) ${dt%??????} s after the producer was killed"
+  ;;
+*)
+  echo "unknown scenario $scenario" >&2; exit 2 ;;
+esac

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// Test, demo and benchmark helper: runs a gst-launch style pipeline to EOS and prints, at the
+// end, the `stats` property of the elements named with --stats, the elapsed time, and for
+// elements named with --probe the buffers and bytes that entered their sink pad and the rate
+// between the first and the last of them (startup excluded).
+// With --expect N, a pipeline whose first probe saw N buffers but has no EOS 2 s later is
+// stopped and reported as "eos-hung" (shmsink waits forever at EOS for its client).
+//   plx_gst_app [--stats NAME]... [--probe NAME]... [--expect N] [--timeout-s N] 'PIPELINE'
+// Exit: 0 on EOS, 1 on error, 2 on timeout.
+#include <gst/gst.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+struct Probe {
+  std::string name;
+  GstPad* pad{nullptr};
+  guint64 buffers{0}, bytes{0};
+  gint64 first{0}, last{0};
+};
+
+GstPadProbeReturn count_buffer(GstPad*, GstPadProbeInfo* info, gpointer data) {
+  auto* p = static_cast<Probe*>(data);
+  const gint64 now = g_get_monotonic_time();
+  if (p->buffers == 0) p->first = now;
+  p->last = now;
+  ++p->buffers;
+  p->bytes += gst_buffer_get_size(GST_PAD_PROBE_INFO_BUFFER(info));
+  return GST_PAD_PROBE_OK;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  gst_init(&argc, &argv);
+  std::vector<std::string> stats;
+  std::vector<std::unique_ptr<Probe>> probes;
+  int timeout_s = 60;
+  guint64 expect = 0;
+  std::string desc;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--stats") == 0 && i + 1 < argc)
+      stats.emplace_back(argv[++i]);
+    else if (std::strcmp(argv[i], "--probe") == 0 && i + 1 < argc) {
+      probes.push_back(std::make_unique<Probe>());
+      probes.back()->name = argv[++i];
+    } else if (std::strcmp(argv[i], "--expect") == 0 && i + 1 < argc) {
+      expect = std::strtoull(argv[++i], nullptr, 10);
+    } else if (std::strcmp(argv[i], "--timeout-s") == 0 && i + 1 < argc)
+      timeout_s = std::atoi(argv[++i]);
+    else
+      desc = argv[i];
+  }
+  GError* error = nullptr;
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), &error);
+  if (pipeline == nullptr) {
+    std::fprintf(stderr, "parse: %s\n", error ? error->message : "?");
+    return 1;
+  }
+  for (auto& p : probes) {
+    GstElement* e = gst_bin_get_by_name(GST_BIN(pipeline), p->name.c_str());
+    GstPad* pad = e ? gst_element_get_static_pad(e, "sink") : nullptr;
+    if (pad == nullptr) {
+      std::fprintf(stderr, "no element %s with a sink pad\n", p->name.c_str());
+      return 1;
+    }
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, count_buffer, p.get(), nullptr);
+    p->pad = pad;  // released at the end
+    gst_object_unref(e);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* msg = nullptr;
+  gint64 complete_at = 0;
+  for (int waited_ms = 0; msg == nullptr && waited_ms < timeout_s * 1000; waited_ms += 100) {
+    msg = gst_bus_timed_pop_filtered(
+        bus, 100 * GST_MSECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+    if (msg != nullptr || expect == 0 || probes.empty()) continue;
+    if (probes[0]->buffers >= expect && complete_at == 0) complete_at = g_get_monotonic_time();
+    if (complete_at != 0 && g_get_monotonic_time() - complete_at > 2 * G_USEC_PER_SEC) {
+      std::printf("eos-hung: all %" G_GUINT64_FORMAT " buffers passed, no EOS\n", expect);
+      break;
+    }
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int rc = 2;
+  if (msg != nullptr && GST_MESSAGE_TYPE(msg) == GST_MESSAGE_EOS) {
+    rc = 0;
+  } else if (msg != nullptr) {
+    GError* err = nullptr;
+    gchar* dbg = nullptr;
+    gst_message_parse_error(msg, &err, &dbg);
+    std::fprintf(stderr, "error from %s: %s (%s)\n", GST_OBJECT_NAME(msg->src), err->message,
+                 dbg ? dbg : "");
+    g_error_free(err);
+    g_free(dbg);
+    rc = 1;
+  } else {
+    std::fprintf(stderr, "timeout after %d s\n", timeout_s);
+  }
+  if (msg) gst_message_unref(msg);
+  // Stats are read before NULL: the elements' counters describe the run that just ended.
+  for (const auto& name : stats) {
+    GstElement* e = gst_bin_get_by_name(GST_BIN(pipeline), name.c_str());
+    if (e == nullptr) continue;
+    GstStructure* s = nullptr;
+    g_object_get(e, "stats", &s, nullptr);
+    gchar* str = s ? gst_structure_to_string(s) : g_strdup("none");
+    std::printf("stats %s: %s\n", name.c_str(), str);
+    g_free(str);
+    if (s) gst_structure_free(s);
+    gst_object_unref(e);
+  }
+  std::printf("elapsed %.3f s\n", secs);
+  for (const auto& p : probes) {
+    const double span = static_cast<double>(p->last - p->first) / 1e6;
+    const double rate = span > 0 ? static_cast<double>(p->buffers - 1) / span : 0.0;
+    std::printf("probe %s: buffers %" G_GUINT64_FORMAT " bytes %" G_GUINT64_FORMAT
+                " span %.3f s rate %.0f buffers/s %.1f MB/s\n",
+                p->name.c_str(), p->buffers, p->bytes, span, rate,
+                span > 0 ? static_cast<double>(p->bytes) / span / 1e6 : 0.0);
+    GstCaps* caps = gst_pad_get_current_caps(p->pad);
+    gchar* str = caps ? gst_caps_to_string(caps) : g_strdup("none");
+    std::printf("caps %s: %s\n", p->name.c_str(), str);
+    g_free(str);
+    if (caps) gst_caps_unref(caps);
+    gst_object_unref(p->pad);
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(pipeline);
+  return rc;
+}

@@ -1,0 +1,666 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// GstHarness and in-process tests of the bridge (allocator, pool, conversions) and of
+// parallaxsink / parallaxsrc against native IpcPublisher / IpcSubscriber peers.
+#include <gst/app/gstappsink.h>
+#include <gst/check/gstharness.h>
+#include <gst/gst.h>
+#include <gst/video/video.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "parallax-gst/allocator.h"
+#include "parallax-gst/buffer_pool.h"
+#include "parallax-gst/convert.h"
+#include "parallax/ipc.h"
+#include "parallax/segment.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace link = parallax::link;
+namespace pmem = parallax::memory;
+
+std::string unique_socket(const char* what) {
+  static std::atomic<int> n{0};
+  return "/tmp/plx-gst-test-" + std::to_string(::getpid()) + "-" + what + "-" +
+         std::to_string(n++) + ".sock";
+}
+
+link::SubscriberOptions sub_options(std::chrono::milliseconds connect_timeout) {
+  link::SubscriberOptions o;
+  o.connect_timeout = connect_timeout;
+  return o;
+}
+
+link::PublisherOptions pub_options(std::size_t slot_size, std::size_t slot_count) {
+  link::PublisherOptions o;
+  o.slot_size = slot_size;
+  o.slot_count = slot_count;
+  return o;
+}
+
+ino_t inode_of(const pmem::Segment* seg) {
+  struct stat sb {};
+  if (seg == nullptr || ::fstat(seg->fd(), &sb) != 0) return 0;
+  return sb.st_ino;
+}
+
+// Receives items until a buffer arrives (events are collected), failing after 5 s.
+std::optional<pmem::Buffer> recv_buffer(link::IpcSubscriber& sub,
+                                        std::vector<link::Event>* events = nullptr) {
+  for (int i = 0; i < 100; ++i) {
+    auto item = sub.recv_item_for(5s);
+    if (!item || !item->has_value()) return std::nullopt;
+    if (auto* b = std::get_if<pmem::Buffer>(&**item)) return *b;
+    if (events) events->push_back(std::get<link::Event>(**item));
+  }
+  return std::nullopt;
+}
+
+GstStructure* get_stats(GstElement* e) {
+  GstStructure* s = nullptr;
+  g_object_get(e, "stats", &s, nullptr);
+  return s;
+}
+
+guint64 stat_u64(GstElement* e, const char* field) {
+  GstStructure* s = get_stats(e);
+  guint64 v = G_MAXUINT64;
+  gst_structure_get_uint64(s, field, &v);
+  gst_structure_free(s);
+  return v;
+}
+
+std::shared_ptr<pmem::MemoryPool> make_pool(std::size_t slot, std::size_t count) {
+  auto seg = pmem::SharedMemorySegment::create("test", slot * count);
+  EXPECT_TRUE(seg);
+  auto pool = pmem::MemoryPool::create(std::move(*seg), slot);
+  EXPECT_TRUE(pool);
+  return *pool;
+}
+
+// ---- bridge ----
+
+TEST(Bridge, MetadataRoundTripKeepsTimestampsFlagsVideoMetaAndReferenceTimestamps) {
+  // Arrange: a padded, strided I420 frame description and two reference timestamps.
+  GstBuffer* in = gst_buffer_new_allocate(nullptr, 100000, nullptr);
+  GST_BUFFER_PTS(in) = 1 * GST_SECOND;
+  GST_BUFFER_DTS(in) = 900 * GST_MSECOND;
+  GST_BUFFER_DURATION(in) = 33 * GST_MSECOND;
+  GST_BUFFER_OFFSET(in) = 30;
+  GST_BUFFER_OFFSET_END(in) = 31;
+  GST_BUFFER_FLAG_SET(in, GST_BUFFER_FLAG_DISCONT | GST_BUFFER_FLAG_DELTA_UNIT);
+  gsize offsets[4] = {128, 128 + 256 * 240, 128 + 256 * 240 + 160 * 120, 0};
+  gint strides[4] = {256, 160, 160, 0};
+  gst_buffer_add_video_meta_full(in, GST_VIDEO_FRAME_FLAG_INTERLACED, GST_VIDEO_FORMAT_I420, 200,
+                                 240, 3, offsets, strides);
+  GstCaps* ref = gst_caps_from_string("timestamp/x-ntp");
+  gst_buffer_add_reference_timestamp_meta(in, ref, 12345, 678);
+  gst_buffer_add_reference_timestamp_meta(in, ref, 999, GST_CLOCK_TIME_NONE);
+  gst_caps_unref(ref);
+
+  // Act
+  parallax::Metadata meta;
+  parallax::gst::metadata_from_gst(in, 7, meta);
+  GstBuffer* out = gst_buffer_new();
+  parallax::gst::metadata_to_gst(meta, out);
+
+  // Assert
+  EXPECT_EQ(meta.sequence, 7u);
+  EXPECT_EQ(GST_BUFFER_PTS(out), GST_BUFFER_PTS(in));
+  EXPECT_EQ(GST_BUFFER_DTS(out), GST_BUFFER_DTS(in));
+  EXPECT_EQ(GST_BUFFER_DURATION(out), GST_BUFFER_DURATION(in));
+  EXPECT_EQ(GST_BUFFER_OFFSET(out), 30u);
+  EXPECT_EQ(GST_BUFFER_OFFSET_END(out), 31u);
+  EXPECT_TRUE(GST_BUFFER_FLAG_IS_SET(out, GST_BUFFER_FLAG_DISCONT));
+  EXPECT_TRUE(GST_BUFFER_FLAG_IS_SET(out, GST_BUFFER_FLAG_DELTA_UNIT));
+  EXPECT_FALSE(GST_BUFFER_FLAG_IS_SET(out, GST_BUFFER_FLAG_GAP));
+  GstVideoMeta* vm = gst_buffer_get_video_meta(out);
+  ASSERT_NE(vm, nullptr);
+  EXPECT_EQ(vm->format, GST_VIDEO_FORMAT_I420);
+  EXPECT_EQ(vm->width, 200u);
+  EXPECT_EQ(vm->height, 240u);
+  EXPECT_EQ(vm->n_planes, 3u);
+  EXPECT_EQ(vm->flags, GST_VIDEO_FRAME_FLAG_INTERLACED);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(vm->offset[i], offsets[i]);
+    EXPECT_EQ(vm->stride[i], strides[i]);
+  }
+  gpointer state = nullptr;
+  std::vector<std::pair<guint64, guint64>> refs;
+  while (GstMeta* m =
+             gst_buffer_iterate_meta_filtered(out, &state, GST_REFERENCE_TIMESTAMP_META_API_TYPE)) {
+    auto* r = reinterpret_cast<GstReferenceTimestampMeta*>(m);
+    refs.emplace_back(r->timestamp, r->duration);
+    EXPECT_TRUE(gst_structure_has_name(gst_caps_get_structure(r->reference, 0), "timestamp/x-ntp"));
+  }
+  ASSERT_EQ(refs.size(), 2u);
+  EXPECT_EQ(refs[0], std::make_pair(guint64{12345}, guint64{678}));
+  EXPECT_EQ(refs[1], std::make_pair(guint64{999}, guint64{GST_CLOCK_TIME_NONE}));
+  gst_buffer_unref(in);
+  gst_buffer_unref(out);
+}
+
+TEST(Bridge, NoneTimestampsAndMalformedEntriesStayNone) {
+  parallax::Metadata meta;
+  meta.set(parallax::gst::kVideoMetaKey, std::vector<std::byte>(5));  // truncated record
+  meta.set(parallax::gst::kReferenceTimestampsKey, std::vector<std::byte>(3));
+  GstBuffer* out = gst_buffer_new();
+  parallax::gst::metadata_to_gst(meta, out);
+  EXPECT_FALSE(GST_BUFFER_PTS_IS_VALID(out));
+  EXPECT_EQ(GST_BUFFER_OFFSET(out), GST_BUFFER_OFFSET_NONE);
+  EXPECT_EQ(gst_buffer_get_video_meta(out), nullptr);
+  gst_buffer_unref(out);
+}
+
+TEST(Bridge, AllocatorMapsSlotsSharesAndSpans) {
+  auto pool = make_pool(4096, 4);
+  GstAllocator* alloc = parallax::gst::allocator_new(pool);
+  GstMemory* mem = gst_allocator_alloc(alloc, 1000, nullptr);
+  ASSERT_NE(mem, nullptr);
+  EXPECT_EQ(pool->in_use(), 1u);
+  EXPECT_TRUE(gst_memory_is_type(mem, GST_PARALLAX_MEMORY_TYPE));
+  GstMapInfo info;
+  ASSERT_TRUE(gst_memory_map(mem, &info, GST_MAP_WRITE));
+  const guint8* first = info.data;
+  std::memset(info.data, 0xAB, info.size);
+  gst_memory_unmap(mem, &info);
+  // Mapping twice gives the same persistent mapping (no mmap per map).
+  ASSERT_TRUE(gst_memory_map(mem, &info, GST_MAP_READ));
+  EXPECT_EQ(info.data, first);
+  gst_memory_unmap(mem, &info);
+
+  GstMemory* a = gst_memory_share(mem, 0, 400);
+  GstMemory* b = gst_memory_share(mem, 400, 600);
+  gsize off = 99;
+  EXPECT_TRUE(gst_memory_is_span(a, b, &off));
+  EXPECT_EQ(off, 0u);
+  EXPECT_FALSE(gst_memory_is_span(b, a, &off));
+  ASSERT_TRUE(gst_memory_map(b, &info, GST_MAP_READ));
+  EXPECT_EQ(info.data, first + 400);
+  EXPECT_EQ(info.data[0], 0xAB);
+  gst_memory_unmap(b, &info);
+  // Shares are read-only.
+  EXPECT_FALSE(gst_memory_map(b, &info, GST_MAP_WRITE));
+  GstMemory* c = gst_memory_copy(a, 10, 20);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(gst_memory_get_sizes(c, nullptr, nullptr), 20u);
+  gst_memory_unref(c);
+  gst_memory_unref(a);
+  gst_memory_unref(b);
+
+  // The slot was shared: a writable map now moves the memory to a fresh slot (copy-on-write)
+  // and keeps the bytes.
+  ASSERT_TRUE(gst_memory_map(mem, &info, GST_MAP_WRITE));
+  EXPECT_NE(info.data, first);
+  EXPECT_EQ(info.data[999], 0xAB);
+  gst_memory_unmap(mem, &info);
+  EXPECT_EQ(parallax::gst::allocator_counters(alloc).cow, 1u);
+
+  gst_memory_unref(mem);
+  EXPECT_EQ(pool->in_use(), 0u);
+  // Too large for a slot.
+  EXPECT_EQ(gst_allocator_alloc(alloc, 5000, nullptr), nullptr);
+  gst_object_unref(alloc);
+}
+
+TEST(Bridge, PoolRenewsSlotsThatWereSent) {
+  auto pool = make_pool(1 << 16, 3);
+  GstAllocator* alloc = parallax::gst::allocator_new(pool);
+  GstBufferPool* bp = gst_parallax_buffer_pool_new(alloc);
+  GstStructure* config = gst_buffer_pool_get_config(bp);
+  gst_buffer_pool_config_set_params(config, nullptr, 1000, 5, 0);  // more shells than slots
+  ASSERT_TRUE(gst_buffer_pool_set_config(bp, config));
+  ASSERT_TRUE(gst_buffer_pool_set_active(bp, TRUE));
+  EXPECT_EQ(pool->in_use(), 0u);  // preallocation does not hold slots
+
+  GstBuffer* buf = nullptr;
+  ASSERT_EQ(gst_buffer_pool_acquire_buffer(bp, &buf, nullptr), GST_FLOW_OK);
+  parallax::Metadata meta;
+  auto sent = parallax::gst::to_parallax_zero_copy(buf, alloc, meta);
+  ASSERT_TRUE(sent);  // what a publisher would now share
+  const std::byte* sent_bytes = sent->data().data();
+  gst_buffer_unref(buf);  // back to the GstBufferPool while "subscribers" still read the slot
+  ASSERT_EQ(gst_buffer_pool_acquire_buffer(bp, &buf, nullptr), GST_FLOW_OK);
+  GstMapInfo info;
+  ASSERT_TRUE(gst_buffer_map(buf, &info, GST_MAP_WRITE));
+  EXPECT_NE(reinterpret_cast<std::byte*>(info.data), sent_bytes);
+  gst_buffer_unmap(buf, &info);
+  EXPECT_EQ(pool->in_use(), 2u);
+  sent.reset();
+  gst_buffer_unref(buf);
+
+  // Flushing wakes an acquire that waits for a slot.
+  std::vector<pmem::Loan> hog;
+  while (auto l = pool->try_loan())
+    hog.push_back(std::move(*l));
+  GstFlowReturn ret = GST_FLOW_OK;
+  std::thread t([&] {
+    GstBuffer* b = nullptr;
+    ret = gst_buffer_pool_acquire_buffer(bp, &b, nullptr);
+    if (b) gst_buffer_unref(b);
+  });
+  std::this_thread::sleep_for(50ms);
+  gst_buffer_pool_set_flushing(bp, TRUE);
+  t.join();
+  EXPECT_EQ(ret, GST_FLOW_FLUSHING);
+  gst_buffer_pool_set_flushing(bp, FALSE);
+  hog.clear();
+  ASSERT_TRUE(gst_buffer_pool_set_active(bp, FALSE));
+  gst_object_unref(bp);
+  gst_object_unref(alloc);
+  EXPECT_EQ(pool->in_use(), 0u);
+}
+
+TEST(Bridge, BufferSizeForCaps) {
+  GstCaps* v = gst_caps_from_string("video/x-raw,format=I420,width=1280,height=720,framerate=30/1");
+  EXPECT_EQ(parallax::gst::buffer_size_for_caps(v), std::optional<std::size_t>(1382400));
+  GstCaps* a =
+      gst_caps_from_string("audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved");
+  EXPECT_EQ(parallax::gst::buffer_size_for_caps(a), std::optional<std::size_t>(65536));  // floor
+  GstCaps* a8 = gst_caps_from_string(
+      "audio/"
+      "x-raw,format=S32LE,rate=96000,channels=8,layout=interleaved,channel-mask=(bitmask)0xc3f");
+  EXPECT_EQ(parallax::gst::buffer_size_for_caps(a8), std::optional<std::size_t>(614400));  // 200 ms
+  gst_caps_unref(a8);
+  GstCaps* h = gst_caps_from_string("video/x-h264");
+  EXPECT_EQ(parallax::gst::buffer_size_for_caps(h), std::nullopt);
+  GstCaps* unfixed = gst_caps_from_string("video/x-raw,width=[1,100]");
+  EXPECT_EQ(parallax::gst::buffer_size_for_caps(unfixed), std::nullopt);
+  for (GstCaps* c : {v, a, h, unfixed})
+    gst_caps_unref(c);
+}
+
+// ---- parallaxsink ----
+
+// A harness around a parallaxsink that reaches PLAYING synchronously (async=false).
+GstHarness* sink_harness(const std::string& path, bool wait_for_connection = false) {
+  GstElement* sink = gst_element_factory_make("parallaxsink", nullptr);
+  g_object_set(sink, "socket-path", path.c_str(), "async", FALSE, "wait-for-connection",
+               wait_for_connection, nullptr);
+  GstHarness* h = gst_harness_new_with_element(sink, "sink", nullptr);
+  gst_object_unref(sink);
+  return h;
+}
+
+constexpr const char* kSmallVideo = "video/x-raw,format=I420,width=64,height=48,framerate=30/1";
+
+TEST(ParallaxSink, PublishesBuffersEventsAndMetadataToANativeSubscriber) {
+  const std::string path = unique_socket("sink");
+  GstHarness* h = sink_harness(path);
+  gst_harness_set_src_caps_str(h, kSmallVideo);  // binds the socket, sized from the caps
+  auto sub = link::IpcSubscriber::connect(path, sub_options(2000ms));
+  ASSERT_TRUE(sub) << sub.error().message;
+
+  GstBuffer* buf = gst_buffer_new_allocate(nullptr, 64 * 48 * 3 / 2, nullptr);
+  gst_buffer_memset(buf, 0, 0x5A, gst_buffer_get_size(buf));
+  GST_BUFFER_PTS(buf) = 40 * GST_MSECOND;
+  GST_BUFFER_DURATION(buf) = 33 * GST_MSECOND;
+  GST_BUFFER_OFFSET(buf) = 1;
+  GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DISCONT);
+  ASSERT_EQ(gst_harness_push(h, buf), GST_FLOW_OK);
+  GstStructure* s = gst_structure_new("my-event", "answer", G_TYPE_INT, 42, nullptr);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_custom(GST_EVENT_CUSTOM_DOWNSTREAM, s)));
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+
+  std::vector<link::Event> events;
+  auto got = recv_buffer(*sub, &events);
+  ASSERT_TRUE(got);
+  ASSERT_TRUE(sub->format());
+  GstCaps* caps = gst_caps_from_string(sub->format()->c_str());
+  GstCaps* want = gst_caps_from_string(kSmallVideo);
+  EXPECT_TRUE(gst_caps_is_subset(caps, want));
+  gst_caps_unref(caps);
+  gst_caps_unref(want);
+  bool saw_start = false, saw_segment = false;
+  for (const auto& e : events) {
+    saw_start |= e.type == link::EventType::stream_start;
+    saw_segment |= e.type == link::EventType::segment;
+  }
+  EXPECT_TRUE(saw_start);
+  EXPECT_TRUE(saw_segment);
+  EXPECT_EQ(got->size(), 64u * 48 * 3 / 2);
+  EXPECT_EQ(got->data()[100], std::byte{0x5A});
+  EXPECT_EQ(got->metadata().pts, std::optional<std::uint64_t>(40 * GST_MSECOND));
+  EXPECT_EQ(got->metadata().dts, std::nullopt);
+  EXPECT_EQ(got->metadata().offset, std::optional<std::uint64_t>(1));
+  EXPECT_TRUE(got->metadata().has_flag(parallax::kFlagDiscont));
+
+  auto item = sub->recv_item_for(5s);
+  ASSERT_TRUE(item && item->has_value());
+  auto* ev = std::get_if<link::Event>(&**item);
+  ASSERT_NE(ev, nullptr);
+  EXPECT_EQ(ev->type, link::EventType::custom);
+  EXPECT_EQ(ev->name, "custom-downstream");
+  item = sub->recv_item_for(5s);
+  ASSERT_TRUE(item && item->has_value());
+  ev = std::get_if<link::Event>(&**item);
+  ASSERT_NE(ev, nullptr);
+  EXPECT_EQ(ev->type, link::EventType::eos);
+
+  EXPECT_EQ(stat_u64(h->element, "buffers"), 1u);
+  EXPECT_EQ(stat_u64(h->element, "copied"), 1u);  // a heap buffer: copied once
+  EXPECT_EQ(stat_u64(h->element, "zero-copy"), 0u);
+  gst_harness_teardown(h);
+}
+
+TEST(ParallaxSink, ProposedPoolIsZeroCopyAtTheSameSegmentOffset) {
+  const std::string path = unique_socket("zc");
+  GstHarness* h = sink_harness(path);
+  gst_harness_set_src_caps_str(h, kSmallVideo);
+  auto sub = link::IpcSubscriber::connect(path, sub_options(2000ms));
+  ASSERT_TRUE(sub);
+
+  GstCaps* caps = gst_caps_from_string(kSmallVideo);
+  GstQuery* q = gst_query_new_allocation(caps, TRUE);
+  ASSERT_TRUE(gst_pad_peer_query(h->srcpad, q));
+  ASSERT_GE(gst_query_get_n_allocation_pools(q), 1u);
+  GstBufferPool* bp = nullptr;
+  guint size = 0, min = 0, max = 0;
+  gst_query_parse_nth_allocation_pool(q, 0, &bp, &size, &min, &max);
+  ASSERT_NE(bp, nullptr);
+  EXPECT_TRUE(GST_IS_PARALLAX_BUFFER_POOL(bp));
+  EXPECT_EQ(size, 64u * 48 * 3 / 2);
+  guint meta_index = 0;
+  EXPECT_TRUE(gst_query_find_allocation_meta(q, GST_VIDEO_META_API_TYPE, &meta_index));
+  GstStructure* config = gst_buffer_pool_get_config(bp);
+  gst_buffer_pool_config_add_option(config, GST_BUFFER_POOL_OPTION_VIDEO_META);
+  ASSERT_TRUE(gst_buffer_pool_set_config(bp, config));
+  ASSERT_TRUE(gst_buffer_pool_set_active(bp, TRUE));
+
+  GstBuffer* buf = nullptr;
+  ASSERT_EQ(gst_buffer_pool_acquire_buffer(bp, &buf, nullptr), GST_FLOW_OK);
+  EXPECT_NE(gst_buffer_get_video_meta(buf), nullptr);
+  gst_buffer_memset(buf, 0, 0x77, size);
+  // Where the producer wrote: the slot's segment and offset.
+  auto mine = parallax::gst::memory_to_buffer(gst_buffer_peek_memory(buf, 0));
+  ASSERT_TRUE(mine);
+  const ino_t ino = inode_of(mine->segment());
+  const std::size_t off = mine->segment_offset();
+  mine.reset();
+  ASSERT_EQ(gst_harness_push(h, buf), GST_FLOW_OK);
+
+  auto got = recv_buffer(*sub);
+  ASSERT_TRUE(got);
+  EXPECT_NE(ino, 0u);
+  EXPECT_EQ(inode_of(got->segment()), ino);
+  EXPECT_EQ(got->segment_offset(), off);
+  EXPECT_EQ(got->data()[size - 1], std::byte{0x77});
+  EXPECT_NE(got->metadata().get(parallax::gst::kVideoMetaKey), nullptr);
+  EXPECT_EQ(stat_u64(h->element, "zero-copy"), 1u);
+  EXPECT_EQ(stat_u64(h->element, "copied"), 0u);
+  got.reset();
+  gst_buffer_pool_set_active(bp, FALSE);
+  gst_object_unref(bp);
+  gst_query_unref(q);
+  gst_caps_unref(caps);
+  gst_harness_teardown(h);
+}
+
+TEST(ParallaxSink, WaitForConnectionIsUnlockedByAStateChange) {
+  const std::string path = unique_socket("wait");
+  GstHarness* h = sink_harness(path, true);
+  gst_harness_set_src_caps_str(h, kSmallVideo);
+  std::atomic<int> ret{-100};
+  std::thread pusher(
+      [&] { ret = gst_harness_push(h, gst_buffer_new_allocate(nullptr, 4608, nullptr)); });
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(ret.load(), -100);  // still waiting for a subscriber
+  const auto t0 = std::chrono::steady_clock::now();
+  gst_element_set_state(h->element, GST_STATE_NULL);
+  pusher.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  EXPECT_EQ(ret.load(), GST_FLOW_FLUSHING);
+  gst_harness_teardown(h);
+}
+
+TEST(ParallaxSink, NoSocketPathIsAClearError) {
+  GstElement* sink = gst_element_factory_make("parallaxsink", nullptr);
+  ASSERT_NE(sink, nullptr);
+  EXPECT_EQ(gst_element_set_state(sink, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  gst_element_set_state(sink, GST_STATE_NULL);
+  gst_object_unref(sink);
+}
+
+TEST(ParallaxSink, LiveSocketIsRefusedAndStateChangesRepeat) {
+  const std::string path = unique_socket("busy");
+  auto pub = link::IpcPublisher::bind(path);
+  ASSERT_TRUE(pub);
+  GstElement* sink = gst_element_factory_make("parallaxsink", nullptr);
+  g_object_set(sink, "socket-path", path.c_str(), "slot-size", G_GUINT64_CONSTANT(65536), "async",
+               FALSE, nullptr);
+  EXPECT_EQ(gst_element_set_state(sink, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  gst_element_set_state(sink, GST_STATE_NULL);
+  pub->close();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(gst_element_set_state(sink, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+    EXPECT_EQ(::access(path.c_str(), F_OK), 0);  // explicit slot-size: socket exists at once
+    EXPECT_EQ(gst_element_set_state(sink, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+    // basesink starts in NULL->READY and stops in READY->NULL: the socket lives in READY.
+    EXPECT_EQ(gst_element_set_state(sink, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+    EXPECT_NE(::access(path.c_str(), F_OK), 0);
+  }
+  gst_object_unref(sink);
+}
+
+// ---- parallaxsrc ----
+
+struct SrcFixture : ::testing::Test {
+  std::string path = unique_socket("src");
+  std::optional<link::IpcPublisher> pub;
+  void SetUp() override {
+    auto p = link::IpcPublisher::bind(path, pub_options(64 * 1024, 8));
+    ASSERT_TRUE(p) << p.error().message;
+    pub.emplace(std::move(*p));
+  }
+  void send_frame(std::size_t size, std::uint8_t fill, std::uint64_t pts) {
+    auto l = pub->loan();
+    ASSERT_TRUE(l);
+    ASSERT_TRUE(l->set_size(size));
+    std::memset(l->data().data(), fill, size);
+    l->metadata().pts = pts;
+    l->metadata().duration = 33 * GST_MSECOND;
+    ASSERT_TRUE(pub->send(std::move(*l)));
+  }
+  std::uint32_t leases() {
+    pub->collect_returns();
+    auto st = pub->stats();
+    std::uint32_t n = 0;
+    for (const auto& s : st.subscribers)
+      n += s.leases;
+    return n;
+  }
+  bool wait_leases(std::uint32_t n) {
+    for (int i = 0; i < 200; ++i) {
+      if (leases() == n) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+};
+
+TEST_F(SrcFixture, SetsThePublishersCapsAndHandlesACapsChange) {
+  GstHarness* h = gst_harness_new("parallaxsrc");
+  g_object_set(h->element, "socket-path", path.c_str(), nullptr);
+  gst_harness_play(h);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+  ASSERT_TRUE(pub->set_format(kSmallVideo));
+  send_frame(4608, 1, 0);
+
+  GstBuffer* b = gst_harness_pull(h);
+  ASSERT_NE(b, nullptr);
+  GstCaps* caps = gst_pad_get_current_caps(h->sinkpad);
+  ASSERT_NE(caps, nullptr);
+  gint width = 0;
+  gst_structure_get_int(gst_caps_get_structure(caps, 0), "width", &width);
+  EXPECT_EQ(width, 64);
+  gst_caps_unref(caps);
+  EXPECT_EQ(GST_BUFFER_PTS(b), 0u);
+  EXPECT_EQ(GST_BUFFER_DURATION(b), 33 * GST_MSECOND);
+  GstMemory* mem = gst_buffer_peek_memory(b, 0);
+  EXPECT_TRUE(GST_MEMORY_IS_READONLY(mem));
+  EXPECT_TRUE(gst_memory_is_type(mem, GST_PARALLAX_MEMORY_TYPE));
+  GstMapInfo info;
+  EXPECT_FALSE(gst_memory_map(mem, &info, GST_MAP_WRITE));
+  ASSERT_TRUE(gst_buffer_map(b, &info, GST_MAP_READ));
+  EXPECT_EQ(info.size, 4608u);
+  EXPECT_EQ(info.data[4607], 1);
+  gst_buffer_unmap(b, &info);
+  gst_buffer_unref(b);
+
+  ASSERT_TRUE(pub->set_format("video/x-raw,format=I420,width=32,height=24,framerate=30/1"));
+  send_frame(1152, 2, 33 * GST_MSECOND);
+  b = gst_harness_pull(h);
+  ASSERT_NE(b, nullptr);
+  caps = gst_pad_get_current_caps(h->sinkpad);
+  gst_structure_get_int(gst_caps_get_structure(caps, 0), "width", &width);
+  EXPECT_EQ(width, 32);
+  gst_caps_unref(caps);
+  EXPECT_EQ(gst_buffer_get_size(b), 1152u);
+  gst_buffer_unref(b);
+  EXPECT_EQ(stat_u64(h->element, "caps-changes"), 1u);
+  gst_harness_teardown(h);
+}
+
+TEST_F(SrcFixture, LeaseReturnsWhenTheLastGstBufferIsFreed) {
+  GstHarness* h = gst_harness_new("parallaxsrc");
+  g_object_set(h->element, "socket-path", path.c_str(), nullptr);
+  gst_harness_play(h);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+  ASSERT_TRUE(pub->set_format("application/x-test"));
+  send_frame(100, 3, 0);
+  GstBuffer* b = gst_harness_pull(h);
+  ASSERT_NE(b, nullptr);
+  GstBuffer* sub = gst_buffer_copy_region(b, GST_BUFFER_COPY_ALL, 10, 20);  // shares memory
+  gst_buffer_unref(b);
+  EXPECT_TRUE(wait_leases(1));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(leases(), 1u);  // the sub-buffer still holds the slot
+  gst_buffer_unref(sub);
+  EXPECT_TRUE(wait_leases(0));
+  gst_harness_teardown(h);
+}
+
+TEST_F(SrcFixture, SampleOutlivesThePipelineAndReturnsItsLease) {
+  GError* error = nullptr;
+  const std::string desc = "parallaxsrc socket-path=" + path + " ! appsink name=out";
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), &error);
+  ASSERT_NE(pipeline, nullptr) << (error ? error->message : "");
+  GstElement* appsink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+  ASSERT_TRUE(pub->set_format("application/x-test"));
+  send_frame(1000, 9, 0);
+  GstSample* sample = gst_app_sink_try_pull_sample(GST_APP_SINK(appsink), 5 * GST_SECOND);
+  ASSERT_NE(sample, nullptr);
+  EXPECT_EQ(pub->pool()->in_use(), 1u);
+
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(appsink);
+  gst_object_unref(pipeline);  // element, subscriber and connection gone; the sample is not
+  GstMapInfo info;
+  ASSERT_TRUE(gst_buffer_map(gst_sample_get_buffer(sample), &info, GST_MAP_READ));
+  EXPECT_EQ(info.data[999], 9);
+  gst_buffer_unmap(gst_sample_get_buffer(sample), &info);
+  gst_sample_unref(sample);
+
+  EXPECT_TRUE(wait_leases(0));
+  for (int i = 0; i < 200 && pub->pool()->in_use() != 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(pub->pool()->in_use(), 0u);
+}
+
+TEST_F(SrcFixture, CleanPublisherCloseIsEos) {
+  GstHarness* h = gst_harness_new("parallaxsrc");
+  g_object_set(h->element, "socket-path", path.c_str(), nullptr);
+  gst_harness_play(h);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+  ASSERT_TRUE(pub->set_format("application/x-test"));
+  GstStructure* s = gst_structure_new("hello", "n", G_TYPE_INT, 5, nullptr);
+  gchar* str = gst_structure_to_string(s);
+  std::vector<std::byte> bytes(strlen(str));
+  std::memcpy(bytes.data(), str, bytes.size());
+  g_free(str);
+  gst_structure_free(s);
+  ASSERT_TRUE(pub->send_event(link::Event::custom("custom-downstream", bytes)));
+  send_frame(10, 1, 0);
+  GstBuffer* b = gst_harness_pull(h);
+  ASSERT_NE(b, nullptr);
+  gst_buffer_unref(b);
+  pub->close();
+  bool eos = false, custom = false;
+  for (int i = 0; i < 20 && !eos; ++i) {
+    GstEvent* e = gst_harness_pull_event(h);
+    if (e == nullptr) break;
+    if (GST_EVENT_TYPE(e) == GST_EVENT_CUSTOM_DOWNSTREAM)
+      custom = gst_structure_has_name(gst_event_get_structure(e), "hello");
+    eos = GST_EVENT_TYPE(e) == GST_EVENT_EOS;
+    gst_event_unref(e);
+  }
+  EXPECT_TRUE(custom);
+  EXPECT_TRUE(eos);
+  gst_harness_teardown(h);
+}
+
+TEST(ParallaxSrc, NoPublisherPostsAnErrorWithinTheTimeout) {
+  const std::string desc =
+      "parallaxsrc socket-path=" + unique_socket("none") + " timeout=200000000 ! fakesink";
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* msg = gst_bus_timed_pop_filtered(
+      bus, 5 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS));
+  ASSERT_NE(msg, nullptr);
+  EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_ERROR);
+  GError* err = nullptr;
+  gst_message_parse_error(msg, &err, nullptr);
+  EXPECT_NE(std::string(err->message).find("Could not connect"), std::string::npos);
+  g_error_free(err);
+  gst_message_unref(msg);
+  gst_object_unref(bus);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+}
+
+TEST(ParallaxSrc, WaitingForAPublisherIsUnlockedByAStateChange) {
+  const std::string desc = "parallaxsrc socket-path=" + unique_socket("unlock") +
+                           " timeout=0 ! fakesink";  // waits forever
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), nullptr);
+  for (int i = 0; i < 3; ++i) {
+    gst_element_set_state(pipeline, GST_STATE_PLAYING);
+    std::this_thread::sleep_for(100ms);
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(gst_element_set_state(pipeline, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  }
+  gst_object_unref(pipeline);
+}
+
+TEST_F(SrcFixture, BlockedReadIsUnlockedByAStateChange) {
+  GstHarness* h = gst_harness_new("parallaxsrc");
+  g_object_set(h->element, "socket-path", path.c_str(), nullptr);
+  gst_harness_play(h);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));  // connected, nothing to read: recv blocks
+  std::this_thread::sleep_for(50ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  gst_element_set_state(h->element, GST_STATE_NULL);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  gst_harness_teardown(h);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gst_init(&argc, &argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  const int rc = RUN_ALL_TESTS();
+  return rc;
+}

@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// bench_ipc: native publisher -> subscriber in two processes (this binary re-executes itself
+// as the subscriber), payload untouched. Prints buffers/s per size and one-way latency
+// percentiles for 4 KiB buffers (sleeping consumer and busy-poll consumer), next to the
+// machine's floor for the same pattern: a bare eventfd wake-up and a bare shared-memory spin
+// hand-off between two processes, paced the same way (what no transport can beat here).
+//   bench_ipc [--quick] [--latency-only | --throughput-only]
+//   env: BENCH_IPC_N (buffers per size), BENCH_IPC_NO_LATENCY
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "parallax/ipc.h"
+
+using namespace parallax;
+using namespace parallax::link;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::uint64_t now_ns() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + ts.tv_nsec;
+}
+
+struct Percentiles {
+  std::size_t n{0};
+  double p50{0}, p99{0}, p999{0};
+};
+
+Percentiles percentiles(std::vector<std::uint64_t> lat) {
+  Percentiles p;
+  p.n = lat.size();
+  if (lat.empty()) return p;
+  std::sort(lat.begin(), lat.end());
+  auto at = [&](double q) {
+    return static_cast<double>(lat[static_cast<std::size_t>(q * (lat.size() - 1))]) / 1000.0;
+  };
+  p.p50 = at(0.5);
+  p.p99 = at(0.99);
+  p.p999 = at(0.999);
+  return p;
+}
+
+void sleep_until_ns(std::uint64_t until) {
+  const timespec ts{static_cast<time_t>(until / 1'000'000'000ull),
+                    static_cast<long>(until % 1'000'000'000ull)};
+  while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+  }
+}
+
+// The floor: the same one-way measurement (stamp, hand over, stamp on the other side, `gap`
+// between messages, the sender sleeping in between) with nothing but the hand-over itself.
+// eventfd: the receiver blocks in poll() on an eventfd (our sleeping path minus everything
+// else); spin: the receiver spins on a shared-memory counter (our busy-poll path minus
+// everything else). Both processes share one anonymous MAP_SHARED page.
+struct alignas(64) FloorShared {
+  std::atomic<std::uint64_t> seq{0};
+  std::atomic<std::uint64_t> stamp{0};
+  alignas(64) std::atomic<std::uint64_t> done{0};
+};
+
+Percentiles floor_latency(bool spin, int n, std::chrono::microseconds gap) {
+  void* mem = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) std::abort();
+  auto* sh = new (mem) FloorShared;
+  const int efd = ::eventfd(0, EFD_CLOEXEC);
+  int res[2];
+  if (efd < 0 || ::pipe(res) != 0) std::abort();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(res[0]);
+    std::vector<std::uint64_t> lat;
+    lat.reserve(static_cast<std::size_t>(n));
+    std::uint64_t seen = 0;
+    while (static_cast<int>(seen) < n) {
+      if (spin) {
+        while (sh->seq.load(std::memory_order_acquire) == seen)
+          __builtin_ia32_pause();
+      } else {
+        pollfd p{efd, POLLIN, 0};
+        (void)::poll(&p, 1, -1);
+      }
+      const std::uint64_t t = now_ns();
+      if (!spin) {
+        std::uint64_t v;
+        (void)!::read(efd, &v, sizeof v);
+      }
+      seen = sh->seq.load(std::memory_order_acquire);
+      lat.push_back(t - sh->stamp.load(std::memory_order_relaxed));
+    }
+    (void)!::write(res[1], lat.data(), lat.size() * sizeof(std::uint64_t));
+    ::_exit(0);
+  }
+  ::close(res[1]);
+  for (int i = 1; i <= n; ++i) {
+    const std::uint64_t t0 = now_ns();
+    sh->stamp.store(t0, std::memory_order_relaxed);
+    sh->seq.store(static_cast<std::uint64_t>(i), std::memory_order_release);
+    if (!spin) {
+      const std::uint64_t one = 1;
+      (void)!::write(efd, &one, sizeof one);
+    }
+    sleep_until_ns(t0 + static_cast<std::uint64_t>(gap.count()) * 1000);
+  }
+  std::vector<std::uint64_t> lat(static_cast<std::size_t>(n));
+  std::size_t got = 0;
+  auto* bytes = reinterpret_cast<char*>(lat.data());
+  ssize_t r;
+  while (got < lat.size() * sizeof(std::uint64_t) &&
+         (r = ::read(res[0], bytes + got, lat.size() * sizeof(std::uint64_t) - got)) > 0)
+    got += static_cast<std::size_t>(r);
+  lat.resize(got / sizeof(std::uint64_t));
+  ::close(res[0]);
+  ::close(efd);
+  int st;
+  ::waitpid(pid, &st, 0);
+  ::munmap(mem, 4096);
+  return percentiles(std::move(lat));
+}
+
+// Subscriber process: "sub PATH throughput|sleep|busy". Prints a result line.
+int run_sub(const std::string& path, const std::string& mode) {
+  SubscriberOptions so;
+  so.connect_timeout = 5s;
+  if (mode == "busy") so.busy_poll = true;
+  if (mode == "sleep") so.spin = 0ns;
+  auto sub = IpcSubscriber::connect(path, so);
+  if (!sub) {
+    std::fprintf(stderr, "sub: %s\n", sub.error().to_string().c_str());
+    return 2;
+  }
+  std::vector<std::uint64_t> lat;
+  lat.reserve(1 << 20);
+  std::uint64_t n = 0, first = 0, last = 0;
+  for (;;) {
+    auto b = sub->recv();
+    if (!b) {
+      std::fprintf(stderr, "sub: %s\n", b.error().to_string().c_str());
+      return 3;
+    }
+    if (!*b) break;
+    const std::uint64_t t = now_ns();
+    if (n == 0) first = t;
+    last = t;
+    ++n;
+    if (mode != "throughput" && (*b)->metadata().pts) lat.push_back(t - *(*b)->metadata().pts);
+  }
+  if (mode == "throughput") {
+    const double secs = static_cast<double>(last - first) / 1e9;
+    std::printf("%llu %.6f\n", static_cast<unsigned long long>(n), secs);
+  } else {
+    const Percentiles p = percentiles(std::move(lat));
+    std::printf("%zu %.3f %.3f %.3f\n", p.n, p.p50, p.p99, p.p999);
+  }
+  return 0;
+}
+
+struct Child {
+  pid_t pid;
+  int out;
+};
+
+Child spawn(const char* self, const std::string& path, const char* mode) {
+  int p[2];
+  if (::pipe(p) != 0) std::abort();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(p[1], 1);
+    ::close(p[0]);
+    ::execl(self, self, "sub", path.c_str(), mode, static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(p[1]);
+  return {pid, p[0]};
+}
+
+std::string finish(Child c) {
+  std::string out;
+  char buf[256];
+  ssize_t n;
+  while ((n = ::read(c.out, buf, sizeof buf)) > 0)
+    out.append(buf, n);
+  ::close(c.out);
+  int st;
+  ::waitpid(c.pid, &st, 0);
+  return out;
+}
+
+// Throughput: one subscriber, block policy, N buffers of `size` (contents never touched).
+double throughput(const char* self, const std::string& path, std::size_t size, std::uint64_t n) {
+  PublisherOptions po;
+  po.slot_size = std::max<std::size_t>(size, 64);
+  po.slot_count = 128;
+  po.max_leases_per_subscriber = 64;
+  auto pub = IpcPublisher::bind(path, po);
+  if (!pub) {
+    std::fprintf(stderr, "bind: %s\n", pub.error().to_string().c_str());
+    std::exit(2);
+  }
+  Child c = spawn(self, path, "throughput");
+  if (!pub->wait_for_subscribers(1, 10s)) std::exit(3);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    auto l = pub->loan();
+    if (!l) std::exit(4);
+    (void)l->set_size(size);
+    l->metadata().sequence = i;
+    if (!pub->send(std::move(*l))) std::exit(5);
+  }
+  (void)pub->send_eos();
+  std::string out = finish(c);
+  unsigned long long got = 0;
+  double secs = 0;
+  if (std::sscanf(out.c_str(), "%llu %lf", &got, &secs) != 2 || got != n || secs <= 0) {
+    std::fprintf(stderr, "throughput run failed: '%s'\n", out.c_str());
+    return 0;
+  }
+  return static_cast<double>(got - 1) / secs;
+}
+
+// Latency: 4 KiB buffers paced every `gap`, pts = send time.
+std::string latency(const char* self, const std::string& path, const char* mode, int n,
+                    std::chrono::microseconds gap) {
+  PublisherOptions po;
+  po.slot_size = 4096;
+  po.slot_count = 64;
+  auto pub = IpcPublisher::bind(path, po);
+  if (!pub) std::exit(2);
+  Child c = spawn(self, path, mode);
+  if (!pub->wait_for_subscribers(1, 10s)) std::exit(3);
+  std::this_thread::sleep_for(20ms);
+  for (int i = 0; i < n; ++i) {
+    const auto until = now_ns() + static_cast<std::uint64_t>(gap.count()) * 1000;
+    auto l = pub->loan();
+    if (!l) std::exit(4);
+    (void)l->set_size(4096);
+    l->metadata().pts = now_ns();
+    if (!pub->send(std::move(*l))) std::exit(5);
+    // Sleep out the gap (a spinning producer would steal the consumer's core on small boxes).
+    sleep_until_ns(until);
+  }
+  (void)pub->send_eos();
+  return finish(c);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 4 && std::strcmp(argv[1], "sub") == 0) return run_sub(argv[2], argv[3]);
+  bool quick = false, latency_only = false, throughput_only = false;
+  for (int i = 1; i < argc; ++i) {
+    quick |= std::strcmp(argv[i], "--quick") == 0;
+    latency_only |= std::strcmp(argv[i], "--latency-only") == 0;
+    throughput_only |= std::strcmp(argv[i], "--throughput-only") == 0;
+  }
+  char self[4096];
+  ssize_t len = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0) return 1;
+  self[len] = 0;
+  const std::string path = "/tmp/bench_ipc_" + std::to_string(::getpid()) + ".sock";
+
+  std::printf("bench_ipc: native publisher -> subscriber (two processes, payload untouched)\n");
+  if (!latency_only) std::printf("%-10s %14s\n", "size", "buffers/s");
+  const std::size_t sizes[] = {64, 4096, 256 * 1024, 1 << 20, 8 << 20};
+  const char* names[] = {"64 B", "4 KiB", "256 KiB", "1 MiB", "8 MiB"};
+  for (int i = 0; i < 5 && !latency_only; ++i) {
+    const char* env_n = std::getenv("BENCH_IPC_N");
+    const std::uint64_t n = env_n ? std::strtoull(env_n, nullptr, 10) : (quick ? 20000 : 300000);
+    const double rate = throughput(self, path, sizes[i], n);
+    std::printf("%-10s %14.0f\n", names[i], rate);
+    std::fflush(stdout);
+  }
+  const int nlat = quick ? 2000 : 20000;
+  if (std::getenv("BENCH_IPC_NO_LATENCY") != nullptr || throughput_only) return 0;
+  const auto gap = std::chrono::microseconds(50);
+  auto print = [](const char* what, const Percentiles& p) {
+    std::printf("latency %-24s (n=%zu): p50 %7.2f us  p99 %8.2f us  p99.9 %8.2f us\n", what, p.n,
+                p.p50, p.p99, p.p999);
+    std::fflush(stdout);
+  };
+  for (const char* mode : {"sleep", "busy"}) {
+    std::string out = latency(self, path, mode, nlat, gap);
+    Percentiles p;
+    std::sscanf(out.c_str(), "%zu %lf %lf %lf", &p.n, &p.p50, &p.p99, &p.p999);
+    print(std::strcmp(mode, "sleep") == 0 ? "4 KiB sleep (spin=0)" : "4 KiB busy-poll", p);
+    print(std::strcmp(mode, "sleep") == 0 ? "floor: eventfd wake-up" : "floor: shm spin hand-off",
+          floor_latency(std::strcmp(mode, "busy") == 0, nlat, gap));
+  }
+  return 0;
+}

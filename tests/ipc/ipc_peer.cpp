@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// Helper process for the multi-process IPC tests: well-behaved publishers and subscribers, and
+// hostile peers that speak the protocol badly. Exit codes: 0 = as expected, others = failure.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ipc/os.h"
+#include "ipc/wire.h"
+#include "ipc_test_util.h"
+#include "parallax/ipc.h"
+
+using namespace parallax;
+using namespace parallax::link;
+using namespace std::chrono_literals;
+
+namespace {
+
+int usage() {
+  std::fprintf(stderr,
+               "ipc_peer subscribe PATH N [policy] [delay_us]\n"
+               "ipc_peer hold PATH\n"
+               "ipc_peer publish PATH SIZE [interval_us]\n"
+               "ipc_peer setuid-connect PATH UID\n"
+               "ipc_peer hostile-sub PATH MODE\n"
+               "ipc_peer hostile-pub PATH MODE\n");
+  return 64;
+}
+
+// Receives N buffers (then eos), checking order and checksums. Prints the count.
+int subscribe(const std::string& path, long n, const char* policy, long delay_us) {
+  SubscriberOptions so;
+  so.connect_timeout = 5s;
+  if (policy != nullptr) so.policy = policy_from_string(policy).value();
+  auto sub = IpcSubscriber::connect(path, so);
+  if (!sub) {
+    std::fprintf(stderr, "connect: %s\n", sub.error().to_string().c_str());
+    return 2;
+  }
+  long got = 0;
+  std::int64_t last = -1;
+  for (;;) {
+    auto r = sub->recv();
+    if (!r) {
+      std::fprintf(stderr, "recv: %s\n", r.error().to_string().c_str());
+      return 3;
+    }
+    if (!*r) break;
+    const memory::Buffer& b = **r;
+    if (auto bad = ipc_test::check_payload(b); !bad.empty()) {
+      std::fprintf(stderr, "buffer %ld: %s\n", got, bad.c_str());
+      return 4;
+    }
+    const auto seq = static_cast<std::int64_t>(b.metadata().sequence);
+    if (seq <= last) {
+      std::fprintf(stderr, "order broken: %lld after %lld\n", static_cast<long long>(seq),
+                   static_cast<long long>(last));
+      return 5;
+    }
+    if ((policy == nullptr || std::string(policy) == "block") && seq != last + 1) {
+      std::fprintf(stderr, "gap: %lld after %lld\n", static_cast<long long>(seq),
+                   static_cast<long long>(last));
+      return 5;
+    }
+    last = seq;
+    ++got;
+    if (delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+  }
+  if (!sub->format() || *sub->format() != "test/x-checksummed") {
+    std::fprintf(stderr, "format not received\n");
+    return 6;
+  }
+  std::printf("%ld\n", got);
+  if (n >= 0 && got != n) {
+    std::fprintf(stderr, "received %ld of %ld\n", got, n);
+    return 7;
+  }
+  return 0;
+}
+
+// Receives forever and holds up to 8 buffers (so it dies with leases out). Prints "ready".
+int hold(const std::string& path) {
+  SubscriberOptions so;
+  so.connect_timeout = 5s;
+  auto sub = IpcSubscriber::connect(path, so);
+  if (!sub) return 2;
+  std::printf("ready\n");
+  std::fflush(stdout);
+  std::vector<memory::Buffer> held;
+  for (;;) {
+    auto r = sub->recv();
+    if (!r || !*r) return 0;
+    held.push_back(std::move(**r));
+    if (held.size() > 8) held.erase(held.begin());
+  }
+}
+
+int publish(const std::string& path, std::size_t size, long interval_us) {
+  PublisherOptions po;
+  po.slot_size = std::max<std::size_t>(size, 64);
+  po.slot_count = 64;
+  po.default_policy = Policy::drop_oldest;
+  auto pub = IpcPublisher::bind(path, po);
+  if (!pub) {
+    std::fprintf(stderr, "bind: %s\n", pub.error().to_string().c_str());
+    return 2;
+  }
+  (void)pub->set_format("test/x-checksummed");
+  for (std::uint64_t i = 0;; ++i) {
+    auto l = pub->loan();
+    if (!l) return 3;
+    ipc_test::fill_payload(*l, i, size);
+    if (auto s = pub->send(std::move(*l)); !s) return 4;
+    if (interval_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(interval_us));
+  }
+}
+
+int setuid_connect(const std::string& path, uid_t uid) {
+  if (::setgid(uid) != 0 || ::setuid(uid) != 0) {
+    std::perror("setuid");
+    return 2;
+  }
+  auto sub = IpcSubscriber::connect(path);
+  if (sub) return 1;  // must be refused
+  std::fprintf(stderr, "refused as expected: %s\n", sub.error().to_string().c_str());
+  return sub.error().code == Errc::permission_denied ? 0 : 3;
+}
+
+// ---- hostile subscriber ---------------------------------------------------------------------
+
+int raw_connect(const std::string& path) {
+  auto addr = os::make_addr(path).value();
+  for (int i = 0; i < 500; ++i) {
+    int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+    ::close(fd);
+    std::this_thread::sleep_for(10ms);
+  }
+  return -1;
+}
+
+// True when the publisher closes the connection within 3 s.
+bool closed_by_peer(int fd) {
+  const auto until = std::chrono::steady_clock::now() + 3s;
+  while (std::chrono::steady_clock::now() < until) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) > 0) {
+      char buf[600];
+      ssize_t r = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (r == 0 || (r < 0 && errno != EAGAIN)) return true;
+      // other messages (welcome, segments, refuse) are skipped
+    }
+  }
+  return false;
+}
+
+struct RawSession {
+  int fd{-1};
+  wire::Welcome w;
+  os::ShmRegion ring, ack;
+};
+
+bool raw_handshake(RawSession& s, const std::string& path) {
+  s.fd = raw_connect(path);
+  if (s.fd < 0) return false;
+  auto hello = wire::encode_hello({});
+  if (!os::send_msg(s.fd, hello)) return false;
+  std::byte buf[wire::kMaxMsgSize];
+  pollfd p{s.fd, POLLIN, 0};
+  ::poll(&p, 1, 3000);
+  auto r = os::recv_msg(s.fd, buf, true);
+  if (!r || r->fds.size() != 4) return false;
+  auto m = wire::decode_publisher_msg(std::span<const std::byte>(buf, r->size));
+  if (!m || !std::holds_alternative<wire::Welcome>(*m)) return false;
+  s.w = std::get<wire::Welcome>(*m);
+  auto ring = os::ShmRegion::import(std::move(r->fds[0]), s.w.ring_map_size, false);
+  auto ack = os::ShmRegion::import(std::move(r->fds[1]), s.w.ack_map_size, true);
+  if (!ring || !ack) return false;
+  s.ring = std::move(*ring);
+  s.ack = std::move(*ack);
+  return true;
+}
+
+void push_return(RawSession& s, std::uint64_t token) {
+  auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.data());
+  auto* rets =
+      reinterpret_cast<std::atomic<std::uint64_t>*>(s.ack.data() + sizeof(wire::AckHeader));
+  const std::uint64_t w = ah->ret_write.load();
+  rets[w & (s.w.return_capacity - 1)].store(token);
+  ah->ret_write.store(w + 1);
+}
+
+// Waits for the first buffer record and takes it; returns its token (or 0).
+std::uint64_t take_first_buffer(RawSession& s) {
+  auto* rh = reinterpret_cast<const wire::RingHeader*>(s.ring.data());
+  auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.data());
+  const std::byte* data = s.ring.data() + sizeof(wire::RingHeader);
+  const auto until = std::chrono::steady_clock::now() + 3s;
+  std::uint64_t r = ah->read_pos.load();
+  while (std::chrono::steady_clock::now() < until) {
+    if (rh->write_pos.load() == r) {
+      std::this_thread::sleep_for(1ms);
+      continue;
+    }
+    wire::RecordHeader h;
+    std::memcpy(&h, data + (r & (s.w.ring_bytes - 1)), sizeof h);
+    std::uint64_t token = 0;
+    if (h.type == static_cast<std::uint16_t>(wire::RecordType::buffer)) {
+      wire::BufferRecord br;
+      std::memcpy(&br, data + (r & (s.w.ring_bytes - 1)), sizeof br);
+      token = br.token;
+    }
+    r += h.size;
+    ah->read_pos.store(r);
+    if (token != 0) return token;
+  }
+  return 0;
+}
+
+int hostile_sub(const std::string& path, const std::string& mode) {
+  if (mode == "garbage" || mode == "version" || mode == "fds" || mode == "toomanyfds") {
+    int fd = raw_connect(path);
+    if (fd < 0) return 2;
+    std::vector<std::byte> msg;
+    if (mode == "garbage") {
+      msg.resize(40);
+      for (std::size_t i = 0; i < msg.size(); ++i)
+        msg[i] = std::byte(i * 37 + 11);
+    } else {
+      msg = wire::encode_hello({});
+    }
+    if (mode == "version") msg[4] = std::byte{99};
+    std::vector<int> fds;
+    if (mode == "fds") fds.push_back(::memfd_create("x", MFD_CLOEXEC));
+    if (mode == "toomanyfds") {
+      // More fds than the publisher's control buffer: MSG_CTRUNC; it must close all of them.
+      struct msghdr mh {};
+      iovec iov{msg.data(), msg.size()};
+      mh.msg_iov = &iov;
+      mh.msg_iovlen = 1;
+      constexpr int kN = 32;
+      alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * kN)] = {};
+      mh.msg_control = ctrl;
+      mh.msg_controllen = sizeof ctrl;
+      cmsghdr* c = CMSG_FIRSTHDR(&mh);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * kN);
+      int many[kN];
+      for (int& f : many)
+        f = ::dup(1);
+      std::memcpy(CMSG_DATA(c), many, sizeof many);
+      if (::sendmsg(fd, &mh, MSG_NOSIGNAL) < 0) return 3;
+    } else if (!os::send_msg(fd, msg, fds)) {
+      return 3;
+    }
+    return closed_by_peer(fd) ? 0 : 1;
+  }
+  RawSession s;
+  if (!raw_handshake(s, path)) return 2;
+  if (mode == "never-leased") {
+    push_return(s, 0xdead0000beefull);
+  } else if (mode == "double-release") {
+    std::uint64_t tok = take_first_buffer(s);
+    if (tok == 0) return 4;
+    push_return(s, tok);
+    push_return(s, tok);
+  } else if (mode == "bad-read-pos") {
+    auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.data());
+    ah->read_pos.store(ah->read_pos.load() + (1u << 20));
+  } else if (mode == "bad-return-index") {
+    auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.data());
+    ah->ret_write.store(1u << 30);
+  } else if (mode == "talk-after-hello") {
+    auto hello = wire::encode_hello({});
+    if (!os::send_msg(s.fd, hello)) return 3;
+  } else {
+    return usage();
+  }
+  return closed_by_peer(s.fd) ? 0 : 1;
+}
+
+// ---- hostile publisher ----------------------------------------------------------------------
+
+int hostile_pub(const std::string& path, const std::string& mode) {
+  auto addr = os::make_addr(path).value();
+  ::unlink(path.c_str());
+  UniqueFd lfd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (::bind(lfd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 2;
+  if (::listen(lfd.get(), 4) != 0) return 2;
+  std::printf("ready\n");
+  std::fflush(stdout);
+  UniqueFd c(::accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!c) return 2;
+  std::byte buf[wire::kMaxMsgSize];
+  auto hello = os::recv_msg(c.get(), buf, false);
+  if (!hello) return 2;
+  int rc = 0;
+  auto finish = [&] {
+    // The subscriber must close the connection; give it 3 s.
+    int ret = closed_by_peer(c.get()) ? rc : 1;
+    ::unlink(path.c_str());
+    return ret;
+  };
+  if (mode == "garbage") {
+    std::byte junk[48];
+    for (std::size_t i = 0; i < sizeof junk; ++i)
+      junk[i] = std::byte(i * 13 + 5);
+    (void)os::send_msg(c.get(), junk);
+    return finish();
+  }
+  wire::Welcome w{16384,
+                  static_cast<std::uint32_t>(sizeof(wire::RingHeader) + 16384),
+                  static_cast<std::uint32_t>(sizeof(wire::AckHeader) + 8 * 8),
+                  8,
+                  8,
+                  Policy::block,
+                  static_cast<std::uint64_t>(::getpid()),
+                  1};
+  auto ring = os::ShmRegion::create("hostile-ring", w.ring_map_size).value();
+  auto ack = os::ShmRegion::create("hostile-ack", w.ack_map_size).value();
+  auto* rh = new (ring.data()) wire::RingHeader{};
+  rh->magic = wire::kRingMagic;
+  rh->version = wire::kVersion;
+  rh->header_size = sizeof(wire::RingHeader);
+  rh->capacity = w.ring_bytes;
+  auto* ah = new (ack.data()) wire::AckHeader{};
+  ah->magic = wire::kAckMagic;
+  ah->version = wire::kVersion;
+  ah->header_size = sizeof(wire::AckHeader);
+  ah->return_capacity = w.return_capacity;
+  auto e1 = os::make_eventfd().value();
+  auto e2 = os::make_eventfd().value();
+  auto ring_ro = ring.export_fd(false).value();
+  auto ack_rw = ack.export_fd(true).value();
+  auto msg = wire::encode_welcome(w);
+  if (mode == "version") msg[4] = std::byte{7};
+  if (mode == "writable-ring") ring_ro = ring.export_fd(true).value();
+  int fds[4] = {ring_ro.get(), ack_rw.get(), e1.get(), e2.get()};
+  if (!os::send_msg(c.get(), msg, mode == "welcome-no-fds" ? std::span<const int>() : fds))
+    return 2;
+  if (mode == "version" || mode == "writable-ring" || mode == "welcome-no-fds") return finish();
+
+  // A segment of 4096 bytes, then a descriptor.
+  const std::size_t seg_size = 4096;
+  UniqueFd seg_fd;
+  if (mode == "unsealed") {
+    seg_fd.reset(::memfd_create("unsealed", MFD_CLOEXEC));
+    if (::ftruncate(seg_fd.get(), seg_size) != 0) return 2;
+  } else {
+    auto seg = memory::SharedMemorySegment::create("hostile-seg", seg_size).value();
+    seg_fd =
+        seg.export_fd(mode == "writable" ? memory::Access::read_write : memory::Access::read_only)
+            .value();
+  }
+  auto smsg = wire::encode_segment({42, seg_size});
+  int sfd[1] = {seg_fd.get()};
+  if (mode == "truncated") {
+    // Segment announcement without its fd.
+    if (!os::send_msg(c.get(), smsg)) return 2;
+  } else if (!os::send_msg(c.get(), smsg, sfd)) {
+    return 2;
+  }
+  wire::BufferDesc d;
+  d.token = 1;
+  d.segment_id = 42;
+  d.offset = mode == "oob" ? 4000 : 0;
+  d.length = mode == "oob" ? 1000 : 100;
+  std::vector<std::uint64_t> rec;
+  wire::encode_buffer(rec, d);
+  if (mode == "bad-record") rec[0] = 0xffff000000000011ull;  // odd size, unknown type
+  std::memcpy(ring.data() + sizeof(wire::RingHeader), rec.data(), rec.size() * 8);
+  std::uint64_t wp = rec.size() * 8;
+  if (mode == "bad-write-pos") wp = 1u << 30;
+  rh->write_pos.store(wp);
+  os::signal_eventfd(e1.get());
+  if (mode == "oob" || mode == "unsealed" || mode == "writable" || mode == "truncated" ||
+      mode == "bad-record" || mode == "bad-write-pos")
+    return finish();
+  return usage();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) return usage();
+  const std::string cmd = argv[1];
+  const std::string path = argv[2];
+  if (cmd == "subscribe")
+    return subscribe(path, argc > 3 ? std::atol(argv[3]) : -1, argc > 4 ? argv[4] : nullptr,
+                     argc > 5 ? std::atol(argv[5]) : 0);
+  if (cmd == "hold") return hold(path);
+  if (cmd == "publish")
+    return publish(path, argc > 3 ? std::strtoul(argv[3], nullptr, 10) : 4096,
+                   argc > 4 ? std::atol(argv[4]) : 100);
+  if (cmd == "setuid-connect")
+    return setuid_connect(path, argc > 3 ? static_cast<uid_t>(std::atol(argv[3])) : 65534);
+  if (cmd == "hostile-sub" && argc > 3) return hostile_sub(path, argv[3]);
+  if (cmd == "hostile-pub" && argc > 3) return hostile_pub(path, argv[3]);
+  return usage();
+}

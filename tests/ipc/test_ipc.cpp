@@ -1,0 +1,669 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// IpcPublisher / IpcSubscriber tests. Cross-process claims run real processes (the ipc_peer
+// helper, fork+exec); the policy and event-order tests also run in one process, where
+// ThreadSanitizer can watch the shared-memory protocol.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "ipc/os.h"
+#include "ipc_test_util.h"
+#include "parallax/ipc.h"
+
+using namespace parallax;
+using namespace parallax::link;
+using namespace std::chrono_literals;
+using ipc_test::Child;
+using ipc_test::TempDir;
+
+namespace {
+
+PublisherOptions small_pool(std::size_t slot = 4096, std::size_t slots = 64) {
+  PublisherOptions po;
+  po.slot_size = slot;
+  po.slot_count = slots;
+  return po;
+}
+
+Result<void> send_seq(IpcPublisher& pub, std::uint64_t seq, std::size_t size = 256) {
+  PLX_ASSIGN(memory::Loan l, pub.loan());
+  ipc_test::fill_payload(l, seq, size);
+  return pub.send(std::move(l));
+}
+
+// Waits until `pred` holds (polling), for at most `t`.
+template <typename F>
+bool eventually(F pred, std::chrono::milliseconds t = 3s) {
+  const auto until = std::chrono::steady_clock::now() + t;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(2ms);
+  }
+  return pred();
+}
+
+SubscriberOptions with_policy(Policy p) {
+  SubscriberOptions so;
+  so.policy = p;
+  return so;
+}
+
+}  // namespace
+
+// ---- single process: API behaviour ------------------------------------------------------------
+
+TEST(IpcPublisher, BindRejectsBadArguments) {
+  TempDir dir;
+  EXPECT_EQ(IpcPublisher::bind("").error().code, Errc::invalid_argument);
+  EXPECT_EQ(IpcPublisher::bind(std::string(200, 'x')).error().code, Errc::invalid_argument);
+  auto po = small_pool();
+  po.ring_bytes = 1000;
+  EXPECT_EQ(IpcPublisher::bind(dir.file("s"), po).error().code, Errc::invalid_argument);
+  po = small_pool();
+  po.max_leases_per_subscriber = 0;
+  EXPECT_EQ(IpcPublisher::bind(dir.file("s"), po).error().code, Errc::invalid_argument);
+  // A heap pool cannot cross processes.
+  po = small_pool();
+  po.pool = memory::MemoryPool::create(memory::HeapSegment::create(65536).value(), 4096).value();
+  EXPECT_EQ(IpcPublisher::bind(dir.file("s"), po).error().code, Errc::invalid_argument);
+}
+
+TEST(IpcPublisher, SocketModeAndCleanUnlink) {
+  TempDir dir;
+  const auto path = dir.file("pub.sock");
+  {
+    auto pub = IpcPublisher::bind(path, small_pool());
+    ASSERT_TRUE(pub.ok()) << pub.error().to_string();
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+  }
+  struct stat st {};
+  EXPECT_NE(::stat(path.c_str(), &st), 0) << "socket file left behind";
+}
+
+TEST(IpcPublisher, NeverStealsALiveSocketNorTouchesOtherFiles) {
+  TempDir dir;
+  const auto path = dir.file("live.sock");
+  auto first = IpcPublisher::bind(path, small_pool());
+  ASSERT_TRUE(first.ok());
+  auto second = IpcPublisher::bind(path, small_pool());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, Errc::already_exists);
+  const auto file = dir.file("regular");
+  std::ofstream(file) << "keep me";
+  auto third = IpcPublisher::bind(file, small_pool());
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.error().code, Errc::already_exists);
+  std::ifstream in(file);
+  std::string s;
+  std::getline(in, s);
+  EXPECT_EQ(s, "keep me");
+}
+
+TEST(IpcPublisher, ReplacesAStaleSocket) {
+  TempDir dir;
+  const auto path = dir.file("stale.sock");
+  {
+    // A socket file nobody listens on, as a crashed publisher leaves it.
+    auto addr = os::make_addr(path).value();
+    UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET, 0));
+    ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  }
+  auto pub = IpcPublisher::bind(path, small_pool());
+  ASSERT_TRUE(pub.ok()) << pub.error().to_string();
+  auto sub = IpcSubscriber::connect(path);
+  EXPECT_TRUE(sub.ok());
+}
+
+TEST(IpcSubscriber, ConnectErrors) {
+  TempDir dir;
+  auto r = IpcSubscriber::connect(dir.file("nobody"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::not_found);
+  SubscriberOptions so;
+  so.connect_timeout = 50ms;
+  const auto t0 = std::chrono::steady_clock::now();
+  r = IpcSubscriber::connect(dir.file("nobody"), so);
+  EXPECT_FALSE(r.ok());
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 50ms);
+  IpcSubscriber empty;
+  EXPECT_EQ(empty.recv().error().code, Errc::failed_precondition);
+}
+
+TEST(IpcTransport, BuffersEventsAndMetadataCrossInOrder) {
+  TempDir dir;
+  auto pub = IpcPublisher::bind(dir.file("s"), small_pool()).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  ASSERT_TRUE(pub.send_event(Event::stream_start("s1")).ok());
+  ASSERT_TRUE(pub.set_format("audio/x-raw, rate=(int)48000").ok());
+  SegmentInfo seg;
+  seg.start = 5;
+  ASSERT_TRUE(pub.send_event(Event::make_segment(seg)).ok());
+  ASSERT_TRUE(send_seq(pub, 0).ok());
+  ASSERT_TRUE(pub.send_event(Event::custom("mark", {std::byte{1}})).ok());
+  ASSERT_TRUE(send_seq(pub, 1, 4096).ok());
+  ASSERT_TRUE(pub.send_event(Event::flush_start()).ok());
+  ASSERT_TRUE(pub.send_event(Event::flush_stop()).ok());
+  ASSERT_TRUE(pub.send_eos().ok());
+
+  std::vector<std::string> seen;
+  for (;;) {
+    auto item = sub.recv_item_for(2s);
+    ASSERT_TRUE(item.ok()) << item.error().to_string();
+    ASSERT_TRUE(item->has_value());
+    if (auto* b = std::get_if<memory::Buffer>(&**item)) {
+      EXPECT_EQ(ipc_test::check_payload(*b), "");
+      seen.push_back("buf" + std::to_string(b->metadata().sequence));
+    } else {
+      const Event& e = std::get<Event>(**item);
+      seen.emplace_back(to_string(e.type));
+      if (e.type == EventType::eos) break;
+    }
+  }
+  const std::vector<std::string> want = {"stream-start", "format",     "segment",
+                                         "buf0",         "custom",     "buf1",
+                                         "flush-start",  "flush-stop", "eos"};
+  EXPECT_EQ(seen, want);
+  EXPECT_EQ(sub.format(), std::optional<std::string>("audio/x-raw, rate=(int)48000"));
+  ASSERT_TRUE(sub.segment().has_value());
+  EXPECT_EQ(sub.segment()->start, 5u);
+}
+
+TEST(IpcTransport, ReceivedBuffersAreZeroCopyAndReadOnly) {
+  TempDir dir;
+  auto pub = IpcPublisher::bind(dir.file("s"), small_pool()).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  ASSERT_TRUE(send_seq(pub, 0, 1000).ok());
+  auto b = sub.recv_for(2s);
+  ASSERT_TRUE(b.ok() && b->has_value());
+  const memory::Buffer& buf = **b;
+  ASSERT_NE(buf.segment(), nullptr);
+  EXPECT_EQ(buf.segment()->access(), memory::Access::read_only);
+  EXPECT_EQ(buf.segment()->writable_data(), nullptr);
+  EXPECT_EQ(buf.size(), 1000u);
+  EXPECT_EQ(pub.stats().zero_copy, 1u);
+  EXPECT_EQ(pub.stats().copies, 0u);
+}
+
+TEST(IpcTransport, ForeignBuffersAreCopiedOnceAndCounted) {
+  TempDir dir;
+  auto pub = IpcPublisher::bind(dir.file("s"), small_pool()).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  Metadata m;
+  m.sequence = 42;
+  m.set("origin", std::string("heap"));
+  ASSERT_TRUE(pub.send(memory::Buffer::copy_from(std::string_view("hello from the heap"), m)).ok());
+  auto too_big = memory::Buffer::from_vector(std::vector<std::byte>(5000));
+  EXPECT_EQ(pub.send(too_big).error().code, Errc::invalid_argument);
+  auto b = sub.recv_for(2s);
+  ASSERT_TRUE(b.ok() && b->has_value());
+  EXPECT_EQ(std::string_view(reinterpret_cast<const char*>((*b)->data().data()), (*b)->size()),
+            "hello from the heap");
+  EXPECT_EQ((*b)->metadata().sequence, 42u);
+  EXPECT_EQ(*(*b)->metadata().get_as<std::string>("origin"), "heap");
+  EXPECT_EQ(pub.stats().copies, 1u);
+  EXPECT_EQ(pub.stats().bytes_copied, 19u);
+}
+
+TEST(IpcTransport, LeasesReturnWhenBuffersDrop) {
+  TempDir dir;
+  auto pub = IpcPublisher::bind(dir.file("s"), small_pool()).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  const std::size_t base = pub.pool()->in_use();
+  std::vector<memory::Buffer> held;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(send_seq(pub, i).ok());
+    held.push_back(std::move(**sub.recv_for(2s)));
+  }
+  EXPECT_EQ(sub.stats().leases, 10u);
+  pub.collect_returns();
+  EXPECT_EQ(pub.pool()->in_use(), base + 10);
+  EXPECT_EQ(pub.stats().subscribers.at(0).leases, 10u);
+  held.clear();
+  EXPECT_EQ(sub.stats().leases, 0u);
+  pub.collect_returns();
+  EXPECT_EQ(pub.pool()->in_use(), base);
+  EXPECT_EQ(pub.stats().subscribers.at(0).leases, 0u);
+}
+
+TEST(IpcTransport, CleanCloseEndsTheStreamAndBuffersOutliveIt) {
+  TempDir dir;
+  auto pub = IpcPublisher::bind(dir.file("s"), small_pool()).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  ASSERT_TRUE(send_seq(pub, 0).ok());
+  pub.close();
+  auto b = sub.recv_for(2s);
+  ASSERT_TRUE(b.ok() && b->has_value());
+  auto end = sub.recv_for(2s);
+  ASSERT_TRUE(end.ok()) << end.error().to_string();
+  EXPECT_FALSE(end->has_value());
+  EXPECT_EQ(ipc_test::check_payload(**b), "");  // still mapped
+  EXPECT_EQ(pub.send(memory::Buffer()).error().code, Errc::failed_precondition);
+}
+
+TEST(IpcTransport, LateJoinerGetsStickyEventsFirst) {
+  TempDir dir;
+  auto pub = IpcPublisher::bind(dir.file("s"), small_pool()).value();
+  ASSERT_TRUE(pub.send_event(Event::stream_start("late", 3)).ok());
+  ASSERT_TRUE(pub.set_format("video/x-raw, width=(int)2").ok());
+  ASSERT_TRUE(pub.set_format("video/x-raw, width=(int)4").ok());  // the latest wins
+  ASSERT_TRUE(send_seq(pub, 0).ok());                             // nobody listening: gone
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  ASSERT_TRUE(send_seq(pub, 1).ok());
+  auto i1 = sub.recv_item_for(2s);
+  ASSERT_TRUE(i1.ok() && i1->has_value());
+  EXPECT_EQ(std::get<Event>(**i1).type, EventType::stream_start);
+  EXPECT_EQ(std::get<Event>(**i1).name, "late");
+  auto i2 = sub.recv_item_for(2s);
+  ASSERT_TRUE(i2.ok() && i2->has_value());
+  EXPECT_EQ(std::get<Event>(**i2).caps, "video/x-raw, width=(int)4");
+  auto b = sub.recv_for(2s);
+  ASSERT_TRUE(b.ok() && b->has_value());
+  EXPECT_EQ((*b)->metadata().sequence, 1u);
+}
+
+TEST(IpcTransport, InterruptUnblocksRecv) {
+  TempDir dir;
+  auto pub = IpcPublisher::bind(dir.file("s"), small_pool()).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();
+  std::thread t([&] {
+    std::this_thread::sleep_for(50ms);
+    sub.interrupt();
+  });
+  auto r = sub.recv();
+  t.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::cancelled);
+  sub.resume();
+  auto timed = sub.recv_for(20ms);
+  ASSERT_FALSE(timed.ok());
+  EXPECT_EQ(timed.error().code, Errc::timeout);
+}
+
+// ---- policies (one stalled subscriber, one fast one) ------------------------------------------
+
+class IpcPolicy : public ::testing::Test {
+ protected:
+  void start(Policy stalled_policy) {
+    auto po = small_pool();
+    po.max_leases_per_subscriber = 4;
+    pub_ = std::move(IpcPublisher::bind(dir_.file("s"), po).value());
+    stalled_ =
+        std::move(IpcSubscriber::connect(dir_.file("s"), with_policy(stalled_policy)).value());
+    fast_ = std::move(IpcSubscriber::connect(dir_.file("s"), with_policy(Policy::block)).value());
+    ASSERT_TRUE(pub_.wait_for_subscribers(2, 2s).ok());
+  }
+  // The fast subscriber drains in a thread, dropping each buffer at once.
+  void run_fast(int n) {
+    fast_thread_ = std::thread([this, n] {
+      for (int i = 0; i < n; ++i) {
+        auto b = fast_.recv_for(5s);
+        if (!b.ok() || !b->has_value() || (*b)->metadata().sequence != std::uint64_t(i)) return;
+        fast_got_.fetch_add(1);
+      }
+    });
+  }
+  SubscriberInfo info_of_stalled() {
+    for (auto& s : pub_.stats().subscribers)
+      if (s.id == 1) return s;
+    return {};
+  }
+  std::vector<std::uint64_t> drain_stalled() {
+    std::vector<std::uint64_t> seqs;
+    for (;;) {
+      auto b = stalled_.recv_for(100ms);
+      if (!b.ok() || !b->has_value()) break;
+      seqs.push_back((*b)->metadata().sequence);
+    }
+    return seqs;
+  }
+  void TearDown() override {
+    if (fast_thread_.joinable()) fast_thread_.join();
+  }
+  TempDir dir_;
+  IpcPublisher pub_;
+  IpcSubscriber stalled_, fast_;
+  std::thread fast_thread_;
+  std::atomic<int> fast_got_{0};
+};
+
+TEST_F(IpcPolicy, DropNewestKeepsTheFirstAndDoesNotStallOthers) {
+  start(Policy::drop_newest);
+  run_fast(20);
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(send_seq(pub_, i).ok());
+  fast_thread_.join();
+  EXPECT_EQ(fast_got_.load(), 20);
+  auto info = info_of_stalled();
+  EXPECT_EQ(info.dropped_newest, 16u);
+  EXPECT_EQ(info.dropped_oldest, 0u);
+  EXPECT_EQ(drain_stalled(), (std::vector<std::uint64_t>{0, 1, 2, 3}));
+}
+
+TEST_F(IpcPolicy, DropOldestKeepsTheLatest) {
+  start(Policy::drop_oldest);
+  run_fast(20);
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(send_seq(pub_, i).ok());
+  fast_thread_.join();
+  EXPECT_EQ(fast_got_.load(), 20);
+  auto info = info_of_stalled();
+  EXPECT_EQ(info.dropped_oldest, 16u);
+  EXPECT_EQ(drain_stalled(), (std::vector<std::uint64_t>{16, 17, 18, 19}));
+  // Retracted leases went back to the pool.
+  pub_.collect_returns();
+  EXPECT_EQ(pub_.stats().subscribers.size(), 2u);
+}
+
+TEST_F(IpcPolicy, DropOldestNeverDropsEvents) {
+  start(Policy::drop_oldest);
+  run_fast(8);
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(send_seq(pub_, i).ok());
+  ASSERT_TRUE(pub_.set_format("x/y").ok());
+  for (int i = 4; i < 8; ++i)
+    ASSERT_TRUE(send_seq(pub_, i).ok());
+  fast_thread_.join();
+  std::vector<std::string> seen;
+  for (;;) {
+    auto it = stalled_.recv_item_for(100ms);
+    if (!it.ok() || !it->has_value()) break;
+    if (auto* b = std::get_if<memory::Buffer>(&**it))
+      seen.push_back(std::to_string(b->metadata().sequence));
+    else
+      seen.emplace_back(to_string(std::get<Event>(**it).type));
+  }
+  // The format event survives; the buffers around it are the latest that fit the quota.
+  ASSERT_NE(std::find(seen.begin(), seen.end(), "format"), seen.end());
+  EXPECT_EQ(seen.back(), "7");
+}
+
+TEST_F(IpcPolicy, BlockAppliesBackpressure) {
+  start(Policy::block);
+  run_fast(8);
+  std::atomic<bool> drained{false};
+  std::thread consumer([&] {
+    std::this_thread::sleep_for(150ms);
+    drained = true;
+    std::vector<std::uint64_t> seqs;
+    for (int i = 0; i < 8; ++i) {
+      auto b = stalled_.recv_for(3s);
+      if (b.ok() && b->has_value()) seqs.push_back((*b)->metadata().sequence);
+    }
+    EXPECT_EQ(seqs.size(), 8u);
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 8; ++i)
+    ASSERT_TRUE(send_seq(pub_, i).ok());
+  const auto took = std::chrono::steady_clock::now() - t0;
+  consumer.join();
+  EXPECT_TRUE(drained.load());
+  EXPECT_GE(took, 100ms) << "send() did not wait for the blocked subscriber";
+  auto info = info_of_stalled();
+  EXPECT_EQ(info.dropped_newest + info.dropped_oldest, 0u);
+  EXPECT_GE(info.blocked_sends, 1u);
+}
+
+TEST_F(IpcPolicy, BlockTimeoutExpelsAStalledSubscriber) {
+  auto po = small_pool();
+  po.max_leases_per_subscriber = 2;
+  po.block_timeout = 50ms;
+  pub_ = std::move(IpcPublisher::bind(dir_.file("s"), po).value());
+  stalled_ = std::move(IpcSubscriber::connect(dir_.file("s")).value());
+  ASSERT_TRUE(pub_.wait_for_subscribers(1, 2s).ok());
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(send_seq(pub_, i).ok());
+  EXPECT_TRUE(eventually([&] { return pub_.subscriber_count() == 0; }));
+  EXPECT_EQ(pub_.stats().protocol_errors, 1u);
+}
+
+// ---- multi-process ----------------------------------------------------------------------------
+
+TEST(IpcMultiProcess, OnePublisherFourSubscribersChecksumsAndOrder) {
+  TempDir dir;
+  const auto path = dir.file("fan.sock");
+  auto po = small_pool(64 * 1024, 64);
+  auto pub = IpcPublisher::bind(path, po).value();
+  ASSERT_TRUE(pub.set_format("test/x-checksummed").ok());
+  constexpr int kN = 3000;
+  std::vector<Child> subs;
+  for (int i = 0; i < 4; ++i)
+    subs.emplace_back(
+        std::vector<std::string>{ipc_test::peer_binary(), "subscribe", path, std::to_string(kN)});
+  ASSERT_TRUE(pub.wait_for_subscribers(4, 10s).ok());
+  for (int i = 0; i < kN; ++i) {
+    const std::size_t size = 1 + (static_cast<std::size_t>(i) * 7919) % (64 * 1024 - 1);
+    ASSERT_TRUE(send_seq(pub, i, size).ok());
+  }
+  ASSERT_TRUE(pub.send_eos().ok());
+  for (auto& c : subs)
+    EXPECT_EQ(c.wait(60s), 0);
+  auto st = pub.stats();
+  EXPECT_EQ(st.buffers_sent, std::uint64_t(kN));
+  EXPECT_EQ(st.copies, 0u);
+  EXPECT_EQ(st.protocol_errors, 0u);
+}
+
+TEST(IpcMultiProcess, SubscriberKilledMidStreamLeasesAndFdsReclaimed) {
+  TempDir dir;
+  const auto path = dir.file("kill.sock");
+  auto po = small_pool(4096, 256);
+  po.max_leases_per_subscriber = 16;
+  auto pub = IpcPublisher::bind(path, po).value();
+  const char* soak = std::getenv("PLX_IPC_SOAK_CYCLES");
+  const int cycles = soak ? std::atoi(soak) : 200;
+  std::size_t pool_base = pub.pool()->in_use();
+  std::size_t fd_base = 0;
+  std::uint64_t seq = 0;
+  for (int c = 0; c < cycles; ++c) {
+    if (c == 3) fd_base = os::count_open_fds();
+    Child victim({ipc_test::peer_binary(), "hold", path}, true);
+    ASSERT_EQ(victim.read_line(), "ready");
+    ASSERT_TRUE(pub.wait_for_subscribers(1, 5s).ok());
+    for (int i = 0; i < 12; ++i)
+      ASSERT_TRUE(send_seq(pub, seq++).ok());
+    victim.kill9();
+    ASSERT_TRUE(eventually([&] { return pub.subscriber_count() == 0; })) << "cycle " << c;
+    ASSERT_TRUE(send_seq(pub, seq++).ok());  // refreshes the producer's view of subscribers
+  }
+  pub.collect_returns();
+  EXPECT_TRUE(eventually([&] { return pub.pool()->in_use() == pool_base; }))
+      << "pool occupancy " << pub.pool()->in_use() << " vs baseline " << pool_base;
+  EXPECT_EQ(os::count_open_fds(), fd_base) << "publisher fd count grew";
+  auto st = pub.stats();
+  EXPECT_EQ(st.connections, std::uint64_t(cycles));
+  EXPECT_EQ(st.disconnects, std::uint64_t(cycles));
+  EXPECT_EQ(st.protocol_errors, 0u);
+}
+
+TEST(IpcMultiProcess, PublisherKilledSubscribersErrorWithin100ms) {
+  TempDir dir;
+  const auto path = dir.file("victim.sock");
+  Child publisher({ipc_test::peer_binary(), "publish", path, "4096", "200"});
+  SubscriberOptions so;
+  so.connect_timeout = 5s;
+  auto s1 = IpcSubscriber::connect(path, so);
+  auto s2 = IpcSubscriber::connect(path, so);
+  ASSERT_TRUE(s1.ok() && s2.ok());
+  for (auto* s : {&*s1, &*s2}) {
+    auto b = s->recv_for(5s);
+    ASSERT_TRUE(b.ok() && b->has_value());
+  }
+  std::atomic<std::int64_t> killed_at{0};
+  std::vector<std::int64_t> lag(2, -1);
+  std::vector<Errc> code(2, Errc::internal);
+  auto drain = [&](IpcSubscriber& s, int idx) {
+    std::vector<memory::Buffer> keep;  // buffers must stay readable after the crash
+    for (;;) {
+      auto b = s.recv_for(3s);
+      if (!b.ok()) {
+        code[idx] = b.error().code;
+        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+        lag[idx] = now - killed_at.load();
+        for (auto& k : keep)
+          EXPECT_EQ(ipc_test::check_payload(k), "");
+        return;
+      }
+      if (!b->has_value()) return;
+      keep.push_back(std::move(**b));
+      if (keep.size() > 4) keep.erase(keep.begin());
+    }
+  };
+  std::thread t1(drain, std::ref(*s1), 0), t2(drain, std::ref(*s2), 1);
+  std::this_thread::sleep_for(50ms);
+  killed_at = std::chrono::steady_clock::now().time_since_epoch().count();
+  ::kill(publisher.pid(), SIGKILL);
+  t1.join();
+  t2.join();
+  publisher.wait();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(code[i], Errc::unavailable);
+    EXPECT_GE(lag[i], 0);
+    EXPECT_LT(lag[i], 100'000'000) << "subscriber " << i << " noticed after " << lag[i] << " ns";
+  }
+}
+
+TEST(IpcMultiProcess, ReconnectsToARestartedPublisher) {
+  TempDir dir;
+  const auto path = dir.file("re.sock");
+  Child first({ipc_test::peer_binary(), "publish", path, "512", "500"});
+  SubscriberOptions so;
+  so.connect_timeout = 5s;
+  so.reconnect = true;
+  auto sub = IpcSubscriber::connect(path, so).value();
+  auto b = sub.recv_for(5s);
+  ASSERT_TRUE(b.ok() && b->has_value());
+  b->reset();
+  first.kill9();  // leaves a stale socket file behind
+  Child second({ipc_test::peer_binary(), "publish", path, "512", "500"});
+  bool got_format_again = false;
+  for (int i = 0; i < 2000; ++i) {
+    auto it = sub.recv_item_for(5s);
+    ASSERT_TRUE(it.ok()) << it.error().to_string();
+    ASSERT_TRUE(it->has_value());
+    if (auto* e = std::get_if<Event>(&**it); e && e->type == EventType::format) {
+      got_format_again = true;
+      break;
+    }
+  }
+  EXPECT_TRUE(got_format_again);
+  auto after = sub.recv_for(5s);
+  ASSERT_TRUE(after.ok() && after->has_value());
+  EXPECT_EQ(ipc_test::check_payload(**after), "");
+  EXPECT_EQ(sub.stats().reconnects, 1u);
+}
+
+TEST(IpcMultiProcess, ForeignUidIsRefusedByCredentials) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to setuid() a child";
+  TempDir dir;
+  const auto path = dir.file("cred.sock");
+  auto po = small_pool();
+  po.socket_mode = 0666;  // the file mode lets everyone in: only SO_PEERCRED can refuse
+  auto pub = IpcPublisher::bind(path, po).value();
+  Child nobody({ipc_test::peer_binary(), "setuid-connect", path, "65534"});
+  EXPECT_EQ(nobody.wait(10s), 0);
+  EXPECT_EQ(pub.stats().refused, 1u);
+  EXPECT_EQ(pub.subscriber_count(), 0u);
+  // Admitted once allowed.
+  po = small_pool();
+  po.socket_mode = 0666;
+  po.allowed_uids = {65534};
+  pub.close();
+  pub = IpcPublisher::bind(path, po).value();
+  Child allowed({ipc_test::peer_binary(), "setuid-connect", path, "65534"});
+  EXPECT_EQ(allowed.wait(10s), 1);  // 1 = connected (the helper expected a refusal)
+}
+
+class IpcHostileSubscriber : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(IpcHostileSubscriber, ConnectionClosedOthersUnaffected) {
+  TempDir dir;
+  const auto path = dir.file("h.sock");
+  auto pub = IpcPublisher::bind(path, small_pool()).value();
+  ASSERT_TRUE(pub.set_format("test/x-checksummed").ok());
+  auto good = IpcSubscriber::connect(path).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  // One buffer first: the good subscriber maps the pool's segment (an fd of its own) now.
+  ASSERT_TRUE(send_seq(pub, 1000).ok());
+  ASSERT_TRUE(good.recv_for(2s).ok());
+  const std::size_t fds_before = os::count_open_fds();
+  Child hostile({ipc_test::peer_binary(), "hostile-sub", path, GetParam()});
+  const std::string mode = GetParam();
+  if (mode == "double-release" || mode == "never-leased" || mode == "bad-read-pos" ||
+      mode == "bad-return-index" || mode == "talk-after-hello") {
+    // It may be expelled at once: count admissions, not current subscribers.
+    ASSERT_TRUE(eventually([&] { return pub.stats().connections >= 2; }, 5s));
+  }
+  // Keep the stream going while the hostile peer does its thing, until it exits.
+  std::uint64_t seq = 0;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  auto running = [&] {
+    siginfo_t si{};
+    return ::waitid(P_PID, static_cast<id_t>(hostile.pid()), &si, WEXITED | WNOHANG | WNOWAIT) ==
+               0 &&
+           si.si_pid == 0;
+  };
+  while (std::chrono::steady_clock::now() < until && running()) {
+    ASSERT_TRUE(send_seq(pub, seq).ok());
+    auto b = good.recv_for(2s);
+    ASSERT_TRUE(b.ok() && b->has_value());
+    EXPECT_EQ((*b)->metadata().sequence, seq);
+    ++seq;
+    std::this_thread::sleep_for(2ms);
+  }
+  EXPECT_EQ(hostile.wait(5s), 0) << "the publisher did not close the hostile connection";
+  EXPECT_GE(pub.stats().protocol_errors, 1u);
+  EXPECT_TRUE(eventually([&] { return pub.subscriber_count() == 1; }));
+  ASSERT_TRUE(send_seq(pub, seq).ok());
+  auto b = good.recv_for(2s);
+  ASSERT_TRUE(b.ok() && b->has_value());
+  EXPECT_TRUE(eventually([&] { return os::count_open_fds() <= fds_before; }))
+      << "fds leaked: " << os::count_open_fds() << " vs " << fds_before;
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, IpcHostileSubscriber,
+                         ::testing::Values("garbage", "version", "fds", "toomanyfds",
+                                           "never-leased", "double-release", "bad-read-pos",
+                                           "bad-return-index", "talk-after-hello"));
+
+class IpcHostilePublisher : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(IpcHostilePublisher, SubscriberRefusesAndSurvives) {
+  TempDir dir;
+  const auto path = dir.file("hp.sock");
+  Child hostile({ipc_test::peer_binary(), "hostile-pub", path, GetParam()}, true);
+  ASSERT_EQ(hostile.read_line(), "ready");
+  SubscriberOptions so;
+  so.connect_timeout = 2s;
+  auto sub = IpcSubscriber::connect(path, so);
+  Errc code = Errc::internal;
+  if (!sub.ok()) {
+    code = sub.error().code;
+  } else {
+    auto b = sub->recv_for(2s);
+    ASSERT_FALSE(b.ok()) << "accepted a malformed stream";
+    code = b.error().code;
+    sub->close();
+    sub = Error{};  // drop the connection so the helper sees it closed
+  }
+  EXPECT_EQ(code, Errc::data_loss) << GetParam();
+  EXPECT_EQ(hostile.wait(10s), 0) << "the subscriber did not close the connection";
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, IpcHostilePublisher,
+                         ::testing::Values("garbage", "version", "writable-ring", "welcome-no-fds",
+                                           "oob", "unsealed", "writable", "truncated", "bad-record",
+                                           "bad-write-pos"));

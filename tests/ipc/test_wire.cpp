@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// Layout-freeze tests of the shared-memory and wire structs, and the decoders' validation.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstring>
+
+#include "ipc/wire.h"
+#include "parallax/ipc.h"
+
+using namespace parallax;
+using namespace parallax::link;
+
+namespace {
+
+std::span<const std::byte> bytes_of(const std::vector<std::uint64_t>& w) {
+  return {reinterpret_cast<const std::byte*>(w.data()), w.size() * 8};
+}
+
+}  // namespace
+
+// Changing any of these breaks every peer built before: bump wire::kVersion instead.
+TEST(IpcLayout, RingHeaderIsFrozen) {
+  EXPECT_EQ(sizeof(wire::RingHeader), 256u);
+  EXPECT_EQ(offsetof(wire::RingHeader, magic), 0u);
+  EXPECT_EQ(offsetof(wire::RingHeader, version), 4u);
+  EXPECT_EQ(offsetof(wire::RingHeader, header_size), 6u);
+  EXPECT_EQ(offsetof(wire::RingHeader, capacity), 8u);
+  EXPECT_EQ(offsetof(wire::RingHeader, write_pos), 64u);
+  EXPECT_EQ(offsetof(wire::RingHeader, reserved1), 128u);
+  EXPECT_TRUE(std::is_standard_layout_v<wire::RingHeader>);
+}
+
+TEST(IpcLayout, AckHeaderIsFrozen) {
+  EXPECT_EQ(sizeof(wire::AckHeader), 256u);
+  EXPECT_EQ(offsetof(wire::AckHeader, return_capacity), 8u);
+  EXPECT_EQ(offsetof(wire::AckHeader, pub_waiting), 16u);
+  EXPECT_EQ(offsetof(wire::AckHeader, wake_ret), 24u);
+  EXPECT_EQ(offsetof(wire::AckHeader, wake_read), 32u);
+  EXPECT_EQ(offsetof(wire::AckHeader, read_pos), 64u);
+  EXPECT_EQ(offsetof(wire::AckHeader, sub_sleeping), 128u);
+  EXPECT_EQ(offsetof(wire::AckHeader, ret_write), 192u);
+  EXPECT_TRUE(std::is_standard_layout_v<wire::AckHeader>);
+}
+
+TEST(IpcLayout, MessagesAndRecordsAreFrozen) {
+  EXPECT_EQ(sizeof(wire::MsgHeader), 16u);
+  EXPECT_EQ(offsetof(wire::MsgHeader, type), 6u);
+  EXPECT_EQ(offsetof(wire::MsgHeader, size), 8u);
+  EXPECT_EQ(sizeof(wire::HelloMsg), 32u);
+  EXPECT_EQ(sizeof(wire::WelcomeMsg), 56u);
+  EXPECT_EQ(offsetof(wire::WelcomeMsg, publisher_pid), 40u);
+  EXPECT_EQ(sizeof(wire::SegmentMsg), 32u);
+  EXPECT_EQ(sizeof(wire::RecordHeader), 8u);
+  EXPECT_EQ(sizeof(wire::BufferRecord), 104u);
+  EXPECT_EQ(offsetof(wire::BufferRecord, token), 8u);  // patched per subscriber
+  EXPECT_EQ(offsetof(wire::BufferRecord, segment_id), 16u);
+  EXPECT_EQ(offsetof(wire::BufferRecord, sequence), 80u);
+  EXPECT_EQ(offsetof(wire::BufferRecord, entries_bytes), 100u);
+  EXPECT_EQ(sizeof(wire::EventRecord), 16u);
+  EXPECT_EQ(sizeof(wire::SegmentPayload), 80u);
+}
+
+TEST(IpcWire, BufferRecordRoundTripsAllMetadata) {
+  wire::BufferDesc d;
+  d.token = 0x0000000700000003ull;
+  d.segment_id = 99;
+  d.offset = 4096;
+  d.length = 1234;
+  d.meta.pts = 1;
+  d.meta.dts = 0;
+  d.meta.duration = 40000000;
+  d.meta.offset_end = 77;
+  d.meta.sequence = 5;
+  d.meta.flags = kFlagDiscont | kFlagDeltaUnit;
+  d.meta.set("i", std::int64_t{-3});
+  d.meta.set("u", std::uint64_t{1} << 63);
+  d.meta.set("d", 0.25);
+  d.meta.set("b", true);
+  d.meta.set("s", std::string("héllo"));
+  d.meta.set("bytes", std::vector<std::byte>{std::byte{1}, std::byte{0}, std::byte{255}});
+  std::vector<std::uint64_t> w;
+  wire::encode_buffer(w, d);
+  auto r = wire::decode_record(bytes_of(w));
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  auto& got = std::get<wire::BufferDesc>(*r);
+  EXPECT_EQ(got.token, d.token);
+  EXPECT_EQ(got.segment_id, 99u);
+  EXPECT_EQ(got.offset, 4096u);
+  EXPECT_EQ(got.length, 1234u);
+  EXPECT_EQ(got.meta, d.meta);
+  EXPECT_FALSE(got.meta.offset.has_value());
+}
+
+TEST(IpcWire, EveryEventRoundTrips) {
+  SegmentInfo seg;
+  seg.rate = -2.0;
+  seg.start = 10;
+  seg.stop = 20;
+  const Event events[] = {Event::format("video/x-raw, format=(string)I420, width=(int)64"),
+                          Event::stream_start("stream-1", 7),
+                          Event::make_segment(seg),
+                          Event::eos(),
+                          Event::flush_start(),
+                          Event::flush_stop(false),
+                          Event::custom("tag", {std::byte{9}, std::byte{8}}),
+                          Event::custom("", {})};
+  for (const Event& e : events) {
+    std::vector<std::uint64_t> w;
+    ASSERT_TRUE(wire::encode_event(w, e).ok());
+    auto r = wire::decode_record(bytes_of(w));
+    ASSERT_TRUE(r.ok()) << to_string(e.type) << ": " << r.error().to_string();
+    EXPECT_EQ(std::get<Event>(*r), e) << to_string(e.type);
+  }
+}
+
+TEST(IpcWire, OversizedEventIsRefused) {
+  std::vector<std::uint64_t> w;
+  auto r = wire::encode_event(w, Event::custom("big", std::vector<std::byte>(kMaxEventBytes + 1)));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::invalid_argument);
+}
+
+TEST(IpcWire, EveryTruncationOfARecordIsRejected) {
+  wire::BufferDesc d;
+  d.meta.set("key", std::string("value"));
+  std::vector<std::uint64_t> w;
+  wire::encode_buffer(w, d);
+  auto full = bytes_of(w);
+  for (std::size_t n = 0; n < full.size(); ++n) {
+    auto r = wire::decode_record(full.subspan(0, n));
+    EXPECT_FALSE(r.ok()) << "accepted a record cut at " << n;
+  }
+}
+
+TEST(IpcWire, CorruptedFieldsAreRejected) {
+  wire::BufferDesc d;
+  d.meta.set("k", true);
+  std::vector<std::uint64_t> w;
+  wire::encode_buffer(w, d);
+  auto corrupt = [&](std::size_t byte, std::uint8_t value) {
+    auto copy = w;
+    reinterpret_cast<std::uint8_t*>(copy.data())[byte] = value;
+    return wire::decode_record(bytes_of(copy)).ok();
+  };
+  EXPECT_FALSE(corrupt(4, 77));                              // record type
+  EXPECT_FALSE(corrupt(6, 1));                               // record flags
+  EXPECT_FALSE(corrupt(92, 0xff));                           // presence bits
+  EXPECT_FALSE(corrupt(96, 2));                              // entry count
+  EXPECT_FALSE(corrupt(sizeof(wire::BufferRecord) + 2, 9));  // entry type
+  EXPECT_FALSE(corrupt(sizeof(wire::BufferRecord) + 9, 2));  // bool value 2
+}
+
+TEST(IpcWire, HelloValidation) {
+  auto ok = wire::encode_hello({static_cast<std::uint32_t>(Policy::drop_newest)});
+  EXPECT_TRUE(wire::decode_hello(ok).ok());
+  auto v = ok;
+  v[4] = std::byte{2};  // version 2
+  auto r = wire::decode_hello(v);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::data_loss);
+  auto p = ok;
+  p[16] = std::byte{9};  // unknown policy
+  EXPECT_FALSE(wire::decode_hello(p).ok());
+  EXPECT_FALSE(wire::decode_hello(std::span(ok).subspan(0, 20)).ok());
+  // A welcome is not a hello.
+  EXPECT_FALSE(wire::decode_hello(wire::encode_welcome({})).ok());
+}
+
+TEST(IpcWire, WelcomeValidation) {
+  wire::Welcome w{65536,
+                  static_cast<std::uint32_t>(sizeof(wire::RingHeader) + 65536),
+                  static_cast<std::uint32_t>(sizeof(wire::AckHeader) + 8 * 32),
+                  32,
+                  32,
+                  Policy::drop_oldest,
+                  1,
+                  2};
+  EXPECT_TRUE(wire::decode_publisher_msg(wire::encode_welcome(w)).ok());
+  auto bad = w;
+  bad.ring_bytes = 65535;
+  EXPECT_FALSE(wire::decode_publisher_msg(wire::encode_welcome(bad)).ok());
+  bad = w;
+  bad.quota = 33;  // more than the return slots
+  EXPECT_FALSE(wire::decode_publisher_msg(wire::encode_welcome(bad)).ok());
+  bad = w;
+  bad.ack_map_size += 8;
+  EXPECT_FALSE(wire::decode_publisher_msg(wire::encode_welcome(bad)).ok());
+  // A hello is not a publisher message.
+  EXPECT_FALSE(wire::decode_publisher_msg(wire::encode_hello({})).ok());
+  auto refuse = wire::decode_publisher_msg(wire::encode_refuse({Errc::permission_denied, "no"}));
+  ASSERT_TRUE(refuse.ok());
+  EXPECT_EQ(std::get<wire::Refuse>(*refuse).text, "no");
+}
+
+TEST(IpcPolicyNames, RoundTrip) {
+  for (Policy p : {Policy::block, Policy::drop_oldest, Policy::drop_newest})
+    EXPECT_EQ(policy_from_string(to_string(p)).value(), p);
+  EXPECT_EQ(policy_from_string("drop_oldest").value(), Policy::drop_oldest);
+  EXPECT_FALSE(policy_from_string("leaky").ok());
+}
