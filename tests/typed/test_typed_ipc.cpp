@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// Tests of typed IPC (parallax/typed_ipc.h) across two real processes: this binary re-executes
+// itself with --typed-ipc-peer ROLE PATH N to play the publisher (typed, of another type, or a
+// hostile raw publisher), and the test process subscribes.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "parallax/typed_ipc.h"
+
+using namespace parallax;
+using namespace std::chrono_literals;
+
+namespace plxtest {
+
+struct Reading {
+  std::uint64_t seq{0};
+  std::string sensor;
+  std::vector<double> values;
+  std::optional<std::string> note;
+  std::vector<std::string> tags;
+  bool operator==(const Reading&) const = default;
+};
+PLX_ARCHIVE(Reading, seq, sensor, values, note, tags);
+
+// Same first fields, another shape: its schema hash differs.
+struct Other {
+  std::uint64_t seq{0};
+  std::string sensor;
+};
+PLX_ARCHIVE(Other, seq, sensor);
+
+Reading make_reading(std::uint64_t i) {
+  Reading r;
+  r.seq = i;
+  r.sensor = "sensor-" + std::to_string(i % 7) + "-ü";  // non-ASCII UTF-8 on purpose
+  for (std::uint64_t k = 0; k < i % 5; ++k)
+    r.values.push_back(static_cast<double>(i) + k / 4.0);
+  if (i % 3 == 0) r.note = "note " + std::to_string(i);
+  for (std::uint64_t k = 0; k < i % 4; ++k)
+    r.tags.push_back("t" + std::to_string(k));
+  return r;
+}
+
+link::PublisherOptions small_slots() {
+  link::PublisherOptions o;
+  o.slot_size = 4096;
+  o.slot_count = 64;
+  return o;
+}
+
+// After EOS the publisher waits (at most 10 s) for the subscriber to go away, so that it
+// never closes the stream under a subscriber still reading, and exits on its own if the test
+// died.
+template <typename Pub>
+int finish(Pub& pub) {
+  if (!pub.send_eos()) return 3;
+  for (int i = 0; i < 1000 && pub.subscriber_count() > 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  pub.close();
+  return 0;
+}
+
+// --- the peer process ---
+
+int peer_readings(const std::string& path, int n) {
+  auto pub = link::TypedPublisher<Reading>::bind(path, small_slots());
+  if (!pub) return std::fprintf(stderr, "bind: %s\n", pub.error().to_string().c_str()), 2;
+  if (!pub->wait_for_subscribers(1, 10s)) return 2;
+  for (int i = 0; i < n; ++i) {
+    Metadata m;
+    m.sequence = static_cast<std::uint64_t>(i);
+    if (auto r = pub->send(make_reading(static_cast<std::uint64_t>(i)), m); !r)
+      return std::fprintf(stderr, "send: %s\n", r.error().to_string().c_str()), 3;
+  }
+  return finish(*pub);
+}
+
+int peer_other(const std::string& path, int n) {
+  auto pub = link::TypedPublisher<Other>::bind(path, small_slots());
+  if (!pub || !pub->wait_for_subscribers(1, 10s)) return 2;
+  for (int i = 0; i < n; ++i)
+    if (!pub->send(Other{static_cast<std::uint64_t>(i), "other"})) return 3;
+  return finish(*pub);
+}
+
+// A hostile publisher: announces archives of Reading, then sends what the role says.
+int peer_raw(const std::string& role, const std::string& path) {
+  auto pub = link::IpcPublisher::bind(path, small_slots());
+  if (!pub) return 2;
+  if (role != "wrong-header" && !pub->set_format(link::archive_format<Reading>())) return 2;
+  if (!pub->wait_for_subscribers(1, 10s)) return 2;
+  auto send_bytes = [&](const std::vector<std::byte>& bytes) {
+    auto loan = pub->loan();
+    if (!loan || !loan->set_size(bytes.size())) return false;
+    std::memcpy(loan->data().data(), bytes.data(), bytes.size());
+    return pub->send(std::move(*loan)).ok();
+  };
+  if (role == "garbage") {
+    std::vector<std::byte> junk(200);
+    for (std::size_t i = 0; i < junk.size(); ++i)
+      junk[i] = std::byte(0xA5 ^ (i * 31));
+    if (!send_bytes(junk)) return 3;
+  } else if (role == "corrupt") {
+    // One valid archive, then the same archive with the root's `sensor` length forged to
+    // point far outside the buffer, then a valid one again (which must not be read).
+    auto good = archive::serialize(make_reading(4), {.header = true});
+    if (!good || !send_bytes(*good)) return 3;
+    std::vector<std::byte> bad = *good;
+    using A = archive::Archived<Reading>;
+    const std::size_t root = bad.size() - sizeof(A);
+    const std::size_t len_at = root + offsetof(A, sensor) + 4;  // i32 rel, then u32 len
+    const std::uint32_t huge = 0x10000000;
+    std::memcpy(bad.data() + len_at, &huge, sizeof huge);
+    if (!send_bytes(bad) || !send_bytes(*good)) return 3;
+  } else if (role == "wrong-header") {
+    // No format event; a perfectly valid archive of another type.
+    auto other = archive::serialize(Other{1, "x"}, {.header = true});
+    if (!other || !send_bytes(*other)) return 3;
+  } else {
+    return 64;
+  }
+  return finish(*pub);
+}
+
+int peer_main(int argc, char** argv) {
+  if (argc != 5) return 64;
+  const std::string role = argv[2], path = argv[3];
+  const int n = std::atoi(argv[4]);
+  if (role == "readings") return peer_readings(path, n);
+  if (role == "other") return peer_other(path, n);
+  return peer_raw(role, path);
+}
+
+// --- the test side ---
+
+std::string self_exe() {
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+std::string unique_path() {
+  static std::atomic<int> counter{0};
+  return "/tmp/plx-typed-ipc-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
+         ".sock";
+}
+
+// A peer process: this binary re-executed with --typed-ipc-peer.
+class Peer {
+ public:
+  Peer(const std::string& role, const std::string& path, int n) {
+    const std::string exe = self_exe();
+    const std::string count = std::to_string(n);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::execl(exe.c_str(), exe.c_str(), "--typed-ipc-peer", role.c_str(), path.c_str(),
+              count.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  Peer(const Peer&) = delete;
+  Peer& operator=(const Peer&) = delete;
+  ~Peer() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  [[nodiscard]] bool started() const { return pid_ > 0; }
+  /// The peer's exit code (-1 if it did not exit normally).
+  int wait() {
+    int st = 0;
+    if (::waitpid(pid_, &st, 0) != pid_) return -1;
+    pid_ = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+
+ private:
+  pid_t pid_{-1};
+};
+
+template <typename T>
+link::TypedSubscriber<T> connect_to(const std::string& path) {
+  link::TypedSubscriberOptions o;
+  o.ipc.connect_timeout = 10s;
+  auto sub = link::TypedSubscriber<T>::connect(path, o);
+  EXPECT_TRUE(sub.ok()) << (sub.ok() ? "" : sub.error().to_string());
+  return std::move(sub).into_inner();
+}
+
+}  // namespace plxtest
+
+using namespace plxtest;
+
+// --- in-process checks of the pieces ---
+
+TEST(TypedIpcFormat, AnnouncesNameAndSchemaHash) {
+  const std::string f = link::archive_format<Reading>();
+  EXPECT_EQ(f, "application/x-parallax-archive, type=(string)Reading, schema=(string)" +
+                   link::schema_hex(archive::schema_hash_v<Reading>));
+  const auto parsed = link::parse_archive_format(f);
+  EXPECT_EQ(parsed.media_type, "application/x-parallax-archive");
+  EXPECT_EQ(parsed.type, "Reading");
+  EXPECT_EQ(parsed.schema.size(), 16u);
+  EXPECT_NE(link::archive_format<Reading>(), link::archive_format<Other>());
+  EXPECT_EQ(link::archive_type_name<std::uint32_t>(), "u32");
+}
+
+TEST(TypedIpcFormat, CheckRefusesOtherTypesAndMediaTypes) {
+  EXPECT_TRUE(link::check_archive_format<Reading>(link::archive_format<Reading>(), "t").ok());
+  // Spacing and casts written differently are still the same format.
+  const std::string loose = "application/x-parallax-archive,type=Reading,schema=\"" +
+                            link::schema_hex(archive::schema_hash_v<Reading>) + "\"";
+  EXPECT_TRUE(link::check_archive_format<Reading>(loose, "t").ok());
+
+  auto other = link::check_archive_format<Reading>(link::archive_format<Other>(), "sub");
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code, Errc::failed_precondition);
+  EXPECT_NE(other.error().message.find("type=(string)Other"), std::string::npos);
+  EXPECT_NE(other.error().message.find("expected archives of Reading"), std::string::npos);
+
+  EXPECT_FALSE(link::check_archive_format<Reading>("video/x-raw, format=RGBA", "t").ok());
+  EXPECT_FALSE(link::check_archive_format<Reading>("", "t").ok());
+}
+
+TEST(TypedIpcView, ValidatesOnceAndSharesBytesOnCopy) {
+  auto bytes = archive::serialize(make_reading(6), {.header = true});
+  ASSERT_TRUE(bytes.ok());
+  auto t = link::Typed<Reading>::from_buffer(memory::Buffer::from_vector(std::move(*bytes)));
+  ASSERT_TRUE(t.ok()) << t.error().to_string();
+
+  link::Typed<Reading> copy = *t;
+  link::Typed<Reading> moved = std::move(*t);
+
+  EXPECT_FALSE(t->has_value());  // moved-from is empty
+  ASSERT_TRUE(copy.has_value());
+  EXPECT_EQ(copy.get(), moved.get());  // same bytes, no re-validation, no copy
+  EXPECT_EQ(copy->seq, 6u);
+  EXPECT_EQ(std::string_view(moved->sensor), "sensor-6-ü");
+  EXPECT_EQ(moved.deserialize(), make_reading(6));
+}
+
+TEST(TypedIpcView, RejectsBytesWithoutHeaderOrOfAnotherType) {
+  auto plain = archive::serialize(make_reading(1));  // no header
+  ASSERT_TRUE(plain.ok());
+  auto a = link::Typed<Reading>::from_buffer(memory::Buffer::from_vector(std::move(*plain)));
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.error().code, Errc::data_loss);
+
+  auto other = archive::serialize(Other{1, "x"}, {.header = true});
+  ASSERT_TRUE(other.ok());
+  auto b = link::Typed<Reading>::from_buffer(memory::Buffer::from_vector(std::move(*other)));
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error().code, Errc::data_loss);
+}
+
+TEST(TypedIpcPublisher, ValueLargerThanASlotIsResourceExhausted) {
+  const std::string path = unique_path();
+  link::PublisherOptions o;
+  o.slot_size = 256;
+  o.slot_count = 4;
+  auto pub = link::TypedPublisher<Reading>::bind(path, o);
+  ASSERT_TRUE(pub.ok()) << pub.error().to_string();
+  Reading big = make_reading(1);
+  big.sensor = std::string(1000, 'x');
+
+  auto r = pub->send(big);
+
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::resource_exhausted);
+  EXPECT_NE(r.error().message.find("slot holds"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(pub->send(make_reading(1)).ok());  // the slot went back; small values still go
+}
+
+TEST(TypedIpcPublisher, RefusesToChangeItsFormat) {
+  auto pub = link::TypedPublisher<Reading>::bind(unique_path(), small_slots());
+  ASSERT_TRUE(pub.ok());
+  auto r = pub->send_event(link::Event::format("text/plain"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::invalid_argument);
+}
+
+// --- across two processes ---
+
+TEST(TypedIpcCrossProcess, StructWithStringsVectorsOptionalsRoundTrips) {
+  const std::string path = unique_path();
+  Peer peer("readings", path, 12);
+  ASSERT_TRUE(peer.started());
+  auto sub = connect_to<Reading>(path);
+
+  std::vector<link::Typed<Reading>> got;
+  for (;;) {
+    auto r = sub.recv_for(10s);
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    if (!r->has_value()) break;
+    got.push_back(std::move(**r));
+  }
+
+  ASSERT_EQ(got.size(), 12u);
+  EXPECT_EQ(sub.format(), link::archive_format<Reading>());
+  for (std::uint64_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].deserialize(), make_reading(i)) << "value " << i;
+    EXPECT_EQ(got[i].metadata().sequence, i);
+  }
+  const auto& v = *got[9];  // read in place: 9 % 3 == 0 has a note, 4 values, 1 tag
+  ASSERT_TRUE(v.note.has_value());
+  EXPECT_EQ(std::string_view(*v.note.get()), "note 9");
+  ASSERT_EQ(v.values.size(), 4u);
+  EXPECT_DOUBLE_EQ(v.values[3], 9.75);
+  EXPECT_FALSE(got[1]->note.has_value());
+  sub.close();
+  EXPECT_EQ(peer.wait(), 0);
+}
+
+TEST(TypedIpcCrossProcess, ManyMessagesArriveInOrderAndOutliveThePublisher) {
+  const std::string path = unique_path();
+  constexpr int kCount = 3000;  // far more than the 64 slots: slots are recycled
+  Peer peer("readings", path, kCount);
+  ASSERT_TRUE(peer.started());
+  auto sub = connect_to<Reading>(path);
+
+  std::optional<link::Typed<Reading>> kept;
+  std::uint64_t next = 0;
+  for (;;) {
+    auto r = sub.recv_for(10s);
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    if (!r->has_value()) break;
+    ASSERT_EQ((**r)->seq, next);
+    ASSERT_EQ(std::string_view((**r)->sensor), make_reading(next).sensor);
+    if (next == 1234) kept = std::move(**r);
+    ++next;
+  }
+  EXPECT_EQ(next, static_cast<std::uint64_t>(kCount));
+  sub.close();
+  EXPECT_EQ(peer.wait(), 0);
+
+  // The publisher process is gone; the view still reads its (sealed, mapped) slot.
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->deserialize(), make_reading(1234));
+}
+
+TEST(TypedIpcCrossProcess, PublisherOfAnotherTypeIsRefused) {
+  const std::string path = unique_path();
+  Peer peer("other", path, 3);
+  ASSERT_TRUE(peer.started());
+  auto sub = connect_to<Reading>(path);
+
+  auto r = sub.recv_for(10s);
+
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::failed_precondition);
+  EXPECT_NE(r.error().message.find("type=(string)Other"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("Reading"), std::string::npos);
+  // The connection is closed; the error stays.
+  EXPECT_FALSE(sub.connected());
+  auto again = sub.recv_for(1s);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, Errc::failed_precondition);
+  EXPECT_EQ(peer.wait(), 0);
+}
+
+TEST(TypedIpcCrossProcess, ArchiveOfAnotherTypeWithoutFormatIsDataLoss) {
+  const std::string path = unique_path();
+  Peer peer("wrong-header", path, 1);
+  ASSERT_TRUE(peer.started());
+  auto sub = connect_to<Reading>(path);
+
+  auto r = sub.recv_for(10s);
+
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::data_loss);
+  EXPECT_NE(r.error().message.find("schema"), std::string::npos) << r.error().message;
+  EXPECT_EQ(peer.wait(), 0);
+}
+
+TEST(TypedIpcCrossProcess, GarbageFromAHostilePublisherIsDataLoss) {
+  const std::string path = unique_path();
+  Peer peer("garbage", path, 1);
+  ASSERT_TRUE(peer.started());
+  auto sub = connect_to<Reading>(path);
+
+  auto r = sub.recv_for(10s);
+
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::data_loss);
+  EXPECT_NE(r.error().message.find("invalid archive of Reading"), std::string::npos)
+      << r.error().message;
+  std::printf("  what the subscriber reports: %s\n", r.error().to_string().c_str());
+  EXPECT_EQ(peer.wait(), 0);
+}
+
+TEST(TypedIpcCrossProcess, ForgedLengthIsDataLossNamingTheFieldAndTheConnectionCloses) {
+  const std::string path = unique_path();
+  Peer peer("corrupt", path, 1);
+  ASSERT_TRUE(peer.started());
+  auto sub = connect_to<Reading>(path);
+
+  auto first = sub.recv_for(10s);
+  auto second = sub.recv_for(10s);
+  auto third = sub.recv_for(10s);
+
+  ASSERT_TRUE(first.ok()) << first.error().to_string();
+  ASSERT_TRUE(first->has_value());
+  EXPECT_EQ((**first).deserialize(), make_reading(4));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, Errc::data_loss);
+  EXPECT_NE(second.error().message.find("sensor"), std::string::npos) << second.error().message;
+  EXPECT_NE(second.error().message.find("at byte"), std::string::npos) << second.error().message;
+  std::printf("  what the subscriber reports: %s\n", second.error().to_string().c_str());
+  ASSERT_FALSE(third.ok());  // the valid archive after it is not read: the peer is not trusted
+  EXPECT_EQ(third.error().code, Errc::data_loss);
+  EXPECT_FALSE(sub.connected());
+  // What was received before stays readable.
+  EXPECT_EQ(std::string_view((**first)->sensor), make_reading(4).sensor);
+  EXPECT_EQ(peer.wait(), 0);
+}
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "--typed-ipc-peer") == 0) return peer_main(argc, argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
