@@ -169,9 +169,9 @@ TEST(Inspect, ListsElementsAndPlugins) {
   for (const char* e : {"filesrc", "filesink", "tcpsrc", "tcpsink", "passthrough", "tee", "queue",
                         "capsfilter", "nullsource", "nullsink", "identity"})
     EXPECT_TRUE(contains(r.out, std::string("builtin:  ") + e + ": ")) << e;
-  EXPECT_TRUE(contains(r.out, "Total count: 11 elements")) << r.out;
+  EXPECT_TRUE(contains(r.out, "Total count: 13 elements")) << r.out;
   ToolRun p = run("PARALLAX_INSPECT", {"--plugins"});
-  EXPECT_TRUE(contains(p.out, "builtin: 11 elements")) << p.out;
+  EXPECT_TRUE(contains(p.out, "builtin: 13 elements")) << p.out;
 }
 
 TEST(Inspect, ShowsPadsAndProperties) {

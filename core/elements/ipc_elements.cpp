@@ -1,0 +1,769 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// parallaxsink and parallaxsrc for the dynamic pipeline: the same Parallax IPC protocol
+// (parallax::link) as the GStreamer elements of the same names, with the same property names,
+// so native and GStreamer pipelines feed each other through one Unix socket with no payload copy.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common.h"
+#include "parallax/ipc.h"
+#include "parallax/segment.h"
+
+namespace parallax::elements {
+namespace {
+
+using namespace parallax::pipeline;
+namespace link = parallax::link;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::uint64_t kDefaultSlotCount = 16;  // as the GStreamer sink
+constexpr std::size_t kFallbackSlotSize = 4096;  // EOS before any buffer: nothing to size
+constexpr std::uint64_t kDefaultTimeoutNs = 5'000'000'000;  // parallaxsrc, as GStreamer
+constexpr auto kPoll = 50ms;  // longest a streaming thread waits before re-checking stop/EOS
+
+// --- Formats ---------------------------------------------------------------------------------
+// Our Caps parser drops GStreamer's type casts ("(string)", "(buffer)") and cannot read every
+// GStreamer value (arrays "< >", nested structures). A format received by a parallaxsrc is
+// remembered here under the canonical text of the Caps it became, so a parallaxsink in the same
+// process (a native relay between two GStreamer pipelines) republishes the original string
+// byte for byte instead of the lossy canonical form.
+class FormatMemory {
+ public:
+  void remember(std::string canonical, std::string original) {
+    std::lock_guard l(mu_);
+    if (map_.size() >= kMax) map_.clear();  // a bound, not a cache policy: formats are few
+    map_[std::move(canonical)] = std::move(original);
+  }
+  [[nodiscard]] std::optional<std::string> lookup(const std::string& canonical) const {
+    std::lock_guard l(mu_);
+    auto it = map_.find(canonical);
+    if (it == map_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  static constexpr std::size_t kMax = 256;
+  mutable std::mutex mu_;
+  std::map<std::string, std::string, std::less<>> map_;
+};
+
+FormatMemory& format_memory() {
+  static FormatMemory m;
+  return m;
+}
+
+// The format string a parallaxsink publishes for `caps` (nullopt: ANY/EMPTY, no format).
+std::optional<std::string> format_for(const Caps& caps) {
+  if (caps.is_any() || caps.is_empty()) return std::nullopt;
+  std::string canonical = caps.to_string();
+  if (auto original = format_memory().lookup(canonical)) return original;
+  return canonical;
+}
+
+// The Caps a parallaxsrc announces for a received format. `exact` is false when the parser
+// could not read the whole string and only its media type is announced.
+std::optional<Caps> caps_for(const std::string& format, bool& exact) {
+  exact = true;
+  if (auto c = Caps::parse(format)) {
+    format_memory().remember(c->to_string(), format);
+    return std::move(*c);
+  }
+  exact = false;
+  std::string media = format.substr(0, format.find_first_of(",;"));
+  while (!media.empty() && media.back() == ' ')
+    media.pop_back();
+  auto c = Caps::parse(media);
+  if (!c || c->is_any() || c->is_empty()) return std::nullopt;
+  format_memory().remember(c->to_string(), format);
+  return std::move(*c);
+}
+
+// --- Event mapping ---------------------------------------------------------------------------
+constexpr std::uint32_t kFormatTime = 3;  // GST_FORMAT_TIME
+
+link::SegmentInfo to_link(const StreamSegment& s) {
+  link::SegmentInfo si;
+  si.format = kFormatTime;
+  si.rate = s.rate;
+  si.start = s.start;
+  si.stop = s.stop.value_or(link::SegmentInfo::kNone);
+  si.time = s.time;
+  si.position = s.start;
+  return si;
+}
+
+// Only TIME segments have a pipeline form (StreamSegment is time-only).
+std::optional<StreamSegment> to_pipeline(const link::SegmentInfo& si) {
+  if (si.format != kFormatTime) return std::nullopt;
+  StreamSegment s;
+  s.start = si.start;
+  if (si.stop != link::SegmentInfo::kNone) s.stop = si.stop;
+  s.time = si.time;
+  s.rate = si.rate;
+  return s;
+}
+
+std::optional<link::Event> to_link(const Event& ev) {
+  switch (ev.type) {
+    case EventType::stream_start:
+      return link::Event::stream_start(ev.stream_id);
+    case EventType::caps:
+      if (auto f = format_for(ev.caps)) return link::Event::format(std::move(*f));
+      return std::nullopt;
+    case EventType::segment:
+      return link::Event::make_segment(to_link(ev.segment));
+    case EventType::eos:
+      return link::Event::eos();
+    case EventType::flush_start:
+      return link::Event::flush_start();
+    case EventType::flush_stop:
+      return link::Event::flush_stop(true);
+    case EventType::custom: {
+      std::vector<std::byte> data(ev.data.size());
+      if (!data.empty()) std::memcpy(data.data(), ev.data.data(), data.size());
+      return link::Event::custom(ev.name, std::move(data));
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<EnumValue> policy_values() {
+  return {{0, "block", "wait for the subscriber (backpressure: the slowest one paces the stream)"},
+          {1, "drop-oldest", "retract the oldest buffers the subscriber has not read yet"},
+          {2, "drop-newest", "skip the new buffer for that subscriber"}};
+}
+
+std::string seconds_text(std::uint64_t ns) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g s", static_cast<double>(ns) / 1e9);
+  return buf;
+}
+
+// --- parallaxsink ------------------------------------------------------------------------------
+// Publishes every buffer it renders on a Unix socket. Threads: start()/stop() on the executor's
+// thread; render()/handle_event() on the streaming thread; read_property() from anywhere.
+// Lock order: mu_ (publisher handle, for readers of the counters) before nothing; io_mu_
+// serializes calls into the publisher (its producer side takes one thread at a time and a
+// flush-start may arrive from another thread). mu_ is never held while io_mu_ is.
+class ParallaxSink final : public SinkElement {
+ public:
+  Result<void> start() override {
+    path_ = prop<std::string>("socket-path");
+    if (path_.empty())
+      return err(Errc::invalid_argument,
+                 "socket-path is not set: give the Unix socket to publish on, e.g. "
+                 "socket-path=/tmp/stream.sock");
+    slot_count_ = prop<std::uint64_t>("slot-count");
+    if (slot_count_ == 0) slot_count_ = kDefaultSlotCount;
+    slot_size_ = prop<std::uint64_t>("slot-size");
+    hugepage_ = prop<std::string>("memory") == "hugepage";
+    wait_ = prop<bool>("wait-for-connection");
+    auto pol = link::policy_from_string(prop<std::string>("policy"));
+    policy_ = pol ? *pol : link::Policy::block;
+    max_subscribers_ = prop<std::uint64_t>("max-subscribers");
+    const std::string mode = prop<std::string>("socket-mode");
+    socket_mode_ = mode == "0666" ? 0666 : mode == "0660" ? 0660 : 0600;
+    buffers_.store(0);
+    bytes_.store(0);
+    zero_copy_.store(0);
+    copies_.store(0);
+    pending_.clear();
+    format_.clear();
+    eos_sent_ = false;
+    // With an explicit slot-size the socket exists as soon as the pipeline starts, so
+    // subscribers can connect before data flows; otherwise it appears with the first buffer.
+    if (slot_size_ != 0) return bind(slot_size_);
+    return ok();
+  }
+
+  Result<void> stop() override {
+    std::unique_ptr<link::IpcPublisher> pub;
+    {
+      std::lock_guard l(mu_);
+      pub = std::move(pub_);
+    }
+    if (pub) {
+      // Subscribers get end-of-stream after what was sent; the socket file is unlinked.
+      pub->close();
+      if (copies_.load() > 0)
+        post_info("published " + std::to_string(buffers_.load()) + " buffers, " +
+                  std::to_string(copies_.load()) + " copied into a slot, " +
+                  std::to_string(zero_copy_.load()) + " zero-copy");
+    }
+    pending_.clear();
+    return ok();
+  }
+
+  bool handle_event(Pad& pad, const Event& ev) override {
+    if (ev.type == EventType::eos) {
+      if (!eos_sent_) {
+        eos_sent_ = true;
+        // A stream without buffers still reaches a subscriber as EOS (and its sticky events).
+        if (publisher() == nullptr) {
+          if (auto r = bind(kFallbackSlotSize); !r) {
+            post_error(r.error().code, r.error().message);
+            return false;
+          }
+        }
+        if (wait_for_subscriber() != FlowReturn::flushing) (void)send_event(link::Event::eos());
+      }
+      return SinkElement::handle_event(pad, ev);
+    }
+    if (auto out = to_link(ev)) {
+      if (out->type == link::EventType::format) {
+        if (out->caps == format_) return SinkElement::handle_event(pad, ev);
+        format_ = out->caps;
+      }
+      if (!send_event(std::move(*out)) && ev.type == EventType::caps) return false;
+    }
+    if (ev.type == EventType::flush_stop) eos_sent_ = false;
+    return SinkElement::handle_event(pad, ev);
+  }
+
+ protected:
+  FlowReturn render(const Buffer& buf) override {
+    link::IpcPublisher* pub = publisher();
+    if (pub == nullptr) {
+      // slot-size 0: one slot holds the first buffer, rounded up to whole pages.
+      const std::size_t size = (std::max<std::size_t>(buf.size(), 1) + 4095) & ~std::size_t{4095};
+      if (auto r = bind(size); !r) {
+        post_error(r.error().code, r.error().message);
+        return FlowReturn::error;
+      }
+      pub = publisher();
+    }
+    if (FlowReturn fr = wait_for_subscriber(); fr != FlowReturn::ok) return fr;
+    const auto& pool = pub->pool();
+    if (buf.valid() && buf.segment() != nullptr && buf.pool_id() == pool->id()) {
+      std::lock_guard io(io_mu_);
+      if (auto r = pub->send(buf); !r) return send_failed(r.error());
+      zero_copy_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      if (buf.size() > pool->slot_size()) {
+        post_error(Errc::invalid_argument,
+                   "buffer of " + std::to_string(buf.size()) +
+                       " bytes does not fit a shared-memory slot of " +
+                       std::to_string(pool->slot_size()) +
+                       " bytes: set slot-size to the largest buffer of the stream");
+        return FlowReturn::error;
+      }
+      // Our own loan loop (not send()'s, which waits up to 5 s) so that stop() interrupts it.
+      memory::Loan loan;
+      for (;;) {
+        Result<memory::Loan> l = [&] {
+          std::lock_guard io(io_mu_);
+          return pub->try_loan();
+        }();
+        if (l) {
+          loan = std::move(*l);
+          break;
+        }
+        if (l.error().code != Errc::resource_exhausted) return send_failed(l.error());
+        if (stopping()) return FlowReturn::flushing;
+        ::usleep(200);  // slots come back as subscribers return their leases
+      }
+      (void)loan.set_size(buf.size());  // fits: checked against slot_size above
+      if (!buf.empty()) std::memcpy(loan.data().data(), buf.data().data(), buf.size());
+      if (buf.valid()) loan.metadata() = buf.metadata();
+      std::lock_guard io(io_mu_);
+      if (auto r = pub->send(std::move(loan)); !r) return send_failed(r.error());
+      copies_.fetch_add(1, std::memory_order_relaxed);
+    }
+    buffers_.fetch_add(1, std::memory_order_relaxed);
+    bytes_.fetch_add(buf.size(), std::memory_order_relaxed);
+    return FlowReturn::ok;
+  }
+
+  PropertyValue read_property(const PropertySpec& spec,
+                              const PropertyValue& stored) const override {
+    if (spec.name == "buffers") return buffers_.load(std::memory_order_relaxed);
+    if (spec.name == "bytes") return bytes_.load(std::memory_order_relaxed);
+    if (spec.name == "zero-copy") return zero_copy_.load(std::memory_order_relaxed);
+    if (spec.name == "copies") return copies_.load(std::memory_order_relaxed);
+    if (spec.name == "subscribers") {
+      std::lock_guard l(mu_);
+      return static_cast<std::uint64_t>(pub_ ? pub_->subscriber_count() : 0);
+    }
+    return stored;
+  }
+
+ private:
+  // The publisher handle; only the streaming thread and start()/stop() replace it.
+  link::IpcPublisher* publisher() {
+    std::lock_guard l(mu_);
+    return pub_.get();
+  }
+
+  Result<void> bind(std::size_t slot_size) {
+    slot_size = (slot_size + 63) & ~std::size_t{63};
+    const std::size_t bytes = slot_size * slot_count_;
+    const std::string name = "parallaxsink:" + path_;
+    auto seg = hugepage_ ? memory::HugePageSegment::create(name, bytes)
+                         : memory::SharedMemorySegment::create(name, bytes);
+    if (!seg)
+      return err(seg.error().code, "could not create " + std::to_string(slot_count_) +
+                                       " shared-memory slots of " + std::to_string(slot_size) +
+                                       " bytes: " + seg.error().message);
+    auto pool = memory::MemoryPool::create(std::move(*seg), slot_size);
+    if (!pool)
+      return err(pool.error().code, "could not create the slot pool: " + pool.error().message);
+    link::PublisherOptions opts;
+    opts.pool = *pool;
+    opts.slot_size = slot_size;
+    opts.slot_count = slot_count_;
+    opts.socket_mode = socket_mode_;
+    opts.default_policy = policy_;
+    opts.max_subscribers = max_subscribers_;
+    // A subscriber may hold 3/4 of the slots: the rest keeps the producer going (as GStreamer).
+    opts.max_leases_per_subscriber =
+        static_cast<std::uint32_t>(std::max<std::uint64_t>(1, slot_count_ * 3 / 4));
+    auto pub = link::IpcPublisher::bind(path_, std::move(opts));
+    if (!pub)
+      return err(pub.error().code,
+                 "could not publish on socket '" + path_ + "': " + pub.error().message);
+    {
+      std::lock_guard l(mu_);
+      pub_ = std::make_unique<link::IpcPublisher>(std::move(*pub));
+    }
+    for (auto& e : std::exchange(pending_, {}))
+      (void)send_event(std::move(e));
+    return ok();
+  }
+
+  // Sends (or keeps until the publisher exists) one event; false after posting an error.
+  bool send_event(link::Event e) {
+    link::IpcPublisher* pub = publisher();
+    if (pub == nullptr) {
+      pending_.push_back(std::move(e));
+      return true;
+    }
+    Result<void> r = [&] {
+      std::lock_guard io(io_mu_);
+      return pub->send_event(e);
+    }();
+    if (r) return true;
+    const std::string what = "could not send the " + std::string(link::to_string(e.type)) +
+                             " event: " + r.error().message;
+    if (e.type == link::EventType::format) {
+      post_error(r.error().code, what);
+      return false;
+    }
+    post_warning(what);
+    return true;
+  }
+
+  // wait-for-connection: holds the stream (each buffer, and EOS) while nobody is connected.
+  // Returns ok to go on, flushing when stopping, eos when EOS was requested meanwhile.
+  FlowReturn wait_for_subscriber() {
+    if (!wait_) return FlowReturn::ok;
+    link::IpcPublisher* pub = publisher();
+    while (pub->subscriber_count() == 0) {
+      if (stopping()) return FlowReturn::flushing;
+      if (eos_requested()) return FlowReturn::eos;
+      (void)pub->wait_for_subscribers(1, 20ms);
+    }
+    return FlowReturn::ok;
+  }
+
+  FlowReturn send_failed(const Error& e) {
+    post_error(e.code, "could not send a buffer on '" + path_ + "': " + e.message);
+    return FlowReturn::error;
+  }
+
+  std::string path_;
+  std::uint64_t slot_count_{kDefaultSlotCount};
+  std::uint64_t slot_size_{0};
+  bool hugepage_{false};
+  bool wait_{true};
+  link::Policy policy_{link::Policy::block};
+  std::uint64_t max_subscribers_{64};
+  std::uint32_t socket_mode_{0600};
+
+  mutable std::mutex mu_;
+  std::unique_ptr<link::IpcPublisher> pub_;
+  std::mutex io_mu_;
+  std::vector<link::Event> pending_;  // events seen before the publisher was bound
+  std::string format_;                // last published format
+  bool eos_sent_{false};
+  std::atomic<std::uint64_t> buffers_{0}, bytes_{0}, zero_copy_{0}, copies_{0};
+};
+
+// --- parallaxsrc -------------------------------------------------------------------------------
+// Receives a stream from a publisher and pushes it downstream: buffers are the publisher's
+// slots mapped read-only (no copy), released when the last reference drops. Derives from
+// Element (not SourceElement) because the stream-start, caps and segment it announces come
+// from the publisher, in GStreamer's order, which SourceElement's fixed prologue cannot do.
+class ParallaxSrc final : public Element {
+ public:
+  ParallaxSrc() {
+    add_pad_template({"src", PadDirection::src, PadPresence::always, "ANY"});
+    src_ = pad("src");
+  }
+
+  [[nodiscard]] bool has_task() const noexcept override { return true; }
+
+  Result<void> start() override {
+    path_ = prop<std::string>("socket-path");
+    if (path_.empty())
+      return err(Errc::invalid_argument,
+                 "socket-path is not set: give the Unix socket of a parallaxsink or "
+                 "IpcPublisher, e.g. socket-path=/tmp/stream.sock");
+    timeout_ns_ = prop<std::uint64_t>("timeout");
+    const std::string pol = prop<std::string>("policy");
+    policy_.reset();
+    if (auto p = link::policy_from_string(pol)) policy_ = *p;
+    {
+      std::lock_guard l(mu_);
+      woken_ = false;
+    }
+    buffers_.store(0);
+    bytes_.store(0);
+    events_.store(0);
+    reconnects_.store(0);
+    dropped_before_.store(0);
+    warned_format_ = false;
+    return ok();
+  }
+
+  Result<void> stop() override {
+    drop_subscriber();
+    return ok();
+  }
+
+  void unlock() override { wake(); }
+
+  void request_eos() override {
+    Element::request_eos();
+    wake();
+  }
+
+  void run_task() override {
+    prerolled_ = false;
+    stream_id_.clear();
+    caps_.reset();
+    pending_caps_.reset();
+    pending_segment_.reset();
+    pending_custom_.clear();
+    FlowReturn fr = connect_publisher(false);
+    while (fr == FlowReturn::ok) {
+      if (stopping()) {
+        fr = FlowReturn::flushing;
+        break;
+      }
+      if (eos_requested()) {
+        fr = FlowReturn::eos;
+        break;
+      }
+      auto item = sub_->recv_item_for(kPoll);
+      if (!item) {
+        const Error& e = item.error();
+        if (e.code == Errc::timeout || e.code == Errc::cancelled) continue;
+        if (e.code == Errc::unavailable) {
+          // Vanished without a goodbye (crash, kill -9): wait `timeout` for it to come back.
+          drop_subscriber();
+          fr = connect_publisher(true);
+          if (fr == FlowReturn::ok) reconnects_.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        post_error(e.code, "could not read from the publisher at '" + path_ + "': " + e.message);
+        fr = FlowReturn::error;
+        break;
+      }
+      if (!item->has_value()) {  // the publisher closed cleanly
+        fr = FlowReturn::eos;
+        break;
+      }
+      if (auto* ev = std::get_if<link::Event>(&**item)) {
+        events_.fetch_add(1, std::memory_order_relaxed);
+        fr = on_event(*ev);
+        continue;
+      }
+      fr = preroll();
+      if (fr != FlowReturn::ok) break;
+      auto& buf = std::get<memory::Buffer>(**item);
+      const std::size_t n = buf.size();
+      fr = src_->push(std::move(buf));
+      buffers_.fetch_add(1, std::memory_order_relaxed);
+      bytes_.fetch_add(n, std::memory_order_relaxed);
+    }
+    switch (fr) {
+      case FlowReturn::eos:
+        if (preroll() == FlowReturn::ok) src_->push_event(Event::eos());
+        break;
+      case FlowReturn::not_linked:
+        post_error(Errc::failed_precondition,
+                   "streaming stopped: pad '" + src_->full_name() + "' is not linked");
+        break;
+      case FlowReturn::error:
+        post_error(Errc::internal, "streaming stopped, reason error");
+        break;
+      default:
+        break;
+    }
+  }
+
+ protected:
+  PropertyValue read_property(const PropertySpec& spec,
+                              const PropertyValue& stored) const override {
+    if (spec.name == "buffers") return buffers_.load(std::memory_order_relaxed);
+    if (spec.name == "bytes") return bytes_.load(std::memory_order_relaxed);
+    if (spec.name == "events") return events_.load(std::memory_order_relaxed);
+    if (spec.name == "reconnects") return reconnects_.load(std::memory_order_relaxed);
+    if (spec.name == "dropped" || spec.name == "connected") {
+      std::lock_guard l(mu_);
+      if (spec.name == "connected") return sub_ != nullptr && sub_->connected();
+      return dropped_before_.load() + (sub_ ? sub_->stats().dropped : 0);
+    }
+    return stored;
+  }
+
+ private:
+  void wake() {
+    {
+      std::lock_guard l(mu_);
+      woken_ = true;
+      if (sub_) sub_->interrupt();
+    }
+    cv_.notify_all();
+  }
+
+  void drop_subscriber() {
+    std::unique_ptr<link::IpcSubscriber> old;
+    {
+      std::lock_guard l(mu_);
+      old = std::move(sub_);
+    }
+    if (old) {
+      dropped_before_.fetch_add(old->stats().dropped);
+      old->close();  // Buffers already received stay valid on their own
+    }
+  }
+
+  // Connects, retrying every 10 ms until `timeout` (0: forever), stop() or an EOS request.
+  FlowReturn connect_publisher(bool reconnect) {
+    const auto deadline = Clock::now() + std::chrono::nanoseconds(timeout_ns_);
+    link::SubscriberOptions opts;
+    opts.policy = policy_;
+    Error last{};
+    for (;;) {
+      if (stopping()) return FlowReturn::flushing;
+      if (eos_requested()) return FlowReturn::eos;
+      auto r = link::IpcSubscriber::connect(path_, opts);
+      if (r) {
+        std::lock_guard l(mu_);
+        sub_ = std::make_unique<link::IpcSubscriber>(std::move(*r));
+        if (woken_) sub_->interrupt();  // unlock() raced with the connect: keep its effect
+        return FlowReturn::ok;
+      }
+      last = r.error();
+      if (last.code == Errc::permission_denied) break;  // retrying will not change credentials
+      if (timeout_ns_ != 0 && Clock::now() >= deadline) break;
+      std::unique_lock l(mu_);
+      cv_.wait_for(l, 10ms, [&] { return woken_; });
+      if (woken_) {
+        l.unlock();
+        if (stopping()) return FlowReturn::flushing;
+        if (eos_requested()) return FlowReturn::eos;
+      }
+    }
+    if (reconnect) {
+      post_error(Errc::unavailable, "the publisher at '" + path_ +
+                                        "' went away without ending its stream and did not come "
+                                        "back within " +
+                                        seconds_text(timeout_ns_) + ": " + last.message);
+    } else {
+      post_error(last.code, "could not connect to a publisher at '" + path_ + "' within " +
+                                seconds_text(timeout_ns_) + ": " + last.message);
+    }
+    return FlowReturn::error;
+  }
+
+  // Applies one event from the publisher. Before the first buffer, stream-start, caps and
+  // segment are only remembered (the latest of each wins) and go out in GStreamer's order
+  // with the first buffer or EOS; afterwards every event is forwarded as it comes.
+  FlowReturn on_event(const link::Event& e) {
+    switch (e.type) {
+      case link::EventType::stream_start:
+        if (!prerolled_) {
+          stream_id_ = e.name;
+        } else if (e.name != stream_id_) {  // a new stream (e.g. a restarted publisher)
+          stream_id_ = e.name;
+          src_->push_event(Event::stream_start(stream_id_));
+        }
+        return FlowReturn::ok;
+      case link::EventType::format: {
+        bool exact = true;
+        std::optional<Caps> caps = caps_for(e.caps, exact);
+        if (!exact && !warned_format_) {
+          warned_format_ = true;
+          post_warning("format '" + e.caps +
+                       "' is not fully understood by the Parallax caps "
+                       "parser; announcing " +
+                       (caps ? "'" + caps->to_string() + "'" : std::string("no caps")) +
+                       " downstream (a parallaxsink in this process republishes the original)");
+        }
+        if (!caps) return FlowReturn::ok;
+        if (!prerolled_) {
+          pending_caps_ = std::move(caps);
+          return FlowReturn::ok;
+        }
+        if (caps_ && *caps_ == *caps) return FlowReturn::ok;
+        caps_ = caps;
+        return src_->push_event(Event::make_caps(std::move(*caps))) ? FlowReturn::ok
+                                                                    : FlowReturn::error;
+      }
+      case link::EventType::segment: {
+        auto seg = to_pipeline(e.segment);
+        if (!seg) return FlowReturn::ok;  // only TIME segments exist in the pipeline model
+        if (!prerolled_) {
+          pending_segment_ = seg;
+          return FlowReturn::ok;
+        }
+        src_->push_event(Event::make_segment(*seg));
+        return FlowReturn::ok;
+      }
+      case link::EventType::eos:
+        return FlowReturn::eos;
+      case link::EventType::flush_start:
+        src_->push_event(Event::flush_start());
+        return FlowReturn::ok;
+      case link::EventType::flush_stop:
+        src_->push_event(Event::flush_stop());
+        return FlowReturn::ok;
+      case link::EventType::custom: {
+        Event ev = Event::custom(
+            e.name, std::string(reinterpret_cast<const char*>(e.data.data()), e.data.size()));
+        if (!prerolled_) {
+          pending_custom_.push_back(std::move(ev));
+          return FlowReturn::ok;
+        }
+        src_->push_event(ev);
+        return FlowReturn::ok;
+      }
+    }
+    return FlowReturn::ok;
+  }
+
+  // Sends what comes before the first buffer: stream-start, caps, segment, custom events.
+  FlowReturn preroll() {
+    if (prerolled_) return FlowReturn::ok;
+    prerolled_ = true;
+    if (stream_id_.empty()) stream_id_ = name();
+    src_->push_event(Event::stream_start(stream_id_));
+    if (pending_caps_) {
+      caps_ = std::exchange(pending_caps_, std::nullopt);
+      if (!src_->push_event(Event::make_caps(*caps_))) return FlowReturn::error;
+    }
+    src_->push_event(Event::make_segment(pending_segment_.value_or(StreamSegment{})));
+    for (const auto& ev : std::exchange(pending_custom_, {}))
+      src_->push_event(ev);
+    return FlowReturn::ok;
+  }
+
+  Pad* src_{nullptr};
+  std::string path_;
+  std::uint64_t timeout_ns_{kDefaultTimeoutNs};
+  std::optional<link::Policy> policy_;
+
+  // mu_ guards sub_ (swapped by the streaming thread, read by read_property/unlock) and
+  // woken_. The streaming thread never holds it while blocked in recv.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool woken_{false};
+  std::unique_ptr<link::IpcSubscriber> sub_;
+
+  // Streaming thread only.
+  bool prerolled_{false};
+  bool warned_format_{false};
+  std::string stream_id_;
+  std::optional<Caps> caps_;
+  std::optional<Caps> pending_caps_;
+  std::optional<StreamSegment> pending_segment_;
+  std::vector<Event> pending_custom_;
+
+  std::atomic<std::uint64_t> buffers_{0}, bytes_{0}, events_{0}, reconnects_{0}, dropped_before_{0};
+};
+
+template <typename T>
+std::function<std::unique_ptr<Element>()> make() {
+  return [] { return std::make_unique<T>(); };
+}
+
+PropertySpec counter(std::string name, std::string desc) {
+  return PropertySpec::uint64(std::move(name), 0, 0, UINT64_MAX, std::move(desc))
+      .with_flags(kPropReadable);
+}
+
+const ElementRegistrar reg_parallaxsink{ElementInfo{
+    "parallaxsink",
+    "Sink/Network",
+    "Publishes buffers and stream events to other processes through Parallax shared memory "
+    "(the protocol of GStreamer's parallaxsink)",
+    make<ParallaxSink>(),
+    {PropertySpec::string("socket-path", "",
+                          "Unix socket to publish on (a stale socket file is replaced, a live one "
+                          "is an error)"),
+     PropertySpec::uint64("slot-count", 0, 0, 4096, "Number of shared-memory slots (0 = 16)"),
+     PropertySpec::uint64("slot-size", 0, 0, UINT32_MAX,
+                          "Bytes per slot (0 = the first buffer's size rounded up to 4 KiB; the "
+                          "socket then appears with the first buffer)"),
+     PropertySpec::enumeration(
+         "memory", "memfd",
+         {{0, "memfd", "memfd shared memory"},
+          {1, "hugepage", "memfd with huge pages (falls back to transparent huge pages)"}},
+         "Shared memory backend of the slots"),
+     PropertySpec::boolean("wait-for-connection", true,
+                           "Hold the stream (each buffer and EOS) while no subscriber is "
+                           "connected (false: buffers nobody reads are gone)"),
+     PropertySpec::enumeration("policy", "block", policy_values(),
+                               "What to do for a subscriber that falls behind, unless it asked "
+                               "for a policy of its own"),
+     PropertySpec::uint64("max-subscribers", 64, 1, 1024,
+                          "Most subscribers connected at once (more are refused)"),
+     PropertySpec::enumeration("socket-mode", "0600",
+                               {{0600, "0600", "owner only"},
+                                {0660, "0660", "owner and group"},
+                                {0666, "0666", "everyone (peers are still checked by uid)"}},
+                               "File mode of the socket (peers are also checked by uid)"),
+     counter("buffers", "Buffers published"), counter("bytes", "Bytes published"),
+     counter("zero-copy", "Buffers that were already slots of the publisher's pool"),
+     counter("copies", "Buffers copied once into a slot"),
+     counter("subscribers", "Subscribers connected now")}}};
+
+const ElementRegistrar reg_parallaxsrc{ElementInfo{
+    "parallaxsrc",
+    "Source/Network",
+    "Receives buffers and stream events from a Parallax publisher (parallaxsink, native or "
+    "GStreamer) as read-only shared memory, with no payload copy",
+    make<ParallaxSrc>(),
+    {PropertySpec::string("socket-path", "", "Unix socket of the publisher"),
+     PropertySpec::uint64("timeout", kDefaultTimeoutNs, 0, UINT64_MAX,
+                          "Nanoseconds to wait for the publisher to appear, or to come back "
+                          "after it vanished, before failing (0 = forever)"),
+     PropertySpec::enumeration("policy", "default",
+                               {{-1, "default", "the publisher's policy"},
+                                {0, "block", "the publisher waits for us (backpressure)"},
+                                {1, "drop-oldest", "the publisher retracts what we did not read"},
+                                {2, "drop-newest", "the publisher skips buffers for us"}},
+                               "What the publisher should do when we fall behind"),
+     counter("buffers", "Buffers received"), counter("bytes", "Bytes received"),
+     counter("events", "Events received"),
+     counter("dropped", "Buffers the publisher retracted before we read them (drop-oldest)"),
+     counter("reconnects", "Times the publisher vanished and we reconnected"),
+     PropertySpec::boolean("connected", false, "Whether a publisher is connected now")
+         .with_flags(kPropReadable),
+     affinity_property()}}};
+
+}  // namespace
+}  // namespace parallax::elements

@@ -1,0 +1,588 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// parallaxsink / parallaxsrc in the dynamic pipeline: properties, events, counters, and real
+// cross-process runs against parallax-launch child processes (PARALLAX_LAUNCH, set by meson).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "parallax/ipc.h"
+#include "parallax/pipeline.h"
+#include "parallax/segment.h"
+
+namespace {
+
+using namespace parallax;
+using namespace parallax::pipeline;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// A socket path nobody else uses (tests may run in parallel with other suites).
+std::string socket_path(const char* what) {
+  static std::atomic<int> n{0};
+  return "/tmp/plx-ipcel-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + "-" + what +
+         ".sock";
+}
+
+// --- A child process (parallax-launch) with its output in files.
+class Child {
+ public:
+  explicit Child(std::vector<std::string> args) {
+    const char* tool = std::getenv("PARALLAX_LAUNCH");
+    if (tool == nullptr) {
+      ADD_FAILURE() << "PARALLAX_LAUNCH is not set (run through meson test)";
+      return;
+    }
+    out_ = "/tmp/plx-ipcel-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int o = ::open((out_ + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int e = ::open((out_ + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(o, 1);
+      ::dup2(e, 2);
+      std::vector<char*> argv{const_cast<char*>(tool)};
+      for (auto& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(tool, argv.data());
+      ::_exit(127);
+    }
+  }
+  ~Child() {
+    if (pid_ > 0 && !reaped_) {
+      ::kill(pid_, SIGKILL);
+      (void)wait();
+    }
+    if (!out_.empty()) {
+      ::unlink((out_ + ".out").c_str());
+      ::unlink((out_ + ".err").c_str());
+    }
+  }
+  // Exit code (128 + signal), or -1 when it had to be killed after `limit`.
+  int wait(std::chrono::milliseconds limit = 30s) {
+    if (pid_ <= 0) return -1;
+    const auto end = Clock::now() + limit;
+    int status = 0;
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (Clock::now() > end) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        reaped_ = true;
+        return -1;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    reaped_ = true;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  void kill9() { ::kill(pid_, SIGKILL); }
+  [[nodiscard]] std::string out() const { return slurp(out_ + ".out"); }
+  [[nodiscard]] std::string err() const { return slurp(out_ + ".err"); }
+
+ private:
+  static std::atomic<int>& counter() {
+    static std::atomic<int> c{0};
+    return c;
+  }
+  static std::string slurp(const std::string& f) {
+    std::ifstream in(f, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), {}};
+  }
+  pid_t pid_{-1};
+  bool reaped_{false};
+  std::string out_;
+};
+
+bool contains(const std::string& s, const std::string& what) {
+  return s.find(what) != std::string::npos;
+}
+
+// Whether [p, p+n) lies in a mapping of this process that is not writable.
+bool mapped_read_only(const void* p, std::size_t n) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  while (std::getline(maps, line)) {
+    std::uintptr_t lo = 0, hi = 0;
+    char perms[5] = {};
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " %4s", &lo, &hi, perms) != 3) continue;
+    if (a >= lo && a + n <= hi) return perms[0] == 'r' && perms[1] == '-';
+  }
+  return false;
+}
+
+// A sink that records every event and what it saw of each buffer. It keeps only the last
+// buffer: holding them all would hold the publisher's slots (leases) and stall it.
+class CaptureSink final : public SinkElement {
+ public:
+  struct Seen {
+    std::size_t size{0};
+    Metadata meta;
+    std::vector<std::byte> head;   // the first bytes
+    bool pattern_ok{false};        // nullsource pattern=counter, checked in place
+    bool shared_read_only{false};  // a read-only memfd mapping (zero copy on this side)
+  };
+  struct Got {
+    std::vector<Seen> buffers;
+    std::vector<Event> events;
+    Buffer last;
+  };
+  [[nodiscard]] Got got() const {
+    std::lock_guard l(mu_);
+    return got_;
+  }
+  [[nodiscard]] std::size_t count() const {
+    std::lock_guard l(mu_);
+    return got_.buffers.size();
+  }
+  bool handle_event(Pad& pad, const Event& ev) override {
+    {
+      std::lock_guard l(mu_);
+      got_.events.push_back(ev);
+    }
+    return SinkElement::handle_event(pad, ev);
+  }
+
+ protected:
+  FlowReturn render(const Buffer& buf) override {
+    Seen s;
+    s.size = buf.size();
+    s.meta = buf.metadata();
+    const auto d = buf.data();
+    s.head.assign(d.begin(),
+                  d.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(d.size(), 16)));
+    std::lock_guard l(mu_);
+    const std::size_t n = got_.buffers.size();
+    s.pattern_ok = true;
+    for (std::size_t i = 0; i < d.size(); ++i)
+      s.pattern_ok = s.pattern_ok && d[i] == static_cast<std::byte>((n + i) & 0xff);
+    s.shared_read_only = buf.segment() != nullptr &&
+                         buf.segment()->backend() == memory::Backend::memfd &&
+                         buf.segment()->access() == memory::Access::read_only &&
+                         mapped_read_only(d.data(), d.size());
+    got_.buffers.push_back(std::move(s));
+    got_.last = buf;
+    return FlowReturn::ok;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  Got got_;
+};
+
+// "parallaxsrc ... ! capture": the capture sink stays owned by the pipeline.
+struct SrcPipeline {
+  Pipeline p;
+  CaptureSink* sink{nullptr};
+  Element* src{nullptr};
+};
+
+SrcPipeline make_src_pipeline(const std::string& src_description) {
+  SrcPipeline s;
+  auto r = s.p.parse(src_description + " name=src");
+  EXPECT_TRUE(r) << r.error().message;
+  auto sink = std::make_unique<CaptureSink>();
+  s.sink = sink.get();
+  auto id = s.p.add_node("capture", std::move(sink));
+  EXPECT_TRUE(id);
+  EXPECT_TRUE(s.p.link(*s.p.node("src"), *id));
+  s.src = s.p.find("src");
+  return s;
+}
+
+std::uint64_t u64(const Element& e, const char* name) {
+  auto v = e.property(name);
+  EXPECT_TRUE(v) << name;
+  return v ? std::get<std::uint64_t>(*v) : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(IpcElements, RegisteredWithGStreamerPropertyNames) {
+  auto& reg = ElementRegistry::global();
+  auto sink = reg.create("parallaxsink");
+  ASSERT_TRUE(sink);
+  for (const char* p :
+       {"socket-path", "slot-count", "slot-size", "memory", "wait-for-connection", "policy",
+        "max-subscribers", "socket-mode", "buffers", "bytes", "zero-copy", "copies", "subscribers"})
+    EXPECT_NE((*sink)->find_property(p), nullptr) << p;
+  EXPECT_EQ(std::get<std::string>(*(*sink)->property("policy")), "block");
+  EXPECT_EQ(std::get<std::string>(*(*sink)->property("memory")), "memfd");
+  EXPECT_EQ(std::get<std::string>(*(*sink)->property("socket-mode")), "0600");
+  EXPECT_EQ(std::get<std::uint64_t>(*(*sink)->property("max-subscribers")), 64u);
+  EXPECT_TRUE((*sink)->is_sink());
+  auto src = reg.create("parallaxsrc");
+  ASSERT_TRUE(src);
+  EXPECT_TRUE((*src)->is_source());
+  EXPECT_TRUE((*src)->has_task());
+  EXPECT_EQ(std::get<std::uint64_t>(*(*src)->property("timeout")), 5'000'000'000u);
+  // Counters are read-only.
+  EXPECT_FALSE((*sink)->set_property("buffers", std::uint64_t{3}));
+}
+
+TEST(IpcElements, BadValuesAreRejectedAtParseTimeListingTheValidOnes) {
+  struct Case {
+    const char* description;
+    const char* expected;
+  } cases[] = {
+      {"nullsource ! parallaxsink policy=drop-all",
+       "expected one of block|drop-oldest|drop-newest"},
+      {"nullsource ! parallaxsink memory=shm", "expected one of memfd|hugepage"},
+      {"nullsource ! parallaxsink socket-mode=0644", "expected one of 0600|0660|0666"},
+      {"nullsource ! parallaxsink slot-count=5000", "out of range (uint64 0..4096)"},
+      {"nullsource ! parallaxsink max-subscribers=0", "out of range (uint64 1..1024)"},
+      {"nullsource ! parallaxsink wait-for-connection=maybe", "expected a boolean"},
+      {"parallaxsrc timeout=5s ! nullsink", "expected an unsigned integer"},
+      {"parallaxsrc policy=never ! nullsink",
+       "expected one of default|block|drop-oldest|drop-newest"},
+  };
+  for (const auto& c : cases) {
+    Pipeline p;
+    auto r = p.parse(c.description);
+    ASSERT_FALSE(r) << c.description;
+    EXPECT_TRUE(contains(r.error().message, c.expected)) << r.error().message;
+    EXPECT_EQ(p.size(), 0u);
+  }
+  Pipeline ok;
+  EXPECT_TRUE(
+      ok.parse("nullsource ! parallaxsink socket-mode=0660 policy=drop-oldest "
+               "slot-count=4096 memory=hugepage socket-path=/tmp/x"));
+}
+
+TEST(IpcElements, MissingSocketPathFailsAtStart) {
+  for (const char* d : {"nullsource ! parallaxsink", "parallaxsrc ! nullsink"}) {
+    Pipeline p;
+    ASSERT_TRUE(p.parse(d));
+    PipelineExecutor ex;
+    auto r = ex.run(p);
+    ASSERT_FALSE(r) << d;
+    EXPECT_EQ(r.error().code, Errc::invalid_argument);
+    EXPECT_TRUE(contains(r.error().message, "socket-path is not set")) << r.error().message;
+  }
+}
+
+// Native -> native across processes: parallax-launch publishes; this process receives through
+// parallaxsrc. Bytes, metadata, caps and the event order arrive intact; the received buffers
+// are the publisher's slots mapped read-only here (no copy on the receiving side).
+TEST(IpcElements, CrossProcessBytesMetadataEventsAndZeroCopyReceive) {
+  const std::string s = socket_path("x");
+  Child prod({"-q",
+              "nullsource num-buffers=200 size=1000 pattern=counter ! "
+              "video/x-raw,format=GRAY8,width=100,height=10 ! parallaxsink socket-path=" +
+                  s});
+  SrcPipeline c = make_src_pipeline("parallaxsrc timeout=20000000000 socket-path=" + s);
+  PipelineExecutor ex;
+  auto r = ex.run(c.p);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(prod.wait(), 0) << prod.err();
+
+  CaptureSink::Got got = c.sink->got();
+  ASSERT_EQ(got.buffers.size(), 200u);
+  for (std::size_t n = 0; n < got.buffers.size(); ++n) {
+    const CaptureSink::Seen& b = got.buffers[n];
+    ASSERT_EQ(b.size, 1000u);
+    EXPECT_TRUE(b.pattern_ok) << "buffer " << n;
+    EXPECT_EQ(b.meta.offset, n);
+    EXPECT_EQ(b.meta.offset_end, n + 1);
+    EXPECT_EQ(b.meta.sequence, n);
+    // Zero copy on the receiving side: a read-only memfd mapping of the publisher's slot.
+    EXPECT_TRUE(b.shared_read_only) << "buffer " << n;
+  }
+  // The last buffer outlives the publisher process (the mapping stays valid).
+  ASSERT_EQ(got.last.size(), 1000u);
+  EXPECT_EQ(got.last.data()[0], static_cast<std::byte>(199));
+  EXPECT_EQ(got.last.data()[999], static_cast<std::byte>((199 + 999) & 0xff));
+
+  std::vector<EventType> types;
+  for (const auto& e : got.events)
+    types.push_back(e.type);
+  ASSERT_EQ(types, (std::vector<EventType>{EventType::stream_start, EventType::caps,
+                                           EventType::segment, EventType::eos}));
+  EXPECT_EQ(got.events[0].stream_id, "nullsource0");  // the publisher's stream id
+  EXPECT_EQ(got.events[1].caps.to_string(), "video/x-raw, format=GRAY8, width=100, height=10");
+  EXPECT_EQ(u64(*c.src, "buffers"), 200u);
+  EXPECT_EQ(u64(*c.src, "bytes"), 200'000u);
+}
+
+// Two parallax-launch processes; the consumer writes a file and prints the caps event (-v).
+TEST(IpcElements, TwoLaunchProcessesFileIdenticalAndCapsPrinted) {
+  const std::string s = socket_path("y");
+  const std::string out = "/tmp/plx-ipcel-" + std::to_string(::getpid()) + "-out.bin";
+  Child cons(
+      {"-v", "parallaxsrc socket-path=" + s + " timeout=20000000000 ! filesink location=" + out});
+  Child prod({"-q",
+              "nullsource num-buffers=300 size=333 pattern=counter ! "
+              "audio/x-raw,rate=48000 ! parallaxsink slot-count=4 socket-path=" +
+                  s});
+  EXPECT_EQ(prod.wait(), 0) << prod.err();
+  ASSERT_EQ(cons.wait(), 0) << cons.err();
+  std::ifstream in(out, std::ios::binary);
+  std::string bytes{std::istreambuf_iterator<char>(in), {}};
+  ::unlink(out.c_str());
+  ASSERT_EQ(bytes.size(), 300u * 333u);
+  bool same = true;
+  for (std::size_t n = 0; n < 300; ++n)
+    for (std::size_t i = 0; i < 333; ++i)
+      same = same && static_cast<unsigned char>(bytes[n * 333 + i]) == ((n + i) & 0xff);
+  EXPECT_TRUE(same);
+  EXPECT_TRUE(contains(cons.out(), "/pipeline/parallaxsrc0.src: caps: audio/x-raw, rate=48000"))
+      << cons.out();
+  EXPECT_TRUE(contains(cons.out(), "/pipeline/parallaxsrc0.src: eos")) << cons.out();
+}
+
+// A publisher killed mid-stream: parallaxsrc posts an error within its timeout (no hang).
+TEST(IpcElements, PublisherKilledIsAnErrorWithinTheTimeout) {
+  const std::string s2 = socket_path("k2");
+  Child prod2(
+      {"-q", "nullsource size=100 ! identity sleep-time=2000 ! parallaxsink socket-path=" + s2});
+  // Wait for the socket to exist so the 1 s connect budget is not spent on the child's start.
+  for (int i = 0; i < 2000 && ::access(s2.c_str(), F_OK) != 0; ++i)
+    std::this_thread::sleep_for(5ms);
+  SrcPipeline c2 = make_src_pipeline("parallaxsrc timeout=1000000000 socket-path=" + s2);
+  PipelineExecutor ex2;
+  ASSERT_TRUE(ex2.start(c2.p));
+  const auto until2 = Clock::now() + 20s;
+  while (c2.sink->count() < 10 && Clock::now() < until2)
+    std::this_thread::sleep_for(5ms);
+  ASSERT_GE(c2.sink->count(), 10u);
+  const auto t0 = Clock::now();
+  prod2.kill9();
+  (void)prod2.wait();
+  auto r = ex2.wait_for(10s);
+  const auto took = Clock::now() - t0;
+  ASSERT_TRUE(r.has_value()) << "parallaxsrc did not notice the dead publisher in 10 s";
+  ASSERT_FALSE(*r);
+  EXPECT_EQ(r->error().code, Errc::unavailable);
+  EXPECT_TRUE(contains(r->error().message, "went away")) << r->error().message;
+  EXPECT_GE(took, 900ms);  // it waited for the publisher to come back first
+  EXPECT_LT(took, 4s);
+  ::unlink(s2.c_str());  // the killed publisher could not remove it
+}
+
+TEST(IpcElements, NoPublisherIsAnErrorAfterTheTimeout) {
+  Pipeline p;
+  ASSERT_TRUE(
+      p.parse("parallaxsrc timeout=200000000 socket-path=" + socket_path("none") + " ! nullsink"));
+  PipelineExecutor ex;
+  const auto t0 = Clock::now();
+  auto r = ex.run(p);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::not_found);
+  EXPECT_TRUE(contains(r.error().message, "could not connect to a publisher")) << r.error().message;
+  EXPECT_GE(Clock::now() - t0, 190ms);
+  EXPECT_LT(Clock::now() - t0, 3s);
+}
+
+TEST(IpcElements, WaitingForAConnectionIsInterruptible) {
+  // The sink holds the stream while nobody is connected (the default): stop() and send_eos()
+  // both end that wait promptly.
+  for (bool use_eos : {false, true}) {
+    const std::string s = socket_path("w");
+    Pipeline p;
+    ASSERT_TRUE(
+        p.parse("nullsource num-buffers=10 ! parallaxsink name=k slot-size=4096 "
+                "socket-path=" +
+                s));
+    PipelineExecutor ex;
+    ASSERT_TRUE(ex.start(p));
+    std::this_thread::sleep_for(150ms);
+    EXPECT_TRUE(ex.running());
+    EXPECT_EQ(u64(*p.find("k"), "buffers"), 0u);  // held
+    const auto t0 = Clock::now();
+    if (use_eos) {
+      ex.send_eos();
+      auto r = ex.wait_for(3s);
+      ASSERT_TRUE(r.has_value());
+      EXPECT_TRUE(*r) << r->error().message;
+    } else {
+      ex.stop();
+      EXPECT_EQ(ex.wait().error().code, Errc::cancelled);
+    }
+    EXPECT_LT(Clock::now() - t0, 1s);
+    EXPECT_NE(::access(s.c_str(), F_OK), 0) << "socket file left behind";
+  }
+  // The source side: waiting forever (timeout=0) for a publisher is interrupted by stop().
+  Pipeline p;
+  ASSERT_TRUE(p.parse("parallaxsrc timeout=0 socket-path=" + socket_path("w2") + " ! nullsink"));
+  PipelineExecutor ex;
+  ASSERT_TRUE(ex.start(p));
+  std::this_thread::sleep_for(100ms);
+  const auto t0 = Clock::now();
+  ex.stop();
+  EXPECT_EQ(ex.wait().error().code, Errc::cancelled);
+  EXPECT_LT(Clock::now() - t0, 1s);
+}
+
+// Counters, in one process (two pipelines): the dynamic pipeline has no allocation query, so
+// upstream cannot write into the sink's pool: every buffer is copied once into a slot.
+TEST(IpcElements, CountersAndTheCopyIntoASlot) {
+  const std::string s = socket_path("c");
+  Pipeline prod;
+  ASSERT_TRUE(
+      prod.parse("nullsource num-buffers=64 size=512 ! parallaxsink name=k slot-size=512 "
+                 "slot-count=8 socket-path=" +
+                 s));
+  Element* k = prod.find("k");
+  EXPECT_EQ(u64(*k, "subscribers"), 0u);
+  PipelineExecutor pex;
+  ASSERT_TRUE(pex.start(prod));
+  SrcPipeline c = make_src_pipeline("parallaxsrc timeout=5000000000 socket-path=" + s);
+  PipelineExecutor cex;
+  ASSERT_TRUE(cex.start(c.p));
+  std::uint64_t subs_seen = 0;
+  for (int i = 0; i < 5000 && c.sink->count() < 64; ++i) {
+    subs_seen = std::max(subs_seen, u64(*k, "subscribers"));
+    std::this_thread::sleep_for(1ms);
+  }
+  auto pr = pex.wait();
+  ASSERT_TRUE(pr) << pr.error().message;
+  auto cr = cex.wait();
+  ASSERT_TRUE(cr) << cr.error().message;
+  EXPECT_EQ(subs_seen, 1u);
+  EXPECT_EQ(u64(*k, "buffers"), 64u);
+  EXPECT_EQ(u64(*k, "bytes"), 64u * 512u);
+  EXPECT_EQ(u64(*k, "copies"), 64u);
+  EXPECT_EQ(u64(*k, "zero-copy"), 0u);
+  EXPECT_EQ(u64(*k, "subscribers"), 0u);  // closed at stop()
+  EXPECT_EQ(u64(*c.src, "buffers"), 64u);
+  EXPECT_GE(u64(*c.src, "events"), 3u);  // stream-start, segment, eos at least
+  EXPECT_EQ(c.sink->count(), 64u);
+}
+
+TEST(IpcElements, TooLargeBufferIsAClearError) {
+  Pipeline p;
+  ASSERT_TRUE(
+      p.parse("nullsource num-buffers=1 size=5000 ! parallaxsink slot-size=4096 "
+              "wait-for-connection=false socket-path=" +
+              socket_path("big")));
+  PipelineExecutor ex;
+  auto r = ex.run(p);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(contains(r.error().message, "set slot-size")) << r.error().message;
+}
+
+// Events from a native publisher in this process: custom events and segments map both ways;
+// a format our Caps parser cannot read is announced by its media type, and a parallaxsink
+// downstream republishes the original string unchanged.
+TEST(IpcElements, EventsMapAndUnparsableFormatsSurviveARelay) {
+  const std::string a = socket_path("ea");
+  const std::string b = socket_path("eb");
+  const std::string fmt =
+      "video/x-h264, stream-format=(string)avc, codec_data=(buffer)0164001fffe1, "
+      "streamheader=(buffer)< 0102, 0304 >";
+  auto pub = link::IpcPublisher::bind(a);
+  ASSERT_TRUE(pub) << pub.error().message;
+  // Relay: parallaxsrc ! tee ! capture, tee ! parallaxsink (b).
+  Pipeline p;
+  ASSERT_TRUE(p.parse("parallaxsrc name=src timeout=5000000000 socket-path=" + a +
+                      " ! tee name=t t. ! parallaxsink name=k slot-size=4096 socket-path=" + b));
+  auto cap = std::make_unique<CaptureSink>();
+  CaptureSink* sink = cap.get();
+  auto cid = p.add_node("capture", std::move(cap));
+  ASSERT_TRUE(cid);
+  ASSERT_TRUE(p.link(*p.node("t"), *cid));
+  PipelineExecutor ex;
+  ASSERT_TRUE(ex.start(p));
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+
+  // With a slot-size the relay's socket exists from the start: connect before anything is
+  // sent (custom events are not sticky: a late subscriber would not get them).
+  std::optional<link::IpcSubscriber> sub;
+  for (int i = 0; i < 400 && !sub; ++i) {
+    if (auto r = link::IpcSubscriber::connect(b))
+      sub.emplace(std::move(*r));
+    else
+      std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(sub.has_value());
+  ASSERT_TRUE(pub->send_event(link::Event::stream_start("the-stream", 7)));
+  ASSERT_TRUE(pub->set_format(fmt));
+  link::SegmentInfo si;
+  si.start = 5;
+  si.time = 7;
+  si.rate = 2.0;
+  ASSERT_TRUE(pub->send_event(link::Event::make_segment(si)));
+  ASSERT_TRUE(pub->send_event(link::Event::custom("my-event", {std::byte{'h'}, std::byte{'i'}})));
+  auto loan = pub->loan();
+  ASSERT_TRUE(loan);
+  ASSERT_TRUE(loan->set_size(16));
+  ASSERT_TRUE(pub->send(std::move(*loan)));
+
+  ASSERT_TRUE(pub->send_eos());
+
+  std::vector<link::Event> relayed;
+  int buffers = 0;
+  for (;;) {
+    auto item = sub->recv_item_for(5s);
+    ASSERT_TRUE(item) << item.error().message;
+    if (!item->has_value()) break;
+    if (auto* ev = std::get_if<link::Event>(&**item)) {
+      relayed.push_back(*ev);
+      if (ev->type == link::EventType::eos) break;
+    } else {
+      ++buffers;
+    }
+  }
+  auto r = ex.wait_for(5s);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(*r) << r->error().message;
+
+  // What the pipeline saw.
+  CaptureSink::Got got = sink->got();
+  std::vector<EventType> types;
+  for (const auto& e : got.events)
+    types.push_back(e.type);
+  ASSERT_EQ(types, (std::vector<EventType>{EventType::stream_start, EventType::caps,
+                                           EventType::segment, EventType::custom, EventType::eos}));
+  EXPECT_EQ(got.events[0].stream_id, "the-stream");
+  EXPECT_EQ(got.events[1].caps.to_string(), "video/x-h264");
+  EXPECT_EQ(got.events[2].segment.start, 5u);
+  EXPECT_EQ(got.events[2].segment.time, 7u);
+  EXPECT_EQ(got.events[2].segment.rate, 2.0);
+  EXPECT_FALSE(got.events[2].segment.stop.has_value());
+  EXPECT_EQ(got.events[3].name, "my-event");
+  EXPECT_EQ(got.events[3].data, "hi");
+  EXPECT_EQ(got.buffers.size(), 1u);
+
+  // What the relay published: the original format string, the segment, the custom event.
+  EXPECT_EQ(buffers, 1);
+  bool saw_format = false, saw_custom = false, saw_segment = false;
+  for (const auto& e : relayed) {
+    if (e.type == link::EventType::format) {
+      saw_format = true;
+      EXPECT_EQ(e.caps, fmt);
+    }
+    if (e.type == link::EventType::custom) {
+      saw_custom = true;
+      EXPECT_EQ(e.name, "my-event");
+      EXPECT_EQ(e.data, (std::vector<std::byte>{std::byte{'h'}, std::byte{'i'}}));
+    }
+    if (e.type == link::EventType::segment) {
+      saw_segment = true;
+      EXPECT_EQ(e.segment.start, 5u);
+      EXPECT_EQ(e.segment.time, 7u);
+      EXPECT_EQ(e.segment.rate, 2.0);
+      EXPECT_EQ(e.segment.stop, link::SegmentInfo::kNone);
+    }
+  }
+  EXPECT_TRUE(saw_format);
+  EXPECT_TRUE(saw_custom);
+  EXPECT_TRUE(saw_segment);
+  EXPECT_EQ(relayed.back().type, link::EventType::eos);
+}
+
+}  // namespace
