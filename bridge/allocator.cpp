@@ -35,9 +35,12 @@ struct SlotRef {
   }
 };
 
+// One allocation per memory (the SlotRef lives inside it): wrapping a received buffer is on
+// parallaxsrc's per-buffer path. Allocated with new, freed with delete in free_fn.
 struct GstParallaxMemory {
   GstMemory mem;
-  SlotRef* slot;
+  SlotRef* slot;  // points at storage
+  SlotRef storage;
 };
 
 struct AllocatorState {
@@ -58,12 +61,9 @@ namespace {
 
 GstParallaxMemory* new_memory(GstAllocator* allocator, GstMemory* parent, GstMemoryFlags flags,
                               gsize maxsize, gsize offset, gsize size) {
-  auto* m = g_new0(GstParallaxMemory, 1);
-  m->slot = new (std::nothrow) SlotRef;
-  if (m->slot == nullptr) {
-    g_free(m);
-    return nullptr;
-  }
+  auto* m = new (std::nothrow) GstParallaxMemory{};
+  if (m == nullptr) return nullptr;
+  m->slot = &m->storage;
   gst_memory_init(GST_MEMORY_CAST(m), flags, allocator, parent, maxsize, 63, offset, size);
   return m;
 }
@@ -111,8 +111,7 @@ GstMemory* alloc_fn(GstAllocator* allocator, gsize size, GstAllocationParams* pa
 
 void free_fn(GstAllocator*, GstMemory* mem) {
   auto* m = reinterpret_cast<GstParallaxMemory*>(mem);
-  delete m->slot;  // returns the loan or drops the Buffer reference
-  g_free(m);
+  delete m;  // the SlotRef returns the loan or drops the Buffer reference
 }
 
 gpointer map_fn(GstMemory* mem, gsize, GstMapFlags flags) {

@@ -173,12 +173,16 @@ void metadata_to_gst(const Metadata& meta, GstBuffer* buf) {
 }
 
 GstBuffer* to_gst(GstAllocator* allocator, memory::Buffer buffer) {
-  const Metadata meta = buffer.metadata();
-  GstMemory* mem = wrap_buffer(allocator, std::move(buffer));
-  if (mem == nullptr) return nullptr;
+  // Metadata first, read in place: the Buffer is moved into the memory afterwards (no copy of
+  // the Metadata on this per-buffer path).
   GstBuffer* buf = gst_buffer_new();
+  metadata_to_gst(buffer.metadata(), buf);
+  GstMemory* mem = wrap_buffer(allocator, std::move(buffer));
+  if (mem == nullptr) {
+    gst_buffer_unref(buf);
+    return nullptr;
+  }
   gst_buffer_append_memory(buf, mem);
-  metadata_to_gst(meta, buf);
   return buf;
 }
 

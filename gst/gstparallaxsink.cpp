@@ -7,6 +7,7 @@
 #include <gst/video/video.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -32,7 +33,12 @@ using namespace std::chrono_literals;
 namespace link = parallax::link;
 namespace pmem = parallax::memory;
 
-constexpr guint kDefaultSlotCount = 16;
+// Automatic slot count: enough slots that a consumer a few hundred small buffers behind does not
+// stall the producer (every stall costs a sleep and a wake-up, ~10-20 us on a VM), without
+// taking more than ~16 MiB for small slots; large frames keep 16.
+constexpr std::size_t kMinAutoSlots = 16;
+constexpr std::size_t kMaxAutoSlots = 256;
+constexpr std::size_t kAutoPoolBytes = 16 << 20;
 constexpr std::size_t kDefaultUnknownSlotSize = 4 << 20;  // encoded streams: 4 MiB slots
 constexpr guint kDefaultMaxSubscribers = 64;
 constexpr guint kDefaultSocketMode = 0600;
@@ -62,11 +68,14 @@ struct Settings {
 };
 
 // Everything the element owns. Lock order: mu (settings, publisher creation, pending events)
-// is never held while blocking on the transport.
+// before pub_mu (the interruptible publisher). Neither is held while blocking on the
+// transport: unlock() must get through while the streaming thread waits in send().
 struct State {
   std::mutex mu;
   Settings settings;
   std::optional<link::IpcPublisher> publisher;  // set once bound; only closed in stop()
+  std::mutex pub_mu;                            // guards `live` (a leaf lock)
+  link::IpcPublisher* live{nullptr};            // what unlock() interrupts
   GstAllocator* allocator{nullptr};             // slot allocator over the publisher's pool
   std::vector<link::Event> pending;             // events seen before the publisher was bound
   std::string format;                           // current caps string
@@ -147,7 +156,9 @@ bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
     return false;
   }
   slot_size = (slot_size + 63) & ~std::size_t{63};
-  const std::size_t count = s.slot_count ? s.slot_count : kDefaultSlotCount;
+  const std::size_t count =
+      s.slot_count ? s.slot_count
+                   : std::clamp(kAutoPoolBytes / slot_size, kMinAutoSlots, kMaxAutoSlots);
   const std::string name = "parallaxsink:" + s.socket_path;
   auto seg = s.memory == GST_PARALLAX_MEMORY_HUGEPAGE
                  ? pmem::HugePageSegment::create(name, slot_size * count)
@@ -181,27 +192,46 @@ bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
     return false;
   }
   st.publisher.emplace(std::move(*pub));
+  {
+    // An unlock() that came before the publisher existed still applies to it.
+    std::lock_guard pl(st.pub_mu);
+    st.live = &*st.publisher;
+    if (st.unlocked.load(std::memory_order_acquire)) st.live->interrupt();
+  }
   st.allocator = parallax::gst::allocator_new(st.publisher->pool());
   GST_INFO_OBJECT(self, "publishing on %s: %zu slots of %zu bytes (%s)", s.socket_path.c_str(),
                   count, slot_size,
                   s.memory == GST_PARALLAX_MEMORY_HUGEPAGE ? "hugepage" : "memfd");
   for (const auto& e : std::exchange(st.pending, {})) {
+    // No subscriber yet (the socket just appeared): these cannot block.
     if (auto r = st.publisher->send_event(e); !r)
       GST_WARNING_OBJECT(self, "event lost: %s", r.error().message.c_str());
   }
   return true;
 }
 
-// Sends (or queues until the publisher exists) one stream event. Called with mu held.
-void send_event_locked(GstParallaxSink* self, link::Event e) {
+// Sends one stream event, or queues it until the publisher exists. Takes mu only to find the
+// publisher: a send_event() that waits for a slow `block` subscriber must not hold it (unlock()
+// and the stats property would wait behind it). The publisher lives until stop().
+void send_event(GstParallaxSink* self, link::Event e) {
   State& st = *self->state;
-  if (!st.publisher) {
-    st.pending.push_back(std::move(e));
-    return;
+  link::IpcPublisher* pub = nullptr;
+  {
+    std::lock_guard lock(st.mu);
+    if (!st.publisher) {
+      st.pending.push_back(std::move(e));
+      return;
+    }
+    pub = &*st.publisher;
   }
-  if (auto r = st.publisher->send_event(e); !r)
-    GST_WARNING_OBJECT(self, "could not send %s event: %s",
+  if (auto r = pub->send_event(e); !r) {
+    if (r.error().code == parallax::Errc::cancelled)
+      GST_DEBUG_OBJECT(self, "%s event queued while flushing: %s",
                        std::string(link::to_string(e.type)).c_str(), r.error().message.c_str());
+    else
+      GST_WARNING_OBJECT(self, "could not send %s event: %s",
+                         std::string(link::to_string(e.type)).c_str(), r.error().message.c_str());
+  }
 }
 
 // The transport form of a custom, tag or other serializable downstream event.
@@ -239,6 +269,13 @@ unsigned long long segment_inode(const pmem::Segment* seg) {
 GstFlowReturn wait_if_unlocked(GstParallaxSink* self) {
   if (!self->state->unlocked.load(std::memory_order_acquire)) return GST_FLOW_OK;
   return gst_base_sink_wait_preroll(GST_BASE_SINK(self));
+}
+
+// unlock() interrupted a send() that waited for a slow subscriber: the buffer did not reach
+// that subscriber (it is being flushed). Hands control back to basesink the usual way.
+GstFlowReturn cancelled(GstParallaxSink* self) {
+  GST_DEBUG_OBJECT(self, "send interrupted by unlock()");
+  return wait_if_unlocked(self);
 }
 
 }  // namespace
@@ -369,6 +406,10 @@ static gboolean gst_parallax_sink_stop(GstBaseSink* sink) {
   GstAllocator* allocator = nullptr;
   {
     std::lock_guard lock(st.mu);
+    {
+      std::lock_guard pl(st.pub_mu);
+      st.live = nullptr;
+    }
     pub = std::exchange(st.publisher, std::nullopt);
     allocator = std::exchange(st.allocator, nullptr);
     st.pending.clear();
@@ -390,13 +431,19 @@ static gboolean gst_parallax_sink_set_caps(GstBaseSink* sink, GstCaps* caps) {
   auto* self = GST_PARALLAX_SINK(sink);
   State& st = *self->state;
   const std::size_t needed = parallax::gst::buffer_size_for_caps(caps).value_or(0);
-  std::lock_guard lock(st.mu);
-  if (!ensure_publisher(self, needed)) return FALSE;
   std::string format = parallax::gst::caps_to_format(caps);
-  if (format == st.format) return TRUE;
-  GST_DEBUG_OBJECT(self, "format %s", format.c_str());
-  st.format = format;
-  if (auto r = st.publisher->set_format(std::move(format)); !r) {
+  link::IpcPublisher* pub = nullptr;
+  {
+    std::lock_guard lock(st.mu);
+    if (!ensure_publisher(self, needed)) return FALSE;
+    if (format == st.format) return TRUE;
+    GST_DEBUG_OBJECT(self, "format %s", format.c_str());
+    st.format = format;
+    pub = &*st.publisher;  // lives until stop(); the send may wait for a subscriber: unlocked
+  }
+  if (auto r = pub->set_format(std::move(format)); !r) {
+    // Flushing: the format stays queued (and sticky) in the transport; not an error.
+    if (r.error().code == parallax::Errc::cancelled) return TRUE;
     GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("Could not publish the caps"),
                       ("%s", r.error().message.c_str()));
     return FALSE;
@@ -448,7 +495,6 @@ static gboolean gst_parallax_sink_propose_allocation(GstBaseSink* sink, GstQuery
 
 static gboolean gst_parallax_sink_event(GstBaseSink* sink, GstEvent* event) {
   auto* self = GST_PARALLAX_SINK(sink);
-  State& st = *self->state;
   std::optional<link::Event> out;
   switch (GST_EVENT_TYPE(event)) {
     case GST_EVENT_STREAM_START: {
@@ -500,10 +546,7 @@ static gboolean gst_parallax_sink_event(GstBaseSink* sink, GstEvent* event) {
     default:
       break;
   }
-  if (out) {
-    std::lock_guard lock(st.mu);
-    send_event_locked(self, std::move(*out));
-  }
+  if (out) send_event(self, std::move(*out));
   return GST_BASE_SINK_CLASS(gst_parallax_sink_parent_class)->event(sink, event);
 }
 
@@ -534,6 +577,7 @@ static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf)
 
   if (auto b = parallax::gst::to_parallax_zero_copy(buf, allocator, meta)) {
     if (auto r = pub->send(*b); !r) {
+      if (r.error().code == parallax::Errc::cancelled) return cancelled(self);
       GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not send a buffer"),
                         ("%s", r.error().message.c_str()));
       return GST_FLOW_ERROR;
@@ -573,6 +617,7 @@ static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf)
     gst_buffer_extract(buf, 0, loan.data().data(), size);
     loan.metadata() = std::move(meta);
     if (auto r = pub->send(std::move(loan)); !r) {
+      if (r.error().code == parallax::Errc::cancelled) return cancelled(self);
       GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not send a buffer"),
                         ("%s", r.error().message.c_str()));
       return GST_FLOW_ERROR;
@@ -585,13 +630,22 @@ static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf)
   return GST_FLOW_OK;
 }
 
+// Frees the streaming thread wherever it waits: the slot loop and wait-for-connection poll
+// `unlocked`; a send() or send_event() blocked on a subscriber that stopped reading returns
+// `cancelled` through the publisher's interrupt().
 static gboolean gst_parallax_sink_unlock(GstBaseSink* sink) {
-  GST_PARALLAX_SINK(sink)->state->unlocked.store(true, std::memory_order_release);
+  State& st = *GST_PARALLAX_SINK(sink)->state;
+  st.unlocked.store(true, std::memory_order_release);
+  std::lock_guard pl(st.pub_mu);
+  if (st.live != nullptr) st.live->interrupt();
   return TRUE;
 }
 
 static gboolean gst_parallax_sink_unlock_stop(GstBaseSink* sink) {
-  GST_PARALLAX_SINK(sink)->state->unlocked.store(false, std::memory_order_release);
+  State& st = *GST_PARALLAX_SINK(sink)->state;
+  st.unlocked.store(false, std::memory_order_release);
+  std::lock_guard pl(st.pub_mu);
+  if (st.live != nullptr) st.live->resume();
   return TRUE;
 }
 

@@ -281,6 +281,15 @@ struct IpcPublisher::Impl {
     return true;
   }
 
+  // Reading the subscriber's counters costs cache misses on every send (it writes them for
+  // every buffer it takes and returns), so deliver_buffer() syncs only when what they say may
+  // matter: half the lease quota, half the ring or half the pool used, or events queued. It
+  // always syncs before dropping or waiting, and the background thread syncs every 20 ms.
+  bool sync_due_locked(const Sub& s) const {
+    return s.leases_out * 2 >= s.quota || (s.write_pos - s.read_pos) * 2 >= s.cap ||
+           !s.pending.empty() || pool->in_use() * 2 >= pool->capacity();
+  }
+
   std::uint64_t space_needed(const Sub& s, std::size_t bytes) const {
     const std::uint64_t idx = s.write_pos & (s.cap - 1);
     const std::uint64_t contiguous = s.cap - idx;
@@ -369,8 +378,7 @@ struct IpcPublisher::Impl {
           ready = true;
           break;
         }
-        if ((i & 63) == 0 &&
-            (interrupted.load(std::memory_order_relaxed) || Clock::now() >= until))
+        if ((i & 63) == 0 && (interrupted.load(std::memory_order_relaxed) || Clock::now() >= until))
           break;
         __builtin_ia32_pause();
       }
@@ -395,14 +403,12 @@ struct IpcPublisher::Impl {
       return Wait::progress;
     }
     wake_locked(s);
-    pollfd pfd[3] = {{s.ret_efd.get(), POLLIN, 0},
-                     {s.sock.get(), POLLIN, 0},
-                     {interrupt_efd.get(), POLLIN, 0}};
+    pollfd pfd[3] = {
+        {s.ret_efd.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
     lk.unlock();
     int timeout_ms = 100;
     if (deadline != Clock::time_point::max()) {
-      auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       timeout_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 100));
     }
     int n = ::poll(pfd, 3, timeout_ms);
@@ -461,7 +467,12 @@ struct IpcPublisher::Impl {
   // interrupt() cancelled a wait for this subscriber (it does not get the buffer).
   bool deliver_buffer(Sub& s, std::uint64_t* words, std::size_t bytes, const memory::Buffer& b) {
     std::unique_lock lk(s.mu);
-    if (!sync_locked(s)) return true;
+    if (s.dead || !s.active) return true;
+    bool synced = false;
+    if (sync_due_locked(s)) {
+      if (!sync_locked(s)) return true;
+      synced = true;
+    }
     if (auto r = announce_segment(s, *b.segment()); !r) {
       kill_locked(s, r.error().message.c_str(), r.error().code != Errc::unavailable);
       return true;
@@ -472,6 +483,11 @@ struct IpcPublisher::Impl {
       flush_pending_locked(s);
       // Queued events go first: a buffer never overtakes them.
       if (s.pending.empty() && s.leases_out < s.quota && fits_locked(s, bytes)) break;
+      if (!synced) {  // our view may be stale: look before dropping or waiting
+        if (!sync_locked(s)) return true;
+        synced = true;
+        continue;
+      }
       if (s.policy != Policy::block) {
         if (s.pending.empty() && s.policy == Policy::drop_oldest && retract_locked(s)) continue;
         if (s.dead) return true;
@@ -798,9 +814,14 @@ struct IpcPublisher::Impl {
         changed = true;
       }
       // Periodic return collection: keeps pool occupancy honest while the producer is idle.
+      // Queued events (ring full, or a cancelled send_event) go out as soon as there is room,
+      // not only with the producer's next call.
       for (auto& s : polled) {
         std::lock_guard sl(s->mu);
-        (void)sync_locked(*s);
+        if (sync_locked(*s) && !s->pending.empty()) {
+          flush_pending_locked(*s);
+          wake_locked(*s);
+        }
       }
       if (changed) {
         std::lock_guard lk(mu_);
@@ -1074,7 +1095,7 @@ void IpcPublisher::collect_returns() {
 PublisherStats IpcPublisher::stats() const {
   PublisherStats st;
   if (!impl_) return st;
-  const Impl& im = *impl_;
+  Impl& im = *impl_;  // syncs subscribers (under their lock): not logically a change
   st.buffers_sent = im.buffers_sent.load();
   st.zero_copy = im.zero_copy.load();
   st.copies = im.copies.load();
@@ -1091,6 +1112,7 @@ PublisherStats IpcPublisher::stats() const {
   }
   for (auto& s : subs) {
     std::lock_guard sl(s->mu);
+    (void)im.sync_locked(*s);  // leases as the subscriber sees them, not as last synced
     SubscriberInfo info = s->info;
     info.leases = s->leases_out;
     st.subscribers.push_back(info);

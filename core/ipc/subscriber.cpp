@@ -340,14 +340,23 @@ struct IpcSubscriber::Impl {
     Conn& c = *keep;
     auto has_data = [&] { return c.rh->write_pos.load(std::memory_order_acquire) != read_pos; };
     if (opts.busy_poll) {
+      // The socket (hang-up, segment announcements) is polled once a millisecond, not every
+      // N spins: a syscall costs microseconds on some VMs, and a message landing during one
+      // would wait for it.
+      auto next_socket_check = Clock::now();
       for (unsigned i = 0;; ++i) {
         if (has_data()) return;
-        if ((i & 1023) == 1023) {
-          if (interrupted.load(std::memory_order_relaxed) || Clock::now() >= deadline) return;
-          pollfd p{c.sock.get(), POLLIN, 0};
-          if (::poll(&p, 1, 0) > 0) {
-            (void)drain_socket(c);
-            return;
+        if ((i & 255) == 255) {
+          if (interrupted.load(std::memory_order_relaxed)) return;
+          const auto now = Clock::now();
+          if (now >= deadline) return;
+          if (now >= next_socket_check) {
+            next_socket_check = now + std::chrono::milliseconds(1);
+            pollfd p{c.sock.get(), POLLIN, 0};
+            if (::poll(&p, 1, 0) > 0) {
+              (void)drain_socket(c);
+              return;
+            }
           }
         }
         __builtin_ia32_pause();

@@ -2,7 +2,11 @@
 // Test helper: a native IpcSubscriber reading a parallaxsink. Prints "caps <format>" on each
 // format, one line per buffer "<pts> <sha1>" (checksumsink's format) or, with --where,
 // "where <sequence> <segment inode> <segment offset>", and a summary "buffers N bytes B".
-//   plx_native_sub [--where] [--timeout-ms N] SOCKET
+// With --stall it connects (block policy), prints "ready" and never reads: a consumer that
+// stopped without dying, for the unlock tests (kill it when done).
+//   plx_native_sub [--where] [--stall] [--timeout-ms N] SOCKET
+#include <unistd.h>
+
 #include <gst/gst.h>
 #include <sys/stat.h>
 
@@ -16,27 +20,36 @@
 #include "parallax/segment.h"
 
 int main(int argc, char** argv) {
-  bool where = false;
+  bool where = false, stall = false;
   int timeout_ms = 10000;
   const char* path = nullptr;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--where") == 0)
       where = true;
+    else if (std::strcmp(argv[i], "--stall") == 0)
+      stall = true;
     else if (std::strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc)
       timeout_ms = std::atoi(argv[++i]);
     else
       path = argv[i];
   }
   if (path == nullptr) {
-    std::fprintf(stderr, "usage: %s [--where] [--timeout-ms N] SOCKET\n", argv[0]);
+    std::fprintf(stderr, "usage: %s [--where] [--stall] [--timeout-ms N] SOCKET\n", argv[0]);
     return 2;
   }
   parallax::link::SubscriberOptions opts;
   opts.connect_timeout = std::chrono::milliseconds(timeout_ms);
+  if (stall) opts.policy = parallax::link::Policy::block;
   auto sub = parallax::link::IpcSubscriber::connect(path, opts);
   if (!sub) {
     std::fprintf(stderr, "connect: %s\n", sub.error().message.c_str());
     return 1;
+  }
+  if (stall) {
+    std::printf("ready\n");
+    std::fflush(stdout);
+    for (;;)
+      ::pause();
   }
   std::uint64_t buffers = 0, bytes = 0;
   for (;;) {

@@ -6,11 +6,15 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -419,6 +423,78 @@ TEST(ParallaxSink, WaitForConnectionIsUnlockedByAStateChange) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
   EXPECT_EQ(ret.load(), GST_FLOW_FLUSHING);
   gst_harness_teardown(h);
+}
+
+// A helper process from tests/gst (PLX_GST_HELPERS), SIGKILLed and reaped at destruction.
+class HelperProcess {
+ public:
+  explicit HelperProcess(std::vector<std::string> args) {
+    const char* dir = std::getenv("PLX_GST_HELPERS");
+    args[0] = std::string(dir ? dir : ".") + "/" + args[0];
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    // posix_spawn, not fork: this process runs GStreamer threads.
+    if (::posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
+  }
+  HelperProcess(const HelperProcess&) = delete;
+  HelperProcess& operator=(const HelperProcess&) = delete;
+  ~HelperProcess() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int st;
+    ::waitpid(pid_, &st, 0);
+  }
+  [[nodiscard]] bool started() const { return pid_ > 0; }
+
+ private:
+  pid_t pid_{-1};
+};
+
+template <typename F>
+bool eventually(F pred, std::chrono::milliseconds t = 5s) {
+  const auto until = std::chrono::steady_clock::now() + t;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return pred();
+}
+
+TEST(ParallaxSink, SendBlockedOnAStalledConsumerProcessIsUnlockedByAStateChange) {
+  // Arrange: a real pipeline whose only consumer is another process that connected (block
+  // policy) and then stopped reading without dying. The sink fills that consumer's lease quota
+  // (3/4 of 8 slots) and its streaming thread blocks in send().
+  const std::string path = unique_socket("stalled");
+  const std::string desc =
+      "fakesrc sizetype=fixed sizemax=4096 filltype=nothing ! "
+      "parallaxsink name=s socket-path=" +
+      path + " slot-size=4096 slot-count=8 wait-for-connection=true";
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "s");
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  HelperProcess consumer({"plx_native_sub", "--stall", "--timeout-ms", "5000", path});
+  ASSERT_TRUE(consumer.started());
+  ASSERT_TRUE(eventually([&] { return stat_u64(sink, "leases") == 6; }))
+      << "the consumer never held its quota";
+  const guint64 sent = stat_u64(sink, "buffers");
+  std::this_thread::sleep_for(200ms);
+  ASSERT_EQ(stat_u64(sink, "buffers"), sent) << "the sink is not blocked";
+  // Act
+  const auto t0 = std::chrono::steady_clock::now();
+  const GstStateChangeReturn ret = gst_element_set_state(pipeline, GST_STATE_NULL);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  // Assert
+  EXPECT_EQ(ret, GST_STATE_CHANGE_SUCCESS);
+  EXPECT_LT(took, 1s);
+  // The element is reusable: PLAYING again gets as far as waiting for a subscriber.
+  EXPECT_NE(gst_element_set_state(pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(gst_element_set_state(pipeline, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
 }
 
 TEST(ParallaxSink, NoSocketPathIsAClearError) {

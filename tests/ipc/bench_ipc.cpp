@@ -68,17 +68,20 @@ void sleep_until_ns(std::uint64_t until) {
 // between messages, the sender sleeping in between) with nothing but the hand-over itself.
 // eventfd: the receiver blocks in poll() on an eventfd (our sleeping path minus everything
 // else); spin: the receiver spins on a shared-memory counter (our busy-poll path minus
-// everything else). Both processes share one anonymous MAP_SHARED page.
+// everything else). Both processes share an anonymous MAP_SHARED mapping with one send stamp
+// per message, so a message the receiver only sees late (it was descheduled) counts with its
+// real latency, as in our own measurement.
 struct alignas(64) FloorShared {
-  std::atomic<std::uint64_t> seq{0};
-  std::atomic<std::uint64_t> stamp{0};
-  alignas(64) std::atomic<std::uint64_t> done{0};
+  std::atomic<std::uint64_t> seq{0};  // the stamps (n + 1 of them) follow on the next line
 };
 
 Percentiles floor_latency(bool spin, int n, std::chrono::microseconds gap) {
-  void* mem = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  const std::size_t map_size = 64 + 8 * static_cast<std::size_t>(n + 1);
+  void* mem = ::mmap(nullptr, map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) std::abort();
-  auto* sh = new (mem) FloorShared;
+  // Zero-filled: every counter starts at 0.
+  auto* sh = static_cast<FloorShared*>(mem);
+  auto* stamps = reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(mem) + 64);
   const int efd = ::eventfd(0, EFD_CLOEXEC);
   int res[2];
   if (efd < 0 || ::pipe(res) != 0) std::abort();
@@ -101,8 +104,10 @@ Percentiles floor_latency(bool spin, int n, std::chrono::microseconds gap) {
         std::uint64_t v;
         (void)!::read(efd, &v, sizeof v);
       }
-      seen = sh->seq.load(std::memory_order_acquire);
-      lat.push_back(t - sh->stamp.load(std::memory_order_relaxed));
+      const std::uint64_t now_seen = sh->seq.load(std::memory_order_acquire);
+      for (std::uint64_t k = seen + 1; k <= now_seen; ++k)
+        lat.push_back(t - stamps[k].load(std::memory_order_relaxed));
+      seen = now_seen;
     }
     (void)!::write(res[1], lat.data(), lat.size() * sizeof(std::uint64_t));
     ::_exit(0);
@@ -110,7 +115,7 @@ Percentiles floor_latency(bool spin, int n, std::chrono::microseconds gap) {
   ::close(res[1]);
   for (int i = 1; i <= n; ++i) {
     const std::uint64_t t0 = now_ns();
-    sh->stamp.store(t0, std::memory_order_relaxed);
+    stamps[i].store(t0, std::memory_order_relaxed);
     sh->seq.store(static_cast<std::uint64_t>(i), std::memory_order_release);
     if (!spin) {
       const std::uint64_t one = 1;
@@ -130,7 +135,7 @@ Percentiles floor_latency(bool spin, int n, std::chrono::microseconds gap) {
   ::close(efd);
   int st;
   ::waitpid(pid, &st, 0);
-  ::munmap(mem, 4096);
+  ::munmap(mem, map_size);
   return percentiles(std::move(lat));
 }
 

@@ -32,6 +32,7 @@ int usage() {
   std::fprintf(stderr,
                "ipc_peer subscribe PATH N [policy] [delay_us]\n"
                "ipc_peer hold PATH\n"
+               "ipc_peer stall PATH\n"
                "ipc_peer publish PATH SIZE [interval_us]\n"
                "ipc_peer setuid-connect PATH UID\n"
                "ipc_peer hostile-sub PATH MODE\n"
@@ -105,6 +106,20 @@ int hold(const std::string& path) {
     held.push_back(std::move(**r));
     if (held.size() > 8) held.erase(held.begin());
   }
+}
+
+// Connects, prints "ready" and never reads again, without dying: a consumer that stopped
+// (the publisher's `block` policy waits for it forever). Killed by the test.
+int stall(const std::string& path) {
+  SubscriberOptions so;
+  so.connect_timeout = 5s;
+  so.policy = Policy::block;
+  auto sub = IpcSubscriber::connect(path, so);
+  if (!sub) return 2;
+  std::printf("ready\n");
+  std::fflush(stdout);
+  for (;;)
+    ::pause();
 }
 
 int publish(const std::string& path, std::size_t size, long interval_us) {
@@ -402,6 +417,7 @@ int main(int argc, char** argv) {
     return subscribe(path, argc > 3 ? std::atol(argv[3]) : -1, argc > 4 ? argv[4] : nullptr,
                      argc > 5 ? std::atol(argv[5]) : 0);
   if (cmd == "hold") return hold(path);
+  if (cmd == "stall") return stall(path);
   if (cmd == "publish")
     return publish(path, argc > 3 ? std::strtoul(argv[3], nullptr, 10) : 4096,
                    argc > 4 ? std::atol(argv[4]) : 100);

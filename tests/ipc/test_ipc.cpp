@@ -293,6 +293,70 @@ TEST(IpcTransport, InterruptUnblocksRecv) {
   EXPECT_EQ(timed.error().code, Errc::timeout);
 }
 
+TEST(IpcTransport, InterruptCancelsABlockedSendEventWhichStaysQueued) {
+  // Arrange: a 16 KiB ring that a subscriber (in this process, not reading) lets fill up with
+  // ~4 KiB events, so the next send_event() waits for room.
+  TempDir dir;
+  auto po = small_pool();
+  po.ring_bytes = 16 * 1024;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  auto sub = IpcSubscriber::connect(dir.file("s"), with_policy(Policy::block)).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  auto big = [](int i) {
+    return Event::custom("e" + std::to_string(i), std::vector<std::byte>(4000, std::byte(i)));
+  };
+  int sent = 0;
+  for (; sent < 4; ++sent)
+    ASSERT_TRUE(pub.send_event(big(sent)).ok());
+  // Act: the fifth does not fit; interrupt it from another thread.
+  std::atomic<bool> returned{false};
+  std::thread t([&] {
+    std::this_thread::sleep_for(100ms);
+    EXPECT_FALSE(returned.load()) << "send_event() did not wait for room";
+    pub.interrupt();
+  });
+  auto r = pub.send_event(big(sent++));
+  returned = true;
+  t.join();
+  // Assert: cancelled, and still delivered in order once the subscriber reads.
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::cancelled);
+  pub.resume();
+  std::vector<std::string> names;
+  for (;;) {
+    auto it = sub.recv_item_for(200ms);
+    if (!it.ok() || !it->has_value()) break;
+    if (auto* e = std::get_if<Event>(&**it)) names.push_back(e->name);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"e0", "e1", "e2", "e3", "e4"}));
+  // And the transport carries on after resume().
+  ASSERT_TRUE(send_seq(pub, 7).ok());
+  auto b = sub.recv_for(2s);
+  ASSERT_TRUE(b.ok() && b->has_value());
+  EXPECT_EQ((*b)->metadata().sequence, 7u);
+}
+
+TEST(IpcPublisher, InterruptMakesTheNextCallsFailUntilResume) {
+  TempDir dir;
+  auto pub = IpcPublisher::bind(dir.file("s"), small_pool(4096, 2)).value();
+  pub.interrupt();
+  auto l = pub.loan();
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(l.error().code, Errc::cancelled);
+  auto w = pub.wait_for_subscribers(1, 5s);
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.error().code, Errc::cancelled);
+  auto e = pub.send_eos();
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().code, Errc::cancelled);
+  pub.resume();
+  EXPECT_TRUE(send_seq(pub, 0).ok());
+  // Interrupting an empty handle is harmless.
+  IpcPublisher empty;
+  empty.interrupt();
+  empty.resume();
+}
+
 // ---- policies (one stalled subscriber, one fast one) ------------------------------------------
 
 class IpcPolicy : public ::testing::Test {
@@ -487,6 +551,49 @@ TEST(IpcMultiProcess, SubscriberKilledMidStreamLeasesAndFdsReclaimed) {
   EXPECT_EQ(st.connections, std::uint64_t(cycles));
   EXPECT_EQ(st.disconnects, std::uint64_t(cycles));
   EXPECT_EQ(st.protocol_errors, 0u);
+}
+
+TEST(IpcMultiProcess, InterruptCancelsASendBlockedOnAStalledSubscriberProcess) {
+  // Arrange: a subscriber process that connected and then stopped reading (alive), and a
+  // `block` publisher whose lease quota for it is used up.
+  TempDir dir;
+  const auto path = dir.file("stall.sock");
+  auto po = small_pool(4096, 16);
+  po.max_leases_per_subscriber = 4;
+  po.default_policy = Policy::block;
+  auto pub = IpcPublisher::bind(path, po).value();
+  Child stalled({ipc_test::peer_binary(), "stall", path}, true);
+  ASSERT_EQ(stalled.read_line(), "ready");
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 5s).ok());
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(send_seq(pub, i).ok());
+  // Act: the next send blocks; another thread interrupts it.
+  std::atomic<bool> returned{false};
+  Result<void> blocked = err(Errc::internal, "not run");
+  std::chrono::steady_clock::time_point returned_at;
+  std::thread producer([&] {
+    blocked = send_seq(pub, 4);
+    returned_at = std::chrono::steady_clock::now();
+    returned = true;
+  });
+  std::this_thread::sleep_for(200ms);
+  const bool was_blocked = !returned.load();
+  const auto interrupted_at = std::chrono::steady_clock::now();
+  pub.interrupt();
+  producer.join();
+  // Assert: it was blocked, and returned cancelled promptly (well under the 100 ms re-check).
+  EXPECT_TRUE(was_blocked) << "send() did not block on the stalled subscriber";
+  ASSERT_FALSE(blocked.ok());
+  EXPECT_EQ(blocked.error().code, Errc::cancelled);
+  EXPECT_LT(returned_at - interrupted_at, 50ms);
+  // The subscriber is still connected (interrupting is not expelling) and holds its quota.
+  EXPECT_EQ(pub.subscriber_count(), 1u);
+  EXPECT_GE(pub.stats().subscribers.at(0).blocked_sends, 1u);
+  // After resume() and the consumer's death, sends go through again.
+  pub.resume();
+  stalled.kill9();
+  ASSERT_TRUE(eventually([&] { return pub.subscriber_count() == 0; }));
+  EXPECT_TRUE(send_seq(pub, 5).ok());
 }
 
 TEST(IpcMultiProcess, PublisherKilledSubscribersErrorWithin100ms) {

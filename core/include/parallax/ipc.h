@@ -152,8 +152,9 @@ struct PublisherStats {
 };
 
 /// The sending side. Thread-safety: send()/send_event()/loan() may be called from one producer
-/// thread at a time; stats()/subscriber_count()/interrupt()/resume() from any thread. A background thread accepts
-/// subscribers, checks their credentials, and reclaims the leases of those that go away.
+/// thread at a time; stats()/subscriber_count()/interrupt()/resume() from any thread. A background
+/// thread accepts subscribers, checks their credentials, and reclaims the leases of those that go
+/// away.
 class IpcPublisher {
  public:
   /// Listens on `path` (a filesystem Unix socket path, < 108 bytes). A stale socket file (no
