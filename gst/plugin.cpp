@@ -68,4 +68,4 @@ static gboolean plugin_init(GstPlugin* plugin) {
 #define PACKAGE "parallax"
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, parallax,
                   "Zero-copy shared-memory transport between processes (Parallax)", plugin_init,
-                  PARALLAX_VERSION, "MIT/X11", "Parallax", "https://github.com/parallax")
+                  PARALLAX_VERSION, "MIT/X11", "Parallax", "docs/gstreamer.md (no public URL yet)")
