@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -198,6 +199,28 @@ Result<Segment> Segment::import(UniqueFd fd, Access access, std::size_t expected
   HugePages huge = HugePages::none;
   return SegmentFactory::make(base, expected_size, expected_size, std::move(fd), std::string(name),
                               Backend::memfd, access, huge);
+}
+
+Result<void> Segment::prefault() {
+  if (base_ == nullptr) return err(Errc::failed_precondition, "empty segment");
+  const bool writable = access_ == Access::read_write;
+  if (::madvise(base_, map_size_, writable ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0)
+    return {};
+  const int e = errno;
+  if (e == ENOMEM || e == EFAULT || e == EHWPOISON)
+    return err(Errc::resource_exhausted, "cannot commit the " + std::to_string(map_size_) +
+                                             " bytes of segment '" + name_ +
+                                             "': " + std::strerror(e));
+  if (e != EINVAL) return Error::from_errno("madvise(MADV_POPULATE)", e);
+  // Kernel without MADV_POPULATE_*: touch every page (SIGBUS instead of an error if the
+  // memory cannot be backed, as any first touch would).
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  for (std::size_t off = 0; off < map_size_; off += page) {
+    auto* p = reinterpret_cast<volatile std::byte*>(base_ + off);
+    const std::byte v = *p;
+    if (writable) *p = v;
+  }
+  return {};
 }
 
 Result<void> Segment::bind_to_numa_node(unsigned node) {

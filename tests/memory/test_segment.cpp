@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "parallax/segment.h"
 #include "test_util.h"
@@ -71,6 +72,36 @@ TYPED_TEST(SegmentContract, IdsAreUniqueAndMoveTransfersOwnership) {
   EXPECT_TRUE(moved.valid());
 }
 
+// Pages of the mapping that are resident (backed) right now.
+std::size_t resident_pages(const Segment& seg) {
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> vec((seg.size() + page - 1) / page);
+  if (::mincore(const_cast<std::byte*>(seg.data()), seg.size(), vec.data()) != 0) return 0;
+  std::size_t n = 0;
+  for (unsigned char v : vec)
+    n += v & 1;
+  return n;
+}
+
+TYPED_TEST(SegmentContract, PrefaultCommitsEveryPageAndKeepsTheContents) {
+  const std::size_t size = 64 * 4096;
+  auto seg = TypeParam::make(size);
+  ASSERT_TRUE(seg.ok()) << seg.error().to_string();
+  std::memcpy(seg->writable_data() + 3 * 4096 + 17, "kept", 4);
+  auto r = seg->prefault();
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(resident_pages(*seg), size / 4096);
+  EXPECT_EQ(std::memcmp(seg->data() + 3 * 4096 + 17, "kept", 4), 0);
+  EXPECT_EQ(seg->data()[size - 1], std::byte{0});
+}
+
+TEST(SegmentPrefault, EmptySegmentIsAnError) {
+  Segment empty;
+  auto r = empty.prefault();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::failed_precondition);
+}
+
 TEST(SharedMemorySegment, IsSealedAgainstResizing) {
   auto seg = SharedMemorySegment::create("plx-seal", 4096);
   ASSERT_TRUE(seg.ok());
@@ -124,6 +155,11 @@ TEST(SegmentImport, ReadOnlyImportSeesWritesAndCannotBeMadeWritable) {
   EXPECT_NE(mprotect(base, 4096, PROT_READ | PROT_WRITE), 0);
   EXPECT_EQ(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, raw, 0), MAP_FAILED);
   EXPECT_EQ(errno, EACCES);
+  // Prefaulting the read-only mapping maps the pages readable and still cannot write them.
+  auto r = imported->prefault();
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(imported->data()[100], std::byte{42});
+  EXPECT_EQ(imported->writable_data(), nullptr);
 }
 
 TEST(SegmentImport, ReadOnlyFdCannotBeImportedReadWrite) {

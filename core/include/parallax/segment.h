@@ -47,6 +47,9 @@ class Segment {
   }
   [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return {base_, size_}; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  /// Bytes mapped and held by the fd: size() rounded up to the (huge) page size. This is what
+  /// an importer must be told (Segment::import checks the fd's size against it).
+  [[nodiscard]] std::size_t mapped_size() const noexcept { return map_size_; }
   [[nodiscard]] Backend backend() const noexcept { return backend_; }
   [[nodiscard]] Access access() const noexcept { return access_; }
   [[nodiscard]] HugePages huge_pages() const noexcept { return huge_; }
@@ -66,6 +69,13 @@ class Segment {
   /// else is refused with data_loss / permission_denied. The segment takes the fd.
   [[nodiscard]] static Result<Segment> import(UniqueFd fd, Access access, std::size_t expected_size,
                                               std::string_view name = "imported");
+
+  /// Commits every page of the mapping now (MADV_POPULATE_WRITE, or _READ for a read-only
+  /// mapping), so the streaming path takes no page faults later and a segment the system
+  /// cannot back (tmpfs or huge-page pool exhausted) fails here with resource_exhausted
+  /// instead of a SIGBUS at first touch. Contents are kept. On kernels older than 5.14 it
+  /// touches each page instead (a read, and for writable mappings a write of the same byte).
+  [[nodiscard]] Result<void> prefault();
 
   /// Binds the segment's pages to a NUMA node (mbind). unsupported when the system has no NUMA.
   [[nodiscard]] Result<void> bind_to_numa_node(unsigned node);
