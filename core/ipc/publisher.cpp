@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -198,7 +199,9 @@ struct IpcPublisher::Impl {
   Result<void> announce_segment(Sub& s, const memory::Segment& seg) {
     if (s.segments_sent.count(seg.id()) != 0) return {};
     PLX_ASSIGN(int fd, segment_fd(seg));
-    auto msg = wire::encode_segment({seg.id(), seg.size()});
+    // The fd holds mapped_size() bytes (a huge-page segment is rounded up): the importer
+    // checks the memfd's size against what we announce.
+    auto msg = wire::encode_segment({seg.id(), seg.mapped_size()});
     int fds[1] = {fd};
     PLX_TRY(os::send_msg(s.sock.get(), msg, fds));
     s.segments_sent.insert(seg.id());
@@ -331,13 +334,70 @@ struct IpcPublisher::Impl {
     }
   }
 
+  enum class Compact : std::uint8_t { done, raced, nothing };
+
+  // drop-oldest when the oldest unread record is an event (events are never dropped, and the
+  // ring is only taken back from its read end): takes back everything the subscriber has not
+  // read with one CAS of its read position to the write position, drops the oldest buffer
+  // among it and writes the rest again, in their order. A subscriber reading the old records
+  // meanwhile fails its claim CAS and follows the moved read position, as for any retraction.
+  Compact compact_locked(Sub& s) {
+    struct Saved {
+      std::vector<std::uint64_t> words;
+      InFlight rec;
+    };
+    std::vector<Saved> saved;
+    bool has_buffer = false;
+    std::uint64_t start = s.read_pos;
+    for (const InFlight& f : s.inflight) {
+      if (f.kind != Kind::pad) {
+        Saved sv{std::vector<std::uint64_t>((f.end - start) / 8), f};
+        ring::load_words(sv.words.data(), s.rdata + (start & (s.cap - 1)), sv.words.size());
+        has_buffer |= f.kind == Kind::buffer;
+        saved.push_back(std::move(sv));
+      }
+      start = f.end;
+    }
+    if (!has_buffer) return Compact::nothing;
+    std::uint64_t expected = s.read_pos;
+    if (!s.ah->read_pos.compare_exchange_strong(expected, s.write_pos, std::memory_order_seq_cst))
+      return Compact::raced;  // the subscriber moved: look again
+    s.inflight.clear();
+    s.read_pos = s.write_pos;
+    bool dropped = false, overflow = false;
+    std::deque<std::vector<std::uint64_t>> requeue;
+    for (Saved& sv : saved) {
+      const bool buffer = sv.rec.kind == Kind::buffer;
+      const std::size_t bytes = sv.words.size() * 8;
+      // The emptied ring holds what it held, minus a buffer; only the pad a wrap needs could
+      // make a record not fit. Then later buffers are dropped too and events queued in order.
+      overflow = overflow || !fits_locked(s, bytes);
+      if (buffer && (!dropped || overflow)) {
+        (void)release_token(s, sv.rec.token);
+        ++s.info.dropped_oldest;
+        dropped = true;
+      } else if (overflow) {
+        requeue.push_back(std::move(sv.words));
+      } else {
+        write_locked(s, sv.words.data(), bytes, sv.rec.kind, sv.rec.token);
+      }
+    }
+    s.pending.insert(s.pending.begin(), std::make_move_iterator(requeue.begin()),
+                     std::make_move_iterator(requeue.end()));
+    return Compact::done;
+  }
+
   // drop-oldest: takes back the oldest unread buffer record (CAS on the ack's read_pos: if
   // the subscriber took it first, it is its own). False when nothing can be retracted.
   bool retract_locked(Sub& s) {
     for (;;) {
       if (!sync_locked(s) || s.inflight.empty()) return false;
       const InFlight front = s.inflight.front();
-      if (front.kind == Kind::event) return false;  // events are never dropped
+      if (front.kind == Kind::event) {
+        const Compact c = compact_locked(s);
+        if (c == Compact::raced) continue;
+        return c == Compact::done;
+      }
       std::uint64_t expected = s.read_pos;
       if (s.ah->read_pos.compare_exchange_strong(expected, front.end, std::memory_order_seq_cst)) {
         s.inflight.pop_front();

@@ -273,7 +273,14 @@ struct IpcSubscriber::Impl {
       const std::uint64_t w = c.rh->write_pos.load(std::memory_order_acquire);
       const std::uint64_t r = read_pos;
       if (w == r) return false;
-      if (w < r || w - r > c.cap || (w & 7) != 0) return protocol_error("bad ring write position");
+      if (w < r || w - r > c.cap || (w & 7) != 0) {
+        // More than a ring's worth past our position is fine if the publisher retracted what
+        // we had not claimed yet (drop-oldest) and wrote on: follow it, then look again.
+        const std::uint64_t moved = c.ah->read_pos.load(std::memory_order_seq_cst);
+        if (w < r || (w & 7) != 0 || moved == r) return protocol_error("bad ring write position");
+        PLX_TRY(follow_retraction(moved, r));
+        continue;
+      }
       const std::uint64_t idx = r & (c.cap - 1);
       const std::uint64_t size = ring::load_word(c.rdata + idx) & 0xffffffffu;
       const bool sane = size >= 8 && size % 8 == 0 && size <= c.cap - idx && size <= w - r &&

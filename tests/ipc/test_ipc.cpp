@@ -194,6 +194,32 @@ TEST(IpcTransport, ReceivedBuffersAreZeroCopyAndReadOnly) {
   EXPECT_EQ(pub.stats().copies, 0u);
 }
 
+// A huge-page segment's fd holds more than the slots need (rounded up to the huge page size,
+// 2 MiB here): it must be announced with its real size or every subscriber refuses it.
+TEST(IpcTransport, HugePageSegmentsCrossWithTheirRoundedSize) {
+  TempDir dir;
+  auto seg = memory::HugePageSegment::create("plx-ipc-huge", 10 * 4096);
+  if (!seg && seg.error().code == Errc::unsupported) GTEST_SKIP() << seg.error().message;
+  ASSERT_TRUE(seg.ok()) << seg.error().message;
+  ASSERT_GT(seg->mapped_size(), seg->size());
+  auto pool = memory::MemoryPool::create(std::move(*seg), 4096);
+  ASSERT_TRUE(pool.ok());
+  auto po = small_pool(4096, 10);
+  po.pool = *pool;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(send_seq(pub, i, 4096).ok());
+    auto b = sub.recv_for(2s);
+    ASSERT_TRUE(b.ok()) << b.error().message;
+    ASSERT_TRUE(b->has_value());
+    EXPECT_EQ((*b)->metadata().sequence, i);
+    EXPECT_EQ((*b)->size(), 4096u);
+  }
+  EXPECT_EQ(pub.stats().zero_copy, 3u);
+}
+
 TEST(IpcTransport, ForeignBuffersAreCopiedOnceAndCounted) {
   TempDir dir;
   auto pub = IpcPublisher::bind(dir.file("s"), small_pool()).value();
@@ -453,6 +479,102 @@ TEST_F(IpcPolicy, DropOldestNeverDropsEvents) {
   // The format event survives; the buffers around it are the latest that fit the quota.
   ASSERT_NE(std::find(seen.begin(), seen.end(), "format"), seen.end());
   EXPECT_EQ(seen.back(), "7");
+}
+
+// The stalled subscriber never read anything, so an event is the oldest record in its ring:
+// drop-oldest must still drop the oldest buffers behind it (not the newest), keep every
+// event, and keep the order.
+TEST_F(IpcPolicy, DropOldestDropsBuffersBehindAnUnreadEvent) {
+  start(Policy::drop_oldest);
+  run_fast(20);
+  ASSERT_TRUE(pub_.set_format("x/first").ok());
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(send_seq(pub_, i).ok());
+  ASSERT_TRUE(pub_.set_format("x/second").ok());
+  for (int i = 10; i < 20; ++i)
+    ASSERT_TRUE(send_seq(pub_, i).ok());
+  fast_thread_.join();
+  EXPECT_EQ(fast_got_.load(), 20);
+  auto info = info_of_stalled();
+  EXPECT_EQ(info.dropped_newest, 0u);
+  EXPECT_EQ(info.dropped_oldest, 16u);
+  std::vector<std::string> seen;
+  for (;;) {
+    auto it = stalled_.recv_item_for(100ms);
+    if (!it.ok() || !it->has_value()) break;
+    if (auto* b = std::get_if<memory::Buffer>(&**it)) {
+      EXPECT_EQ(ipc_test::check_payload(*b), "");
+      seen.push_back(std::to_string(b->metadata().sequence));
+    } else {
+      const Event& e = std::get<Event>(**it);
+      seen.push_back(e.type == EventType::format ? e.caps : std::string(to_string(e.type)));
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"x/first", "x/second", "16", "17", "18", "19"}));
+}
+
+// Races drop-oldest retractions (including the take-everything-back path an event at the head
+// takes) against a subscriber that reads slowly: every event arrives, in place; buffers arrive
+// intact, in order, each after the events sent before it and before those sent after it.
+TEST(IpcPolicyRace, DropOldestWithEventsAgainstASlowReader) {
+  TempDir dir;
+  auto po = small_pool(4096, 64);
+  po.max_leases_per_subscriber = 8;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  auto sub = IpcSubscriber::connect(dir.file("s"), with_policy(Policy::drop_oldest)).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  constexpr int kBuffers = 3000;
+  std::vector<std::pair<char, std::uint64_t>> seen;  // ('e', k) or ('b', seq)
+  std::string bad;
+  std::thread reader([&] {
+    for (int n = 0;; ++n) {
+      auto it = sub.recv_item_for(5s);
+      if (!it.ok()) {
+        bad = "recv: " + it.error().message;
+        return;
+      }
+      if (!it->has_value()) return;
+      if (auto* b = std::get_if<memory::Buffer>(&**it)) {
+        if (auto why = ipc_test::check_payload(*b); !why.empty() && bad.empty()) bad = why;
+        seen.emplace_back('b', b->metadata().sequence);
+      } else {
+        const Event& e = std::get<Event>(**it);
+        if (e.type == EventType::eos) return;
+        if (e.type == EventType::custom) seen.emplace_back('e', std::stoull(e.name));
+      }
+      if (n % 7 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  for (int i = 0; i < kBuffers; ++i) {
+    if (i % 10 == 0) {
+      ASSERT_TRUE(pub.send_event(Event::custom(std::to_string(i / 10), {std::byte{1}})).ok());
+    }
+    ASSERT_TRUE(send_seq(pub, static_cast<std::uint64_t>(i), 512).ok());
+  }
+  ASSERT_TRUE(pub.send_eos().ok());
+  reader.join();
+  EXPECT_EQ(bad, "");
+  std::uint64_t next_event = 0, buffers = 0;
+  std::int64_t last_seq = -1;
+  for (const auto& [kind, v] : seen) {
+    if (kind == 'e') {
+      EXPECT_EQ(v, next_event) << "events lost or reordered";
+      ++next_event;
+    } else {
+      ++buffers;
+      EXPECT_GT(static_cast<std::int64_t>(v), last_seq) << "buffers reordered";
+      last_seq = static_cast<std::int64_t>(v);
+      // Buffer v was sent after event v/10 and before event v/10 + 1.
+      EXPECT_EQ(next_event, v / 10 + 1) << "buffer " << v << " overtook or trailed an event";
+    }
+  }
+  EXPECT_EQ(next_event, kBuffers / 10u);
+  EXPECT_GT(buffers, 0u);
+  const auto st = pub.stats();
+  ASSERT_EQ(st.subscribers.size(), 1u);
+  EXPECT_GT(st.subscribers[0].dropped_oldest, 0u);  // the reader did fall behind
+  EXPECT_EQ(buffers + st.subscribers[0].dropped_oldest + st.subscribers[0].dropped_newest,
+            static_cast<std::uint64_t>(kBuffers));
 }
 
 TEST_F(IpcPolicy, BlockAppliesBackpressure) {
