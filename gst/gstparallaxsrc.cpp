@@ -205,9 +205,21 @@ GstFlowReturn handle_event(GstParallaxSrc* self, const link::Event& e) {
     case link::EventType::flush_start:
       gst_pad_push_event(GST_BASE_SRC_PAD(base), gst_event_new_flush_start());
       return GST_FLOW_OK;
-    case link::EventType::flush_stop:
+    case link::EventType::flush_stop: {
       gst_pad_push_event(GST_BASE_SRC_PAD(base), gst_event_new_flush_stop(e.reset_time));
+      // flush-stop clears the pad's sticky segment. A non-live source gets the publisher's
+      // next segment (above); a live or re-timestamping one, which keeps its own time, sends
+      // its own again so no buffer goes downstream without a segment.
+      if (gst_base_src_is_live(base) || gst_base_src_get_do_timestamp(base)) {
+        GstSegment seg;
+        GST_OBJECT_LOCK(base);
+        gst_segment_copy_into(&base->segment, &seg);
+        GST_OBJECT_UNLOCK(base);
+        if (!gst_base_src_new_segment(base, &seg))
+          GST_WARNING_OBJECT(self, "could not resend the segment after a flush");
+      }
       return GST_FLOW_OK;
+    }
     case link::EventType::custom:
       if (GstEvent* ev = gst_event_from_custom(e)) {
         gst_pad_push_event(GST_BASE_SRC_PAD(base), ev);

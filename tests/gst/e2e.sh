@@ -114,13 +114,17 @@ fan-out)
   done
   sleep 0.3
   $GL videotestsrc num-buffers=60 pattern=ball ! $V240 ! checksumsink > "$T/direct.txt" || fail "direct pipeline"
-  $GL videotestsrc num-buffers=60 pattern=ball ! $V240 ! parallaxsink socket-path="$S" wait-for-connection=true > "$T/prod.log" 2>&1 || fail "producer"
+  # A live producer (30 fps, 2 s): the sink starts when the first consumer connects, the second
+  # may connect a little later on a loaded machine and then sees a suffix of the stream.
+  $GL videotestsrc is-live=true num-buffers=60 pattern=ball ! $V240 ! parallaxsink socket-path="$S" wait-for-connection=true > "$T/prod.log" 2>&1 || fail "producer"
   wait "${pids[0]}" || fail "consumer a"
   wait "${pids[1]}" || fail "consumer b"
   for c in a b; do
     n=$(stamped "$T/$c.txt" | wc -l)
-    [ "$n" -ge 55 ] || fail "consumer $c got $n of 60 frames"
-    diff <(stamped "$T/direct.txt" | tail -n "$n") <(stamped "$T/$c.txt") > /dev/null || fail "consumer $c: checksums differ"
+    [ "$n" -ge 40 ] || fail "consumer $c got $n of 60 frames"
+    # Frame contents (the ball pattern depends on the frame number only), not timestamps.
+    diff <(stamped "$T/direct.txt" | tail -n "$n" | cut -d' ' -f2) <(stamped "$T/$c.txt" | cut -d' ' -f2) > /dev/null ||
+      fail "consumer $c: checksums differ"
   done
   ok "two consumers on one sink: $(stamped "$T/a.txt" | wc -l) and $(stamped "$T/b.txt" | wc -l) identical frames"
   ;;

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -526,6 +527,118 @@ TEST(ParallaxSink, LiveSocketIsRefusedAndStateChangesRepeat) {
   gst_object_unref(sink);
 }
 
+// Pushes a heap buffer of the small video size with the given pts.
+GstFlowReturn push_small_frame(GstHarness* h, guint64 pts) {
+  GstBuffer* buf = gst_buffer_new_allocate(nullptr, 64 * 48 * 3 / 2, nullptr);
+  gst_buffer_memset(buf, 0, static_cast<guint8>(pts), gst_buffer_get_size(buf));
+  GST_BUFFER_PTS(buf) = pts;
+  return gst_harness_push(h, buf);
+}
+
+TEST(ParallaxSink, ForwardsFlushAndTheNewSegmentInOrder) {
+  const std::string path = unique_socket("flush");
+  GstHarness* h = sink_harness(path);
+  gst_harness_set_src_caps_str(h, kSmallVideo);
+  auto sub = link::IpcSubscriber::connect(path, sub_options(2000ms));
+  ASSERT_TRUE(sub) << sub.error().message;
+  ASSERT_EQ(push_small_frame(h, 1), GST_FLOW_OK);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(FALSE)));
+  GstSegment seg;
+  gst_segment_init(&seg, GST_FORMAT_TIME);
+  seg.start = 5 * GST_SECOND;
+  seg.time = 5 * GST_SECOND;
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
+  ASSERT_EQ(push_small_frame(h, 5 * GST_SECOND), GST_FLOW_OK);
+
+  auto first = recv_buffer(*sub);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->metadata().pts, std::optional<std::uint64_t>(1));
+  std::vector<link::Event> events;
+  auto second = recv_buffer(*sub, &events);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->metadata().pts, std::optional<std::uint64_t>(5 * GST_SECOND));
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].type, link::EventType::flush_start);
+  EXPECT_EQ(events[1].type, link::EventType::flush_stop);
+  EXPECT_FALSE(events[1].reset_time);
+  EXPECT_EQ(events[2].type, link::EventType::segment);
+  EXPECT_EQ(events[2].segment.start, 5 * GST_SECOND);
+  gst_harness_teardown(h);
+}
+
+// A subscriber that never reads: with a drop policy the producer never blocks, drops are
+// counted, and the subscriber later gets the newest (drop-oldest) or the oldest (drop-newest)
+// buffers, in order.
+void run_drop_policy(const char* policy, bool keeps_newest) {
+  const std::string path = unique_socket(policy);
+  GstHarness* h = sink_harness(path);
+  gst_util_set_object_arg(G_OBJECT(h->element), "policy", policy);
+  g_object_set(h->element, "slot-count", 8u, nullptr);
+  gst_harness_set_src_caps_str(h, kSmallVideo);
+  auto sub = link::IpcSubscriber::connect(path, sub_options(2000ms));
+  ASSERT_TRUE(sub) << sub.error().message;
+  constexpr guint64 kFrames = 100;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (guint64 i = 0; i < kFrames; ++i)
+    ASSERT_EQ(push_small_frame(h, i), GST_FLOW_OK) << "frame " << i;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);  // never waited for the subscriber
+  EXPECT_GT(stat_u64(h->element, "drops"), 0u);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+
+  std::vector<std::uint64_t> got;
+  for (;;) {
+    auto item = sub->recv_item_for(2s);
+    ASSERT_TRUE(item) << item.error().message;
+    if (!item->has_value()) break;
+    if (auto* ev = std::get_if<link::Event>(&**item)) {
+      if (ev->type == link::EventType::eos) break;
+      continue;
+    }
+    const auto& b = std::get<pmem::Buffer>(**item);
+    ASSERT_TRUE(b.metadata().pts);
+    EXPECT_EQ(b.data()[0], static_cast<std::byte>(*b.metadata().pts & 0xff));
+    got.push_back(*b.metadata().pts);
+  }
+  ASSERT_FALSE(got.empty());
+  EXPECT_LT(got.size(), kFrames);
+  EXPECT_TRUE(std::is_sorted(got.begin(), got.end()));
+  if (keeps_newest) {
+    EXPECT_EQ(got.back(), kFrames - 1);
+  } else {
+    EXPECT_EQ(got.front(), 0u);
+    EXPECT_LT(got.back(), kFrames - 1);
+  }
+  gst_harness_teardown(h);
+}
+
+TEST(ParallaxSink, DropOldestNeverBlocksAndKeepsTheNewest) {
+  run_drop_policy("drop-oldest", true);
+}
+
+TEST(ParallaxSink, DropNewestNeverBlocksAndKeepsTheOldest) {
+  run_drop_policy("drop-newest", false);
+}
+
+TEST(ParallaxSink, HugePageMemoryCarriesFramesToANativeSubscriber) {
+  const std::string path = unique_socket("huge");
+  GstHarness* h = sink_harness(path);
+  gst_util_set_object_arg(G_OBJECT(h->element), "memory", "hugepage");
+  gst_harness_set_src_caps_str(h, kSmallVideo);
+  auto sub = link::IpcSubscriber::connect(path, sub_options(2000ms));
+  ASSERT_TRUE(sub) << sub.error().message;
+  for (guint64 i = 0; i < 3; ++i)
+    ASSERT_EQ(push_small_frame(h, 7 + i), GST_FLOW_OK);
+  for (guint64 i = 0; i < 3; ++i) {
+    auto b = recv_buffer(*sub);
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->metadata().pts, std::optional<std::uint64_t>(7 + i));
+    EXPECT_EQ(b->size(), 64u * 48 * 3 / 2);
+    EXPECT_EQ(b->data()[b->size() - 1], static_cast<std::byte>(7 + i));
+  }
+  gst_harness_teardown(h);
+}
+
 // ---- parallaxsrc ----
 
 struct SrcFixture : ::testing::Test {
@@ -683,6 +796,67 @@ TEST_F(SrcFixture, CleanPublisherCloseIsEos) {
   EXPECT_TRUE(custom);
   EXPECT_TRUE(eos);
   gst_harness_teardown(h);
+}
+
+// Flush from the publisher: flush-start, flush-stop and a segment reach downstream before the
+// next buffer, live or not (a live source sends its own segment again).
+void run_src_flush(SrcFixture& f, bool live) {
+  GstHarness* h = gst_harness_new("parallaxsrc");
+  g_object_set(h->element, "socket-path", f.path.c_str(), "is-live", live, nullptr);
+  gst_harness_play(h);
+  ASSERT_TRUE(f.pub->wait_for_subscribers(1, 5s));
+  ASSERT_TRUE(f.pub->set_format("application/x-test"));
+  f.send_frame(10, 1, 0);
+  GstBuffer* b = gst_harness_pull(h);
+  ASSERT_NE(b, nullptr);
+  gst_buffer_unref(b);
+  while (GstEvent* e = gst_harness_try_pull_event(h))
+    gst_event_unref(e);  // stream-start, caps, segment
+  ASSERT_TRUE(f.pub->send_event(link::Event::flush_start()));
+  ASSERT_TRUE(f.pub->send_event(link::Event::flush_stop(true)));
+  link::SegmentInfo si;
+  si.start = 2 * GST_SECOND;
+  si.time = 2 * GST_SECOND;
+  ASSERT_TRUE(f.pub->send_event(link::Event::make_segment(si)));
+  f.send_frame(10, 2, 2 * GST_SECOND);
+  b = gst_harness_pull(h);
+  ASSERT_NE(b, nullptr);
+  gst_buffer_unref(b);
+  std::vector<GstEventType> types;
+  const GstSegment* seg = nullptr;
+  GstEvent* seg_event = nullptr;
+  while (GstEvent* e = gst_harness_try_pull_event(h)) {
+    types.push_back(GST_EVENT_TYPE(e));
+    if (GST_EVENT_TYPE(e) == GST_EVENT_SEGMENT) {
+      if (seg_event) gst_event_unref(seg_event);
+      seg_event = gst_event_ref(e);
+    }
+    gst_event_unref(e);
+  }
+  ASSERT_GE(types.size(), 3u);
+  EXPECT_EQ(types[0], GST_EVENT_FLUSH_START);
+  EXPECT_EQ(types[1], GST_EVENT_FLUSH_STOP);
+  EXPECT_EQ(types.back(), GST_EVENT_SEGMENT);
+  ASSERT_NE(seg_event, nullptr);
+  gst_event_parse_segment(seg_event, &seg);
+  EXPECT_EQ(seg->format, GST_FORMAT_TIME);
+  if (!live) {
+    EXPECT_EQ(seg->start, 2 * GST_SECOND);  // the publisher's segment
+  }
+  gst_event_unref(seg_event);
+  // The pad has its segment again: the buffer above did not travel without one.
+  GstEvent* sticky = gst_pad_get_sticky_event(h->sinkpad, GST_EVENT_SEGMENT, 0);
+  EXPECT_NE(sticky, nullptr);
+  if (sticky) gst_event_unref(sticky);
+  gst_harness_teardown(h);
+}
+
+TEST_F(SrcFixture, PublisherFlushReachesDownstreamWithItsSegment) {
+  run_src_flush(*this, false);
+}
+
+TEST_F(SrcFixture, LiveSourceResendsItsSegmentAfterAFlush) {
+  run_src_flush(*this, true);
 }
 
 TEST(ParallaxSrc, NoPublisherPostsAnErrorWithinTheTimeout) {
