@@ -41,6 +41,7 @@ namespace pmem = parallax::memory;
 constexpr std::size_t kMinAutoSlots = 6;
 constexpr std::size_t kMaxAutoSlots = 256;
 constexpr std::size_t kAutoPoolBytes = 16 << 20;
+constexpr std::size_t kEagerReturnBytes = 1 << 20;
 constexpr std::size_t kDefaultUnknownSlotSize = 4 << 20;  // encoded streams: 4 MiB slots
 constexpr guint kDefaultMaxSubscribers = 64;
 constexpr guint kDefaultSocketMode = 0600;
@@ -601,6 +602,11 @@ static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf)
                         ("%s", r.error().message.c_str()));
       return GST_FLOW_ERROR;
     }
+    // Large frames: take back the leases consumers returned since the last frame now, so the
+    // next acquire reuses the slot written two frames ago (still in the cache) instead of
+    // cycling through the whole pool. Costs a look at each consumer's counters: nothing next
+    // to a frame of this size, too much per 4 KiB buffer.
+    if (size >= kEagerReturnBytes) pub->collect_returns();
     // Where the bytes are, for zero-copy checks (fstat only runs when LOG is enabled).
     GST_LOG_OBJECT(self, "buffer #%" G_GUINT64_FORMAT " zero-copy: segment inode %llu offset %zu",
                    meta.sequence, segment_inode(b->segment()), b->segment_offset());

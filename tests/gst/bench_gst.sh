@@ -33,7 +33,7 @@ consumer_rate() {
 # start_consumer SOCKET N DESCRIPTION: once the producer's socket exists.
 start_consumer() {
   for _ in $(seq 100); do [ -S "$1" ] && break; sleep 0.05; done
-  timeout 65 "$APP" --timeout-s 60 --probe f --expect "$2" "$3" > "$CONS_OUT" 2>&1 &
+  timeout 65 "$APP" --timeout-s 60 --stall-s 5 --probe f --expect "$2" "$3" > "$CONS_OUT" 2>&1 &
   cpid=$!
   pids+=($cpid)
 }
@@ -94,7 +94,9 @@ for spec in 4096:500000:500000 262144:50000:300000 1048576:10000:300000 8388608:
     [ -n "$r" ] && zc+=("$r")
     zcopies=$(sed -n 's/.* copied=(guint64)\([0-9]*\).*/\1/p' "$T/pool.out" 2>/dev/null)
   done
-  floor=$("$FLOOR" --size "$S" --buffers "$N" | sed -n 's/.* rate \([0-9]*\) buffers.*/\1/p')
+  # The same number of slots as parallaxsink's automatic pool (16 MiB worth, 6..256).
+  slots=$(( 16777216 / S )); [ "$slots" -lt 6 ] && slots=6; [ "$slots" -gt 256 ] && slots=256
+  floor=$("$FLOOR" --size "$S" --buffers "$N" --slots "$slots" | sed -n 's/.* rate \([0-9]*\) buffers.*/\1/p')
   mp=$(printf "%s\n" "${px[@]}" | grep . | median)
   mz=$(printf "%s\n" "${zc[@]}" | grep . | median)
   ms=$(printf "%s\n" "${sh[@]}" | grep . | median)
@@ -102,8 +104,9 @@ for spec in 4096:500000:500000 262144:50000:300000 1048576:10000:300000 8388608:
   [ "$mp" != hung ] && [ "$ms" != hung ] && ratio=$(echo "scale=2; $mp / $ms" | bc)
   printf "%-10s %8s %14s %14s %8s %14s %14s %s\n" "$S" "$N" "$mp" "$ms" "$ratio" "$floor" "$mz" "${copies:-?}/$N (pool: ${zcopies:-?}/$NZ)"
 done
-echo "buffers/s = first to last buffer reaching the consumer's fakesink; hung = not all N arrived within 60 s"
-echo "copy_floor = g_malloc + one memcpy into a memfd slot + g_free per buffer, nothing else (plx_memcpy_floor):"
+echo "buffers/s = first to last buffer reaching the consumer's fakesink; hung = not all N arrived (stalled 5 s or 60 s)"
+echo "copy_floor = g_malloc + one memcpy into a memfd slot + g_free per buffer, nothing else, over as many"
+echo "  slots as parallaxsink's automatic pool (plx_memcpy_floor):"
 echo "  the most any sink that copies fakesrc's buffers once can reach"
 echo "pool_buf/s = GRAY8 frames of the same size acquired from parallaxsink's proposed pool (plx_gst_pool_src), payload untouched"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" 

@@ -4,8 +4,12 @@
 // elements named with --probe the buffers and bytes that entered their sink pad and the rate
 // between the first and the last of them (startup excluded).
 // With --expect N, a pipeline whose first probe saw N buffers but has no EOS 2 s later is
-// stopped and reported as "eos-hung" (shmsink waits forever at EOS for its client).
-//   plx_gst_app [--stats NAME]... [--probe NAME]... [--expect N] [--timeout-s N] 'PIPELINE'
+// stopped and reported as "eos-hung" (shmsink waits forever at EOS for its client). With
+// --stall-s S, a run whose first probe saw no new buffer for S seconds (none at all included)
+// is stopped and reported as "stalled" (shmsrc stops receiving small buffers after a few
+// hundred, or gets none).
+//   plx_gst_app [--stats NAME]... [--probe NAME]... [--expect N] [--stall-s S] [--timeout-s N]
+//               'PIPELINE'
 // Exit: 0 on EOS, 1 on error, 2 on timeout.
 #include <gst/gst.h>
 
@@ -42,6 +46,7 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<Probe>> probes;
   int timeout_s = 60;
   guint64 expect = 0;
+  int stall_s = 0;
   std::string desc;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--stats") == 0 && i + 1 < argc)
@@ -51,6 +56,8 @@ int main(int argc, char** argv) {
       probes.back()->name = argv[++i];
     } else if (std::strcmp(argv[i], "--expect") == 0 && i + 1 < argc) {
       expect = std::strtoull(argv[++i], nullptr, 10);
+    } else if (std::strcmp(argv[i], "--stall-s") == 0 && i + 1 < argc) {
+      stall_s = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--timeout-s") == 0 && i + 1 < argc)
       timeout_s = std::atoi(argv[++i]);
     else
@@ -78,10 +85,23 @@ int main(int argc, char** argv) {
   GstBus* bus = gst_element_get_bus(pipeline);
   GstMessage* msg = nullptr;
   gint64 complete_at = 0;
+  guint64 seen = 0;
+  gint64 seen_at = g_get_monotonic_time();
   for (int waited_ms = 0; msg == nullptr && waited_ms < timeout_s * 1000; waited_ms += 100) {
     msg = gst_bus_timed_pop_filtered(
         bus, 100 * GST_MSECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
-    if (msg != nullptr || expect == 0 || probes.empty()) continue;
+    if (msg != nullptr || probes.empty()) continue;
+    if (stall_s > 0) {
+      const gint64 now = g_get_monotonic_time();
+      if (probes[0]->buffers != seen) {
+        seen = probes[0]->buffers;
+        seen_at = now;
+      } else if (now - seen_at > stall_s * G_USEC_PER_SEC) {
+        std::printf("stalled: no buffer for %d s after %" G_GUINT64_FORMAT "\n", stall_s, seen);
+        break;
+      }
+    }
+    if (expect == 0) continue;
     if (probes[0]->buffers >= expect && complete_at == 0) complete_at = g_get_monotonic_time();
     if (complete_at != 0 && g_get_monotonic_time() - complete_at > 2 * G_USEC_PER_SEC) {
       std::printf("eos-hung: all %" G_GUINT64_FORMAT " buffers passed, no EOS\n", expect);
