@@ -71,6 +71,7 @@ struct Sub {
   std::uint64_t id{0};
   UniqueFd sock;
   ucred cred{};
+  std::chrono::steady_clock::time_point accepted_at;
   bool active{false};
   bool dead{false};
   bool refused{false};  // credentials not admitted: refused once its hello is read
@@ -674,6 +675,7 @@ struct IpcPublisher::Impl {
       s->id = next_conn_id_++;
       s->sock = std::move(fd);
       s->cred = c;
+      s->accepted_at = std::chrono::steady_clock::now();
       // A peer with the wrong credentials is refused when its hello has been read: closing a
       // socket with unread data resets the connection and the peer would lose the reason.
       s->refused = !admitted(c);
@@ -873,6 +875,22 @@ struct IpcPublisher::Impl {
         }
         changed = true;
       }
+      // Connections that never said hello give their place back.
+      {
+        const auto now = std::chrono::steady_clock::now();
+        std::lock_guard lk(mu_);
+        for (auto& s : handshaking_) {
+          if (s->dead || now - s->accepted_at < opts.handshake_timeout) continue;
+          protocol_errors.fetch_add(1, std::memory_order_relaxed);
+          PLX_LOG(warn, kLog, "closing connection %llu (pid %d): no hello within %lld ms",
+                  static_cast<unsigned long long>(s->id), static_cast<int>(s->cred.pid),
+                  static_cast<long long>(opts.handshake_timeout.count()));
+          refuse(s->sock.get(), Errc::timeout, "no hello within the handshake timeout");
+          refused.fetch_sub(1, std::memory_order_relaxed);  // counted as a protocol error
+          s->dead = true;
+          changed = true;
+        }
+      }
       // Periodic return collection: keeps pool occupancy honest while the producer is idle.
       // Queued events (ring full, or a cancelled send_event) go out as soon as there is room,
       // not only with the producer's next call.
@@ -949,6 +967,8 @@ Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions 
   if (rb < 16 * 1024 || rb > (16u << 20) || (rb & (rb - 1)) != 0)
     return err(Errc::invalid_argument, "ring_bytes must be a power of two in 16 KiB..16 MiB");
   if (options.max_subscribers == 0) return err(Errc::invalid_argument, "max_subscribers is 0");
+  if (options.handshake_timeout.count() <= 0)
+    return err(Errc::invalid_argument, "handshake_timeout must be positive");
   auto impl = std::make_unique<Impl>();
   impl->closed = true;  // nothing to shut down until fully set up
   if (!options.pool) {

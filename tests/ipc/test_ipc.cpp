@@ -3,6 +3,7 @@
 // helper, fork+exec); the policy and event-order tests also run in one process, where
 // ThreadSanitizer can watch the shared-memory protocol.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -105,6 +106,39 @@ TEST(IpcPublisher, NeverStealsALiveSocketNorTouchesOtherFiles) {
   std::string s;
   std::getline(in, s);
   EXPECT_EQ(s, "keep me");
+}
+
+// A peer that connects and never says hello must not hold one of max_subscribers forever.
+TEST(IpcPublisher, SilentConnectionIsClosedAfterTheHandshakeTimeout) {
+  TempDir dir;
+  auto po = small_pool();
+  po.max_subscribers = 1;
+  po.handshake_timeout = 300ms;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  auto addr = os::make_addr(dir.file("s")).value();
+  UniqueFd silent(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::connect(silent.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  std::this_thread::sleep_for(50ms);
+  SubscriberOptions quick;
+  quick.connect_timeout = 10ms;
+  auto early = IpcSubscriber::connect(dir.file("s"), quick);
+  ASSERT_FALSE(early.ok());  // the silent connection holds the only place
+  const auto t0 = std::chrono::steady_clock::now();
+  pollfd p{silent.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 3000), 1);  // the publisher speaks (refuse) or hangs up
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 150ms);
+  std::byte buf[512];
+  const ssize_t n = ::recv(silent.get(), buf, sizeof buf, 0);
+  EXPECT_GT(n, 0);  // the refusal, with its reason
+  char c;
+  EXPECT_EQ(::recv(silent.get(), &c, 1, 0), 0);  // then closed
+  auto sub = IpcSubscriber::connect(dir.file("s"));
+  ASSERT_TRUE(sub.ok()) << sub.error().message;
+  EXPECT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  EXPECT_EQ(pub.stats().protocol_errors, 1u);
+  auto bad = small_pool();
+  bad.handshake_timeout = 0ms;
+  EXPECT_EQ(IpcPublisher::bind(dir.file("t"), bad).error().code, Errc::invalid_argument);
 }
 
 TEST(IpcPublisher, ReplacesAStaleSocket) {

@@ -110,6 +110,9 @@ struct PublisherOptions {
   /// Used when a subscriber does not ask for a policy of its own.
   Policy default_policy{Policy::block};
   std::size_t max_subscribers{64};
+  /// A connection that has not sent its hello within this time is closed (it would otherwise
+  /// hold one of max_subscribers forever). Counted in protocol_errors. Must be positive.
+  std::chrono::milliseconds handshake_timeout{std::chrono::seconds(2)};
   /// How long loan() waits for a free slot before failing with timeout.
   std::chrono::milliseconds loan_timeout{std::chrono::seconds(5)};
   /// A `block` subscriber that makes send() wait longer than this is disconnected (0 = wait
