@@ -38,6 +38,16 @@ GstPadProbeReturn count_buffer(GstPad*, GstPadProbeInfo* info, gpointer data) {
   p->bytes += gst_buffer_get_size(GST_PAD_PROBE_INFO_BUFFER(info));
   return GST_PAD_PROBE_OK;
 }
+void print_probes(const std::vector<std::unique_ptr<Probe>>& probes) {
+  for (const auto& p : probes) {
+    const double span = static_cast<double>(p->last - p->first) / 1e6;
+    const double rate = span > 0 ? static_cast<double>(p->buffers - 1) / span : 0.0;
+    std::printf("probe %s: buffers %" G_GUINT64_FORMAT " bytes %" G_GUINT64_FORMAT
+                " span %.3f s rate %.0f buffers/s %.1f MB/s\n",
+                p->name.c_str(), p->buffers, p->bytes, span, rate,
+                span > 0 ? static_cast<double>(p->bytes) / span / 1e6 : 0.0);
+  }
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -97,8 +107,12 @@ int main(int argc, char** argv) {
         seen = probes[0]->buffers;
         seen_at = now;
       } else if (now - seen_at > stall_s * G_USEC_PER_SEC) {
+        // Report and leave without tearing down: a stalled shmsrc can block the state change
+        // to NULL for good.
         std::printf("stalled: no buffer for %d s after %" G_GUINT64_FORMAT "\n", stall_s, seen);
-        break;
+        print_probes(probes);
+        std::fflush(stdout);
+        std::_Exit(2);
       }
     }
     if (expect == 0) continue;
@@ -138,13 +152,8 @@ int main(int argc, char** argv) {
     gst_object_unref(e);
   }
   std::printf("elapsed %.3f s\n", secs);
+  print_probes(probes);
   for (const auto& p : probes) {
-    const double span = static_cast<double>(p->last - p->first) / 1e6;
-    const double rate = span > 0 ? static_cast<double>(p->buffers - 1) / span : 0.0;
-    std::printf("probe %s: buffers %" G_GUINT64_FORMAT " bytes %" G_GUINT64_FORMAT
-                " span %.3f s rate %.0f buffers/s %.1f MB/s\n",
-                p->name.c_str(), p->buffers, p->bytes, span, rate,
-                span > 0 ? static_cast<double>(p->bytes) / span / 1e6 : 0.0);
     GstCaps* caps = gst_pad_get_current_caps(p->pad);
     gchar* str = caps ? gst_caps_to_string(caps) : g_strdup("none");
     std::printf("caps %s: %s\n", p->name.c_str(), str);
