@@ -34,6 +34,7 @@ enum {
   PROP_SOCKET_PATH,
   PROP_IS_LIVE,
   PROP_TIMEOUT,
+  PROP_BUSY_POLL,
   PROP_STATS,
 };
 
@@ -45,6 +46,7 @@ struct State {
   std::string socket_path;
   bool is_live{false};
   guint64 timeout{kDefaultTimeout};
+  bool busy_poll{false};
   bool unlocked{false};
   std::unique_ptr<link::IpcSubscriber> sub;
   GstAllocator* allocator{nullptr};  // read-only Parallax allocator, lives with the element
@@ -75,10 +77,12 @@ GstFlowReturn connect_publisher(GstParallaxSrc* self, bool reconnect) {
   State& st = *self->state;
   std::string path;
   guint64 timeout;
+  link::SubscriberOptions options;
   {
     std::lock_guard lock(st.mu);
     path = st.socket_path;
     timeout = st.timeout;
+    options.busy_poll = st.busy_poll;
   }
   if (path.empty()) {
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No socket-path set"),
@@ -88,7 +92,7 @@ GstFlowReturn connect_publisher(GstParallaxSrc* self, bool reconnect) {
   const auto deadline = Clock::now() + std::chrono::nanoseconds(timeout);
   parallax::Error last{};
   for (;;) {
-    auto r = link::IpcSubscriber::connect(path);
+    auto r = link::IpcSubscriber::connect(path, options);
     std::unique_lock lock(st.mu);
     if (st.unlocked) return GST_FLOW_FLUSHING;
     if (r) {
@@ -372,6 +376,9 @@ static void gst_parallax_src_set_property(GObject* object, guint id, const GValu
     case PROP_IS_LIVE:
       st.is_live = g_value_get_boolean(value);
       break;
+    case PROP_BUSY_POLL:
+      st.busy_poll = g_value_get_boolean(value);
+      break;
     case PROP_TIMEOUT:
       st.timeout = g_value_get_uint64(value);
       break;
@@ -399,6 +406,9 @@ static void gst_parallax_src_get_property(GObject* object, guint id, GValue* val
       break;
     case PROP_TIMEOUT:
       g_value_set_uint64(value, st.timeout);
+      break;
+    case PROP_BUSY_POLL:
+      g_value_set_boolean(value, st.busy_poll);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
@@ -458,6 +468,13 @@ static void gst_parallax_src_class_init(GstParallaxSrcClass* klass) {
                           "How long (ns) to wait for a publisher to appear, or to come back "
                           "after it vanished, before posting an error (0 = wait forever)",
                           0, G_MAXUINT64, kDefaultTimeout, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_BUSY_POLL,
+      g_param_spec_boolean("busy-poll", "Busy poll",
+                           "Spin on the shared ring while waiting for the next buffer instead of "
+                           "sleeping: about 1 us instead of ~12 us from send to receive, and the "
+                           "producer never pays for a wake-up, at the price of one busy core",
+                           FALSE, rw));
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",

@@ -117,7 +117,7 @@ echo
 VN=1000
 VREPS=${VREPS:-$((2 * REPS + 1))}
 VCAPS="video/x-raw,format=RGBx,width=1920,height=1080,framerate=30/1"
-alone=(); hop=()
+alone=(); hop=(); busy=()
 for _ in $(seq "$VREPS"); do
   timeout 60 "$APP" --probe s "videotestsrc num-buffers=$VN ! $VCAPS ! fakesink name=s sync=false" > "$T/alone.out" 2>&1
   alone+=("$(sed -n 's/^probe s: .* rate \([0-9]*\) buffers.*/\1/p' "$T/alone.out")")
@@ -126,9 +126,14 @@ for _ in $(seq "$VREPS"); do
         "parallaxsrc socket-path=$T/s.sock timeout=20000000000 ! fakesink name=f sync=false")
   [ -n "$r" ] && hop+=("$r")
   vcopies=$(sed -n 's/.* copied=(guint64)\([0-9]*\).*/\1/p' "$T/prod.out")
+  r=$(run_pair "$T/s.sock" "videotestsrc num-buffers=$VN ! $VCAPS ! parallaxsink name=s socket-path=$T/s.sock wait-for-connection=true" \
+        "parallaxsrc busy-poll=true socket-path=$T/s.sock timeout=20000000000 ! fakesink name=f sync=false")
+  [ -n "$r" ] && busy+=("$r")
 done
 ma=$(printf "%s\n" "${alone[@]}" | median)
 mh=$(printf "%s\n" "${hop[@]}" | grep . | median)
-echo "1080p RGBx runs (fps), alone: ${alone[*]}; through the hop: ${hop[*]}"
+mb=$(printf "%s\n" "${busy[@]}" | grep . | median)
+echo "1080p RGBx runs (fps), alone: ${alone[*]}; through the hop: ${hop[*]}; busy-poll consumer: ${busy[*]}"
 echo "1080p RGBx videotestsrc (median of $VREPS): alone $ma fps, through parallaxsink->parallaxsrc $mh fps" \
-     "($(echo "scale=1; 100 * $mh / $ma" | bc) %), copies ${vcopies:-?}/$VN"
+     "($(echo "scale=1; 100 * $mh / $ma" | bc) %), copies ${vcopies:-?}/$VN;" \
+     "with parallaxsrc busy-poll=true $mb fps ($(echo "scale=1; 100 * $mb / $ma" | bc) %)"

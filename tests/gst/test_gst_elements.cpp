@@ -906,6 +906,35 @@ TEST_F(SrcFixture, BlockedReadIsUnlockedByAStateChange) {
   gst_harness_teardown(h);
 }
 
+// busy-poll: frames still arrive (in order, with their data) and a state change still gets
+// the streaming thread out of its spin.
+TEST_F(SrcFixture, BusyPollReceivesAndIsUnlockedByAStateChange) {
+  GstHarness* h = gst_harness_new("parallaxsrc");
+  g_object_set(h->element, "socket-path", path.c_str(), "busy-poll", TRUE, nullptr);
+  gboolean busy = FALSE;
+  g_object_get(h->element, "busy-poll", &busy, nullptr);
+  EXPECT_TRUE(busy);
+  gst_harness_play(h);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+  ASSERT_TRUE(pub->set_format("application/x-test"));
+  for (std::uint8_t i = 1; i <= 3; ++i) {
+    send_frame(64, i, i * GST_MSECOND);
+    GstBuffer* b = gst_harness_pull(h);
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(GST_BUFFER_PTS(b), i * GST_MSECOND);
+    GstMapInfo info;
+    ASSERT_TRUE(gst_buffer_map(b, &info, GST_MAP_READ));
+    EXPECT_EQ(info.data[63], i);
+    gst_buffer_unmap(b, &info);
+    gst_buffer_unref(b);
+  }
+  std::this_thread::sleep_for(50ms);  // spinning on an empty ring now
+  const auto t0 = std::chrono::steady_clock::now();
+  gst_element_set_state(h->element, GST_STATE_NULL);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  gst_harness_teardown(h);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
