@@ -178,6 +178,7 @@ class ParallaxSink final : public SinkElement {
     bytes_.store(0);
     zero_copy_.store(0);
     copies_.store(0);
+    connections_before_.store(0);
     pending_.clear();
     format_.clear();
     eos_sent_ = false;
@@ -194,6 +195,7 @@ class ParallaxSink final : public SinkElement {
       pub = std::move(pub_);
     }
     if (pub) {
+      connections_before_.fetch_add(pub->stats().connections);  // survives stop() for readers
       // Subscribers get end-of-stream after what was sent; the socket file is unlinked.
       pub->close();
       if (copies_.load() > 0)
@@ -294,6 +296,10 @@ class ParallaxSink final : public SinkElement {
     if (spec.name == "subscribers") {
       std::lock_guard l(mu_);
       return static_cast<std::uint64_t>(pub_ ? pub_->subscriber_count() : 0);
+    }
+    if (spec.name == "connections") {
+      std::lock_guard l(mu_);
+      return connections_before_.load() + (pub_ ? pub_->stats().connections : 0);
     }
     return stored;
   }
@@ -397,6 +403,7 @@ class ParallaxSink final : public SinkElement {
   std::string format_;                // last published format
   bool eos_sent_{false};
   std::atomic<std::uint64_t> buffers_{0}, bytes_{0}, zero_copy_{0}, copies_{0};
+  std::atomic<std::uint64_t> connections_before_{0};  // of publishers closed since start()
 };
 
 // --- parallaxsrc -------------------------------------------------------------------------------
@@ -739,7 +746,8 @@ const ElementRegistrar reg_parallaxsink{ElementInfo{
      counter("buffers", "Buffers published"), counter("bytes", "Bytes published"),
      counter("zero-copy", "Buffers that were already slots of the publisher's pool"),
      counter("copies", "Buffers copied once into a slot"),
-     counter("subscribers", "Subscribers connected now")}}};
+     counter("subscribers", "Subscribers connected now"),
+     counter("connections", "Subscribers admitted since the pipeline started")}}};
 
 const ElementRegistrar reg_parallaxsrc{ElementInfo{
     "parallaxsrc",

@@ -443,16 +443,12 @@ TEST(IpcElements, CountersAndTheCopyIntoASlot) {
   SrcPipeline c = make_src_pipeline("parallaxsrc timeout=5000000000 socket-path=" + s);
   PipelineExecutor cex;
   ASSERT_TRUE(cex.start(c.p));
-  std::uint64_t subs_seen = 0;
-  for (int i = 0; i < 5000 && c.sink->count() < 64; ++i) {
-    subs_seen = std::max(subs_seen, u64(*k, "subscribers"));
-    std::this_thread::sleep_for(1ms);
-  }
   auto pr = pex.wait();
   ASSERT_TRUE(pr) << pr.error().message;
   auto cr = cex.wait();
   ASSERT_TRUE(cr) << cr.error().message;
-  EXPECT_EQ(subs_seen, 1u);
+  // The consumer may come and go between two polls of "subscribers": count admissions.
+  EXPECT_EQ(u64(*k, "connections"), 1u);
   EXPECT_EQ(u64(*k, "buffers"), 64u);
   EXPECT_EQ(u64(*k, "bytes"), 64u * 512u);
   EXPECT_EQ(u64(*k, "copies"), 64u);
