@@ -454,6 +454,24 @@ class IpcPolicy : public ::testing::Test {
     }
     return seqs;
   }
+  // Everything the stalled subscriber has, in order: buffers by sequence (payload checked),
+  // events by type ("format:<caps>" for formats).
+  std::vector<std::string> drain_stalled_items() {
+    std::vector<std::string> seen;
+    for (;;) {
+      auto it = stalled_.recv_item_for(100ms);
+      if (!it.ok() || !it->has_value()) break;
+      if (auto* b = std::get_if<memory::Buffer>(&**it)) {
+        EXPECT_EQ(ipc_test::check_payload(*b), "");
+        seen.push_back(std::to_string(b->metadata().sequence));
+      } else {
+        const Event& e = std::get<Event>(**it);
+        seen.push_back(e.type == EventType::format ? "format:" + e.caps
+                                                   : std::string(to_string(e.type)));
+      }
+    }
+    return seen;
+  }
   void TearDown() override {
     if (fast_thread_.joinable()) fast_thread_.join();
   }
@@ -501,17 +519,9 @@ TEST_F(IpcPolicy, DropOldestNeverDropsEvents) {
   for (int i = 4; i < 8; ++i)
     ASSERT_TRUE(send_seq(pub_, i).ok());
   fast_thread_.join();
-  std::vector<std::string> seen;
-  for (;;) {
-    auto it = stalled_.recv_item_for(100ms);
-    if (!it.ok() || !it->has_value()) break;
-    if (auto* b = std::get_if<memory::Buffer>(&**it))
-      seen.push_back(std::to_string(b->metadata().sequence));
-    else
-      seen.emplace_back(to_string(std::get<Event>(**it).type));
-  }
+  const std::vector<std::string> seen = drain_stalled_items();
   // The format event survives; the buffers around it are the latest that fit the quota.
-  ASSERT_NE(std::find(seen.begin(), seen.end(), "format"), seen.end());
+  ASSERT_NE(std::find(seen.begin(), seen.end(), "format:x/y"), seen.end());
   EXPECT_EQ(seen.back(), "7");
 }
 
@@ -532,19 +542,8 @@ TEST_F(IpcPolicy, DropOldestDropsBuffersBehindAnUnreadEvent) {
   auto info = info_of_stalled();
   EXPECT_EQ(info.dropped_newest, 0u);
   EXPECT_EQ(info.dropped_oldest, 16u);
-  std::vector<std::string> seen;
-  for (;;) {
-    auto it = stalled_.recv_item_for(100ms);
-    if (!it.ok() || !it->has_value()) break;
-    if (auto* b = std::get_if<memory::Buffer>(&**it)) {
-      EXPECT_EQ(ipc_test::check_payload(*b), "");
-      seen.push_back(std::to_string(b->metadata().sequence));
-    } else {
-      const Event& e = std::get<Event>(**it);
-      seen.push_back(e.type == EventType::format ? e.caps : std::string(to_string(e.type)));
-    }
-  }
-  EXPECT_EQ(seen, (std::vector<std::string>{"x/first", "x/second", "16", "17", "18", "19"}));
+  EXPECT_EQ(drain_stalled_items(), (std::vector<std::string>{"format:x/first", "format:x/second",
+                                                             "16", "17", "18", "19"}));
 }
 
 // Races drop-oldest retractions (including the take-everything-back path an event at the head
