@@ -158,6 +158,12 @@ GstEvent* gst_event_from_custom(const link::Event& e) {
 }
 
 // Applies one received event. Returns GST_FLOW_OK to go on reading.
+// A live or re-timestamping source keeps its own running time: it does not take the
+// publisher's segments and sends its own instead.
+bool keeps_own_time(GstBaseSrc* base) {
+  return gst_base_src_is_live(base) || gst_base_src_get_do_timestamp(base);
+}
+
 GstFlowReturn handle_event(GstParallaxSrc* self, const link::Event& e) {
   State& st = *self->state;
   st.events.fetch_add(1, std::memory_order_relaxed);
@@ -187,8 +193,7 @@ GstFlowReturn handle_event(GstParallaxSrc* self, const link::Event& e) {
       return GST_FLOW_OK;
     }
     case link::EventType::segment: {
-      // A live or re-timestamping source keeps its own running time.
-      if (gst_base_src_is_live(base) || gst_base_src_get_do_timestamp(base)) return GST_FLOW_OK;
+      if (keeps_own_time(base)) return GST_FLOW_OK;
       if (e.segment.format != GST_FORMAT_TIME) return GST_FLOW_OK;
       GstSegment seg;
       gst_segment_init(&seg, GST_FORMAT_TIME);
@@ -214,7 +219,7 @@ GstFlowReturn handle_event(GstParallaxSrc* self, const link::Event& e) {
       // flush-stop clears the pad's sticky segment. A non-live source gets the publisher's
       // next segment (above); a live or re-timestamping one, which keeps its own time, sends
       // its own again so no buffer goes downstream without a segment.
-      if (gst_base_src_is_live(base) || gst_base_src_get_do_timestamp(base)) {
+      if (keeps_own_time(base)) {
         GstSegment seg;
         GST_OBJECT_LOCK(base);
         gst_segment_copy_into(&base->segment, &seg);
