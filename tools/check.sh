@@ -46,7 +46,7 @@ log "format"
 if tools/format.sh --check; then passed=$((passed + 1)); else step_fail "clang-format: files not formatted (run tools/format.sh)"; fi
 
 log "build (debugoptimized, GStreamer on)"
-if setup_build build -Dgstreamer=enabled -Dtests=enabled -Dbenchmarks=enabled && ninja -C build -j"$JOBS"; then
+if setup_build build -Dwerror=true -Dgstreamer=enabled -Dtests=enabled -Dbenchmarks=enabled && ninja -C build -j"$JOBS"; then
   log "tests"
   meson test -C build --no-rebuild --num-processes "$JOBS" --print-errorlogs
   count_meson build main
@@ -58,7 +58,7 @@ if [ "${PLX_CHECK_QUICK:-0}" != 1 ]; then
   log "ASan + UBSan build"
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-  if setup_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dgstreamer=disabled \
+  if setup_build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dgstreamer=disabled \
        -Dbenchmarks=disabled -Dexamples=disabled -Doptimization=1 -Ddebug=true &&
      ninja -C build-asan -j"$JOBS"; then
     meson test -C build-asan --no-rebuild --num-processes "$JOBS" --print-errorlogs --no-suite slow --no-suite compile-fail \
@@ -69,7 +69,7 @@ if [ "${PLX_CHECK_QUICK:-0}" != 1 ]; then
   fi
 
   log "ThreadSanitizer build (suite tsan)"
-  if setup_build build-tsan -Db_sanitize=thread -Db_lundef=false -Dgstreamer=disabled \
+  if setup_build build-tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dgstreamer=disabled \
        -Dbenchmarks=disabled -Dexamples=disabled -Dtools=disabled -Doptimization=1 -Ddebug=true &&
      ninja -C build-tsan -j"$JOBS"; then
     TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} \
@@ -81,7 +81,7 @@ if [ "${PLX_CHECK_QUICK:-0}" != 1 ]; then
   fi
 
   log "fuzz (clang + libFuzzer, ${FUZZ_SECONDS}s per target)"
-  if CC=clang CXX=clang++ setup_build build-fuzz -Dfuzz=enabled -Db_sanitize=address,undefined \
+  if CC=clang CXX=clang++ setup_build build-fuzz -Dwerror=true -Dfuzz=enabled -Db_sanitize=address,undefined \
        -Db_lundef=false -Dtests=disabled -Dbenchmarks=disabled -Dgstreamer=disabled -Dtools=disabled \
        -Dexamples=disabled && ninja -C build-fuzz -j"$JOBS"; then
     if tools/run-fuzz.sh build-fuzz "$FUZZ_SECONDS"; then passed=$((passed + 1)); else step_fail "a fuzz target found a crash"; fi
