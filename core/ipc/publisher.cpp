@@ -98,6 +98,10 @@ struct Sub {
   std::vector<std::uint32_t> free_leases;
   std::uint32_t leases_out{0};
   std::unordered_set<std::uint64_t> segments_sent;
+  // The slots of a subscriber that is gone (hang-up, close(), expelled) but may still read
+  // them: they are not reused until its end of the wake socket closes (its connection object,
+  // and with it every mapping, is destroyed, or its process exited).
+  std::vector<memory::Buffer> quarantine;
   std::deque<std::vector<std::uint64_t>> pending;  // events waiting for ring space
   bool wake_needed{false};
   // The wake socket fired and was not read yet: it is drained before the next sleep rather
@@ -125,6 +129,9 @@ struct IpcPublisher::Impl {
   std::condition_variable subs_cv_;
   std::vector<std::shared_ptr<Sub>> subs_;  // active ones
   std::vector<std::shared_ptr<Sub>> handshaking_;
+  // Gone subscribers whose slots are quarantined until their end of the wake socket closes.
+  // They count against max_subscribers (so quarantine is bounded by max_subscribers x quota).
+  std::vector<std::shared_ptr<Sub>> zombies_;
   std::atomic<std::uint64_t> subs_version_{1};
   std::optional<Event> sticky_format_, sticky_start_, sticky_segment_;
   bool sticky_eos_{false};
@@ -225,7 +232,11 @@ struct IpcPublisher::Impl {
       PLX_LOG(info, kLog, "subscriber %llu (pid %d) gone: %s",
               static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), why);
     }
-    // Reclaim every lease: the subscriber can no longer read or return anything.
+    // Its leases can no longer be returned, but it may still read them (Buffers it keeps, records
+    // still in its ring): they stay out of the pool until its mappings are gone (quarantine).
+    for (Lease& l : s.leases) {
+      if (l.live && l.buffer.valid()) s.quarantine.push_back(std::move(l.buffer));
+    }
     s.leases.clear();
     s.free_leases.clear();
     s.leases_out = 0;
@@ -677,7 +688,7 @@ struct IpcPublisher::Impl {
         continue;
       }
       std::lock_guard lk(mu_);
-      if (subs_.size() + handshaking_.size() >= opts.max_subscribers) {
+      if (subs_.size() + handshaking_.size() + zombies_.size() >= opts.max_subscribers) {
         refuse(fd.get(), Errc::resource_exhausted, "too many subscribers");
         continue;
       }
@@ -806,7 +817,12 @@ struct IpcPublisher::Impl {
   }
 
   void remove_dead_locked() {
-    auto dead = [](const std::shared_ptr<Sub>& s) { return s->dead; };
+    auto dead = [this](const std::shared_ptr<Sub>& s) {
+      if (!s->dead) return false;
+      std::lock_guard sl(s->mu);
+      if (!s->quarantine.empty() && s->wake) zombies_.push_back(s);
+      return true;
+    };
     handshaking_.erase(std::remove_if(handshaking_.begin(), handshaking_.end(), dead),
                        handshaking_.end());
     auto it = std::remove_if(subs_.begin(), subs_.end(), dead);
@@ -819,7 +835,7 @@ struct IpcPublisher::Impl {
 
   void run() {
     std::vector<pollfd> pfds;
-    std::vector<std::shared_ptr<Sub>> polled;
+    std::vector<std::shared_ptr<Sub>> polled, zombies;
     while (!stopping.load(std::memory_order_acquire)) {
       pfds.clear();
       polled.clear();
@@ -831,9 +847,12 @@ struct IpcPublisher::Impl {
           polled.push_back(s);
         for (auto& s : subs_)
           polled.push_back(s);
+        zombies = zombies_;
       }
       for (auto& s : polled)
         pfds.push_back({s->sock.get(), POLLIN, 0});
+      for (auto& z : zombies)
+        pfds.push_back({z->wake.get(), POLLIN, 0});
       int n = ::poll(pfds.data(), pfds.size(), 20);
       if (n < 0 && errno != EINTR) {
         PLX_LOG(error, kLog, "poll: %s", std::strerror(errno));
@@ -885,6 +904,29 @@ struct IpcPublisher::Impl {
         }
         changed = true;
       }
+      // Quarantined slots come back when the gone subscriber's end of the wake socket closes.
+      bool released = false;
+      for (std::size_t i = 0; i < zombies.size(); ++i) {
+        const short re = pfds[2 + polled.size() + i].revents;
+        if (re == 0) continue;
+        Sub& z = *zombies[i];
+        std::lock_guard sl(z.mu);
+        if ((re & (POLLHUP | POLLERR)) || !os::drain_wake(z.wake.get())) {
+          PLX_LOG(info, kLog, "subscriber %llu (pid %d) unmapped: %zu quarantined slots back",
+                  static_cast<unsigned long long>(z.id), static_cast<int>(z.cred.pid),
+                  z.quarantine.size());
+          z.quarantine.clear();
+          z.wake.reset();
+          released = true;
+        }
+      }
+      if (released) {
+        std::lock_guard lk(mu_);
+        std::erase_if(zombies_, [](const std::shared_ptr<Sub>& z) {
+          std::lock_guard sl(z->mu);
+          return !z->wake;
+        });
+      }
       // Connections that never said hello give their place back.
       {
         const auto now = std::chrono::steady_clock::now();
@@ -934,6 +976,7 @@ struct IpcPublisher::Impl {
         all.push_back(s);
       subs_.clear();
       handshaking_.clear();
+      zombies_.clear();  // a publisher that closes gives every slot back to its pool
       subs_version_.fetch_add(1);
     }
     std::vector<std::uint64_t> rec;
@@ -1195,13 +1238,23 @@ PublisherStats IpcPublisher::stats() const {
   st.disconnects = im.disconnects.load();
   st.refused = im.refused.load();
   st.protocol_errors = im.protocol_errors.load();
-  std::vector<std::shared_ptr<Sub>> subs;
+  std::vector<std::shared_ptr<Sub>> subs, gone;
   {
     std::lock_guard lk(im.mu_);
     subs = im.subs_;
+    gone = im.zombies_;
+  }
+  for (auto& s : gone) {
+    std::lock_guard sl(s->mu);
+    st.quarantined_slots += s->quarantine.size();
+    st.quarantined_subscribers += s->quarantine.empty() ? 0 : 1;
   }
   for (auto& s : subs) {
     std::lock_guard sl(s->mu);
+    if (!s->quarantine.empty()) {  // expelled, not yet moved to the quarantine list
+      st.quarantined_slots += s->quarantine.size();
+      ++st.quarantined_subscribers;
+    }
     (void)im.sync_locked(*s);  // leases as the subscriber sees them, not as last synced
     SubscriberInfo info = s->info;
     info.leases = s->leases_out;

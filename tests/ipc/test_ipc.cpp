@@ -960,3 +960,67 @@ TEST(IpcHostileWakeups, JammedPublisherCannotBlockTheSubscriber) {
   Child sub({ipc_test::peer_binary(), "recv-drop", path});
   EXPECT_EQ(sub.wait(10s), 0) << "the subscriber blocked dropping a buffer (or failed)";
 }
+
+// ---- slots a gone subscriber may still read (issue 12, item 2) --------------------------------
+
+// A subscriber process receives 4 buffers, closes, keeps them. The publisher goes on: with
+// 8 slots it reuses every slot it can. The kept buffers must stay intact (their slots are
+// quarantined, counted in stats), and come back to the pool once the process drops them,
+// while it is still alive.
+TEST(IpcQuarantine, SlotsOfAClosedSubscriberAreNotReusedUntilItDropsThem) {
+  TempDir dir;
+  const auto path = dir.file("q.sock");
+  auto po = small_pool(4096, 8);
+  po.max_leases_per_subscriber = 4;
+  po.default_policy = Policy::block;
+  auto pub = IpcPublisher::bind(path, po).value();
+  Child keeper({ipc_test::peer_binary(), "keep-after-close", path, "4"}, true, true);
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 5s).ok());
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(send_seq(pub, i).ok());
+  ASSERT_EQ(keeper.read_line(), "closed");
+  ASSERT_TRUE(eventually([&] { return pub.subscriber_count() == 0; }));
+  // Every slot the pool will give is written (the kept ones must not be among them).
+  for (int i = 0; i < 100; ++i)
+    ASSERT_TRUE(send_seq(pub, 1000 + i).ok());
+  const auto st = pub.stats();
+  EXPECT_EQ(st.quarantined_slots, 4u);
+  EXPECT_EQ(st.quarantined_subscribers, 1u);
+  keeper.write_line("check");
+  EXPECT_EQ(keeper.read_line(), "intact");
+  keeper.write_line("drop");
+  ASSERT_EQ(keeper.read_line(), "dropped");
+  // Alive, but its connection object (and mappings) are gone: the slots come back.
+  EXPECT_TRUE(eventually([&] { return pub.stats().quarantined_slots == 0; }));
+  pub.collect_returns();
+  EXPECT_TRUE(eventually([&] { return pub.pool()->in_use() == 0; }))
+      << "pool occupancy " << pub.pool()->in_use();
+}
+
+// Quarantine is bounded: a gone subscriber whose slots are quarantined still counts against
+// max_subscribers (so the pool can lose at most max_subscribers x quota to quarantine).
+TEST(IpcQuarantine, QuarantinedSubscribersCountAgainstMaxSubscribers) {
+  TempDir dir;
+  const auto path = dir.file("qmax.sock");
+  auto po = small_pool(4096, 8);
+  po.max_leases_per_subscriber = 2;
+  po.max_subscribers = 1;
+  auto pub = IpcPublisher::bind(path, po).value();
+  Child keeper({ipc_test::peer_binary(), "keep-after-close", path, "2"}, true, true);
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 5s).ok());
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(send_seq(pub, i).ok());
+  ASSERT_EQ(keeper.read_line(), "closed");
+  ASSERT_TRUE(eventually([&] { return pub.subscriber_count() == 0; }));
+  auto refused = IpcSubscriber::connect(path);
+  ASSERT_FALSE(refused.ok());
+  // The refusal ("too many subscribers") or, when our hello crossed it, a reset connection.
+  EXPECT_TRUE(refused.error().code == Errc::resource_exhausted ||
+              refused.error().code == Errc::unavailable)
+      << refused.error().to_string();
+  keeper.kill9();  // process gone: slots and place come back
+  EXPECT_TRUE(eventually([&] { return pub.stats().quarantined_slots == 0; }));
+  SubscriberOptions so;
+  so.connect_timeout = 2s;
+  EXPECT_TRUE(IpcSubscriber::connect(path, so).ok());
+}
