@@ -19,6 +19,7 @@
 #include "ipc/os.h"
 #include "ipc/ring.h"
 #include "ipc/wire.h"
+#include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 #include "parallax/log.h"
 #include "parallax/segment.h"
@@ -362,7 +363,7 @@ struct IpcSubscriber::Impl {
             }
           }
         }
-        __builtin_ia32_pause();
+        parallax::cpu_relax();
       }
     }
     if (opts.spin.count() > 0) {
@@ -370,7 +371,7 @@ struct IpcSubscriber::Impl {
       unsigned i = 0;
       while (!has_data()) {
         if ((++i & 63) == 0 && Clock::now() >= until) break;
-        __builtin_ia32_pause();
+        parallax::cpu_relax();
       }
       if (has_data()) return;
     }
