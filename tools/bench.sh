@@ -28,7 +28,8 @@ for a in "${areas[@]}"; do
                   build-bench/tests/archive/bench_archive --benchmark_filter='BM_log_validate$' \
                   --benchmark_min_time=0.001 >/dev/null 2>&1
                 callgrind_annotate --inclusive=yes build-bench/callgrind.archive |
-                  grep -m1 'access<plxtest::Logs>' | awk '{print "callgrind: access<Logs> " $1 " instructions (one call)"}'
+                  grep -m1 'access<plxtest::Logs>' | awk '{print "callgrind: access<Logs> " $1 " instructions (one call)"}' ||
+                  echo "callgrind: access<Logs> not found as a function (inlined in this build)"
               fi ;;
     ipc)      build-bench/tests/ipc/bench_ipc && bash tests/ipc/bench_ipc_vs_shm.sh build-bench ;;
     pipeline) bash tests/pipeline/bench_pipeline.sh build-bench ;;
