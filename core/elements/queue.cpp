@@ -95,6 +95,7 @@ class Queue final : public Element {
                   ring_->head_index_cached(), [&] { return refused() != FlowReturn::ok; }, kSpins))
             return refused_or_flushing();
         } while (full());
+        if (FlowReturn fr = refused(); fr != FlowReturn::ok) return fr;
       }
     }
     if (!ring_->writable() && !wait_slot()) return refused_or_flushing();
