@@ -181,7 +181,9 @@ struct IpcPublisher::Impl {
       if (errno == EADDRINUSE) return err(Errc::already_exists, path + " was taken meanwhile");
       return Error::from_errno("bind " + path);
     }
-    if (::chmod(path.c_str(), opts.socket_mode & 0777) != 0) {
+    // The exact mode (bind() applied the umask). AT_SYMLINK_NOFOLLOW: if someone swapped a
+    // symlink in at the path meanwhile, fail rather than change the mode of its target.
+    if (::fchmodat(AT_FDCWD, path.c_str(), opts.socket_mode & 0777, AT_SYMLINK_NOFOLLOW) != 0) {
       auto e = Error::from_errno("chmod " + path);
       ::unlink(path.c_str());
       return e;
