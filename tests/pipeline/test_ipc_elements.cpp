@@ -218,7 +218,7 @@ TEST(IpcElements, RegisteredWithGStreamerPropertyNames) {
   ASSERT_TRUE(sink);
   for (const char* p :
        {"socket-path", "slot-count", "slot-size", "memory", "wait-for-connection", "policy",
-        "max-subscribers", "socket-mode", "buffers", "bytes", "zero-copy", "copies", "subscribers"})
+        "max-subscribers", "socket-mode", "buffers", "bytes", "zero-copy", "copied", "subscribers"})
     EXPECT_NE((*sink)->find_property(p), nullptr) << p;
   EXPECT_EQ(std::get<std::string>(*(*sink)->property("policy")), "block");
   EXPECT_EQ(std::get<std::string>(*(*sink)->property("memory")), "memfd");
@@ -451,7 +451,7 @@ TEST(IpcElements, CountersAndTheCopyIntoASlot) {
   EXPECT_EQ(u64(*k, "connections"), 1u);
   EXPECT_EQ(u64(*k, "buffers"), 64u);
   EXPECT_EQ(u64(*k, "bytes"), 64u * 512u);
-  EXPECT_EQ(u64(*k, "copies"), 64u);
+  EXPECT_EQ(u64(*k, "copied"), 64u);
   EXPECT_EQ(u64(*k, "zero-copy"), 0u);
   EXPECT_EQ(u64(*k, "subscribers"), 0u);  // closed at stop()
   EXPECT_EQ(u64(*c.src, "buffers"), 64u);
