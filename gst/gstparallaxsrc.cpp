@@ -56,6 +56,7 @@ struct State {
   GstAllocator* allocator{nullptr};  // read-only Parallax allocator, lives with the element
   GstCaps* caps{nullptr};            // current caps (streaming thread)
   bool ever_connected{false};
+  bool copy_logged{false};  // the first copy past copy-threshold is logged (streaming thread)
   // Counters for the stats property.
   std::atomic<std::uint64_t> buffers{0}, bytes{0}, events{0}, caps_changes{0}, reconnects{0};
   std::atomic<std::uint64_t> dropped_before{0};  // drops of previous connections
@@ -292,6 +293,15 @@ static GstFlowReturn gst_parallax_src_create(GstPushSrc* src, GstBuffer** out) {
       gst_caps_unref(caps);
     }
     const std::size_t size = buffer.size();
+    if (buffer.segment() == nullptr && !st.copy_logged) {
+      // The subscriber copied it (lease pressure): say so once, with the reason.
+      st.copy_logged = true;
+      const link::SubscriberStats ss = st.sub->stats();
+      GST_INFO_OBJECT(self,
+                      "downstream holds %u of the publisher's %u leases: copying payloads past "
+                      "copy-threshold %u so the producer never stalls (stats: copied)",
+                      ss.leases, ss.quota, ss.copy_threshold);
+    }
     GstBuffer* buf = parallax::gst::to_gst(st.allocator, std::move(buffer));
     if (buf == nullptr) {
       GST_ELEMENT_ERROR(self, RESOURCE, READ, ("Could not wrap a received buffer"), (nullptr));
@@ -325,6 +335,7 @@ static gboolean gst_parallax_src_start(GstBaseSrc* src) {
   std::lock_guard lock(st.mu);
   st.unlocked = false;
   st.ever_connected = false;
+  st.copy_logged = false;
   gst_base_src_set_live(src, st.is_live);
   return TRUE;
 }

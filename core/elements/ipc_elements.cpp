@@ -490,6 +490,7 @@ class ParallaxSrc final : public Element {
     reconnects_.store(0);
     dropped_before_.store(0);
     warned_format_ = false;
+    copy_logged_ = false;
     return ok();
   }
 
@@ -550,6 +551,15 @@ class ParallaxSrc final : public Element {
       if (fr != FlowReturn::ok) break;
       auto& buf = std::get<memory::Buffer>(**item);
       const std::size_t n = buf.size();
+      if (buf.segment() == nullptr && !copy_logged_) {
+        // The subscriber copied it (lease pressure): say so once, with the reason.
+        copy_logged_ = true;
+        const link::SubscriberStats ss = sub_->stats();
+        post_info("downstream holds " + std::to_string(ss.leases) + " of the publisher's " +
+                  std::to_string(ss.quota) + " leases: copying payloads past copy-threshold " +
+                  std::to_string(ss.copy_threshold) + " so the producer never stalls (counter "
+                  "'copied')");
+      }
       fr = src_->push(std::move(buf));
       buffers_.fetch_add(1, std::memory_order_relaxed);
       bytes_.fetch_add(n, std::memory_order_relaxed);
@@ -754,6 +764,7 @@ class ParallaxSrc final : public Element {
   // Streaming thread only.
   bool prerolled_{false};
   bool warned_format_{false};
+  bool copy_logged_{false};
   std::string stream_id_;
   std::optional<Caps> caps_;
   std::optional<Caps> pending_caps_;

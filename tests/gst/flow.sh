@@ -79,11 +79,14 @@ hold)
   HOLD=24
   Q="queue min-threshold-buffers=$HOLD max-size-buffers=0 max-size-bytes=0 max-size-time=0"
   $GL videotestsrc num-buffers=$N pattern=ball ! $V240 ! $Q ! checksumsink > "$T/direct.txt" 2> "$T/direct.log" || fail "direct pipeline"
-  timeout 40 gst-launch-1.0 parallaxsrc name=src socket-path="$S" timeout=$WAIT_NS ! $Q ! checksumsink > "$T/hop.txt" 2> "$T/cons.log" &
+  GST_DEBUG=parallaxsrc:4 timeout 40 gst-launch-1.0 parallaxsrc socket-path="$S" timeout=$WAIT_NS ! $Q ! checksumsink > "$T/hop.txt" 2> "$T/cons.log" &
   pids+=($!)
   timeout 40 gst-launch-1.0 videotestsrc num-buffers=$N pattern=ball ! $V240 ! parallaxsink slot-count=8 socket-path="$S" > "$T/prod.log" 2>&1 || fail "producer"
   wait "${pids[0]}" || fail "consumer"
   same_frames "$T/direct.txt" "$T/hop.txt" $N
+  # The copies were made, said once, with the reason.
+  n=$(grep -c 'copying payloads past copy-threshold 3 ' "$T/cons.log")
+  [ "$n" -eq 1 ] || fail "expected one log line about copies past copy-threshold 3, got $n"
   ok "$N frames through a queue holding $HOLD (4x the quota of 6) before releasing any: identical"
   ;;
 native-filesink)
