@@ -557,7 +557,8 @@ class ParallaxSrc final : public Element {
         const link::SubscriberStats ss = sub_->stats();
         post_info("downstream holds " + std::to_string(ss.leases) + " of the publisher's " +
                   std::to_string(ss.quota) + " leases: copying payloads past copy-threshold " +
-                  std::to_string(ss.copy_threshold) + " so the producer never stalls (counter "
+                  std::to_string(ss.copy_threshold) +
+                  " so the producer never stalls (counter "
                   "'copied')");
       }
       fr = src_->push(std::move(buf));
