@@ -85,7 +85,10 @@ struct Sub {
   wire::AckHeader* ah{nullptr};
   std::atomic<std::uint64_t>* rets{nullptr};
   std::uint32_t ret_cap{0};
-  UniqueFd data_efd, ret_efd;
+  // Our end of the wake socket (the subscriber holds the other): we wake it with a byte, it
+  // wakes us; never blocking (MSG_DONTWAIT, our own open file description). Its hang-up says
+  // the subscriber's connection object, and with it every mapping of our slots, is gone.
+  UniqueFd wake;
 
   std::uint64_t write_pos{0};  // our copy; the ring's write_pos is only ever stored from it
   std::uint64_t read_pos{0};   // last validated value of the ack's read_pos
@@ -95,12 +98,16 @@ struct Sub {
   std::vector<std::uint32_t> free_leases;
   std::uint32_t leases_out{0};
   std::unordered_set<std::uint64_t> segments_sent;
+  // The slots of a subscriber that is gone (hang-up, close(), expelled) but may still read
+  // them: they are not reused until its end of the wake socket closes (its connection object,
+  // and with it every mapping, is destroyed, or its process exited).
+  std::vector<memory::Buffer> quarantine;
   std::deque<std::vector<std::uint64_t>> pending;  // events waiting for ring space
   bool wake_needed{false};
-  // The return eventfd fired and was not read yet: it is drained before the next sleep rather
+  // The wake socket fired and was not read yet: it is drained before the next sleep rather
   // than right after the wake-up (a syscall off the hot path; the subscriber only writes it
   // after seeing pub_waiting, which is set after the drain).
-  bool ret_efd_pending{false};
+  bool wake_pending{false};
   SubscriberInfo info;
 };
 
@@ -122,6 +129,9 @@ struct IpcPublisher::Impl {
   std::condition_variable subs_cv_;
   std::vector<std::shared_ptr<Sub>> subs_;  // active ones
   std::vector<std::shared_ptr<Sub>> handshaking_;
+  // Gone subscribers whose slots are quarantined until their end of the wake socket closes.
+  // They count against max_subscribers (so quarantine is bounded by max_subscribers x quota).
+  std::vector<std::shared_ptr<Sub>> zombies_;
   std::atomic<std::uint64_t> subs_version_{1};
   std::optional<Event> sticky_format_, sticky_start_, sticky_segment_;
   bool sticky_eos_{false};
@@ -222,14 +232,18 @@ struct IpcPublisher::Impl {
       PLX_LOG(info, kLog, "subscriber %llu (pid %d) gone: %s",
               static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), why);
     }
-    // Reclaim every lease: the subscriber can no longer read or return anything.
+    // Its leases can no longer be returned, but it may still read them (Buffers it keeps, records
+    // still in its ring): they stay out of the pool until its mappings are gone (quarantine).
+    for (Lease& l : s.leases) {
+      if (l.live && l.buffer.valid()) s.quarantine.push_back(std::move(l.buffer));
+    }
     s.leases.clear();
     s.free_leases.clear();
     s.leases_out = 0;
     s.inflight.clear();
     s.pending.clear();
+    // Also wakes a send() asleep on this subscriber: its poll() watches the socket.
     if (s.sock) ::shutdown(s.sock.get(), SHUT_RDWR);
-    if (s.ret_efd) os::signal_eventfd(s.ret_efd.get());  // wakes a send() blocked on it
     if (s.active) disconnects.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -331,7 +345,7 @@ struct IpcPublisher::Impl {
     s.wake_needed = false;
     if (s.ah->sub_sleeping.load(std::memory_order_seq_cst) != 0 &&
         s.ah->sub_sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
-      os::signal_eventfd(s.data_efd.get());
+      os::send_wake(s.wake.get());
     }
   }
 
@@ -448,9 +462,12 @@ struct IpcPublisher::Impl {
       if (ready) return Wait::progress;
       if (interrupted.load(std::memory_order_acquire)) return Wait::cancelled;
     }
-    if (s.ret_efd_pending) {
-      os::drain_eventfd(s.ret_efd.get());
-      s.ret_efd_pending = false;
+    if (s.wake_pending) {
+      s.wake_pending = false;
+      if (!os::drain_wake(s.wake.get())) {
+        kill_locked(s, "connection closed", false);
+        return Wait::gone;
+      }
     }
     // seq_cst store, then seq_cst loads in sync_locked(): pairs with the subscriber's seq_cst
     // read_pos/ret_write updates followed by its seq_cst load of pub_waiting.
@@ -465,7 +482,7 @@ struct IpcPublisher::Impl {
     }
     wake_locked(s);
     pollfd pfd[3] = {
-        {s.ret_efd.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
+        {s.wake.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
     lk.unlock();
     int timeout_ms = 100;
     if (deadline != Clock::time_point::max()) {
@@ -475,7 +492,11 @@ struct IpcPublisher::Impl {
     int n = ::poll(pfd, 3, timeout_ms);
     lk.lock();
     if (s.dead) return Wait::gone;
-    if (n > 0 && (pfd[0].revents & POLLIN)) s.ret_efd_pending = true;
+    if (n > 0 && (pfd[0].revents & POLLIN)) s.wake_pending = true;
+    if (n > 0 && (pfd[0].revents & (POLLHUP | POLLERR))) {
+      kill_locked(s, "wake socket closed", false);
+      return Wait::gone;
+    }
     s.ah->pub_waiting.store(0, std::memory_order_relaxed);
     if (n > 0 && (pfd[1].revents & (POLLHUP | POLLERR | POLLIN))) {
       // Any traffic after the handshake, or a hang-up, ends the connection; the background
@@ -763,7 +784,7 @@ struct IpcPublisher::Impl {
         continue;
       }
       std::lock_guard lk(mu_);
-      if (subs_.size() + handshaking_.size() >= opts.max_subscribers) {
+      if (subs_.size() + handshaking_.size() + zombies_.size() >= opts.max_subscribers) {
         refuse(fd.get(), Errc::resource_exhausted, "too many subscribers");
         continue;
       }
@@ -802,8 +823,8 @@ struct IpcPublisher::Impl {
     s.ah->return_capacity = s.ret_cap;
     s.rets = reinterpret_cast<std::atomic<std::uint64_t>*>(s.ack_region.data() +
                                                            sizeof(wire::AckHeader));
-    PLX_ASSIGN(s.data_efd, os::make_eventfd());
-    PLX_ASSIGN(s.ret_efd, os::make_eventfd());
+    PLX_ASSIGN(os::WakePair wake, os::make_wake_pair());
+    s.wake = std::move(wake.first);
     PLX_ASSIGN(UniqueFd ring_ro, s.ring_region.export_fd(false));
     PLX_ASSIGN(UniqueFd ack_rw, s.ack_region.export_fd(true));
     wire::Welcome w{s.cap,
@@ -815,7 +836,7 @@ struct IpcPublisher::Impl {
                     static_cast<std::uint64_t>(::getpid()),
                     s.id};
     auto msg = wire::encode_welcome(w);
-    int fds[wire::kWelcomeFds] = {ring_ro.get(), ack_rw.get(), s.data_efd.get(), s.ret_efd.get()};
+    int fds[wire::kWelcomeFds] = {ring_ro.get(), ack_rw.get(), wake.second.get()};
     PLX_TRY(os::send_msg(s.sock.get(), msg, fds));
     for (std::size_t i = 0; i < pool->segment_count(); ++i)
       PLX_TRY(announce_segment(s, pool->segment(i)));
@@ -892,7 +913,12 @@ struct IpcPublisher::Impl {
   }
 
   void remove_dead_locked() {
-    auto dead = [](const std::shared_ptr<Sub>& s) { return s->dead; };
+    auto dead = [this](const std::shared_ptr<Sub>& s) {
+      if (!s->dead) return false;
+      std::lock_guard sl(s->mu);
+      if (!s->quarantine.empty() && s->wake) zombies_.push_back(s);
+      return true;
+    };
     handshaking_.erase(std::remove_if(handshaking_.begin(), handshaking_.end(), dead),
                        handshaking_.end());
     auto it = std::remove_if(subs_.begin(), subs_.end(), dead);
@@ -905,7 +931,7 @@ struct IpcPublisher::Impl {
 
   void run() {
     std::vector<pollfd> pfds;
-    std::vector<std::shared_ptr<Sub>> polled;
+    std::vector<std::shared_ptr<Sub>> polled, zombies;
     while (!stopping.load(std::memory_order_acquire)) {
       pfds.clear();
       polled.clear();
@@ -917,9 +943,12 @@ struct IpcPublisher::Impl {
           polled.push_back(s);
         for (auto& s : subs_)
           polled.push_back(s);
+        zombies = zombies_;
       }
       for (auto& s : polled)
         pfds.push_back({s->sock.get(), POLLIN, 0});
+      for (auto& z : zombies)
+        pfds.push_back({z->wake.get(), POLLIN, 0});
       int n = ::poll(pfds.data(), pfds.size(), 20);
       if (n < 0 && errno != EINTR) {
         PLX_LOG(error, kLog, "poll: %s", std::strerror(errno));
@@ -970,6 +999,29 @@ struct IpcPublisher::Impl {
             kill_locked(*s, "unexpected message after the handshake", true);
         }
         changed = true;
+      }
+      // Quarantined slots come back when the gone subscriber's end of the wake socket closes.
+      bool released = false;
+      for (std::size_t i = 0; i < zombies.size(); ++i) {
+        const short re = pfds[2 + polled.size() + i].revents;
+        if (re == 0) continue;
+        Sub& z = *zombies[i];
+        std::lock_guard sl(z.mu);
+        if ((re & (POLLHUP | POLLERR)) || !os::drain_wake(z.wake.get())) {
+          PLX_LOG(info, kLog, "subscriber %llu (pid %d) unmapped: %zu quarantined slots back",
+                  static_cast<unsigned long long>(z.id), static_cast<int>(z.cred.pid),
+                  z.quarantine.size());
+          z.quarantine.clear();
+          z.wake.reset();
+          released = true;
+        }
+      }
+      if (released) {
+        std::lock_guard lk(mu_);
+        std::erase_if(zombies_, [](const std::shared_ptr<Sub>& z) {
+          std::lock_guard sl(z->mu);
+          return !z->wake;
+        });
       }
       // Connections that never said hello give their place back.
       {
@@ -1030,6 +1082,7 @@ struct IpcPublisher::Impl {
         all.push_back(s);
       subs_.clear();
       handshaking_.clear();
+      zombies_.clear();  // a publisher that closes gives every slot back to its pool
       subs_version_.fetch_add(1);
     }
     std::vector<std::uint64_t> rec;
@@ -1285,13 +1338,23 @@ PublisherStats IpcPublisher::stats() const {
   st.disconnects = im.disconnects.load();
   st.refused = im.refused.load();
   st.protocol_errors = im.protocol_errors.load();
-  std::vector<std::shared_ptr<Sub>> subs;
+  std::vector<std::shared_ptr<Sub>> subs, gone;
   {
     std::lock_guard lk(im.mu_);
     subs = im.subs_;
+    gone = im.zombies_;
+  }
+  for (auto& s : gone) {
+    std::lock_guard sl(s->mu);
+    st.quarantined_slots += s->quarantine.size();
+    st.quarantined_subscribers += s->quarantine.empty() ? 0 : 1;
   }
   for (auto& s : subs) {
     std::lock_guard sl(s->mu);
+    if (!s->quarantine.empty()) {  // expelled, not yet moved to the quarantine list
+      st.quarantined_slots += s->quarantine.size();
+      ++st.quarantined_subscribers;
+    }
     (void)im.sync_locked(*s);  // leases as the subscriber sees them, not as last synced
     SubscriberInfo info = s->info;
     info.leases = s->leases_out;

@@ -1102,3 +1102,98 @@ INSTANTIATE_TEST_SUITE_P(Modes, IpcHostilePublisher,
                          ::testing::Values("garbage", "version", "writable-ring", "welcome-no-fds",
                                            "oob", "unsealed", "writable", "truncated", "bad-record",
                                            "bad-write-pos"));
+
+// ---- hostile peers against the wake-ups (issue 12, item 1) ------------------------------------
+
+// A subscriber clears O_NONBLOCK on the wake-up fds it was given and fills them, and says it
+// sleeps so that every buffer wakes it. The publisher (a separate process) must still send,
+// expel it after block_timeout, and close: nothing a peer does to a shared fd can make a
+// publisher call block.
+TEST(IpcHostileWakeups, JammedSubscriberCannotBlockThePublisher) {
+  TempDir dir;
+  const auto path = dir.file("jam.sock");
+  Child pub({ipc_test::peer_binary(), "publish-n", path, "40"}, true);
+  ASSERT_EQ(pub.read_line(), "ready");
+  Child hostile({ipc_test::peer_binary(), "hostile-sub", path, "jam-wakeups"}, true);
+  ASSERT_EQ(hostile.read_line(), "ready");
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(pub.wait(10s), 0) << "the publisher blocked on a jammed wake-up (or failed)";
+  // 40 buffers, one block_timeout (300 ms) to expel the stalled peer: well under 5 s.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
+// The symmetric attack: a publisher jams the subscriber's return wake-up and asks to be woken
+// on the first return. Dropping the received Buffer (which returns its lease) and the next
+// wait must not block the subscriber process.
+TEST(IpcHostileWakeups, JammedPublisherCannotBlockTheSubscriber) {
+  TempDir dir;
+  const auto path = dir.file("jamp.sock");
+  Child hostile({ipc_test::peer_binary(), "hostile-pub", path, "jam-wakeups"}, true);
+  ASSERT_EQ(hostile.read_line(), "ready");
+  Child sub({ipc_test::peer_binary(), "recv-drop", path});
+  EXPECT_EQ(sub.wait(10s), 0) << "the subscriber blocked dropping a buffer (or failed)";
+}
+
+// ---- slots a gone subscriber may still read (issue 12, item 2) --------------------------------
+
+// A subscriber process receives 4 buffers, closes, keeps them. The publisher goes on: with
+// 8 slots it reuses every slot it can. The kept buffers must stay intact (their slots are
+// quarantined, counted in stats), and come back to the pool once the process drops them,
+// while it is still alive.
+TEST(IpcQuarantine, SlotsOfAClosedSubscriberAreNotReusedUntilItDropsThem) {
+  TempDir dir;
+  const auto path = dir.file("q.sock");
+  auto po = small_pool(4096, 8);
+  po.max_leases_per_subscriber = 4;
+  po.default_policy = Policy::block;
+  auto pub = IpcPublisher::bind(path, po).value();
+  Child keeper({ipc_test::peer_binary(), "keep-after-close", path, "4"}, true, true);
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 5s).ok());
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(send_seq(pub, i).ok());
+  ASSERT_EQ(keeper.read_line(), "closed");
+  ASSERT_TRUE(eventually([&] { return pub.subscriber_count() == 0; }));
+  // Every slot the pool will give is written (the kept ones must not be among them).
+  for (int i = 0; i < 100; ++i)
+    ASSERT_TRUE(send_seq(pub, 1000 + i).ok());
+  const auto st = pub.stats();
+  EXPECT_EQ(st.quarantined_slots, 4u);
+  EXPECT_EQ(st.quarantined_subscribers, 1u);
+  keeper.write_line("check");
+  EXPECT_EQ(keeper.read_line(), "intact");
+  keeper.write_line("drop");
+  ASSERT_EQ(keeper.read_line(), "dropped");
+  // Alive, but its connection object (and mappings) are gone: the slots come back.
+  EXPECT_TRUE(eventually([&] { return pub.stats().quarantined_slots == 0; }));
+  pub.collect_returns();
+  EXPECT_TRUE(eventually([&] { return pub.pool()->in_use() == 0; }))
+      << "pool occupancy " << pub.pool()->in_use();
+}
+
+// Quarantine is bounded: a gone subscriber whose slots are quarantined still counts against
+// max_subscribers (so the pool can lose at most max_subscribers x quota to quarantine).
+TEST(IpcQuarantine, QuarantinedSubscribersCountAgainstMaxSubscribers) {
+  TempDir dir;
+  const auto path = dir.file("qmax.sock");
+  auto po = small_pool(4096, 8);
+  po.max_leases_per_subscriber = 2;
+  po.max_subscribers = 1;
+  auto pub = IpcPublisher::bind(path, po).value();
+  Child keeper({ipc_test::peer_binary(), "keep-after-close", path, "2"}, true, true);
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 5s).ok());
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(send_seq(pub, i).ok());
+  ASSERT_EQ(keeper.read_line(), "closed");
+  ASSERT_TRUE(eventually([&] { return pub.subscriber_count() == 0; }));
+  auto refused = IpcSubscriber::connect(path);
+  ASSERT_FALSE(refused.ok());
+  // The refusal ("too many subscribers") or, when our hello crossed it, a reset connection.
+  EXPECT_TRUE(refused.error().code == Errc::resource_exhausted ||
+              refused.error().code == Errc::unavailable)
+      << refused.error().to_string();
+  keeper.kill9();  // process gone: slots and place come back
+  EXPECT_TRUE(eventually([&] { return pub.stats().quarantined_slots == 0; }));
+  SubscriberOptions so;
+  so.connect_timeout = 2s;
+  EXPECT_TRUE(IpcSubscriber::connect(path, so).ok());
+}

@@ -155,6 +155,11 @@ struct PublisherStats {
   std::uint64_t disconnects{0};      ///< subscribers gone (clean, crashed or expelled)
   std::uint64_t refused{0};          ///< connections refused by credentials or limits
   std::uint64_t protocol_errors{0};  ///< connections closed because a peer misbehaved
+  /// Slots of subscribers that are gone (hang-up, close(), expelled) but may still map them:
+  /// kept out of the pool until the subscriber's connection object is destroyed or its process
+  /// exits. Bounded: such subscribers count against max_subscribers until then.
+  std::uint64_t quarantined_slots{0};
+  std::uint64_t quarantined_subscribers{0};
   std::vector<SubscriberInfo> subscribers;
 };
 
