@@ -648,14 +648,17 @@ struct IpcPublisher::Impl {
   // ---- drain at EOS -----------------------------------------------------------------------
 
   // Sleeps until the subscriber's read position may have reached `until` (its wake-up
-  // threshold says so), its socket speaks, interrupt(), or `deadline` (at most 100 ms, so a
+  // threshold says so), its sockets speak, interrupt(), or `deadline` (at most 100 ms, so a
   // lost wake-up costs no more). Unlike wait_locked() it never expels anyone: a subscriber
   // that stays behind only makes drain() time out.
   void drain_wait_locked(Sub& s, std::unique_lock<std::mutex>& lk, std::uint64_t until,
                          std::chrono::steady_clock::time_point deadline) {
-    if (s.ret_efd_pending) {
-      os::drain_eventfd(s.ret_efd.get());
-      s.ret_efd_pending = false;
+    if (s.wake_pending) {
+      s.wake_pending = false;
+      if (!os::drain_wake(s.wake.get())) {
+        kill_locked(s, "connection closed", false);
+        return;
+      }
     }
     s.ah->wake_ret.store(UINT64_MAX, std::memory_order_relaxed);
     s.ah->wake_read.store(until, std::memory_order_relaxed);
@@ -668,16 +671,19 @@ struct IpcPublisher::Impl {
     s.wake_needed = true;
     wake_locked(s);
     pollfd pfd[3] = {
-        {s.ret_efd.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
+        {s.wake.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
     lk.unlock();
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     const int n = ::poll(pfd, 3, static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 100)));
     lk.lock();
     if (s.dead) return;
-    if (n > 0 && (pfd[0].revents & POLLIN)) s.ret_efd_pending = true;
+    if (n > 0 && (pfd[0].revents & POLLIN)) s.wake_pending = true;
+    if (n > 0 && ((pfd[0].revents | pfd[1].revents) & (POLLHUP | POLLERR))) {
+      kill_locked(s, "connection closed", false);
+      return;
+    }
     s.ah->pub_waiting.store(0, std::memory_order_relaxed);
-    if (n > 0 && (pfd[1].revents & (POLLHUP | POLLERR))) kill_locked(s, "connection closed", false);
   }
 
   Result<void> drain_all(std::chrono::steady_clock::time_point deadline) {
