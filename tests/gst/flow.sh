@@ -116,10 +116,14 @@ sigstop-gst | sigstop-native)
   prod=$!
   pids+=($prod)
   wait_socket
-  gst-launch-1.0 parallaxsrc socket-path="$S" timeout=$WAIT_NS ! fakesink > "$T/cons.log" 2>&1 &
+  GST_DEBUG=parallaxsrc:4 gst-launch-1.0 parallaxsrc socket-path="$S" timeout=$WAIT_NS ! fakesink > "$T/cons.log" 2>&1 &
   cons=$!
   pids+=($cons)
-  sleep 1
+  # Streaming for sure (a loaded machine takes seconds to start gst-launch): the consumer
+  # connected (the producer waits for it: wait-for-connection), then data flows for a while.
+  for _ in $(seq 400); do grep -q 'connected to' "$T/cons.log" && break; sleep 0.05; done
+  grep -q 'connected to' "$T/cons.log" || fail "consumer never connected"
+  sleep 0.5
   kill -0 "$cons" 2>/dev/null || fail "consumer ended early"
   kill -STOP "$cons"
   sleep 1  # the producer fills the stopped consumer's quota and blocks
