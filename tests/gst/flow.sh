@@ -60,7 +60,7 @@ x264)
   # outputs anything, far more than the consumer's lease quota (9 of 12 automatic 720p slots):
   # before copy-threshold the producer stalled and x264enc waited forever.
   V720="video/x-raw,format=I420,width=1280,height=720,framerate=30/1"
-  N=60
+  N=40  # x264enc alone keeps them all until EOS (lookahead 40): 4x the quota of 9
   ENC="x264enc ! h264parse ! avdec_h264 ! checksumsink"
   $GL videotestsrc num-buffers=$N pattern=ball ! $V720 ! $ENC > "$T/direct.txt" 2> "$T/direct.log" || fail "direct pipeline"
   $GL parallaxsrc socket-path="$S" timeout=$WAIT_NS ! $ENC > "$T/hop.txt" 2> "$T/cons.log" &
