@@ -115,7 +115,7 @@ TEST(Bridge, MetadataRoundTripKeepsTimestampsFlagsVideoMetaAndReferenceTimestamp
   parallax::Metadata meta;
   parallax::gst::metadata_from_gst(in, 7, meta);
   GstBuffer* out = gst_buffer_new();
-  parallax::gst::metadata_to_gst(meta, out);
+  parallax::gst::metadata_to_gst(meta, out, 128 + 256 * 240 + 2 * 160 * 120);
 
   // Assert
   EXPECT_EQ(meta.sequence, 7u);
@@ -158,7 +158,7 @@ TEST(Bridge, NoneTimestampsAndMalformedEntriesStayNone) {
   meta.set(parallax::gst::kVideoMetaKey, std::vector<std::byte>(5));  // truncated record
   meta.set(parallax::gst::kReferenceTimestampsKey, std::vector<std::byte>(3));
   GstBuffer* out = gst_buffer_new();
-  parallax::gst::metadata_to_gst(meta, out);
+  parallax::gst::metadata_to_gst(meta, out, 4096);
   EXPECT_FALSE(GST_BUFFER_PTS_IS_VALID(out));
   EXPECT_EQ(GST_BUFFER_OFFSET(out), GST_BUFFER_OFFSET_NONE);
   EXPECT_EQ(gst_buffer_get_video_meta(out), nullptr);
@@ -960,4 +960,63 @@ int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   const int rc = RUN_ALL_TESTS();
   return rc;
+}
+
+// Issue 12, item 3: a publisher announces a 64x64 GRAY8 frame with a video meta whose stride
+// is 1 GiB. Before, parallaxsrc attached it as is and videoconvert read far outside the
+// 4 KiB frame (SIGSEGV). Now the meta is dropped (warning) and the frame converts as packed.
+TEST_F(SrcFixture, HostileVideoMetaOutsideTheBufferIsDropped) {
+  const std::string desc = "parallaxsrc socket-path=" + path +
+                           " ! videoconvert ! video/x-raw,format=RGB ! fakesink name=out";
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  ASSERT_NE(gst_element_set_state(pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+  ASSERT_TRUE(pub->set_format("video/x-raw,format=GRAY8,width=64,height=64,framerate=30/1"));
+  auto video_meta = [](std::uint32_t n_planes, std::uint64_t offset0, std::int32_t stride0) {
+    std::vector<std::byte> v;
+    auto put = [&v](auto x) {
+      const auto* p = reinterpret_cast<const std::byte*>(&x);
+      v.insert(v.end(), p, p + sizeof x);
+    };
+    put(std::uint32_t{1});  // version
+    put(static_cast<std::uint32_t>(GST_VIDEO_FORMAT_GRAY8));
+    put(std::uint32_t{0});  // flags
+    put(std::uint32_t{64});
+    put(std::uint32_t{64});
+    put(n_planes);
+    put(offset0);
+    for (int i = 0; i < 3; ++i)
+      put(std::uint64_t{0});
+    put(stride0);
+    for (int i = 0; i < 3; ++i)
+      put(std::int32_t{0});
+    return v;
+  };
+  const std::vector<std::vector<std::byte>> metas = {
+      video_meta(1, 0, 1 << 30),  // stride 1 GiB
+      video_meta(1, 4000, 64),    // offset: the plane ends 3904 bytes past the frame
+      video_meta(1, 0, 32),       // a row is 64 bytes
+      video_meta(4, 0, 64),       // GRAY8 has one plane
+      video_meta(1, 0, 64),       // fine: kept
+  };
+  for (std::size_t i = 0; i < metas.size(); ++i) {
+    auto l = pub->loan();
+    ASSERT_TRUE(l);
+    ASSERT_TRUE(l->set_size(4096));
+    std::memset(l->data().data(), 0x40, 4096);
+    l->metadata().pts = i * 33 * GST_MSECOND;
+    l->metadata().set(std::string(parallax::gst::kVideoMetaKey), metas[i]);
+    ASSERT_TRUE(pub->send(std::move(*l)));
+  }
+  ASSERT_TRUE(pub->send_eos());
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* msg = gst_bus_timed_pop_filtered(
+      bus, 10 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  ASSERT_NE(msg, nullptr) << "neither EOS nor an error within 10 s";
+  EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
+  gst_message_unref(msg);
+  gst_object_unref(bus);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
 }
