@@ -508,7 +508,9 @@ TEST(ParallaxElements, DefaultsSharedWithTheNativeElements) {
   guint64 linger = 0;
   gint threshold = 0;
   g_object_get(sink, "wait-for-connection", &wait, "linger", &linger, nullptr);
-  g_object_get(src, "copy-threshold", &threshold, nullptr);
+  gint policy = 0;
+  g_object_get(src, "copy-threshold", &threshold, "policy", &policy, nullptr);
+  EXPECT_EQ(policy, -1);  // "default": the publisher's
   EXPECT_TRUE(wait);
   EXPECT_EQ(linger, 2 * GST_SECOND);
   EXPECT_EQ(threshold, -1);
