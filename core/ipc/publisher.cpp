@@ -160,10 +160,13 @@ struct IpcPublisher::Impl {
     if (::lstat(path.c_str(), &st) == 0) {
       if (!S_ISSOCK(st.st_mode))
         return err(Errc::already_exists, path + " exists and is not a socket; not touching it");
-      // A socket file: is someone still accepting on it? Never steal a live one.
-      UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+      // A socket file: is someone still accepting on it? Never steal a live one. Non-blocking:
+      // a listener that never accepts (full backlog) answers EAGAIN at once instead of
+      // blocking bind() forever; it is alive, so the path is taken.
+      UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
       if (!probe) return Error::from_errno("socket");
-      if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+      if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 ||
+          errno == EAGAIN)
         return err(Errc::already_exists, "a publisher is already listening on " + path);
       if (errno != ECONNREFUSED) return Error::from_errno("probing the existing socket " + path);
       PLX_LOG(info, kLog, "removing stale socket %s", path.c_str());
@@ -179,7 +182,9 @@ struct IpcPublisher::Impl {
       if (errno == EADDRINUSE) return err(Errc::already_exists, path + " was taken meanwhile");
       return Error::from_errno("bind " + path);
     }
-    if (::chmod(path.c_str(), opts.socket_mode & 0777) != 0) {
+    // The exact mode (bind() applied the umask). AT_SYMLINK_NOFOLLOW: if someone swapped a
+    // symlink in at the path meanwhile, fail rather than change the mode of its target.
+    if (::fchmodat(AT_FDCWD, path.c_str(), opts.socket_mode & 0777, AT_SYMLINK_NOFOLLOW) != 0) {
       auto e = Error::from_errno("chmod " + path);
       ::unlink(path.c_str());
       return e;
@@ -646,6 +651,108 @@ struct IpcPublisher::Impl {
     return true;
   }
 
+  // ---- drain at EOS -----------------------------------------------------------------------
+
+  // Sleeps until the subscriber's read position may have reached `until` (its wake-up
+  // threshold says so), its sockets speak, interrupt(), or `deadline` (at most 100 ms, so a
+  // lost wake-up costs no more). Unlike wait_locked() it never expels anyone: a subscriber
+  // that stays behind only makes drain() time out.
+  void drain_wait_locked(Sub& s, std::unique_lock<std::mutex>& lk, std::uint64_t until,
+                         std::chrono::steady_clock::time_point deadline) {
+    if (s.wake_pending) {
+      s.wake_pending = false;
+      if (!os::drain_wake(s.wake.get())) {
+        kill_locked(s, "connection closed", false);
+        return;
+      }
+    }
+    s.ah->wake_ret.store(UINT64_MAX, std::memory_order_relaxed);
+    s.ah->wake_read.store(until, std::memory_order_relaxed);
+    s.ah->pub_waiting.store(1, std::memory_order_seq_cst);
+    const std::uint64_t rp = s.read_pos;
+    if (!sync_locked(s) || s.read_pos != rp) {
+      if (!s.dead) s.ah->pub_waiting.store(0, std::memory_order_relaxed);
+      return;
+    }
+    s.wake_needed = true;
+    wake_locked(s);
+    pollfd pfd[3] = {
+        {s.wake.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
+    lk.unlock();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    const int n = ::poll(pfd, 3, static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 100)));
+    lk.lock();
+    if (s.dead) return;
+    if (n > 0 && (pfd[0].revents & POLLIN)) s.wake_pending = true;
+    if (n > 0 && ((pfd[0].revents | pfd[1].revents) & (POLLHUP | POLLERR))) {
+      kill_locked(s, "connection closed", false);
+      return;
+    }
+    s.ah->pub_waiting.store(0, std::memory_order_relaxed);
+  }
+
+  Result<void> drain_all(std::chrono::steady_clock::time_point deadline) {
+    std::vector<std::shared_ptr<Sub>> subs;
+    {
+      std::lock_guard lk(mu_);
+      subs = subs_;
+    }
+    std::size_t behind = 0;
+    for (auto& sp : subs) {
+      Sub& s = *sp;
+      std::unique_lock lk(s.mu);
+      for (;;) {
+        if (!sync_locked(s)) break;  // gone: nothing left to wait for
+        flush_pending_locked(s);
+        if (s.pending.empty() && s.read_pos == s.write_pos) break;  // read through
+        if (interrupted.load(std::memory_order_acquire))
+          return err(Errc::cancelled, "publisher interrupted while draining");
+        if (std::chrono::steady_clock::now() >= deadline) {
+          ++behind;
+          break;
+        }
+        drain_wait_locked(s, lk, s.write_pos, deadline);
+      }
+    }
+    if (behind != 0)
+      return err(Errc::timeout,
+                 std::to_string(behind) + " subscriber(s) had not read through the stream in time");
+    return {};
+  }
+
+  // Waits for a free slot of the pool until `deadline` or interrupt(). Slots come back when a
+  // local Buffer drops (the pool's futex wakes loan_for() at once) or when a subscriber
+  // returns a lease (its ack area; collected here every slice, 1 ms). One small function on
+  // purpose: a futex-based return path can replace the slice with a wait on the return words.
+  Result<memory::Loan> wait_for_slot(std::chrono::steady_clock::time_point deadline) {
+    using namespace std::chrono;
+    constexpr auto kSlice = milliseconds(1);
+    for (;;) {
+      collect_all();
+      if (auto l = pool->try_loan()) return l;
+      if (interrupted.load(std::memory_order_acquire))
+        return err(Errc::cancelled, "publisher interrupted");
+      const auto now = steady_clock::now();
+      if (now >= deadline)
+        return err(Errc::timeout, "no free slot in the publisher's pool within loan_timeout");
+      if (auto l = pool->loan_for(std::min<steady_clock::duration>(deadline - now, kSlice)))
+        return l;
+    }
+  }
+
+  void collect_all() {
+    std::vector<std::shared_ptr<Sub>> subs;
+    {
+      std::lock_guard lk(mu_);
+      subs = subs_;
+    }
+    for (auto& s : subs) {
+      std::lock_guard sl(s->mu);
+      (void)sync_locked(*s);
+    }
+  }
+
   const std::vector<std::shared_ptr<Sub>>& snapshot() {
     const std::uint64_t v = subs_version_.load(std::memory_order_acquire);
     if (v != cache_version_) {
@@ -963,6 +1070,16 @@ struct IpcPublisher::Impl {
 
   void shutdown() {
     if (closed) return;
+    bool ended;
+    {
+      std::lock_guard lk(mu_);
+      ended = sticky_eos_;
+    }
+    if (ended && opts.linger.count() > 0) {
+      if (auto r = drain_all(std::chrono::steady_clock::now() + opts.linger); !r)
+        PLX_LOG(info, kLog, "%s: closing without a full drain: %s", path.c_str(),
+                r.error().message.c_str());
+    }
     closed = true;
     if (thread.joinable()) {
       stopping.store(true, std::memory_order_release);
@@ -1068,18 +1185,12 @@ Result<memory::Loan> IpcPublisher::loan() {
     return err(Errc::cancelled, "publisher interrupted");
   auto r = impl_->pool->try_loan();
   if (r) return r;
-  const auto deadline = std::chrono::steady_clock::now() + impl_->opts.loan_timeout;
-  for (;;) {
-    collect_returns();
-    auto again = impl_->pool->try_loan();
-    if (again) return again;
-    if (impl_->interrupted.load(std::memory_order_acquire))
-      return err(Errc::cancelled, "publisher interrupted");
-    if (std::chrono::steady_clock::now() >= deadline)
-      return err(Errc::timeout, "no free slot in the publisher's pool within loan_timeout");
-    // Slots come back when subscribers return leases (ack area) or local Buffers drop.
-    ::usleep(50);
-  }
+  return impl_->wait_for_slot(std::chrono::steady_clock::now() + impl_->opts.loan_timeout);
+}
+
+Result<void> IpcPublisher::drain(std::chrono::milliseconds timeout) {
+  PLX_NEED_IMPL();
+  return impl_->drain_all(std::chrono::steady_clock::now() + timeout);
 }
 
 Result<void> IpcPublisher::send(memory::Loan&& loan) {

@@ -417,6 +417,179 @@ TEST(IpcPublisher, InterruptMakesTheNextCallsFailUntilResume) {
   empty.resume();
 }
 
+// ---- lease pressure: copy past a threshold ----------------------------------------------------
+
+namespace {
+// Sends `n` checksummed buffers then EOS from a thread; returns what send() said last.
+std::thread produce(IpcPublisher& pub, int n, std::atomic<int>& sent, Result<void>& last) {
+  return std::thread([&pub, n, &sent, &last] {
+    for (int i = 0; i < n; ++i) {
+      last = send_seq(pub, static_cast<std::uint64_t>(i));
+      if (!last) return;
+      ++sent;
+    }
+    last = pub.send_eos();
+  });
+}
+}  // namespace
+
+TEST(IpcLeasePressure, WithoutCopiesAConsumerThatHoldsItsQuotaStallsThePublisher) {
+  // The deadlock of issue 11 in miniature: quota 4, the consumer keeps every buffer.
+  TempDir dir;
+  auto po = small_pool(4096, 16);
+  po.max_leases_per_subscriber = 4;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();  // copy_threshold 0: never copy
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  std::atomic<int> sent{0};
+  Result<void> last;
+  std::thread t = produce(pub, 8, sent, last);
+  std::vector<memory::Buffer> held;
+  for (int i = 0; i < 4; ++i)
+    held.push_back(std::move(**sub.recv_for(2s)));
+  auto fifth = sub.recv_for(300ms);
+  ASSERT_FALSE(fifth.ok());
+  EXPECT_EQ(fifth.error().code, Errc::timeout);
+  pub.interrupt();  // frees the producer
+  t.join();
+}
+
+TEST(IpcLeasePressure, CopiesPastTheThresholdAndReturnsTheLeaseAtOnce) {
+  TempDir dir;
+  auto po = small_pool(4096, 16);
+  po.max_leases_per_subscriber = 4;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  SubscriberOptions so;
+  so.copy_threshold = 2;
+  auto sub = IpcSubscriber::connect(dir.file("s"), so).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  std::atomic<int> sent{0};
+  Result<void> last;
+  constexpr int kN = 40;  // 10x the quota, all held at once
+  std::thread t = produce(pub, kN, sent, last);
+  std::vector<memory::Buffer> held;
+  for (;;) {
+    auto b = sub.recv_for(5s);
+    ASSERT_TRUE(b.ok()) << b.error().to_string();
+    if (!b->has_value()) break;
+    held.push_back(std::move(**b));
+  }
+  t.join();
+  ASSERT_TRUE(last.ok()) << last.error().to_string();
+  ASSERT_EQ(held.size(), static_cast<std::size_t>(kN));
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    EXPECT_EQ(held[i].metadata().sequence, i);
+    EXPECT_EQ(ipc_test::check_payload(held[i]), "") << i;
+    // The first two are the publisher's slots (zero copy), the rest local copies.
+    EXPECT_EQ(held[i].segment() != nullptr, i < 2) << i;
+  }
+  const SubscriberStats st = sub.stats();
+  EXPECT_EQ(st.copy_threshold, 2u);
+  EXPECT_EQ(st.copies, static_cast<std::uint64_t>(kN - 2));
+  EXPECT_EQ(st.bytes_copied, static_cast<std::uint64_t>(kN - 2) * 256);
+  EXPECT_EQ(st.leases, 2u);
+  pub.collect_returns();
+  EXPECT_EQ(pub.stats().subscribers.at(0).leases, 2u);
+  held.clear();
+  pub.collect_returns();
+  EXPECT_EQ(pub.stats().subscribers.at(0).leases, 0u);
+}
+
+TEST(IpcLeasePressure, AutoThresholdIsHalfTheQuotaAndCappedBelowIt) {
+  TempDir dir;
+  auto po = small_pool(4096, 16);
+  po.max_leases_per_subscriber = 8;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  SubscriberOptions so;
+  so.copy_threshold = SubscriberOptions::kCopyThresholdAuto;
+  auto a = IpcSubscriber::connect(dir.file("s"), so).value();
+  so.copy_threshold = 100;
+  auto b = IpcSubscriber::connect(dir.file("s"), so).value();
+  EXPECT_EQ(a.stats().copy_threshold, 4u);
+  EXPECT_EQ(b.stats().copy_threshold, 7u);
+}
+
+// ---- drain at EOS -------------------------------------------------------------------------------
+
+TEST(IpcDrain, CloseAfterEosWaitsUntilASlowReaderReadThroughTheEos) {
+  TempDir dir;
+  auto po = small_pool(4096, 64);
+  po.linger = 5s;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(send_seq(pub, i).ok());
+  ASSERT_TRUE(pub.send_eos().ok());
+  EXPECT_EQ(pub.drain(50ms).error().code, Errc::timeout);  // nobody read anything yet
+  std::atomic<int> got{0};
+  std::atomic<bool> eos{false};
+  std::thread reader([&] {
+    for (;;) {
+      std::this_thread::sleep_for(30ms);  // a slow consumer: ~300 ms for the stream
+      auto b = sub.recv_for(5s);
+      if (!b.ok() || !b->has_value()) {
+        eos = b.ok();
+        return;
+      }
+      if (ipc_test::check_payload(**b).empty()) ++got;
+    }
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  pub.close();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  reader.join();
+  EXPECT_GE(took, 250ms) << "close() did not wait for the reader";
+  EXPECT_LT(took, 4s);
+  EXPECT_EQ(got.load(), 10);
+  EXPECT_TRUE(eos.load());
+}
+
+TEST(IpcDrain, LingerBoundsTheWaitForAStalledReaderAndInterruptCutsItShort) {
+  TempDir dir;
+  auto po = small_pool(4096, 64);
+  po.linger = 300ms;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();  // never reads
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  ASSERT_TRUE(send_seq(pub, 0).ok());
+  ASSERT_TRUE(pub.send_eos().ok());
+  // interrupt() ends a drain at once.
+  std::thread cut([&] {
+    std::this_thread::sleep_for(50ms);
+    pub.interrupt();
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  auto d = pub.drain(10s);
+  cut.join();
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.error().code, Errc::cancelled);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  pub.resume();
+  t0 = std::chrono::steady_clock::now();
+  pub.close();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 1500ms);
+  // Nothing was dropped: the reader still gets the buffer and the EOS.
+  auto b = sub.recv_for(2s);
+  ASSERT_TRUE(b.ok() && b->has_value());
+  EXPECT_EQ(ipc_test::check_payload(**b), "");
+}
+
+TEST(IpcDrain, CloseWithoutEosDoesNotLinger) {
+  TempDir dir;
+  auto po = small_pool(4096, 64);
+  po.linger = 5s;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  ASSERT_TRUE(send_seq(pub, 0).ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  pub.close();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+}
+
 // ---- policies (one stalled subscriber, one fast one) ------------------------------------------
 
 class IpcPolicy : public ::testing::Test {
@@ -1024,3 +1197,112 @@ TEST(IpcQuarantine, QuarantinedSubscribersCountAgainstMaxSubscribers) {
   so.connect_timeout = 2s;
   EXPECT_TRUE(IpcSubscriber::connect(path, so).ok());
 }
+
+// ---- connect / bind against listeners that never answer (issue 12, item 4) --------------------
+
+namespace {
+// A listener with a full backlog that never accepts: a blocking connect() to it never returns.
+struct JammedListener {
+  UniqueFd lfd;
+  std::vector<UniqueFd> clients;
+  explicit JammedListener(const std::string& path) {
+    auto addr = os::make_addr(path).value();
+    lfd.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    EXPECT_EQ(::bind(lfd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(lfd.get(), 0), 0);
+    for (int i = 0; i < 64; ++i) {
+      UniqueFd c(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      if (::connect(c.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) break;
+      clients.push_back(std::move(c));
+    }
+  }
+};
+}  // namespace
+
+TEST(IpcConnectDeadline, FullBacklogListenerTimesOutWithinConnectTimeout) {
+  TempDir dir;
+  const auto path = dir.file("full.sock");
+  JammedListener jam(path);
+  Child c({ipc_test::peer_binary(), "connect-within", path, "300"}, true);
+  EXPECT_EQ(c.wait(5s), 0) << c.read_line();
+}
+
+TEST(IpcConnectDeadline, SilentPublisherHandshakeHonoursConnectTimeout) {
+  TempDir dir;
+  const auto path = dir.file("silent.sock");
+  Child hostile({ipc_test::peer_binary(), "hostile-pub", path, "silent"}, true);
+  ASSERT_EQ(hostile.read_line(), "ready");
+  Child c({ipc_test::peer_binary(), "connect-within", path, "300"}, true);
+  EXPECT_EQ(c.wait(5s), 0) << c.read_line();  // before: a fixed 5 s wait for the welcome
+}
+
+TEST(IpcConnectDeadline, BindProbeOfANonAcceptingListenerDoesNotBlock) {
+  TempDir dir;
+  const auto path = dir.file("taken.sock");
+  JammedListener jam(path);
+  Child c({ipc_test::peer_binary(), "bind-taken", path}, true);
+  EXPECT_EQ(c.wait(5s), 0) << c.read_line();
+}
+
+TEST(IpcConnectDeadline, InterruptCancelsAReconnect) {
+  TempDir dir;
+  const auto path = dir.file("re.sock");
+  Child publisher({ipc_test::peer_binary(), "publish", path, "4096", "1000"});
+  SubscriberOptions so;
+  so.reconnect = true;
+  so.connect_timeout = 10s;
+  auto sub = IpcSubscriber::connect(path, so).value();
+  ASSERT_TRUE(sub.recv_for(5s).ok());
+  // The publisher dies; its path is then held by a listener that never accepts.
+  publisher.kill9();
+  ::unlink(path.c_str());
+  JammedListener jam(path);
+  std::thread t([&] {
+    std::this_thread::sleep_for(300ms);
+    sub.interrupt();
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  Result<std::optional<memory::Buffer>> r = std::optional<memory::Buffer>();
+  do {
+    r = sub.recv_for(20s);  // drains what was in flight, then reconnects
+  } while (r.ok() && r->has_value());
+  const auto took = std::chrono::steady_clock::now() - t0;
+  t.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::cancelled) << r.error().to_string();
+  EXPECT_LT(took, 2s);  // not connect_timeout (10 s)
+}
+
+// ---- segment announcement caps (issue 12, item 5) ---------------------------------------------
+
+class IpcHostilePublisherLimits : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(IpcHostilePublisherLimits, TooManyOrTooLargeSegmentsAreRefused) {
+  TempDir dir;
+  const auto path = dir.file("segs.sock");
+  Child hostile({ipc_test::peer_binary(), "hostile-pub", path, GetParam()}, true);
+  ASSERT_EQ(hostile.read_line(), "ready");
+  const std::size_t fds_before = os::count_open_fds();
+  SubscriberOptions so;
+  so.connect_timeout = 2s;
+  so.max_segments = 16;
+  so.max_mapped_bytes = std::uint64_t{1} << 30;
+  Errc code = Errc::internal;
+  {
+    auto sub = IpcSubscriber::connect(path, so);
+    if (!sub.ok()) {
+      code = sub.error().code;
+    } else {
+      auto b = sub->recv_for(3s);
+      ASSERT_FALSE(b.ok()) << "accepted unbounded segment announcements";
+      code = b.error().code;
+      EXPECT_LE(sub->stats().segments, 16u);
+    }
+  }
+  EXPECT_EQ(code, Errc::resource_exhausted) << GetParam();
+  EXPECT_TRUE(eventually([&] { return os::count_open_fds() <= fds_before; }))
+      << "fds kept: " << os::count_open_fds() << " vs " << fds_before;
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, IpcHostilePublisherLimits,
+                         ::testing::Values("many-segments", "huge-segments"));
