@@ -26,6 +26,7 @@
 #include "ipc/os.h"
 #include "ipc/ring.h"
 #include "ipc/wire.h"
+#include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 #include "parallax/log.h"
 
@@ -460,7 +461,7 @@ struct IpcPublisher::Impl {
         }
         if ((i & 63) == 0 && (interrupted.load(std::memory_order_relaxed) || Clock::now() >= until))
           break;
-        __builtin_ia32_pause();
+        parallax::cpu_relax();
       }
       lk.lock();
       if (s.dead) return Wait::gone;

@@ -20,6 +20,7 @@
 #include "ipc/os.h"
 #include "ipc/ring.h"
 #include "ipc/wire.h"
+#include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 #include "parallax/log.h"
 #include "parallax/segment.h"
@@ -434,7 +435,7 @@ struct IpcSubscriber::Impl {
             }
           }
         }
-        __builtin_ia32_pause();
+        parallax::cpu_relax();
       }
     }
     if (opts.spin.count() > 0) {
@@ -442,7 +443,7 @@ struct IpcSubscriber::Impl {
       unsigned i = 0;
       while (!has_data()) {
         if ((++i & 63) == 0 && Clock::now() >= until) break;
-        __builtin_ia32_pause();
+        parallax::cpu_relax();
       }
       if (has_data()) return;
     }
