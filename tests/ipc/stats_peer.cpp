@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "parallax/ipc.h"
@@ -19,14 +20,16 @@ namespace {
 
 int usage() {
   std::fprintf(stderr,
-               "stats_peer sub PATH POLICY busy|sleep HOLD STOP_AFTER\n"
+               "stats_peer sub PATH POLICY busy|sleep|slowUSEC HOLD STOP_AFTER\n"
                "stats_peer query-as PATH UID\n");
   return 64;
 }
 
 // Receives STOP_AFTER buffers keeping the first HOLD of them, says "got N", then stops
-// reading (and keeps what it holds) until killed. STOP_AFTER 0: never reads.
-int sub(const std::string& path, const std::string& policy, bool busy, long hold, long stop) {
+// reading (and keeps what it holds) until killed. STOP_AFTER 0: never reads. `slow_us`: sleeps
+// that long after each buffer (a slow consumer).
+int sub(const std::string& path, const std::string& policy, bool busy, long slow_us, long hold,
+        long stop) {
   SubscriberOptions so;
   so.connect_timeout = 5s;
   so.policy = policy_from_string(policy).value();
@@ -48,6 +51,7 @@ int sub(const std::string& path, const std::string& policy, bool busy, long hold
     }
     ++got;
     if (static_cast<long>(held.size()) < hold) held.push_back(std::move(**r));
+    if (slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(slow_us));
   }
   std::printf("got %ld\n", got);
   std::fflush(stdout);
@@ -72,9 +76,11 @@ int query_as(const std::string& path, uid_t uid) {
 int main(int argc, char** argv) {
   if (argc < 3) return usage();
   const std::string mode = argv[1];
-  if (mode == "sub" && argc == 7)
-    return sub(argv[2], argv[3], std::string(argv[4]) == "busy", std::atol(argv[5]),
-               std::atol(argv[6]));
+  if (mode == "sub" && argc == 7) {
+    const std::string how = argv[4];
+    const long slow = how.rfind("slow", 0) == 0 ? std::atol(how.c_str() + 4) : 0;
+    return sub(argv[2], argv[3], how == "busy", slow, std::atol(argv[5]), std::atol(argv[6]));
+  }
   if (mode == "query-as" && argc == 4)
     return query_as(argv[2], static_cast<uid_t>(std::atol(argv[3])));
   return usage();

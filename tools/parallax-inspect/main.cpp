@@ -138,7 +138,7 @@ std::string human_ns(std::uint64_t ns, bool known = true) {
   char out[32];
   if (ns < 10'000)
     std::snprintf(out, sizeof out, "%lluns", static_cast<unsigned long long>(ns));
-  else if (ns < 10'000'000)
+  else if (ns < 1'000'000)
     std::snprintf(out, sizeof out, "%.1fus", static_cast<double>(ns) / 1e3);
   else if (ns < 10'000'000'000ull)
     std::snprintf(out, sizeof out, "%.1fms", static_cast<double>(ns) / 1e6);
