@@ -399,7 +399,7 @@ static GstStructure* make_stats(GstParallaxSrc* self) {
       connected = st.sub->connected();
     }
   }
-  return gst_structure_new(
+  GstStructure* s = gst_structure_new(
       "application/x-parallax-src-stats",  //
       "buffers", G_TYPE_UINT64, st.buffers.load(), "bytes", G_TYPE_UINT64, st.bytes.load(),
       "events", G_TYPE_UINT64, st.events.load(), "dropped", G_TYPE_UINT64,
@@ -411,6 +411,12 @@ static GstStructure* make_stats(GstParallaxSrc* self) {
       st.bytes_copied_before.load() + ss.bytes_copied, "quota", G_TYPE_UINT,
       static_cast<guint>(ss.quota), "copy-threshold", G_TYPE_UINT,
       static_cast<guint>(ss.copy_threshold), nullptr);
+  // Transit latency (publisher's ring write -> our receive, ns; log2 bucket upper bounds) of
+  // the current connection; 0 before the first buffer. docs/observability.md.
+  gst_structure_set(s, "latency-count", G_TYPE_UINT64, ss.latency_count, "latency-p50",
+                    G_TYPE_UINT64, ss.latency_p50_ns, "latency-p99", G_TYPE_UINT64,
+                    ss.latency_p99_ns, "latency-max", G_TYPE_UINT64, ss.latency_max_ns, nullptr);
+  return s;
 }
 
 static void gst_parallax_src_set_property(GObject* object, guint id, const GValue* value,

@@ -1063,3 +1063,29 @@ TEST_F(SrcFixture, HostileVideoMetaOutsideTheBufferIsDropped) {
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(pipeline);
 }
+
+// ---- observability (docs/observability.md) ----
+
+TEST_F(SrcFixture, StatsCarryTransitLatency) {
+  GstHarness* h = gst_harness_new("parallaxsrc");
+  g_object_set(h->element, "socket-path", path.c_str(), nullptr);
+  gst_harness_play(h);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+  ASSERT_TRUE(pub->set_format("application/x-test"));
+  EXPECT_EQ(stat_u64(h->element, "latency-count"), 0u);
+  EXPECT_EQ(stat_u64(h->element, "latency-p50"), 0u);
+  for (int i = 0; i < 3; ++i) {
+    send_frame(100, 3, static_cast<std::uint64_t>(i) * 33 * GST_MSECOND);
+    GstBuffer* b = gst_harness_pull(h);
+    ASSERT_NE(b, nullptr);
+    gst_buffer_unref(b);
+  }
+  EXPECT_EQ(stat_u64(h->element, "latency-count"), 3u);
+  const guint64 p50 = stat_u64(h->element, "latency-p50");
+  const guint64 p99 = stat_u64(h->element, "latency-p99");
+  EXPECT_GT(p50, 0u);
+  EXPECT_LT(p50, 10'000'000'000ull);  // a real time span, not a raw clock value
+  EXPECT_GE(p99, p50);
+  EXPECT_GE(stat_u64(h->element, "latency-max"), 1u);
+  gst_harness_teardown(h);
+}
