@@ -85,7 +85,10 @@ struct Sub {
   wire::AckHeader* ah{nullptr};
   std::atomic<std::uint64_t>* rets{nullptr};
   std::uint32_t ret_cap{0};
-  UniqueFd data_efd, ret_efd;
+  // Our end of the wake socket (the subscriber holds the other): we wake it with a byte, it
+  // wakes us; never blocking (MSG_DONTWAIT, our own open file description). Its hang-up says
+  // the subscriber's connection object, and with it every mapping of our slots, is gone.
+  UniqueFd wake;
 
   std::uint64_t write_pos{0};  // our copy; the ring's write_pos is only ever stored from it
   std::uint64_t read_pos{0};   // last validated value of the ack's read_pos
@@ -97,10 +100,10 @@ struct Sub {
   std::unordered_set<std::uint64_t> segments_sent;
   std::deque<std::vector<std::uint64_t>> pending;  // events waiting for ring space
   bool wake_needed{false};
-  // The return eventfd fired and was not read yet: it is drained before the next sleep rather
+  // The wake socket fired and was not read yet: it is drained before the next sleep rather
   // than right after the wake-up (a syscall off the hot path; the subscriber only writes it
   // after seeing pub_waiting, which is set after the drain).
-  bool ret_efd_pending{false};
+  bool wake_pending{false};
   SubscriberInfo info;
 };
 
@@ -228,8 +231,8 @@ struct IpcPublisher::Impl {
     s.leases_out = 0;
     s.inflight.clear();
     s.pending.clear();
+    // Also wakes a send() asleep on this subscriber: its poll() watches the socket.
     if (s.sock) ::shutdown(s.sock.get(), SHUT_RDWR);
-    if (s.ret_efd) os::signal_eventfd(s.ret_efd.get());  // wakes a send() blocked on it
     if (s.active) disconnects.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -331,7 +334,7 @@ struct IpcPublisher::Impl {
     s.wake_needed = false;
     if (s.ah->sub_sleeping.load(std::memory_order_seq_cst) != 0 &&
         s.ah->sub_sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
-      os::signal_eventfd(s.data_efd.get());
+      os::send_wake(s.wake.get());
     }
   }
 
@@ -448,9 +451,12 @@ struct IpcPublisher::Impl {
       if (ready) return Wait::progress;
       if (interrupted.load(std::memory_order_acquire)) return Wait::cancelled;
     }
-    if (s.ret_efd_pending) {
-      os::drain_eventfd(s.ret_efd.get());
-      s.ret_efd_pending = false;
+    if (s.wake_pending) {
+      s.wake_pending = false;
+      if (!os::drain_wake(s.wake.get())) {
+        kill_locked(s, "connection closed", false);
+        return Wait::gone;
+      }
     }
     // seq_cst store, then seq_cst loads in sync_locked(): pairs with the subscriber's seq_cst
     // read_pos/ret_write updates followed by its seq_cst load of pub_waiting.
@@ -465,7 +471,7 @@ struct IpcPublisher::Impl {
     }
     wake_locked(s);
     pollfd pfd[3] = {
-        {s.ret_efd.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
+        {s.wake.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
     lk.unlock();
     int timeout_ms = 100;
     if (deadline != Clock::time_point::max()) {
@@ -475,7 +481,11 @@ struct IpcPublisher::Impl {
     int n = ::poll(pfd, 3, timeout_ms);
     lk.lock();
     if (s.dead) return Wait::gone;
-    if (n > 0 && (pfd[0].revents & POLLIN)) s.ret_efd_pending = true;
+    if (n > 0 && (pfd[0].revents & POLLIN)) s.wake_pending = true;
+    if (n > 0 && (pfd[0].revents & (POLLHUP | POLLERR))) {
+      kill_locked(s, "wake socket closed", false);
+      return Wait::gone;
+    }
     s.ah->pub_waiting.store(0, std::memory_order_relaxed);
     if (n > 0 && (pfd[1].revents & (POLLHUP | POLLERR | POLLIN))) {
       // Any traffic after the handshake, or a hang-up, ends the connection; the background
@@ -706,8 +716,8 @@ struct IpcPublisher::Impl {
     s.ah->return_capacity = s.ret_cap;
     s.rets = reinterpret_cast<std::atomic<std::uint64_t>*>(s.ack_region.data() +
                                                            sizeof(wire::AckHeader));
-    PLX_ASSIGN(s.data_efd, os::make_eventfd());
-    PLX_ASSIGN(s.ret_efd, os::make_eventfd());
+    PLX_ASSIGN(os::WakePair wake, os::make_wake_pair());
+    s.wake = std::move(wake.first);
     PLX_ASSIGN(UniqueFd ring_ro, s.ring_region.export_fd(false));
     PLX_ASSIGN(UniqueFd ack_rw, s.ack_region.export_fd(true));
     wire::Welcome w{s.cap,
@@ -719,7 +729,7 @@ struct IpcPublisher::Impl {
                     static_cast<std::uint64_t>(::getpid()),
                     s.id};
     auto msg = wire::encode_welcome(w);
-    int fds[wire::kWelcomeFds] = {ring_ro.get(), ack_rw.get(), s.data_efd.get(), s.ret_efd.get()};
+    int fds[wire::kWelcomeFds] = {ring_ro.get(), ack_rw.get(), wake.second.get()};
     PLX_TRY(os::send_msg(s.sock.get(), msg, fds));
     for (std::size_t i = 0; i < pool->segment_count(); ++i)
       PLX_TRY(announce_segment(s, pool->segment(i)));

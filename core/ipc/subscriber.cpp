@@ -29,12 +29,6 @@ namespace {
 constexpr const char* kLog = "ipc";
 using Clock = std::chrono::steady_clock;
 
-bool is_eventfd(int fd) {
-  char path[64], target[64] = {};
-  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  ssize_t n = ::readlink(path, target, sizeof target - 1);
-  return n > 0 && std::strcmp(target, "anon_inode:[eventfd]") == 0;
-}
 }  // namespace
 
 /// The shared state of one connection.
@@ -47,7 +41,10 @@ struct Conn {
   wire::AckHeader* ah{nullptr};
   std::atomic<std::uint64_t>* rets{nullptr};
   std::uint32_t ret_cap{0};
-  UniqueFd data_efd, ret_efd;
+  // Our end of the connection's wake socket: the publisher wakes us through it and we wake
+  // it. Held until this Conn is destroyed, i.e. until every Buffer of the connection is gone
+  // and its mappings are unmapped: the publisher keeps our leases quarantined until then.
+  UniqueFd wake;
   wire::Welcome welcome;
   // Inserted by the consumer thread only, never erased while the Conn lives: Buffer cores
   // keep raw pointers to these segments.
@@ -80,7 +77,7 @@ struct Conn {
                         ah->read_pos.load(std::memory_order_relaxed) >=
                             ah->wake_read.load(std::memory_order_relaxed);
     if (enough && ah->pub_waiting.exchange(0, std::memory_order_seq_cst) != 0)
-      os::signal_eventfd(ret_efd.get());
+      os::send_wake(wake.get());
   }
 
   void shut() {
@@ -119,11 +116,11 @@ struct IpcSubscriber::Impl {
   std::optional<SegmentInfo> segment;
   UniqueFd interrupt_efd;
   std::atomic<bool> interrupted{false};
-  // The data eventfd woke us and was not read yet. It is drained before the next sleep, not
+  // The wake socket woke us and was not read yet. It is drained before the next sleep, not
   // right after the wake-up: one syscall less between the publisher's write and recv()
   // returning. Safe because the publisher writes it only after it saw sub_sleeping = 1,
   // which we store after the drain.
-  bool data_efd_pending{false};
+  bool wake_pending{false};
   std::vector<std::uint64_t> scratch;
   SubscriberStats st;
 
@@ -223,15 +220,14 @@ struct IpcSubscriber::Impl {
     auto* w = std::get_if<wire::Welcome>(&m);
     if (w == nullptr) return err(Errc::data_loss, "expected a welcome from the publisher");
     if (r.fds.size() != wire::kWelcomeFds)
-      return err(Errc::data_loss, "welcome without its four fds");
+      return err(Errc::data_loss, "welcome without its three fds");
     auto c = std::make_shared<Conn>();
     c->welcome = *w;
     PLX_ASSIGN(c->ring, os::ShmRegion::import(std::move(r.fds[0]), w->ring_map_size, false));
     PLX_ASSIGN(c->ack, os::ShmRegion::import(std::move(r.fds[1]), w->ack_map_size, true));
-    if (!is_eventfd(r.fds[2].get()) || !is_eventfd(r.fds[3].get()))
-      return err(Errc::data_loss, "welcome: wake-up fds are not eventfds");
-    c->data_efd = std::move(r.fds[2]);
-    c->ret_efd = std::move(r.fds[3]);
+    if (!os::is_wake_socket(r.fds[2].get()))
+      return err(Errc::data_loss, "welcome: the wake-up fd is not a Unix seqpacket socket");
+    c->wake = std::move(r.fds[2]);
     c->rh = reinterpret_cast<const wire::RingHeader*>(c->ring.data());
     PLX_TRY(wire::check_ring_header(*c->rh, w->ring_bytes));
     c->rdata = c->ring.data() + sizeof(wire::RingHeader);
@@ -245,7 +241,7 @@ struct IpcSubscriber::Impl {
     c->sock = std::move(sock);
     read_pos = c->ah->read_pos.load(std::memory_order_acquire);
     conn = std::move(c);
-    data_efd_pending = false;
+    wake_pending = false;
     failure.reset();
     hup = false;
     goodbye = false;
@@ -378,9 +374,12 @@ struct IpcSubscriber::Impl {
       }
       if (has_data()) return;
     }
-    if (data_efd_pending) {
-      os::drain_eventfd(c.data_efd.get());
-      data_efd_pending = false;
+    if (wake_pending) {
+      wake_pending = false;
+      if (!os::drain_wake(c.wake.get())) {
+        hup = true;  // the publisher closed its end
+        return;
+      }
     }
     c.ah->sub_sleeping.store(1, std::memory_order_seq_cst);
     if (c.rh->write_pos.load(std::memory_order_seq_cst) != read_pos) {
@@ -388,7 +387,7 @@ struct IpcSubscriber::Impl {
       return;
     }
     pollfd p[3] = {
-        {c.data_efd.get(), POLLIN, 0}, {c.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
+        {c.wake.get(), POLLIN, 0}, {c.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
     int timeout = -1;
     if (deadline != Clock::time_point::max()) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -398,7 +397,10 @@ struct IpcSubscriber::Impl {
     c.ah->sub_sleeping.store(0, std::memory_order_relaxed);
     ++st.wakeups;
     if (n <= 0) return;
-    if (p[0].revents & POLLIN) data_efd_pending = true;
+    if (p[0].revents & POLLIN) wake_pending = true;
+    // The publisher closed its end of the wake socket: it dropped the connection (a hostile
+    // one may do so without closing the socket; either way nothing will wake us any more).
+    if (p[0].revents & (POLLHUP | POLLERR)) hup = true;
     if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) (void)drain_socket(c);
   }
 

@@ -929,3 +929,34 @@ INSTANTIATE_TEST_SUITE_P(Modes, IpcHostilePublisher,
                          ::testing::Values("garbage", "version", "writable-ring", "welcome-no-fds",
                                            "oob", "unsealed", "writable", "truncated", "bad-record",
                                            "bad-write-pos"));
+
+// ---- hostile peers against the wake-ups (issue 12, item 1) ------------------------------------
+
+// A subscriber clears O_NONBLOCK on the wake-up fds it was given and fills them, and says it
+// sleeps so that every buffer wakes it. The publisher (a separate process) must still send,
+// expel it after block_timeout, and close: nothing a peer does to a shared fd can make a
+// publisher call block.
+TEST(IpcHostileWakeups, JammedSubscriberCannotBlockThePublisher) {
+  TempDir dir;
+  const auto path = dir.file("jam.sock");
+  Child pub({ipc_test::peer_binary(), "publish-n", path, "40"}, true);
+  ASSERT_EQ(pub.read_line(), "ready");
+  Child hostile({ipc_test::peer_binary(), "hostile-sub", path, "jam-wakeups"}, true);
+  ASSERT_EQ(hostile.read_line(), "ready");
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(pub.wait(10s), 0) << "the publisher blocked on a jammed wake-up (or failed)";
+  // 40 buffers, one block_timeout (300 ms) to expel the stalled peer: well under 5 s.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
+// The symmetric attack: a publisher jams the subscriber's return wake-up and asks to be woken
+// on the first return. Dropping the received Buffer (which returns its lease) and the next
+// wait must not block the subscriber process.
+TEST(IpcHostileWakeups, JammedPublisherCannotBlockTheSubscriber) {
+  TempDir dir;
+  const auto path = dir.file("jamp.sock");
+  Child hostile({ipc_test::peer_binary(), "hostile-pub", path, "jam-wakeups"}, true);
+  ASSERT_EQ(hostile.read_line(), "ready");
+  Child sub({ipc_test::peer_binary(), "recv-drop", path});
+  EXPECT_EQ(sub.wait(10s), 0) << "the subscriber blocked dropping a buffer (or failed)";
+}
