@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "parallax-gst/allocator.h"
+#include "gstplacement.h"
 #include "parallax-gst/convert.h"
 #include "parallax/ipc.h"
 
@@ -36,6 +37,8 @@ enum {
   PROP_TIMEOUT,
   PROP_BUSY_POLL,
   PROP_STATS,
+  PROP_AFFINITY,
+  PROP_PLACEMENT_BEST_EFFORT,
 };
 
 struct State {
@@ -55,6 +58,10 @@ struct State {
   // Counters for the stats property.
   std::atomic<std::uint64_t> buffers{0}, bytes{0}, events{0}, caps_changes{0}, reconnects{0};
   std::atomic<std::uint64_t> dropped_before{0};  // drops of previous connections
+  // Placement (docs/topology.md): the streaming thread is pinned once, in create().
+  std::string affinity;
+  bool placement_best_effort{false};
+  bool pinned{false};  // streaming thread
 };
 
 }  // namespace
@@ -246,6 +253,23 @@ GstFlowReturn handle_event(GstParallaxSrc* self, const link::Event& e) {
 
 }  // namespace
 
+// Pins the streaming thread once the first buffer is here: `auto` needs the node the publisher
+// announced for its memory (the segment came before the buffer).
+static bool pin_thread(GstParallaxSrc* self) {
+  State& st = *self->state;
+  st.pinned = true;
+  std::string affinity;
+  bool best_effort = false;
+  std::optional<unsigned> node;
+  {
+    std::lock_guard lock(st.mu);
+    affinity = st.affinity;
+    best_effort = st.placement_best_effort;
+  }
+  if (const int n = st.sub->stats().memory_node; n >= 0) node = static_cast<unsigned>(n);
+  return parallax::gst::pin_streaming_thread(GST_ELEMENT(self), affinity, node, best_effort);
+}
+
 static GstFlowReturn gst_parallax_src_create(GstPushSrc* src, GstBuffer** out) {
   auto* self = GST_PARALLAX_SRC(src);
   State& st = *self->state;
@@ -274,6 +298,7 @@ static GstFlowReturn gst_parallax_src_create(GstPushSrc* src, GstBuffer** out) {
       continue;
     }
     auto& buffer = std::get<parallax::memory::Buffer>(**item);
+    if (!st.pinned && !pin_thread(self)) return GST_FLOW_ERROR;
     if (st.caps == nullptr) {
       // A native publisher that never set a format: bytes are bytes.
       GstCaps* caps = gst_caps_new_empty_simple("application/octet-stream");
@@ -315,8 +340,9 @@ static gboolean gst_parallax_src_start(GstBaseSrc* src) {
   std::lock_guard lock(st.mu);
   st.unlocked = false;
   st.ever_connected = false;
+  st.pinned = false;
   gst_base_src_set_live(src, st.is_live);
-  return TRUE;
+  return parallax::gst::check_affinity(GST_ELEMENT(src), st.affinity, st.placement_best_effort);
 }
 
 static gboolean gst_parallax_src_stop(GstBaseSrc* src) {
@@ -364,7 +390,8 @@ static GstStructure* make_stats(GstParallaxSrc* self) {
       st.dropped_before.load() + ss.dropped, "caps-changes", G_TYPE_UINT64, st.caps_changes.load(),
       "reconnects", G_TYPE_UINT64, st.reconnects.load(), "leases", G_TYPE_UINT,
       static_cast<guint>(ss.leases), "connected", G_TYPE_BOOLEAN, connected, "publisher-pid",
-      G_TYPE_INT, static_cast<gint>(ss.publisher_pid), nullptr);
+      G_TYPE_INT, static_cast<gint>(ss.publisher_pid), "memory-node", G_TYPE_INT, ss.memory_node,
+      nullptr);
 }
 
 static void gst_parallax_src_set_property(GObject* object, guint id, const GValue* value,
@@ -386,6 +413,14 @@ static void gst_parallax_src_set_property(GObject* object, guint id, const GValu
       break;
     case PROP_TIMEOUT:
       st.timeout = g_value_get_uint64(value);
+      break;
+    case PROP_AFFINITY: {
+      const gchar* a = g_value_get_string(value);
+      st.affinity = a ? a : "";
+      break;
+    }
+    case PROP_PLACEMENT_BEST_EFFORT:
+      st.placement_best_effort = g_value_get_boolean(value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
@@ -414,6 +449,12 @@ static void gst_parallax_src_get_property(GObject* object, guint id, GValue* val
       break;
     case PROP_BUSY_POLL:
       g_value_set_boolean(value, st.busy_poll);
+      break;
+    case PROP_AFFINITY:
+      g_value_set_string(value, st.affinity.empty() ? nullptr : st.affinity.c_str());
+      break;
+    case PROP_PLACEMENT_BEST_EFFORT:
+      g_value_set_boolean(value, st.placement_best_effort);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
@@ -481,11 +522,23 @@ static void gst_parallax_src_class_init(GstParallaxSrcClass* klass) {
                            "producer never pays for a wake-up, at the price of one busy core",
                            FALSE, rw));
   g_object_class_install_property(
+      gobject_class, PROP_AFFINITY,
+      g_param_spec_string("affinity", "Affinity",
+                          "CPUs for the streaming thread: '0-3,8', 'numa:1', 'core:2-3', 'l3:0', "
+                          "'pu:4', or 'auto' (the CPUs of the NUMA node the publisher announced "
+                          "for its memory). Not applicable = element error (docs/topology.md)",
+                          nullptr, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_PLACEMENT_BEST_EFFORT,
+      g_param_spec_boolean("placement-best-effort", "Placement best effort",
+                           "An affinity that cannot be applied is a warning, not an error", FALSE,
+                           rw));
+  g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "Counters: buffers, bytes, events, dropped (by the publisher's "
                          "drop-oldest policy), caps-changes, reconnects, leases held now, "
-                         "connected, publisher-pid",
+                         "connected, publisher-pid, memory-node (announced, -1 unknown)",
                          GST_TYPE_STRUCTURE,
                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 

@@ -18,7 +18,7 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::is_standard_layout_v<RingHeader> && sizeof(RingHeader) == 256);
 static_assert(std::is_standard_layout_v<AckHeader> && sizeof(AckHeader) == 256);
 static_assert(sizeof(MsgHeader) == 16 && sizeof(HelloMsg) == 32 && sizeof(WelcomeMsg) == 56);
-static_assert(sizeof(SegmentMsg) == 32 && sizeof(RefuseMsg) == 24);
+static_assert(sizeof(SegmentMsg) == 40 && sizeof(RefuseMsg) == 24);
 static_assert(sizeof(RecordHeader) == 8 && sizeof(BufferRecord) == 104 &&
               sizeof(EventRecord) == 16);
 static_assert(sizeof(SegmentPayload) == 80);
@@ -440,7 +440,8 @@ std::vector<std::byte> encode_welcome(const Welcome& w) {
 }
 
 std::vector<std::byte> encode_segment(const SegmentAnnounce& s) {
-  SegmentMsg m{header(MsgType::segment, sizeof(SegmentMsg)), s.segment_id, s.size};
+  SegmentMsg m{header(MsgType::segment, sizeof(SegmentMsg)), s.segment_id, s.size, s.numa_node,
+               0};
   return as_bytes(m);
 }
 
@@ -493,7 +494,9 @@ Result<PublisherMsg> decode_publisher_msg(std::span<const std::byte> bytes) {
       SegmentMsg m{};
       std::memcpy(&m, bytes.data(), sizeof m);
       if (m.size == 0 || m.size > (std::uint64_t{1} << 40)) return bad("segment: bad size");
-      return PublisherMsg{SegmentAnnounce{m.segment_id, m.size}};
+      if (m.numa_node < kNoNode || m.numa_node > kMaxNode) return bad("segment: bad NUMA node");
+      if (m.reserved != 0) return bad("segment: reserved field is not zero");
+      return PublisherMsg{SegmentAnnounce{m.segment_id, m.size, m.numa_node}};
     }
     case MsgType::refuse: {
       if (bytes.size() < sizeof(RefuseMsg)) return bad("truncated refuse message");

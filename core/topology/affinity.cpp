@@ -6,6 +6,7 @@
 #include <hwloc.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -370,7 +371,7 @@ Result<AffinityRules> AffinityRules::parse(std::string_view text) {
   AffinityRules out;
   std::size_t start = 0;
   while (start <= text.size()) {
-    std::size_t end = text.find(';', start);
+    std::size_t end = text.find_first_of(";|", start);
     if (end == std::string_view::npos) end = text.size();
     const std::string_view item = trim(text.substr(start, end - start));
     start = end + 1;
@@ -503,6 +504,7 @@ Result<MemoryPlacement> memory_placement(const void* addr, std::size_t len, int 
   constexpr std::size_t kBatch = 1024;
   std::vector<void*> pages(kBatch);
   std::vector<int> status(kBatch);
+  std::vector<int> seen_os;
   for (std::size_t i = 0; i < out.pages; i += kBatch) {
     const std::size_t n = std::min(kBatch, out.pages - i);
     for (std::size_t j = 0; j < n; ++j)
@@ -511,21 +513,46 @@ Result<MemoryPlacement> memory_placement(const void* addr, std::size_t len, int 
       return Error::from_errno("move_pages");
     for (std::size_t j = 0; j < n; ++j) {
       if (status[j] < 0) continue;  // not present (never touched)
+      if (std::find(seen_os.begin(), seen_os.end(), status[j]) == seen_os.end())
+        seen_os.push_back(status[j]);
       if (status[j] == os_node)
         ++out.pages_on_node;
       else
         ++out.pages_elsewhere;
     }
   }
+  // Nodes as hwloc logical indexes (what numa:N and numa-node=N mean).
   Bitmap where;
-  if (hwloc_get_area_memlocation(t, addr, len, where.bm, HWLOC_MEMBIND_BYNODESET) == 0) {
-    int os = -1;
-    while ((os = hwloc_bitmap_next(where.bm, os)) != -1) {
-      hwloc_obj_t obj = hwloc_get_numanode_obj_by_os_index(t, static_cast<unsigned>(os));
-      if (obj != nullptr) out.nodes.push_back(obj->logical_index);
+  for (int os : seen_os) {
+    hwloc_obj_t obj = hwloc_get_numanode_obj_by_os_index(t, static_cast<unsigned>(os));
+    if (obj != nullptr) hwloc_bitmap_set(where.bm, obj->logical_index);
+  }
+  int l = -1;
+  while ((l = hwloc_bitmap_next(where.bm, l)) != -1)
+    out.nodes.push_back(static_cast<unsigned>(l));
+  return out;
+}
+
+Result<MemoryPlacement> place_memory(std::byte* addr, std::size_t len, unsigned node) {
+  PLX_TRY(bind_memory(addr, len, node));
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+  if (::madvise(addr, len, MADV_POPULATE_WRITE) != 0) {
+    if (errno != EINVAL) return Error::from_errno("madvise(MADV_POPULATE_WRITE)");
+    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    for (std::size_t off = 0; off < len; off += page) {
+      auto* p = reinterpret_cast<volatile std::byte*>(addr + off);
+      *p = *p;
     }
   }
-  return out;
+  PLX_ASSIGN(MemoryPlacement placed, memory_placement(addr, len, static_cast<int>(node)));
+  if (placed.pages_elsewhere != 0)
+    return err(Errc::unavailable,
+               std::to_string(placed.pages_elsewhere) + " of " + std::to_string(placed.pages) +
+                   " pages are not on NUMA node " + std::to_string(node) +
+                   " after binding (the node is out of memory, or they were placed before)");
+  return placed;
 }
 
 int memory_node(const void* addr, std::size_t len) {

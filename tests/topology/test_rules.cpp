@@ -30,6 +30,9 @@ TEST(Rules, ParseKeepsOrderAndTrims) {
   EXPECT_EQ(r->rules(), (std::vector<AffinityRule>{
                             {"parallaxsrc0", "numa:1"}, {"queue*", "core:2-3"}, {"*", "numa:0"}}));
   EXPECT_EQ(r->to_string(), "parallaxsrc0:numa:1;queue*:core:2-3;*:numa:0");
+  auto bars = AffinityRules::parse("parallaxsrc0:numa:1|queue*:core:2-3;*:numa:0");
+  ASSERT_TRUE(bars.ok());
+  EXPECT_EQ(bars->rules(), r->rules());
   auto empty = AffinityRules::parse("");
   ASSERT_TRUE(empty.ok());
   EXPECT_TRUE(empty->empty());

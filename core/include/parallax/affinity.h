@@ -107,6 +107,7 @@ struct AffinityRule {
 };
 
 /// `pattern:affinity;pattern:affinity;...`, e.g. "parallaxsrc0:numa:1;queue*:core:2-3;*:numa:0".
+/// Items are separated by ';' or '|' ('|' in GST_TRACERS, which GStreamer splits at ';').
 /// The pattern ends at the first ':'; the rest of the item is the affinity. The first rule
 /// that matches an element's name or its factory wins; `none` leaves the thread alone. One
 /// parser for the GstTracer `parallaxaffinity(rules=...)` and `parallax-launch --affinity`.
@@ -159,13 +160,18 @@ struct MemoryPlacement {
   std::size_t pages{0};  ///< pages in the region
   std::size_t pages_on_node{0};
   std::size_t pages_elsewhere{0};  ///< present on another node
-  std::vector<unsigned> nodes;     ///< nodes holding at least one page (hwloc_get_area_memlocation)
+  std::vector<unsigned> nodes;     ///< nodes holding at least one page
 };
 
 /// Binds [addr, addr+len) to `node` (hwloc_set_area_membind, HWLOC_MEMBIND_BIND, migrating
 /// pages already there), then the caller prefaults. Errors say what was asked and what exists.
 [[nodiscard]] Result<void> bind_memory(const void* addr, std::size_t len, unsigned node);
-/// Counts where the pages of [addr, addr+len) are now (pages not yet touched count nowhere).
+/// bind_memory(), then commits every page (MADV_POPULATE_WRITE, or a touch per page on old
+/// kernels) so the pages land on `node` now, then memory_placement(). For memory nobody
+/// writes concurrently (a pool before its first loan): the touch rewrites each page's first byte.
+[[nodiscard]] Result<MemoryPlacement> place_memory(std::byte* addr, std::size_t len, unsigned node);
+/// Counts where the pages of [addr, addr+len) are now, asking the kernel page by page
+/// (move_pages(2) without a target; pages not yet touched count nowhere).
 [[nodiscard]] Result<MemoryPlacement> memory_placement(const void* addr, std::size_t len, int node);
 /// The single node holding every present page of the region, or -1 (none present, or several).
 [[nodiscard]] int memory_node(const void* addr, std::size_t len);
