@@ -214,8 +214,8 @@ struct IpcPublisher::Impl {
                                            static_cast<unsigned>(numa_node_));
       if (!placed) {
         if (!opts.numa_best_effort)
-          return err(placed.error().code, "numa-node " + std::to_string(numa_node_) + ": " +
-                                              placed.error().message);
+          return err(placed.error().code,
+                     "numa-node " + std::to_string(numa_node_) + ": " + placed.error().message);
         PLX_LOG(warn, kLog, "numa-node %d not applied (best effort): %s", numa_node_,
                 placed.error().message.c_str());
         continue;

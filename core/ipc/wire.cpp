@@ -440,8 +440,7 @@ std::vector<std::byte> encode_welcome(const Welcome& w) {
 }
 
 std::vector<std::byte> encode_segment(const SegmentAnnounce& s) {
-  SegmentMsg m{header(MsgType::segment, sizeof(SegmentMsg)), s.segment_id, s.size, s.numa_node,
-               0};
+  SegmentMsg m{header(MsgType::segment, sizeof(SegmentMsg)), s.segment_id, s.size, s.numa_node, 0};
   return as_bytes(m);
 }
 
