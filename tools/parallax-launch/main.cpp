@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "parallax/affinity.h"
-#include "parallax/placement.h"
 #include "parallax/pipeline.h"
+#include "parallax/placement.h"
 #include "parallax/plugin.h"
 
 namespace {
@@ -121,21 +121,18 @@ int main(int argc, char** argv) {
 
   auto affinity_rules = parallax::topology::AffinityRules::parse(affinity_text);
   if (!affinity_rules) {
-    std::fprintf(stderr, "ERROR: --affinity: %s
-", affinity_rules.error().message.c_str());
+    std::fprintf(stderr, "ERROR: --affinity: %s\n", affinity_rules.error().message.c_str());
     return kExitInvalid;
   }
   if (!affinity_best_effort) {
     // Rules that name what this machine lacks fail before anything runs.
     auto machine = parallax::topology::Topology::process();
     if (!machine) {
-      std::fprintf(stderr, "ERROR: --affinity: %s
-", machine.error().message.c_str());
+      std::fprintf(stderr, "ERROR: --affinity: %s\n", machine.error().message.c_str());
       return kExitInvalid;
     }
     if (auto c = affinity_rules->check(**machine); !c) {
-      std::fprintf(stderr, "ERROR: --affinity: %s; this machine: %s
-", c.error().message.c_str(),
+      std::fprintf(stderr, "ERROR: --affinity: %s; this machine: %s\n", c.error().message.c_str(),
                    (*machine)->describe().c_str());
       return kExitInvalid;
     }
@@ -210,8 +207,8 @@ int main(int argc, char** argv) {
   // are pinned through hwloc; an empty affinity leaves the thread where the OS puts it.
   // --affinity RULES pins the others (first match by name or factory, as the GstTracer
   // parallaxaffinity). A pin that cannot be applied is the element's error (docs/topology.md).
-  opts.thread_hook = parallax::pipeline::pin_by_rules_hook(std::move(*affinity_rules),
-                                                           {affinity_best_effort});
+  opts.thread_hook =
+      parallax::pipeline::pin_by_rules_hook(std::move(*affinity_rules), {affinity_best_effort});
   PipelineExecutor exec(opts);
   if (!quiet) std::printf("Setting pipeline to PLAYING ...\n");
   std::fflush(stdout);
