@@ -18,9 +18,9 @@
 #include <utility>
 #include <vector>
 
+#include "gstplacement.h"
 #include "parallax-gst/allocator.h"
 #include "parallax-gst/buffer_pool.h"
-#include "gstplacement.h"
 #include "parallax-gst/convert.h"
 #include "parallax/affinity.h"
 #include "parallax/ipc.h"
@@ -99,7 +99,7 @@ struct State {
   std::atomic<std::uint64_t> buffers{0}, bytes{0}, zero_copy{0}, copied{0}, bytes_copied{0};
   bool copy_logged{false};
   std::optional<std::optional<unsigned>> numa;  // numa_node checked at start (inner nullopt: auto)
-  bool pinned{false};                            // the rendering thread
+  bool pinned{false};                           // the rendering thread
 };
 
 }  // namespace
@@ -240,8 +240,10 @@ bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
   st.allocator = parallax::gst::allocator_new(st.publisher->pool());
   if (st.numa) {
     const link::PublisherStats ps = st.publisher->stats();
-    GST_INFO_OBJECT(self, "pool on NUMA node %d: %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
-                    " pages there (move_pages)", ps.numa_node, ps.pages_on_node, ps.pages);
+    GST_INFO_OBJECT(self,
+                    "pool on NUMA node %d: %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
+                    " pages there (move_pages)",
+                    ps.numa_node, ps.pages_on_node, ps.pages);
   }
   GST_INFO_OBJECT(self, "publishing on %s: %zu slots of %zu bytes (%s)", s.socket_path.c_str(),
                   count, slot_size,
@@ -649,8 +651,7 @@ static bool pin_rendering_thread(GstParallaxSink* self, link::IpcPublisher& pub)
   const int node = pub.stats().numa_node;
   return parallax::gst::pin_streaming_thread(
       GST_ELEMENT(self), affinity,
-      node >= 0 ? std::optional<unsigned>(static_cast<unsigned>(node)) : std::nullopt,
-      best_effort);
+      node >= 0 ? std::optional<unsigned>(static_cast<unsigned>(node)) : std::nullopt, best_effort);
 }
 
 static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf) {

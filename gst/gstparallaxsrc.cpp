@@ -14,8 +14,8 @@
 #include <string>
 #include <utility>
 
-#include "parallax-gst/allocator.h"
 #include "gstplacement.h"
+#include "parallax-gst/allocator.h"
 #include "parallax-gst/convert.h"
 #include "parallax/ipc.h"
 
@@ -383,15 +383,15 @@ static GstStructure* make_stats(GstParallaxSrc* self) {
       connected = st.sub->connected();
     }
   }
-  return gst_structure_new(
-      "application/x-parallax-src-stats",  //
-      "buffers", G_TYPE_UINT64, st.buffers.load(), "bytes", G_TYPE_UINT64, st.bytes.load(),
-      "events", G_TYPE_UINT64, st.events.load(), "dropped", G_TYPE_UINT64,
-      st.dropped_before.load() + ss.dropped, "caps-changes", G_TYPE_UINT64, st.caps_changes.load(),
-      "reconnects", G_TYPE_UINT64, st.reconnects.load(), "leases", G_TYPE_UINT,
-      static_cast<guint>(ss.leases), "connected", G_TYPE_BOOLEAN, connected, "publisher-pid",
-      G_TYPE_INT, static_cast<gint>(ss.publisher_pid), "memory-node", G_TYPE_INT, ss.memory_node,
-      nullptr);
+  return gst_structure_new("application/x-parallax-src-stats",  //
+                           "buffers", G_TYPE_UINT64, st.buffers.load(), "bytes", G_TYPE_UINT64,
+                           st.bytes.load(), "events", G_TYPE_UINT64, st.events.load(), "dropped",
+                           G_TYPE_UINT64, st.dropped_before.load() + ss.dropped, "caps-changes",
+                           G_TYPE_UINT64, st.caps_changes.load(), "reconnects", G_TYPE_UINT64,
+                           st.reconnects.load(), "leases", G_TYPE_UINT,
+                           static_cast<guint>(ss.leases), "connected", G_TYPE_BOOLEAN, connected,
+                           "publisher-pid", G_TYPE_INT, static_cast<gint>(ss.publisher_pid),
+                           "memory-node", G_TYPE_INT, ss.memory_node, nullptr);
 }
 
 static void gst_parallax_src_set_property(GObject* object, guint id, const GValue* value,
