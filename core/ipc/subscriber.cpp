@@ -123,6 +123,7 @@ struct IpcSubscriber::Impl {
   bool wake_pending{false};
   std::vector<std::uint64_t> scratch;
   SubscriberStats st;
+  bool copy_logged{false};
 
   std::optional<Error> failure;  // why the connection was closed, for the next recv*()
 
@@ -324,6 +325,9 @@ struct IpcSubscriber::Impl {
       return protocol_error("descriptor [" + std::to_string(d.offset) + ", +" +
                             std::to_string(d.length) + ") outside its segment of " +
                             std::to_string(seg.size()) + " bytes");
+    // With a quota of 1 the effective threshold is 0: every buffer is copied.
+    if (opts.copy_threshold != 0 && c.leases.load(std::memory_order_relaxed) >= copy_threshold())
+      return copy_out(c, seg, d);
     auto* core = new RemoteCore;
     core->refs.store(1, std::memory_order_relaxed);
     // The mapping is PROT_READ: Buffer only ever exposes const bytes of it.
@@ -338,6 +342,35 @@ struct IpcSubscriber::Impl {
     core->token = d.token;
     c.leases.fetch_add(1, std::memory_order_relaxed);
     return memory::Buffer::adopt(core, 0, d.length);
+  }
+
+  // The effective copy threshold: at most quota - 1 (so the publisher can always send the
+  // buffer that we then copy), 0 with copying off.
+  std::uint32_t copy_threshold() const {
+    if (opts.copy_threshold == 0) return 0;
+    const std::uint32_t quota = std::max<std::uint32_t>(1, st.quota);
+    const std::uint32_t want = opts.copy_threshold == SubscriberOptions::kCopyThresholdAuto
+                                   ? std::max<std::uint32_t>(1, quota / 2)
+                                   : opts.copy_threshold;
+    return std::min(want, quota - 1);
+  }
+
+  // Lease pressure: copies the payload into heap memory and returns the lease at once.
+  Result<memory::Buffer> copy_out(Conn& c, const memory::Segment& seg, wire::BufferDesc& d) {
+    memory::Buffer b = memory::Buffer::copy_from(
+        std::span<const std::byte>(seg.data() + d.offset, d.length), std::move(d.meta));
+    c.leases.fetch_add(1, std::memory_order_relaxed);  // return_lease() takes it back
+    c.return_lease(d.token);
+    ++st.copies;
+    st.bytes_copied += d.length;
+    if (!copy_logged) {
+      copy_logged = true;
+      PLX_LOG(info, kLog,
+              "%s: holding %u of %u leases (downstream keeps buffers): copying payloads past "
+              "copy_threshold %u so the publisher never stalls on our quota",
+              path.c_str(), c.leases.load(std::memory_order_relaxed), st.quota, copy_threshold());
+    }
+    return b;
   }
 
   // Sleeps until the ring may have something, the socket speaks, or the deadline.
@@ -549,6 +582,7 @@ void IpcSubscriber::resume() {
 SubscriberStats IpcSubscriber::stats() const {
   if (!impl_) return {};
   SubscriberStats s = impl_->st;
+  s.copy_threshold = impl_->copy_threshold();
   if (impl_->conn) s.leases = impl_->conn->leases.load(std::memory_order_relaxed);
   return s;
 }

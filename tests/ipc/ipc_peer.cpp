@@ -194,6 +194,43 @@ int recv_drop(const std::string& path) {
   return 0;
 }
 
+// Receives N buffers, keeps them, closes the subscriber ("closed"), waits for a line on stdin,
+// checks the kept buffers ("intact" or "corrupt"), waits for another line, drops them
+// ("dropped") and stays alive until killed: the publisher must keep the slots out of its pool
+// exactly until the buffers are dropped.
+int keep_after_close(const std::string& path, long n) {
+  SubscriberOptions so;
+  so.connect_timeout = 5s;
+  auto sub = IpcSubscriber::connect(path, so);
+  if (!sub) return 2;
+  std::vector<memory::Buffer> kept;
+  while (static_cast<long>(kept.size()) < n) {
+    auto r = sub->recv_for(5s);
+    if (!r || !*r) return 3;
+    kept.push_back(std::move(**r));
+  }
+  sub->close();
+  auto line = [] {
+    char c;
+    while (::read(0, &c, 1) == 1 && c != '\n') {
+    }
+  };
+  std::printf("closed\n");
+  std::fflush(stdout);
+  line();
+  bool ok = true;
+  for (const auto& b : kept)
+    ok = ok && ipc_test::check_payload(b).empty();
+  std::printf("%s\n", ok ? "intact" : "corrupt");
+  std::fflush(stdout);
+  line();
+  kept.clear();
+  std::printf("dropped\n");
+  std::fflush(stdout);
+  for (;;)
+    ::pause();
+}
+
 int setuid_connect(const std::string& path, uid_t uid) {
   if (::setgid(uid) != 0 || ::setuid(uid) != 0) {
     std::perror("setuid");
@@ -547,6 +584,7 @@ int main(int argc, char** argv) {
   if (cmd == "hold") return hold(path);
   if (cmd == "publish-n") return publish_n(path, argc > 3 ? std::atol(argv[3]) : 50);
   if (cmd == "recv-drop") return recv_drop(path);
+  if (cmd == "keep-after-close") return keep_after_close(path, argc > 3 ? std::atol(argv[3]) : 4);
   if (cmd == "stall") return stall(path);
   if (cmd == "publish")
     return publish(path, argc > 3 ? std::strtoul(argv[3], nullptr, 10) : 4096,

@@ -134,6 +134,10 @@ struct PublisherOptions {
   /// A node that cannot be applied is a warning (logged, stats say where the pages are)
   /// instead of making bind() fail.
   bool numa_best_effort{false};
+  /// Drain at EOS: close() of a publisher whose stream ended (send_eos() and no flush since)
+  /// first waits, up to this long, until every connected subscriber has read everything sent
+  /// to it, the EOS included (drain()). Cut short by interrupt(). 0 = close at once.
+  std::chrono::milliseconds linger{std::chrono::seconds(2)};
 };
 
 /// Counters of one connected subscriber, as seen by the publisher.
@@ -167,6 +171,11 @@ struct PublisherStats {
   int numa_node{-1};
   std::uint64_t pages{0};
   std::uint64_t pages_on_node{0};
+  /// Slots of subscribers that are gone (hang-up, close(), expelled) but may still map them:
+  /// kept out of the pool until the subscriber's connection object is destroyed or its process
+  /// exits. Bounded: such subscribers count against max_subscribers until then.
+  std::uint64_t quarantined_slots{0};
+  std::uint64_t quarantined_subscribers{0};
   std::vector<SubscriberInfo> subscribers;
 };
 
@@ -225,6 +234,13 @@ class IpcPublisher {
   void interrupt();
   void resume();
 
+  /// Waits until every connected subscriber has read (taken off its ring) everything sent to
+  /// it so far, queued events included; subscribers that go away meanwhile no longer count.
+  /// Errors: timeout (some subscriber is still behind after `timeout`; nothing is dropped),
+  /// cancelled (interrupt()). Call it from the producer thread, after send_eos(), to keep the
+  /// stream's memory valid until the consumers are through (the sinks do at EOS).
+  [[nodiscard]] Result<void> drain(std::chrono::milliseconds timeout);
+
   /// Reclaims the leases subscribers have returned (send() and the background thread do this
   /// on their own; call it before reading pool occupancy in tests).
   void collect_returns();
@@ -233,7 +249,8 @@ class IpcPublisher {
   [[nodiscard]] const std::string& path() const;
 
   /// Clean shutdown: every subscriber gets end-of-stream after what was already sent, the
-  /// socket file is unlinked, the background thread stops. Idempotent.
+  /// socket file is unlinked, the background thread stops. Idempotent. After an EOS, first
+  /// lingers (options.linger) until the subscribers have read through it.
   void close();
 
   struct Impl;
@@ -257,6 +274,15 @@ struct SubscriberOptions {
   /// connect_timeout or 5 s if that is 0) instead of failing; the stream restarts with the new
   /// publisher's sticky events.
   bool reconnect{false};
+  /// Lease pressure (like v4l2src copying when its pool runs low): while we hold fewer than
+  /// this many leases, recv*() hands out zero-copy Buffers; past it, the payload is copied
+  /// into local (heap) memory and the lease is returned at once, so a consumer that keeps
+  /// buffers (encoders, aggregators, queues) never uses up the publisher's quota and stalls
+  /// the stream. Counted in stats().copies / bytes_copied, logged once. Capped at the quota
+  /// minus one. 0 = never copy (always zero copy; a consumer that holds `quota` buffers then
+  /// waits forever for the next one). kCopyThresholdAuto = half the quota (at least 1).
+  std::uint32_t copy_threshold{0};
+  static constexpr std::uint32_t kCopyThresholdAuto = UINT32_MAX;
 };
 
 struct SubscriberStats {
@@ -266,8 +292,11 @@ struct SubscriberStats {
   std::uint64_t wakeups{0};   ///< times we slept and were woken
   std::uint64_t segments{0};  ///< memory segments mapped
   std::uint64_t reconnects{0};
-  std::uint32_t leases{0};  ///< buffers we hold now (alive Buffers from this subscriber)
-  std::uint32_t quota{0};   ///< the publisher's lease cap for us
+  std::uint64_t copies{0};          ///< buffers copied past copy_threshold (lease returned at once)
+  std::uint64_t bytes_copied{0};    ///< their bytes
+  std::uint32_t copy_threshold{0};  ///< the effective threshold (0: never copy)
+  std::uint32_t leases{0};          ///< buffers we hold now (alive Buffers from this subscriber)
+  std::uint32_t quota{0};           ///< the publisher's lease cap for us
   pid_t publisher_pid{0};
   /// The NUMA node the publisher announced for the segments mapped so far: -1 unknown, or
   /// when they are on different nodes (the last announced one is in last_segment_node).
