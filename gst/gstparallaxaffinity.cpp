@@ -14,9 +14,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "parallax/affinity.h"
 
@@ -32,7 +32,6 @@ struct TracerState {
   topo::AffinityRules rules;
   bool best_effort{false};
   std::optional<std::string> config_error;  // reported on the first thread that starts
-  std::atomic<bool> config_error_posted{false};
 };
 
 }  // namespace
@@ -51,6 +50,41 @@ std::string factory_name(GstElement* e) {
   return f != nullptr ? gst_plugin_feature_get_name(GST_PLUGIN_FEATURE(f)) : "";
 }
 
+// An error found while the STREAM_STATUS message is being posted, posted once that message is
+// out (element-post-message-post, same thread): ENTER then ERROR, in that order on the bus.
+struct PendingError {
+  GstElement* owner{nullptr};  // a ref
+  GstTask* task{nullptr};      // a ref
+  std::string title, detail;
+};
+thread_local PendingError pending;
+
+void defer_error(GstElement* owner, GstMessage* message, std::string title, std::string detail) {
+  pending.owner = GST_ELEMENT(gst_object_ref(owner));
+  const GValue* v = gst_message_get_stream_status_object(message);
+  if (v != nullptr && G_VALUE_HOLDS(v, GST_TYPE_TASK))
+    pending.task = GST_TASK(gst_object_ref(g_value_get_object(v)));
+  pending.title = std::move(title);
+  pending.detail = std::move(detail);
+}
+
+// The element-post-message-post hook: posts the deferred error. A tracer cannot return
+// GST_FLOW_ERROR as an element would: it pauses the thread's task instead, so the thread does
+// not stream after its error (the pipeline then shuts down as after any streaming error).
+void on_post_message_post(GObject* /*object*/, GstClockTime /*ts*/, GstElement* /*element*/,
+                          gboolean /*result*/) {
+  if (pending.owner == nullptr) return;
+  GstElement* owner = std::exchange(pending.owner, nullptr);
+  GstTask* task = std::exchange(pending.task, nullptr);
+  GST_ELEMENT_ERROR(owner, RESOURCE, SETTINGS, ("%s", pending.title.c_str()),
+                    ("%s", pending.detail.c_str()));
+  if (task != nullptr) {
+    gst_task_pause(task);
+    gst_object_unref(task);
+  }
+  gst_object_unref(owner);
+}
+
 // The element-post-message-pre hook: on STREAM_STATUS ENTER (posted by the starting thread),
 // pin that thread by the first matching rule.
 void on_post_message_pre(GObject* object, GstClockTime /*ts*/, GstElement* /*element*/,
@@ -65,10 +99,8 @@ void on_post_message_pre(GObject* object, GstClockTime /*ts*/, GstElement* /*ele
   const std::string name = GST_OBJECT_NAME(owner) ? GST_OBJECT_NAME(owner) : "";
   const long tid = ::syscall(SYS_gettid);
   if (st.config_error) {
-    if (self->state->config_error_posted.exchange(true)) return;  // once is enough
-    GST_ELEMENT_ERROR(owner, RESOURCE, SETTINGS,
-                      ("parallaxaffinity tracer: the rules cannot be applied"),
-                      ("%s", st.config_error->c_str()));
+    defer_error(owner, message, "parallaxaffinity tracer: the rules cannot be applied",
+                *st.config_error);
     return;
   }
   const std::string factory = factory_name(owner);
@@ -81,9 +113,9 @@ void on_post_message_pre(GObject* object, GstClockTime /*ts*/, GstElement* /*ele
                           ("%s", pinned.error().message.c_str()));
     } else {
       GST_ERROR("%s (thread %ld): %s", name.c_str(), tid, pinned.error().message.c_str());
-      GST_ELEMENT_ERROR(owner, RESOURCE, SETTINGS, ("Could not pin the streaming thread"),
-                        ("%s (set best-effort=true in the tracer's parameters to go on)",
-                         pinned.error().message.c_str()));
+      defer_error(
+          owner, message, "Could not pin the streaming thread",
+          pinned.error().message + " (set best-effort=true in the tracer's parameters to go on)");
     }
     return;
   }
@@ -158,6 +190,8 @@ static void gst_parallax_affinity_tracer_constructed(GObject* object) {
     GST_INFO("rules '%s'%s", st.rules.to_string().c_str(), st.best_effort ? " (best effort)" : "");
   gst_tracing_register_hook(GST_TRACER(self), "element-post-message-pre",
                             G_CALLBACK(on_post_message_pre));
+  gst_tracing_register_hook(GST_TRACER(self), "element-post-message-post",
+                            G_CALLBACK(on_post_message_post));
   G_OBJECT_CLASS(gst_parallax_affinity_tracer_parent_class)->constructed(object);
 }
 
