@@ -18,9 +18,11 @@
 #include <utility>
 #include <vector>
 
+#include "gstplacement.h"
 #include "parallax-gst/allocator.h"
 #include "parallax-gst/buffer_pool.h"
 #include "parallax-gst/convert.h"
+#include "parallax/affinity.h"
 #include "parallax/ipc.h"
 #include "parallax/segment.h"
 
@@ -59,6 +61,9 @@ enum {
   PROP_PREFAULT,
   PROP_LINGER,
   PROP_STATS,
+  PROP_AFFINITY,
+  PROP_NUMA_NODE,
+  PROP_PLACEMENT_BEST_EFFORT,
 };
 
 constexpr guint64 kDefaultLinger = 2 * GST_SECOND;
@@ -73,6 +78,10 @@ struct Settings {
   guint max_subscribers{kDefaultMaxSubscribers};
   guint socket_mode{kDefaultSocketMode};
   bool prefault{true};
+  // Placement (docs/topology.md).
+  std::string affinity;   // the thread that renders into the sink
+  std::string numa_node;  // "" none, "auto", or a node
+  bool placement_best_effort{false};
   guint64 linger{kDefaultLinger};
 };
 
@@ -93,6 +102,8 @@ struct State {
   // Counters (read by the stats property from any thread).
   std::atomic<std::uint64_t> buffers{0}, bytes{0}, zero_copy{0}, copied{0}, bytes_copied{0};
   bool copy_logged{false};
+  std::optional<std::optional<unsigned>> numa;  // numa_node checked at start (inner nullopt: auto)
+  bool pinned{false};                           // the rendering thread
 };
 
 }  // namespace
@@ -178,7 +189,7 @@ bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
         ("%zu slots of %zu bytes: %s", count, slot_size, seg.error().message.c_str()));
     return false;
   }
-  if (s.prefault) {
+  if (s.prefault && !st.numa) {  // with numa-node the publisher binds, then prefaults
     auto committed = seg->prefault();
     if (!committed) {
       GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("Could not commit the shared memory"),
@@ -202,6 +213,20 @@ bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
   opts.max_subscribers = s.max_subscribers;
   opts.max_leases_per_subscriber =
       static_cast<std::uint32_t>(std::max<std::size_t>(1, count * 3 / 4));
+  if (st.numa) {
+    opts.numa_best_effort = s.placement_best_effort;
+    opts.numa_node = link::PublisherOptions::kAutoNode;  // the node of this (streaming) thread
+    if (*st.numa) {
+      opts.numa_node = static_cast<int>(**st.numa);
+    } else if (!s.affinity.empty() && s.affinity != "auto" && s.affinity != "none") {
+      // auto with an affinity: the node of the CPUs the rendering thread will be pinned to.
+      auto machine = parallax::topology::Topology::process();
+      if (machine) {
+        if (auto cpus = (*machine)->resolve(s.affinity))
+          if (auto node = (*machine)->node_of(*cpus)) opts.numa_node = static_cast<int>(*node);
+      }
+    }
+  }
   opts.linger = 0ms;  // drained at EOS by the streaming thread (interruptible); stop() is prompt
   auto pub = link::IpcPublisher::bind(s.socket_path, std::move(opts));
   if (!pub) {
@@ -218,6 +243,13 @@ bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
     if (st.unlocked.load(std::memory_order_acquire)) st.live->interrupt();
   }
   st.allocator = parallax::gst::allocator_new(st.publisher->pool());
+  if (st.numa) {
+    const link::PublisherStats ps = st.publisher->stats();
+    GST_INFO_OBJECT(self,
+                    "pool on NUMA node %d: %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
+                    " pages there (move_pages)",
+                    ps.numa_node, ps.pages_on_node, ps.pages);
+  }
   GST_INFO_OBJECT(self, "publishing on %s: %zu slots of %zu bytes (%s)", s.socket_path.c_str(),
                   count, slot_size,
                   s.memory == GST_PARALLAX_MEMORY_HUGEPAGE ? "hugepage" : "memfd");
@@ -360,6 +392,19 @@ static void gst_parallax_sink_set_property(GObject* object, guint id, const GVal
     case PROP_SOCKET_MODE:
       s.socket_mode = g_value_get_uint(value);
       break;
+    case PROP_AFFINITY: {
+      const gchar* a = g_value_get_string(value);
+      s.affinity = a ? a : "";
+      break;
+    }
+    case PROP_NUMA_NODE: {
+      const gchar* n = g_value_get_string(value);
+      s.numa_node = n ? n : "";
+      break;
+    }
+    case PROP_PLACEMENT_BEST_EFFORT:
+      s.placement_best_effort = g_value_get_boolean(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
       break;
@@ -370,6 +415,8 @@ static GstStructure* make_stats(GstParallaxSink* self) {
   State& st = *self->state;
   guint subscribers = 0;
   guint64 drops = 0, connections = 0, events = 0, leases = 0;
+  gint numa_node = -1;
+  guint64 pages = 0, pages_on_node = 0;
   {
     std::lock_guard lock(st.mu);
     if (st.publisher) {
@@ -381,6 +428,9 @@ static GstStructure* make_stats(GstParallaxSink* self) {
       }
       connections = ps.connections;
       events = ps.events_sent;
+      numa_node = ps.numa_node;
+      pages = ps.pages;
+      pages_on_node = ps.pages_on_node;
     }
   }
   return gst_structure_new(
@@ -389,7 +439,8 @@ static GstStructure* make_stats(GstParallaxSink* self) {
       "zero-copy", G_TYPE_UINT64, st.zero_copy.load(), "copied", G_TYPE_UINT64, st.copied.load(),
       "bytes-copied", G_TYPE_UINT64, st.bytes_copied.load(), "drops", G_TYPE_UINT64, drops,
       "subscribers", G_TYPE_UINT, subscribers, "connections", G_TYPE_UINT64, connections, "events",
-      G_TYPE_UINT64, events, "leases", G_TYPE_UINT64, leases, nullptr);
+      G_TYPE_UINT64, events, "leases", G_TYPE_UINT64, leases, "numa-node", G_TYPE_INT, numa_node,
+      "pages", G_TYPE_UINT64, pages, "pages-on-node", G_TYPE_UINT64, pages_on_node, nullptr);
 }
 
 static void gst_parallax_sink_get_property(GObject* object, guint id, GValue* value,
@@ -432,6 +483,15 @@ static void gst_parallax_sink_get_property(GObject* object, guint id, GValue* va
     case PROP_SOCKET_MODE:
       g_value_set_uint(value, s.socket_mode);
       break;
+    case PROP_AFFINITY:
+      g_value_set_string(value, s.affinity.empty() ? nullptr : s.affinity.c_str());
+      break;
+    case PROP_NUMA_NODE:
+      g_value_set_string(value, s.numa_node.empty() ? nullptr : s.numa_node.c_str());
+      break;
+    case PROP_PLACEMENT_BEST_EFFORT:
+      g_value_set_boolean(value, s.placement_best_effort);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
       break;
@@ -446,6 +506,12 @@ static gboolean gst_parallax_sink_start(GstBaseSink* sink) {
   st.copy_logged = false;
   st.pending.clear();
   st.format.clear();
+  st.pinned = false;
+  if (!parallax::gst::check_affinity(GST_ELEMENT(sink), st.settings.affinity,
+                                     st.settings.placement_best_effort) ||
+      !parallax::gst::check_numa_node(GST_ELEMENT(sink), st.settings.numa_node,
+                                      st.settings.placement_best_effort, st.numa))
+    return FALSE;
   // With an explicit slot-size the socket appears at once (subscribers may connect before the
   // caps are known); otherwise it appears with the first caps, sized from them.
   if (st.settings.slot_size != 0) return ensure_publisher(self, 0);
@@ -605,6 +671,24 @@ static gboolean gst_parallax_sink_event(GstBaseSink* sink, GstEvent* event) {
   return GST_BASE_SINK_CLASS(gst_parallax_sink_parent_class)->event(sink, event);
 }
 
+// Pins the thread that renders into the sink, once (streaming thread, mu not held: an element
+// error goes to the bus). `auto`: the CPUs of the node the pool was placed on.
+static bool pin_rendering_thread(GstParallaxSink* self, link::IpcPublisher& pub) {
+  State& st = *self->state;
+  st.pinned = true;
+  std::string affinity;
+  bool best_effort = false;
+  {
+    std::lock_guard lock(st.mu);
+    affinity = st.settings.affinity;
+    best_effort = st.settings.placement_best_effort;
+  }
+  const int node = pub.stats().numa_node;
+  return parallax::gst::pin_streaming_thread(
+      GST_ELEMENT(self), affinity,
+      node >= 0 ? std::optional<unsigned>(static_cast<unsigned>(node)) : std::nullopt, best_effort);
+}
+
 static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf) {
   auto* self = GST_PARALLAX_SINK(sink);
   State& st = *self->state;
@@ -620,6 +704,7 @@ static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf)
     allocator = st.allocator;
     wait_for_connection = st.settings.wait_for_connection;
   }
+  if (!st.pinned && !pin_rendering_thread(self, *pub)) return GST_FLOW_ERROR;
 
   // Woken by a subscriber joining or by unlock() (the publisher's interrupt()).
   while (wait_for_connection && pub->subscriber_count() == 0) {
@@ -809,10 +894,32 @@ static void gst_parallax_sink_class_init(GstParallaxSinkClass* klass) {
                            "is an error at start, not a crash later",
                            TRUE, rw));
   g_object_class_install_property(
+      gobject_class, PROP_AFFINITY,
+      g_param_spec_string("affinity", "Affinity",
+                          "CPUs for the streaming thread that renders into the sink: '0-3,8', "
+                          "'numa:1', 'core:2-3', 'l3:0', 'pu:4', or 'auto' (the CPUs of "
+                          "numa-node). Not applicable = element error (docs/topology.md)",
+                          nullptr, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_NUMA_NODE,
+      g_param_spec_string("numa-node", "NUMA node",
+                          "Bind the pool's memory to this NUMA node (then prefault and verify; "
+                          "see stats), or 'auto': the node of the producing thread's CPUs. "
+                          "Announced to subscribers (their affinity=auto follows it)",
+                          nullptr, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_PLACEMENT_BEST_EFFORT,
+      g_param_spec_boolean("placement-best-effort", "Placement best effort",
+                           "An affinity or numa-node that cannot be applied is a warning, not "
+                           "an error",
+                           FALSE, rw));
+  g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "Counters: buffers, bytes, zero-copy and copied buffers, bytes-copied, "
-                         "drops, subscribers, connections, events, leases",
+                         "drops, subscribers, connections, events, leases; numa-node (-1 "
+                         "none), pages and pages-on-node (where the pool's pages were after "
+                         "placement)",
                          GST_TYPE_STRUCTURE,
                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 

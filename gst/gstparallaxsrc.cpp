@@ -14,6 +14,7 @@
 #include <string>
 #include <utility>
 
+#include "gstplacement.h"
 #include "parallax-gst/allocator.h"
 #include "parallax-gst/convert.h"
 #include "parallax/ipc.h"
@@ -38,6 +39,8 @@ enum {
   PROP_COPY_THRESHOLD,
   PROP_POLICY,
   PROP_STATS,
+  PROP_AFFINITY,
+  PROP_PLACEMENT_BEST_EFFORT,
 };
 
 // What this subscriber asks the publisher to do when it falls behind (as the native element).
@@ -80,6 +83,10 @@ struct State {
   // Counters for the stats property.
   std::atomic<std::uint64_t> buffers{0}, bytes{0}, events{0}, caps_changes{0}, reconnects{0};
   std::atomic<std::uint64_t> dropped_before{0};  // drops of previous connections
+  // Placement (docs/topology.md): the streaming thread is pinned once, in create().
+  std::string affinity;
+  bool placement_best_effort{false};
+  bool pinned{false};  // streaming thread
   std::atomic<std::uint64_t> copied_before{0}, bytes_copied_before{0};
 };
 
@@ -278,6 +285,23 @@ GstFlowReturn handle_event(GstParallaxSrc* self, const link::Event& e) {
 
 }  // namespace
 
+// Pins the streaming thread once the first buffer is here: `auto` needs the node the publisher
+// announced for its memory (the segment came before the buffer).
+static bool pin_thread(GstParallaxSrc* self) {
+  State& st = *self->state;
+  st.pinned = true;
+  std::string affinity;
+  bool best_effort = false;
+  std::optional<unsigned> node;
+  {
+    std::lock_guard lock(st.mu);
+    affinity = st.affinity;
+    best_effort = st.placement_best_effort;
+  }
+  if (const int n = st.sub->stats().memory_node; n >= 0) node = static_cast<unsigned>(n);
+  return parallax::gst::pin_streaming_thread(GST_ELEMENT(self), affinity, node, best_effort);
+}
+
 static GstFlowReturn gst_parallax_src_create(GstPushSrc* src, GstBuffer** out) {
   auto* self = GST_PARALLAX_SRC(src);
   State& st = *self->state;
@@ -306,6 +330,7 @@ static GstFlowReturn gst_parallax_src_create(GstPushSrc* src, GstBuffer** out) {
       continue;
     }
     auto& buffer = std::get<parallax::memory::Buffer>(**item);
+    if (!st.pinned && !pin_thread(self)) return GST_FLOW_ERROR;
     if (st.caps == nullptr) {
       // A native publisher that never set a format: bytes are bytes.
       GstCaps* caps = gst_caps_new_empty_simple("application/octet-stream");
@@ -356,9 +381,10 @@ static gboolean gst_parallax_src_start(GstBaseSrc* src) {
   std::lock_guard lock(st.mu);
   st.unlocked = false;
   st.ever_connected = false;
+  st.pinned = false;
   st.copy_logged = false;
   gst_base_src_set_live(src, st.is_live);
-  return TRUE;
+  return parallax::gst::check_affinity(GST_ELEMENT(src), st.affinity, st.placement_best_effort);
 }
 
 static gboolean gst_parallax_src_stop(GstBaseSrc* src) {
@@ -410,7 +436,7 @@ static GstStructure* make_stats(GstParallaxSrc* self) {
       st.copied_before.load() + ss.copies, "bytes-copied", G_TYPE_UINT64,
       st.bytes_copied_before.load() + ss.bytes_copied, "quota", G_TYPE_UINT,
       static_cast<guint>(ss.quota), "copy-threshold", G_TYPE_UINT,
-      static_cast<guint>(ss.copy_threshold), nullptr);
+      static_cast<guint>(ss.copy_threshold), "memory-node", G_TYPE_INT, ss.memory_node, nullptr);
   // Transit latency (publisher's ring write -> our receive, ns; log2 bucket upper bounds) of
   // the current connection; 0 before the first buffer. docs/observability.md.
   gst_structure_set(s, "latency-count", G_TYPE_UINT64, ss.latency_count, "latency-p50",
@@ -438,6 +464,14 @@ static void gst_parallax_src_set_property(GObject* object, guint id, const GValu
       break;
     case PROP_TIMEOUT:
       st.timeout = g_value_get_uint64(value);
+      break;
+    case PROP_AFFINITY: {
+      const gchar* a = g_value_get_string(value);
+      st.affinity = a ? a : "";
+      break;
+    }
+    case PROP_PLACEMENT_BEST_EFFORT:
+      st.placement_best_effort = g_value_get_boolean(value);
       break;
     case PROP_COPY_THRESHOLD:
       st.copy_threshold = g_value_get_int(value);
@@ -472,6 +506,12 @@ static void gst_parallax_src_get_property(GObject* object, guint id, GValue* val
       break;
     case PROP_BUSY_POLL:
       g_value_set_boolean(value, st.busy_poll);
+      break;
+    case PROP_AFFINITY:
+      g_value_set_string(value, st.affinity.empty() ? nullptr : st.affinity.c_str());
+      break;
+    case PROP_PLACEMENT_BEST_EFFORT:
+      g_value_set_boolean(value, st.placement_best_effort);
       break;
     case PROP_COPY_THRESHOLD:
       g_value_set_int(value, st.copy_threshold);
@@ -545,6 +585,18 @@ static void gst_parallax_src_class_init(GstParallaxSrcClass* klass) {
                            "producer never pays for a wake-up, at the price of one busy core",
                            FALSE, rw));
   g_object_class_install_property(
+      gobject_class, PROP_AFFINITY,
+      g_param_spec_string("affinity", "Affinity",
+                          "CPUs for the streaming thread: '0-3,8', 'numa:1', 'core:2-3', 'l3:0', "
+                          "'pu:4', or 'auto' (the CPUs of the NUMA node the publisher announced "
+                          "for its memory). Not applicable = element error (docs/topology.md)",
+                          nullptr, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_PLACEMENT_BEST_EFFORT,
+      g_param_spec_boolean("placement-best-effort", "Placement best effort",
+                           "An affinity that cannot be applied is a warning, not an error", FALSE,
+                           rw));
+  g_object_class_install_property(
       gobject_class, PROP_COPY_THRESHOLD,
       g_param_spec_int("copy-threshold", "Copy threshold",
                        "Leases held (buffers downstream keeps) past which received payloads are "
@@ -564,7 +616,8 @@ static void gst_parallax_src_class_init(GstParallaxSrcClass* klass) {
                          "Counters: buffers, bytes, events, dropped (by the publisher's "
                          "drop-oldest policy), caps-changes, reconnects, leases held now, "
                          "connected, publisher-pid, copied and bytes-copied (past "
-                         "copy-threshold), quota, copy-threshold (effective)",
+                         "copy-threshold), quota, copy-threshold (effective), memory-node "
+                         "(announced by the publisher, -1 unknown)",
                          GST_TYPE_STRUCTURE,
                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// The "parallax" GStreamer plugin: registers parallaxsink and parallaxsrc and routes the core's
-// log into the "parallax" debug category.
+// The "parallax" GStreamer plugin: registers parallaxsink, parallaxsrc and the parallaxaffinity
+// tracer, and routes the core's log into the "parallax" debug category.
 #include <gst/gst.h>
 
 #include <string>
 
+#include "gstparallaxaffinity.h"
 #include "gstparallaxsink.h"
 #include "gstparallaxsrc.h"
 #include "parallax/log.h"
@@ -62,6 +63,7 @@ static gboolean plugin_init(GstPlugin* plugin) {
   sync_core_level();
   gboolean ok = gst_element_register(plugin, "parallaxsink", GST_RANK_NONE, GST_TYPE_PARALLAX_SINK);
   ok &= gst_element_register(plugin, "parallaxsrc", GST_RANK_NONE, GST_TYPE_PARALLAX_SRC);
+  ok &= gst_tracer_register(plugin, "parallaxaffinity", GST_TYPE_PARALLAX_AFFINITY_TRACER);
   return ok;
 }
 

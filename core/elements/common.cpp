@@ -34,8 +34,9 @@ FlowReturn loan_slot(pipeline::Element& e, memory::MemoryPool& pool, memory::Loa
 pipeline::PropertySpec affinity_property() {
   return pipeline::PropertySpec::string(
       "affinity", "",
-      "CPU set for this element's streaming thread (taskset style '0-3,8' or 'numa:0'); applied "
-      "by the executor's thread hook");
+      "CPU set for this element's streaming thread (taskset style '0-3,8', 'numa:0', 'core:2-3', "
+      "'l3:0', 'pu:4', or 'none'); applied by the executor's thread hook "
+      "(pipeline::pin_by_rules_hook in parallax-launch), where it wins over --affinity rules");
 }
 
 }  // namespace parallax::elements

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common.h"
+#include "parallax/affinity.h"
 #include "parallax/ipc.h"
 #include "parallax/segment.h"
 
@@ -176,6 +177,18 @@ class ParallaxSink final : public SinkElement {
     max_subscribers_ = prop<std::uint64_t>("max-subscribers");
     const std::string mode = prop<std::string>("socket-mode");
     socket_mode_ = mode == "0666" ? 0666 : mode == "0660" ? 0660 : 0600;
+    numa_.reset();
+    if (const std::string n = prop<std::string>("numa-node"); !n.empty()) {
+      // Checked here so a node that does not exist fails the start (docs/topology.md).
+      auto node = topology::parse_node(n);
+      if (!node) return err(node.error().code, "numa-node: " + node.error().message);
+      if (*node) {
+        PLX_ASSIGN(const topology::Topology* machine, topology::Topology::process());
+        if (auto c = machine->check_node(**node); !c)
+          return err(c.error().code, "numa-node " + n + ": " + c.error().message);
+      }
+      numa_ = *node;
+    }
     linger_ = std::chrono::milliseconds(prop<std::uint64_t>("linger") / 1'000'000);
     buffers_.store(0);
     bytes_.store(0);
@@ -314,6 +327,10 @@ class ParallaxSink final : public SinkElement {
     if (spec.name == "buffers") return buffers_.load(std::memory_order_relaxed);
     if (spec.name == "bytes") return bytes_.load(std::memory_order_relaxed);
     if (spec.name == "zero-copy") return zero_copy_.load(std::memory_order_relaxed);
+    if (spec.name == "pages-on-node") {
+      std::lock_guard l(mu_);
+      return pub_ ? pub_->stats().pages_on_node : std::uint64_t{0};
+    }
     if (spec.name == "copied") return copies_.load(std::memory_order_relaxed);
     if (spec.name == "bytes-copied") return bytes_copied_.load(std::memory_order_relaxed);
     if (spec.name == "subscribers") {
@@ -363,6 +380,10 @@ class ParallaxSink final : public SinkElement {
     // A subscriber may hold 3/4 of the slots: the rest keeps the producer going (as GStreamer).
     opts.max_leases_per_subscriber =
         static_cast<std::uint32_t>(std::max<std::uint64_t>(1, slot_count_ * 3 / 4));
+    // numa-node: the publisher binds, prefaults and verifies the pool (auto: the node of this
+    // thread, the streaming thread when the socket appears with the first buffer).
+    if (numa_)
+      opts.numa_node = *numa_ ? static_cast<int>(**numa_) : link::PublisherOptions::kAutoNode;
     opts.linger = 0ms;  // we drain at EOS ourselves (interruptibly); stop() closes at once
     auto pub = link::IpcPublisher::bind(path_, std::move(opts));
     if (!pub)
@@ -441,6 +462,7 @@ class ParallaxSink final : public SinkElement {
   std::uint64_t slot_count_{kDefaultSlotCount};
   std::uint64_t slot_size_{0};
   bool hugepage_{false};
+  std::optional<std::optional<unsigned>> numa_;  // numa-node (inner nullopt: auto)
   bool prefault_{true};
   bool wait_{true};
   link::Policy policy_{link::Policy::block};
@@ -832,6 +854,11 @@ const ElementRegistrar reg_parallaxsink{ElementInfo{
                                 {0660, "0660", "owner and group"},
                                 {0666, "0666", "everyone (peers are still checked by uid)"}},
                                "File mode of the socket (peers are also checked by uid)"),
+     PropertySpec::string("numa-node", "",
+                          "Bind the pool's memory to this NUMA node (prefaulted, verified, "
+                          "announced to subscribers), or 'auto' (the producing thread's node); "
+                          "a node that does not exist is an error at start"),
+     counter("pages-on-node", "Pages of the pool found on numa-node after placement"),
      PropertySpec::uint64("linger", kDefaultLingerNs, 0, UINT64_MAX,
                           "At EOS, nanoseconds to wait until every subscriber has read through "
                           "the stream before the EOS goes on (0 = do not wait; stop() cuts it "

@@ -27,6 +27,7 @@
 #include "ipc/os.h"
 #include "ipc/ring.h"
 #include "ipc/wire.h"
+#include "parallax/affinity.h"
 #include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 #include "parallax/log.h"
@@ -141,6 +142,9 @@ struct IpcPublisher::Impl {
 
   std::mutex seg_mu_;
   std::map<std::uint64_t, UniqueFd> seg_fds_;  // read-only exports, one per segment
+  std::map<std::uint64_t, int> seg_nodes_;     // NUMA node announced per segment (seg_mu_)
+  int numa_node_{-1};                          // PublisherOptions::numa_node resolved
+  std::uint64_t pages_{0}, pages_on_node_{0};  // set in bind() (seg_mu_ after)
 
   // Producer-thread cache of subs_ (refreshed when subs_version_ moves).
   std::vector<std::shared_ptr<Sub>> cache_;
@@ -216,12 +220,56 @@ struct IpcPublisher::Impl {
     return raw;
   }
 
+  // Places every segment of the pool on numa_node_ (bind, prefault, verify). Before the first
+  // loan: nobody writes the pool yet.
+  Result<void> place_pool() {
+    std::lock_guard lk(seg_mu_);
+    for (std::size_t i = 0; i < pool->segment_count(); ++i) {
+      const memory::Segment& seg = pool->segment(i);
+      auto placed = topology::place_memory(seg.writable_data(), seg.mapped_size(),
+                                           static_cast<unsigned>(numa_node_));
+      if (!placed) {
+        if (!opts.numa_best_effort)
+          return err(placed.error().code,
+                     "numa-node " + std::to_string(numa_node_) + ": " + placed.error().message);
+        PLX_LOG(warn, kLog, "numa-node %d not applied (best effort): %s", numa_node_,
+                placed.error().message.c_str());
+        continue;
+      }
+      pages_ += placed->pages;
+      pages_on_node_ += placed->pages_on_node;
+      seg_nodes_[seg.id()] = numa_node_;
+      PLX_LOG(info, kLog, "segment %llu: %zu of %zu pages on NUMA node %d",
+              static_cast<unsigned long long>(seg.id()), placed->pages_on_node, placed->pages,
+              numa_node_);
+    }
+    return {};
+  }
+
+  // The node announced for a segment: where it was placed, or (no numa_node asked, or a
+  // segment added later) where its pages are now if all on one node; -1 otherwise.
+  int segment_node(const memory::Segment& seg) {
+    std::lock_guard lk(seg_mu_);
+    if (auto it = seg_nodes_.find(seg.id()); it != seg_nodes_.end()) return it->second;
+    if (numa_node_ >= 0) {
+      // A segment the pool grew after bind(): bind it too (pages already there migrate).
+      if (auto r = topology::bind_memory(seg.data(), seg.mapped_size(),
+                                         static_cast<unsigned>(numa_node_));
+          !r)
+        PLX_LOG(warn, kLog, "segment %llu not bound to NUMA node %d: %s",
+                static_cast<unsigned long long>(seg.id()), numa_node_, r.error().message.c_str());
+    }
+    const int node = topology::memory_node(seg.data(), seg.mapped_size());
+    if (node >= 0) seg_nodes_[seg.id()] = node;  // unknown may become known once touched
+    return node;
+  }
+
   Result<void> announce_segment(Sub& s, const memory::Segment& seg) {
     if (s.segments_sent.count(seg.id()) != 0) return {};
     PLX_ASSIGN(int fd, segment_fd(seg));
     // The fd holds mapped_size() bytes (a huge-page segment is rounded up): the importer
     // checks the memfd's size against what we announce.
-    auto msg = wire::encode_segment({seg.id(), seg.mapped_size()});
+    auto msg = wire::encode_segment({seg.id(), seg.mapped_size(), segment_node(seg)});
     int fds[1] = {fd};
     PLX_TRY(os::send_msg(s.sock.get(), msg, fds));
     s.segments_sent.insert(seg.id());
@@ -1264,7 +1312,19 @@ Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions 
                  "the publisher's pool must live in shareable memory (memfd, hugepage or file)");
   }
   impl->pool = options.pool;
+  if (options.numa_node) {
+    if (*options.numa_node == PublisherOptions::kAutoNode) {
+      auto node = topology::current_thread_node();
+      if (!node) return err(node.error().code, "numa-node auto: " + node.error().message);
+      impl->numa_node_ = static_cast<int>(*node);
+    } else if (*options.numa_node < 0) {
+      return err(Errc::invalid_argument, "numa_node must be a node number or kAutoNode");
+    } else {
+      impl->numa_node_ = *options.numa_node;
+    }
+  }
   impl->opts = std::move(options);
+  if (impl->numa_node_ >= 0) PLX_TRY(impl->place_pool());
   PLX_ASSIGN(impl->wake_efd, os::make_eventfd());
   PLX_ASSIGN(impl->interrupt_efd, os::make_eventfd());
   PLX_TRY(impl->listen_on(path));
@@ -1459,6 +1519,12 @@ PublisherStats IpcPublisher::stats() const {
     format = im.sticky_format_;
   }
   st = im.own_stats(format);
+  {
+    std::lock_guard lk(im.seg_mu_);
+    st.numa_node = im.numa_node_;
+    st.pages = im.pages_;
+    st.pages_on_node = im.pages_on_node_;
+  }
   for (auto& s : gone) {
     std::lock_guard sl(s->mu);
     st.quarantined_slots += s->quarantine.size();

@@ -212,6 +212,9 @@ struct IpcSubscriber::Impl {
         if (!seg) return protocol_error("refusing segment: " + seg.error().message);
         c.segments.emplace(sa->segment_id,
                            std::make_unique<memory::Segment>(std::move(seg).value()));
+        // The memory's node (for affinity=auto): the one every segment so far is on, if any.
+        st.memory_node = st.segments == 0 || sa->numa_node == st.memory_node ? sa->numa_node : -1;
+        st.last_segment_node = sa->numa_node;
         c.mapped_bytes += sa->size;
         ++st.segments;
       } else if (auto* rf = std::get_if<wire::Refuse>(&*m)) {

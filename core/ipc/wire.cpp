@@ -25,7 +25,7 @@ static_assert(std::is_standard_layout_v<RingHeader> && sizeof(RingHeader) == 256
 static_assert(std::is_standard_layout_v<AckHeader> && sizeof(AckHeader) == 832);
 static_assert(sizeof(AckReport) == 576 && offsetof(AckHeader, report) == 256);
 static_assert(sizeof(MsgHeader) == 16 && sizeof(HelloMsg) == 32 && sizeof(WelcomeMsg) == 56);
-static_assert(sizeof(SegmentMsg) == 32 && sizeof(RefuseMsg) == 24);
+static_assert(sizeof(SegmentMsg) == 40 && sizeof(RefuseMsg) == 24);
 static_assert(sizeof(StatsRequestMsg) == 32 && sizeof(StatsPublisherMsg) == 152 &&
               sizeof(StatsSegmentMsg) == 40 && sizeof(StatsSubscriberMsg) == 160 &&
               sizeof(StatsEndMsg) == 24);
@@ -456,7 +456,7 @@ std::vector<std::byte> encode_welcome(const Welcome& w) {
 }
 
 std::vector<std::byte> encode_segment(const SegmentAnnounce& s) {
-  SegmentMsg m{header(MsgType::segment, sizeof(SegmentMsg)), s.segment_id, s.size};
+  SegmentMsg m{header(MsgType::segment, sizeof(SegmentMsg)), s.segment_id, s.size, s.numa_node, 0};
   return as_bytes(m);
 }
 
@@ -719,7 +719,9 @@ Result<PublisherMsg> decode_publisher_msg(std::span<const std::byte> bytes) {
       SegmentMsg m{};
       std::memcpy(&m, bytes.data(), sizeof m);
       if (m.size == 0 || m.size > (std::uint64_t{1} << 40)) return bad("segment: bad size");
-      return PublisherMsg{SegmentAnnounce{m.segment_id, m.size}};
+      if (m.numa_node < kNoNode || m.numa_node > kMaxNode) return bad("segment: bad NUMA node");
+      if (m.reserved != 0) return bad("segment: reserved field is not zero");
+      return PublisherMsg{SegmentAnnounce{m.segment_id, m.size, m.numa_node}};
     }
     case MsgType::refuse: {
       if (bytes.size() < sizeof(RefuseMsg)) return bad("truncated refuse message");

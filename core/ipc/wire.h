@@ -18,7 +18,8 @@
 namespace parallax::link::wire {
 
 inline constexpr std::uint32_t kMagic = 0x49584c50;  // "PLXI" little-endian
-inline constexpr std::uint16_t kVersion = 2;  // 2: wake socket; stats request, send stamps, ack report
+inline constexpr std::uint16_t kVersion = 2;  // 2: wake socket; stats request, send stamps, ack
+                                              // report; segment messages carry the NUMA node
 
 // ---------------------------------------------------------------------------------------------
 // Socket messages (SOCK_SEQPACKET: one message per datagram, boundaries kept by the kernel).
@@ -67,10 +68,16 @@ struct WelcomeMsg {
   std::uint64_t connection_id;
 };
 
+/// A segment's NUMA node is unknown (not bound, pages on several nodes, or none touched yet).
+inline constexpr std::int32_t kNoNode = -1;
+/// Largest NUMA node number a segment message may carry.
+inline constexpr std::int32_t kMaxNode = 4095;
 struct SegmentMsg {
   MsgHeader h;
   std::uint64_t segment_id;
   std::uint64_t size;
+  std::int32_t numa_node;  ///< hwloc logical node of the pages, or kNoNode (since version 2)
+  std::uint32_t reserved;  ///< 0
 };
 
 inline constexpr std::size_t kMaxRefuseText = 256;
@@ -285,6 +292,7 @@ struct Welcome {
 struct SegmentAnnounce {
   std::uint64_t segment_id{0};
   std::uint64_t size{0};
+  std::int32_t numa_node{kNoNode};
 };
 struct Refuse {
   Errc code{Errc::permission_denied};

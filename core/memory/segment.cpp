@@ -227,8 +227,10 @@ Result<void> Segment::bind_to_numa_node(unsigned node) {
   if (base_ == nullptr) return err(Errc::failed_precondition, "empty segment");
   if (node >= 64) return err(Errc::invalid_argument, "NUMA node out of range");
   unsigned long mask = 1UL << node;
-  // mbind(addr, len, MPOL_PREFERRED=1, mask, maxnode, flags=0): no libnuma dependency.
-  long rc = ::syscall(SYS_mbind, base_, map_size_, 1, &mask, 64UL, 0U);
+  // mbind(addr, len, MPOL_BIND=2, mask, maxnode, MPOL_MF_MOVE=2): pages go to that node only,
+  // pages already faulted move. (Bind, not preferred: a preference silently lands elsewhere.)
+  // The hwloc path with checks and verification is topology::place_memory (parallax/affinity.h).
+  long rc = ::syscall(SYS_mbind, base_, map_size_, 2, &mask, 65UL, 2U);
   if (rc != 0) return Error::from_errno("mbind");
   return {};
 }

@@ -74,8 +74,12 @@ struct PipelineExecutor::Impl final : detail::ElementHost {
       if (auto v = e->property("affinity")) affinity = std::get<std::string>(*v);
     }
     if (opts.thread_hook) {
-      if (auto r = opts.thread_hook(*e, affinity); !r)
-        e->post_warning("thread hook failed for affinity '" + affinity + "': " + r.error().message);
+      // A placement that cannot be applied fails the element at start (a hook that wants to go
+      // on, e.g. pin_by_rules_hook with best_effort, returns ok after logging).
+      if (auto r = opts.thread_hook(*e, affinity); !r) {
+        e->post_error(r.error().code, "could not place the streaming thread: " + r.error().message);
+        return;
+      }
     } else if (!affinity.empty()) {
       e->post_warning(
           "affinity '" + affinity +

@@ -58,7 +58,8 @@ TEST(IpcLayout, MessagesAndRecordsAreFrozen) {
   EXPECT_EQ(sizeof(wire::HelloMsg), 32u);
   EXPECT_EQ(sizeof(wire::WelcomeMsg), 56u);
   EXPECT_EQ(offsetof(wire::WelcomeMsg, publisher_pid), 40u);
-  EXPECT_EQ(sizeof(wire::SegmentMsg), 32u);
+  EXPECT_EQ(sizeof(wire::SegmentMsg), 40u);
+  EXPECT_EQ(offsetof(wire::SegmentMsg, numa_node), 32u);
   EXPECT_EQ(sizeof(wire::RecordHeader), 8u);
   EXPECT_EQ(sizeof(wire::BufferRecord), 112u);
   EXPECT_EQ(offsetof(wire::BufferRecord, send_ns), 104u);  // patched per subscriber
@@ -327,6 +328,28 @@ TEST(IpcWire, WelcomeValidation) {
   auto refuse = wire::decode_publisher_msg(wire::encode_refuse({Errc::permission_denied, "no"}));
   ASSERT_TRUE(refuse.ok());
   EXPECT_EQ(std::get<wire::Refuse>(*refuse).text, "no");
+}
+
+TEST(IpcWire, SegmentAnnouncementCarriesTheNumaNode) {
+  for (std::int32_t node : {wire::kNoNode, 0, 1, 3, wire::kMaxNode}) {
+    auto m = wire::decode_publisher_msg(wire::encode_segment({7, 1 << 20, node}));
+    ASSERT_TRUE(m.ok()) << node;
+    const auto& sa = std::get<wire::SegmentAnnounce>(*m);
+    EXPECT_EQ(sa.segment_id, 7u);
+    EXPECT_EQ(sa.size, 1u << 20);
+    EXPECT_EQ(sa.numa_node, node);
+  }
+  for (std::int32_t node : {-2, wire::kMaxNode + 1, INT32_MIN}) {
+    auto m = wire::decode_publisher_msg(wire::encode_segment({7, 4096, node}));
+    ASSERT_FALSE(m.ok()) << node;
+    EXPECT_EQ(m.error().code, Errc::data_loss);
+  }
+  auto bytes = wire::encode_segment({7, 4096, 0});
+  bytes[offsetof(wire::SegmentMsg, reserved)] = std::byte{1};
+  EXPECT_FALSE(wire::decode_publisher_msg(bytes).ok());
+  // A version-1 peer's 32-byte segment message is refused, not misread.
+  bytes.resize(32);
+  EXPECT_FALSE(wire::decode_publisher_msg(bytes).ok());
 }
 
 TEST(IpcPolicyNames, RoundTrip) {

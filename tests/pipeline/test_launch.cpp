@@ -153,14 +153,21 @@ TEST(Launch, InterruptSendsEosAndExitsCleanly) {
   EXPECT_TRUE(contains(r.out, "Got EOS from element \"pipeline\".")) << r.out;
 }
 
-TEST(Launch, AffinityIsAppliedOrWarnedAbout) {
+TEST(Launch, AffinityIsAppliedOrIsTheElementsError) {
   ToolRun ok = run("PARALLAX_LAUNCH", {"nullsource", "num-buffers=10", "affinity=0", "!", "queue",
                                        "affinity=pu:0", "!", "nullsink"});
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_FALSE(contains(ok.err, "WARNING")) << ok.err;
+  // An affinity that cannot be applied fails the element (docs/topology.md), saying what exists.
   ToolRun bad = run("PARALLAX_LAUNCH", {"nullsource num-buffers=10 affinity=numa:99 ! nullsink"});
-  EXPECT_EQ(bad.exit_code, 0) << bad.err;
+  EXPECT_NE(bad.exit_code, 0) << bad.err;
+  EXPECT_TRUE(contains(bad.err, "element 'nullsource0': could not place the streaming thread"))
+      << bad.err;
   EXPECT_TRUE(contains(bad.err, "NUMA node 99 does not exist: this machine has")) << bad.err;
+  ToolRun lenient = run("PARALLAX_LAUNCH", {"--affinity-best-effort",
+                                            "nullsource num-buffers=10 "
+                                            "affinity=numa:99 ! nullsink"});
+  EXPECT_EQ(lenient.exit_code, 0) << lenient.err;
 }
 
 TEST(Inspect, ListsElementsAndPlugins) {

@@ -14,6 +14,7 @@
 
 #include "parallax/affinity.h"
 #include "parallax/pipeline.h"
+#include "parallax/placement.h"
 #include "parallax/plugin.h"
 
 namespace {
@@ -101,6 +102,14 @@ int main(int argc, char** argv) {
   app.add_option("--plugin", plugin_files,
                  "Load this plugin file first (repeatable); plugins in $PARALLAX_PLUGIN_PATH are "
                  "always loaded");
+  std::string affinity_text;
+  bool affinity_best_effort = false;
+  app.add_option("--affinity", affinity_text,
+                 "Pin streaming threads by rules 'PATTERN:AFFINITY;...' (first match by element "
+                 "name or factory, globs; same rules as the parallaxaffinity GstTracer), e.g. "
+                 "'src*:numa:0;queue*:core:1'. An element's own affinity property wins");
+  app.add_flag("--affinity-best-effort", affinity_best_effort,
+               "An affinity that cannot be applied is a warning instead of an error");
   app.add_option("pipeline", words, "The pipeline description (may span several arguments)")
       ->required();
   try {
@@ -108,6 +117,25 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : kExitInvalid;
+  }
+
+  auto affinity_rules = parallax::topology::AffinityRules::parse(affinity_text);
+  if (!affinity_rules) {
+    std::fprintf(stderr, "ERROR: --affinity: %s\n", affinity_rules.error().message.c_str());
+    return kExitInvalid;
+  }
+  if (!affinity_best_effort) {
+    // Rules that name what this machine lacks fail before anything runs.
+    auto machine = parallax::topology::Topology::process();
+    if (!machine) {
+      std::fprintf(stderr, "ERROR: --affinity: %s\n", machine.error().message.c_str());
+      return kExitInvalid;
+    }
+    if (auto c = affinity_rules->check(**machine); !c) {
+      std::fprintf(stderr, "ERROR: --affinity: %s; this machine: %s\n", c.error().message.c_str(),
+                   (*machine)->describe().c_str());
+      return kExitInvalid;
+    }
   }
 
   std::vector<std::string> plugin_errors;
@@ -177,9 +205,10 @@ int main(int argc, char** argv) {
   opts.trace_events = verbose;
   // Streaming threads of elements with an "affinity" property ("0-3,8", "numa:0", "core:1")
   // are pinned through hwloc; an empty affinity leaves the thread where the OS puts it.
-  opts.thread_hook = [](Element&, std::string_view affinity) -> parallax::Result<void> {
-    return parallax::topology::pin_current_thread(affinity);
-  };
+  // --affinity RULES pins the others (first match by name or factory, as the GstTracer
+  // parallaxaffinity). A pin that cannot be applied is the element's error (docs/topology.md).
+  opts.thread_hook =
+      parallax::pipeline::pin_by_rules_hook(std::move(*affinity_rules), {affinity_best_effort});
   PipelineExecutor exec(opts);
   if (!quiet) std::printf("Setting pipeline to PLAYING ...\n");
   std::fflush(stdout);

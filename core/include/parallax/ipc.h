@@ -124,6 +124,17 @@ struct PublisherOptions {
   /// wake-up; a short spin covers the usual case of a consumer that is only a few buffers
   /// behind. 0 = sleep at once.
   std::chrono::nanoseconds spin{std::chrono::microseconds(20)};
+  /// Places the pool's memory on a NUMA node (hwloc logical index): each segment is bound there
+  /// (hwloc_set_area_membind, bind policy), prefaulted, and the pages' location is verified and
+  /// reported in stats(); subscribers are told the node in the segment announcement (their
+  /// `affinity=auto` follows it). kAutoNode: the node of the CPUs of the thread calling bind().
+  /// std::nullopt: the kernel places pages at first touch (the node announced is then where
+  /// the pages are when a subscriber joins, if all on one node).
+  std::optional<int> numa_node;
+  static constexpr int kAutoNode = -1;
+  /// A node that cannot be applied is a warning (logged, stats say where the pages are)
+  /// instead of making bind() fail.
+  bool numa_best_effort{false};
   /// Drain at EOS: close() of a publisher whose stream ended (send_eos() and no flush since)
   /// first waits, up to this long, until every connected subscriber has read everything sent
   /// to it, the EOS included (drain()). Cut short by interrupt(). 0 = close at once.
@@ -173,7 +184,12 @@ struct PublisherStats {
   std::uint64_t disconnects{0};      ///< subscribers gone (clean, crashed or expelled)
   std::uint64_t refused{0};          ///< connections refused by credentials or limits
   std::uint64_t protocol_errors{0};  ///< connections closed because a peer misbehaved
-  std::uint64_t stats_requests{0};   ///< stats requests answered (query_stats, parallax-inspect)
+  /// Memory placement (PublisherOptions::numa_node): the node asked for (auto resolved; -1
+  /// none), and the pool's pages as the kernel reported them right after placement.
+  int numa_node{-1};
+  std::uint64_t pages{0};
+  std::uint64_t pages_on_node{0};
+  std::uint64_t stats_requests{0};  ///< stats requests answered (query_stats, parallax-inspect)
   pid_t publisher_pid{0};
   std::uint64_t uptime_ns{0};     ///< since bind()
   std::string format;             ///< latest format (caps) sent, if any
@@ -322,6 +338,10 @@ struct SubscriberStats {
   std::uint32_t leases{0};          ///< buffers we hold now (alive Buffers from this subscriber)
   std::uint32_t quota{0};           ///< the publisher's lease cap for us
   pid_t publisher_pid{0};
+  /// The NUMA node the publisher announced for the segments mapped so far: -1 unknown, or
+  /// when they are on different nodes (the last announced one is in last_segment_node).
+  int memory_node{-1};
+  int last_segment_node{-1};
   /// Transit latency (receive time minus the publisher's send stamp, CLOCK_MONOTONIC) of the
   /// buffers received on the current and past connections: log2 buckets, bucket k counting
   /// [2^(k-1), 2^k) ns (bucket 0: 0 ns; the last one everything above 2^62).

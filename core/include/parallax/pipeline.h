@@ -106,7 +106,9 @@ struct ElementStats {
 struct ExecutorOptions {
   /// Called at the start of every streaming thread with its element and the element's
   /// "affinity" property ("" when it has none). This is the hook for pinning threads (hwloc,
-  /// taskset-style strings); the executor itself does not pin. An error becomes a warning.
+  /// taskset-style strings); the executor itself does not pin. An error is the element's
+  /// error (the thread does not run). pipeline::pin_by_rules_hook (parallax/placement.h) is a
+  /// ready one.
   std::function<Result<void>(Element& element, std::string_view affinity)> thread_hook;
   /// Post a MessageType::event message for every event leaving a pad (parallax-launch -v).
   bool trace_events{false};

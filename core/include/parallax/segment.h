@@ -77,7 +77,8 @@ class Segment {
   /// touches each page instead (a read, and for writable mappings a write of the same byte).
   [[nodiscard]] Result<void> prefault();
 
-  /// Binds the segment's pages to a NUMA node (mbind). unsupported when the system has no NUMA.
+  /// Binds the segment's pages to a NUMA node (mbind, bind policy, moving pages already there;
+  /// OS node number). topology::place_memory() is the checked hwloc path (prefault + verify).
   [[nodiscard]] Result<void> bind_to_numa_node(unsigned node);
 
  private:
