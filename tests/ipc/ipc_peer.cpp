@@ -261,7 +261,7 @@ int bind_taken(const std::string& path) {
 // figures a second; then eos, a drain of up to 5 s, and the final figures once every
 // subscriber is gone. Exits 0 when no send() took longer than block_timeout + 250 ms and the
 // pool came back to empty.
-int soak_pub(const std::string& path, long seconds) {
+int soak_pub(const std::string& path, long seconds, long wait_subs) {
   PublisherOptions po;
   po.slot_size = 4096;
   po.slot_count = 64;
@@ -300,6 +300,9 @@ int soak_pub(const std::string& path, long seconds) {
   };
   std::printf("ready\n");
   std::fflush(stdout);
+  // The steady subscribers check that they miss nothing from sequence 0 on.
+  if (wait_subs > 0 && !pub->wait_for_subscribers(static_cast<std::size_t>(wait_subs), 10s))
+    return 5;
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   auto next_line = t0 + 1s;
@@ -708,7 +711,8 @@ int main(int argc, char** argv) {
   if (cmd == "hold") return hold(path);
   if (cmd == "publish-n") return publish_n(path, argc > 3 ? std::atol(argv[3]) : 50);
   if (cmd == "recv-drop") return recv_drop(path);
-  if (cmd == "soak-pub") return soak_pub(path, argc > 3 ? std::atol(argv[3]) : 60);
+  if (cmd == "soak-pub")
+    return soak_pub(path, argc > 3 ? std::atol(argv[3]) : 60, argc > 4 ? std::atol(argv[4]) : 0);
   if (cmd == "connect-within") return connect_within(path, argc > 3 ? std::atol(argv[3]) : 300);
   if (cmd == "bind-taken") return bind_taken(path);
   if (cmd == "keep-after-close") return keep_after_close(path, argc > 3 ? std::atol(argv[3]) : 4);

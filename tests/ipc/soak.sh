@@ -23,7 +23,7 @@ cleanup() {
 trap cleanup EXIT
 fail=0
 
-"$PEER" soak-pub "$SOCK" "$DURATION" >"$LOG" 2>"$DIR/pub.err" &
+"$PEER" soak-pub "$SOCK" "$DURATION" 3 >"$LOG" 2>"$DIR/pub.err" &
 PUB=$!
 for _ in $(seq 100); do grep -q ready "$LOG" 2>/dev/null && break; sleep 0.05; done
 
@@ -32,10 +32,12 @@ for i in 1 2 3; do
   "$PEER" subscribe "$SOCK" -1 block >"$DIR/steady$i.out" 2>"$DIR/steady$i.err" &
   steady+=($!)
 done
+sleep 1  # the steady ones are in (the publisher waits for 3 before its first buffer)
 
 modes=(garbage version fds toomanyfds never-leased double-release bad-read-pos bad-return-index
        talk-after-hello jam-wakeups)
 declare -A chaos_pids=()
+all_pids=()
 events=0
 end=$((SECONDS + DURATION - 2))
 while [ $SECONDS -lt $end ]; do
@@ -52,17 +54,20 @@ while [ $SECONDS -lt $end ]; do
        ( sleep 0.3; kill -STOP $p 2>/dev/null; sleep "0.$((RANDOM % 9 + 1))"; kill -CONT $p 2>/dev/null
          sleep 0.5; kill -9 $p 2>/dev/null ) & ;;
     2) m=${modes[$((RANDOM % ${#modes[@]}))]}
-       timeout -s KILL 5 "$PEER" hostile-sub "$SOCK" "$m" >/dev/null 2>&1 & p=$!; chaos_pids[$p]=1 ;;
+       "$PEER" hostile-sub "$SOCK" "$m" >/dev/null 2>&1 & p=$!; chaos_pids[$p]=1
+       ( sleep 4; kill -9 $p 2>/dev/null ) & ;;
     3) "$PEER" subscribe "$SOCK" -1 block >/dev/null 2>&1 & p=$!; chaos_pids[$p]=1
        ( sleep 0.$((RANDOM % 9 + 1)); kill -STOP $p 2>/dev/null; sleep 1; kill -CONT $p 2>/dev/null
          sleep 0.2; kill -9 $p 2>/dev/null ) & ;;
     4) "$PEER" hold "$SOCK" >/dev/null 2>&1 & p=$!; chaos_pids[$p]=1
        ( sleep 0.2; kill -TERM $p 2>/dev/null ) & ;;
   esac
+  all_pids+=("$p")
   events=$((events + 1))
   sleep 0.2
 done
-for p in "${!chaos_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+# Every chaos peer is gone before the publisher's end: its quarantined slots must come back.
+for p in "${all_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
 
 wait $PUB; pub_rc=$?
 echo "chaos events: $events"
