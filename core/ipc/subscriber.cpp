@@ -20,6 +20,7 @@
 #include "ipc/os.h"
 #include "ipc/ring.h"
 #include "ipc/wire.h"
+#include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 #include "parallax/log.h"
 #include "parallax/segment.h"
@@ -288,8 +289,39 @@ struct IpcSubscriber::Impl {
     ended = false;
     st.quota = w->quota;
     st.publisher_pid = static_cast<pid_t>(w->publisher_pid);
+    publish_report();
     PLX_TRY(drain_socket(*conn));
     return {};
+  }
+
+  // Our whole report into a new connection's ack area (the counts are cumulative).
+  void publish_report() {
+    wire::AckReport& rep = conn->ah->report;
+    rep.received.store(st.buffers, std::memory_order_relaxed);
+    rep.latency_count.store(st.latency_count, std::memory_order_relaxed);
+    rep.latency_max_ns.store(st.latency_max_ns, std::memory_order_relaxed);
+    for (std::size_t k = 0; k < wire::kLatencyBuckets; ++k)
+      rep.latency_log2[k].store(st.latency_log2[k], std::memory_order_relaxed);
+  }
+
+  // Transit latency of one buffer into our histogram, and our report into the ack area (plain
+  // stores of our own counts: we are its only writer). A stamp from the future or none at all
+  // (0) is not a measurement.
+  void note_transit(std::uint64_t send_ns) {
+    if (conn) conn->ah->report.received.store(st.buffers, std::memory_order_relaxed);
+    if (send_ns == 0) return;
+    const std::uint64_t now = wire::mono_ns();
+    if (now < send_ns) return;
+    const std::uint64_t lat = now - send_ns;
+    const std::size_t k = wire::latency_bucket(lat);
+    ++st.latency_log2[k];
+    ++st.latency_count;
+    if (lat > st.latency_max_ns) st.latency_max_ns = lat;
+    if (!conn) return;
+    wire::AckReport& rep = conn->ah->report;
+    rep.latency_log2[k].store(st.latency_log2[k], std::memory_order_relaxed);
+    rep.latency_count.store(st.latency_count, std::memory_order_relaxed);
+    rep.latency_max_ns.store(st.latency_max_ns, std::memory_order_relaxed);
   }
 
   // The publisher moved our read position (drop-oldest retraction): validate and follow.
@@ -434,7 +466,7 @@ struct IpcSubscriber::Impl {
             }
           }
         }
-        __builtin_ia32_pause();
+        parallax::cpu_relax();
       }
     }
     if (opts.spin.count() > 0) {
@@ -442,7 +474,7 @@ struct IpcSubscriber::Impl {
       unsigned i = 0;
       while (!has_data()) {
         if ((++i & 63) == 0 && Clock::now() >= until) break;
-        __builtin_ia32_pause();
+        parallax::cpu_relax();
       }
       if (has_data()) return;
     }
@@ -516,8 +548,10 @@ struct IpcSubscriber::Impl {
           return std::optional<Item>();
         }
         if (auto* d = std::get_if<wire::BufferDesc>(&*rec)) {
+          const std::uint64_t send_ns = d->send_ns;
           PLX_ASSIGN(memory::Buffer b, make_buffer(*d));
           ++st.buffers;
+          note_transit(send_ns);
           return std::optional<Item>(Item(std::move(b)));
         }
         Event& e = std::get<Event>(*rec);
@@ -621,6 +655,8 @@ SubscriberStats IpcSubscriber::stats() const {
   SubscriberStats s = impl_->st;
   s.copy_threshold = impl_->copy_threshold();
   if (impl_->conn) s.leases = impl_->conn->leases.load(std::memory_order_relaxed);
+  s.latency_p50_ns = wire::latency_quantile(s.latency_log2, 0.5, s.latency_max_ns);
+  s.latency_p99_ns = wire::latency_quantile(s.latency_log2, 0.99, s.latency_max_ns);
   return s;
 }
 

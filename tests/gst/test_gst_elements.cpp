@@ -508,7 +508,9 @@ TEST(ParallaxElements, DefaultsSharedWithTheNativeElements) {
   guint64 linger = 0;
   gint threshold = 0;
   g_object_get(sink, "wait-for-connection", &wait, "linger", &linger, nullptr);
-  g_object_get(src, "copy-threshold", &threshold, nullptr);
+  gint policy = 0;
+  g_object_get(src, "copy-threshold", &threshold, "policy", &policy, nullptr);
+  EXPECT_EQ(policy, -1);  // "default": the publisher's
   EXPECT_TRUE(wait);
   EXPECT_EQ(linger, 2 * GST_SECOND);
   EXPECT_EQ(threshold, -1);
@@ -692,6 +694,47 @@ struct SrcFixture : ::testing::Test {
     return false;
   }
 };
+
+TEST_F(SrcFixture, HoldingMoreThanTheCopyThresholdCopiesAndNeverStallsThePublisher) {
+  // Issue 11: downstream keeps every buffer (the harness holds them all). The publisher has
+  // 8 slots: zero copy, its loan() would stall at the 9th. With copy-threshold=2 the first
+  // two are the publisher's slots, the rest copies whose leases went back at once, so 20
+  // frames get through. The policy asked for reaches the publisher.
+  GstHarness* h = gst_harness_new("parallaxsrc");
+  g_object_set(h->element, "socket-path", path.c_str(), "copy-threshold", 2, "policy", 1, nullptr);
+  gst_harness_play(h);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+  EXPECT_EQ(pub->stats().subscribers.at(0).policy, link::Policy::drop_oldest);
+  ASSERT_TRUE(pub->set_format(kSmallVideo));
+  std::vector<GstBuffer*> held;
+  for (int i = 0; i < 20; ++i) {
+    send_frame(4608, static_cast<std::uint8_t>(i),
+               static_cast<std::uint64_t>(i) * 33 * GST_MSECOND);
+    GstBuffer* b = gst_harness_pull(h);
+    ASSERT_NE(b, nullptr);
+    held.push_back(b);
+  }
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    GstMapInfo m;
+    ASSERT_TRUE(gst_buffer_map(held[i], &m, GST_MAP_READ));
+    EXPECT_EQ(m.data[100], static_cast<guint8>(i));
+    gst_buffer_unmap(held[i], &m);
+  }
+  EXPECT_EQ(leases(), 2u);
+  GstStructure* st = nullptr;
+  g_object_get(h->element, "stats", &st, nullptr);
+  guint64 copied = 0;
+  guint threshold = 0;
+  ASSERT_TRUE(gst_structure_get_uint64(st, "copied", &copied));
+  ASSERT_TRUE(gst_structure_get_uint(st, "copy-threshold", &threshold));
+  EXPECT_EQ(copied, 18u);
+  EXPECT_EQ(threshold, 2u);
+  gst_structure_free(st);
+  for (GstBuffer* b : held)
+    gst_buffer_unref(b);
+  EXPECT_TRUE(wait_leases(0));
+  gst_harness_teardown(h);
+}
 
 TEST_F(SrcFixture, SetsThePublishersCapsAndHandlesACapsChange) {
   GstHarness* h = gst_harness_new("parallaxsrc");
@@ -1019,4 +1062,30 @@ TEST_F(SrcFixture, HostileVideoMetaOutsideTheBufferIsDropped) {
   gst_object_unref(bus);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(pipeline);
+}
+
+// ---- observability (docs/observability.md) ----
+
+TEST_F(SrcFixture, StatsCarryTransitLatency) {
+  GstHarness* h = gst_harness_new("parallaxsrc");
+  g_object_set(h->element, "socket-path", path.c_str(), nullptr);
+  gst_harness_play(h);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+  ASSERT_TRUE(pub->set_format("application/x-test"));
+  EXPECT_EQ(stat_u64(h->element, "latency-count"), 0u);
+  EXPECT_EQ(stat_u64(h->element, "latency-p50"), 0u);
+  for (int i = 0; i < 3; ++i) {
+    send_frame(100, 3, static_cast<std::uint64_t>(i) * 33 * GST_MSECOND);
+    GstBuffer* b = gst_harness_pull(h);
+    ASSERT_NE(b, nullptr);
+    gst_buffer_unref(b);
+  }
+  EXPECT_EQ(stat_u64(h->element, "latency-count"), 3u);
+  const guint64 p50 = stat_u64(h->element, "latency-p50");
+  const guint64 p99 = stat_u64(h->element, "latency-p99");
+  EXPECT_GT(p50, 0u);
+  EXPECT_LT(p50, 10'000'000'000ull);  // a real time span, not a raw clock value
+  EXPECT_GE(p99, p50);
+  EXPECT_GE(stat_u64(h->element, "latency-max"), 1u);
+  gst_harness_teardown(h);
 }
