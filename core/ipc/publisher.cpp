@@ -957,6 +957,16 @@ struct IpcPublisher::Impl {
       return;
     }
     const std::optional<wire::Hello> hello(std::get<wire::Hello>(*first));
+    if (hello->policy != wire::kPolicyDefault && !opts.allowed_policies.empty() &&
+        std::find(opts.allowed_policies.begin(), opts.allowed_policies.end(),
+                  static_cast<Policy>(hello->policy)) == opts.allowed_policies.end()) {
+      const std::string why =
+          "policy " + std::string(to_string(static_cast<Policy>(hello->policy))) + " not allowed";
+      PLX_LOG(warn, kLog, "refusing pid %d: %s", static_cast<int>(s.cred.pid), why.c_str());
+      refuse(s.sock.get(), Errc::permission_denied, why);
+      s.dead = true;
+      return;
+    }
     std::lock_guard sl(s.mu);
     if (auto st = setup_sub(s, *hello); !st) {
       PLX_LOG(warn, kLog, "handshake with pid %d failed: %s", static_cast<int>(s.cred.pid),
@@ -1295,6 +1305,10 @@ Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions 
   if (rb < 16 * 1024 || rb > (16u << 20) || (rb & (rb - 1)) != 0)
     return err(Errc::invalid_argument, "ring_bytes must be a power of two in 16 KiB..16 MiB");
   if (options.max_subscribers == 0) return err(Errc::invalid_argument, "max_subscribers is 0");
+  if (!options.allowed_policies.empty() &&
+      std::find(options.allowed_policies.begin(), options.allowed_policies.end(),
+                options.default_policy) == options.allowed_policies.end())
+    return err(Errc::invalid_argument, "default_policy is not among allowed_policies");
   if (options.handshake_timeout.count() <= 0)
     return err(Errc::invalid_argument, "handshake_timeout must be positive");
   auto impl = std::make_unique<Impl>();

@@ -18,8 +18,9 @@
 namespace parallax::link::wire {
 
 inline constexpr std::uint32_t kMagic = 0x49584c50;  // "PLXI" little-endian
-inline constexpr std::uint16_t kVersion = 2;  // 2: wake socket; stats request, send stamps, ack
-                                              // report; segment messages carry the NUMA node
+// 2: wake socket; stats request, send stamps, ack report; segment messages carry the NUMA
+// node; segment_retired.
+inline constexpr std::uint16_t kVersion = 2;
 
 // ---------------------------------------------------------------------------------------------
 // Socket messages (SOCK_SEQPACKET: one message per datagram, boundaries kept by the kernel).

@@ -256,6 +256,89 @@ int bind_taken(const std::string& path) {
   return pub.error().code == Errc::already_exists ? 0 : 2;
 }
 
+// The soak publisher (tests/ipc/soak.sh): sends checksummed 4 KiB buffers for `seconds`
+// (block policy by default, block_timeout 500 ms, quota 8 of 64 slots), printing one line of
+// figures a second; then eos, a drain of up to 5 s, and the final figures once every
+// subscriber is gone. Exits 0 when no send() took longer than block_timeout + 250 ms and the
+// pool came back to empty.
+int soak_pub(const std::string& path, long seconds, long wait_subs) {
+  PublisherOptions po;
+  po.slot_size = 4096;
+  po.slot_count = 64;
+  po.max_leases_per_subscriber = 8;
+  po.max_subscribers = 32;
+  po.default_policy = Policy::block;
+  po.block_timeout = 500ms;
+  po.loan_timeout = 2s;
+  auto pub = IpcPublisher::bind(path, po);
+  if (!pub) {
+    std::fprintf(stderr, "bind: %s\n", pub.error().to_string().c_str());
+    return 2;
+  }
+  (void)pub->set_format("test/x-checksummed");
+  auto rss_kb = [] {
+    long pages = 0, resident = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+      if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+      std::fclose(f);
+    }
+    return resident * (::sysconf(_SC_PAGESIZE) / 1024);
+  };
+  auto line = [&](const char* tag, double t, std::uint64_t n, double max_ms) {
+    pub->collect_returns();
+    const auto st = pub->stats();
+    std::printf(
+        "%s t=%.0f sent=%llu subs=%zu fds=%zu rss_kb=%ld pool_in_use=%zu quarantined=%llu "
+        "connections=%llu disconnects=%llu protocol_errors=%llu refused=%llu max_send_ms=%.1f\n",
+        tag, t, static_cast<unsigned long long>(n), st.subscribers.size(), os::count_open_fds(),
+        rss_kb(), pub->pool()->in_use(), static_cast<unsigned long long>(st.quarantined_slots),
+        static_cast<unsigned long long>(st.connections),
+        static_cast<unsigned long long>(st.disconnects),
+        static_cast<unsigned long long>(st.protocol_errors),
+        static_cast<unsigned long long>(st.refused), max_ms);
+    std::fflush(stdout);
+  };
+  std::printf("ready\n");
+  std::fflush(stdout);
+  // The steady subscribers check that they miss nothing from sequence 0 on.
+  if (wait_subs > 0 && !pub->wait_for_subscribers(static_cast<std::size_t>(wait_subs), 10s))
+    return 5;
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  auto next_line = t0 + 1s;
+  double max_ms = 0;
+  std::uint64_t seq = 0;
+  while (Clock::now() - t0 < std::chrono::seconds(seconds)) {
+    const auto s0 = Clock::now();
+    auto l = pub->loan();
+    if (!l) {
+      std::fprintf(stderr, "loan: %s\n", l.error().to_string().c_str());
+      return 3;
+    }
+    ipc_test::fill_payload(*l, seq++, 4096);
+    if (auto r = pub->send(std::move(*l)); !r) {
+      std::fprintf(stderr, "send: %s\n", r.error().to_string().c_str());
+      return 4;
+    }
+    max_ms = std::max(max_ms, std::chrono::duration<double, std::milli>(Clock::now() - s0).count());
+    std::this_thread::sleep_for(200us);
+    if (Clock::now() >= next_line) {
+      line("soak", std::chrono::duration<double>(Clock::now() - t0).count(), seq, max_ms);
+      next_line += 1s;
+    }
+  }
+  (void)pub->send_eos();
+  for (int i = 0; i < 500 && pub->subscriber_count() > 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 500 && pub->stats().quarantined_slots > 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  pub->collect_returns();
+  line("final", std::chrono::duration<double>(Clock::now() - t0).count(), seq, max_ms);
+  const bool ok = max_ms <= 750.0 && pub->pool()->in_use() == 0;
+  pub->close();
+  return ok ? 0 : 1;
+}
+
 int setuid_connect(const std::string& path, uid_t uid) {
   if (::setgid(uid) != 0 || ::setuid(uid) != 0) {
     std::perror("setuid");
@@ -628,6 +711,8 @@ int main(int argc, char** argv) {
   if (cmd == "hold") return hold(path);
   if (cmd == "publish-n") return publish_n(path, argc > 3 ? std::atol(argv[3]) : 50);
   if (cmd == "recv-drop") return recv_drop(path);
+  if (cmd == "soak-pub")
+    return soak_pub(path, argc > 3 ? std::atol(argv[3]) : 60, argc > 4 ? std::atol(argv[4]) : 0);
   if (cmd == "connect-within") return connect_within(path, argc > 3 ? std::atol(argv[3]) : 300);
   if (cmd == "bind-taken") return bind_taken(path);
   if (cmd == "keep-after-close") return keep_after_close(path, argc > 3 ? std::atol(argv[3]) : 4);

@@ -1306,3 +1306,26 @@ TEST_P(IpcHostilePublisherLimits, TooManyOrTooLargeSegmentsAreRefused) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, IpcHostilePublisherLimits,
                          ::testing::Values("many-segments", "huge-segments"));
+
+// ---- allowed policies (issue 12, item 6, partly) ----------------------------------------------
+
+TEST(IpcAllowedPolicies, ASubscriberAskingForBlockIsRefusedWhenNotAllowed) {
+  TempDir dir;
+  const auto path = dir.file("pol.sock");
+  auto po = small_pool();
+  po.default_policy = Policy::drop_oldest;
+  po.allowed_policies = {Policy::drop_oldest, Policy::drop_newest};
+  auto pub = IpcPublisher::bind(path, po).value();
+  SubscriberOptions blocky;
+  blocky.policy = Policy::block;
+  auto refused = IpcSubscriber::connect(path, blocky);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::permission_denied) << refused.error().to_string();
+  SubscriberOptions polite;
+  polite.policy = Policy::drop_newest;
+  EXPECT_TRUE(IpcSubscriber::connect(path, polite).ok());
+  EXPECT_TRUE(IpcSubscriber::connect(path).ok());  // the default (drop-oldest)
+  auto bad = small_pool();
+  bad.allowed_policies = {Policy::drop_newest};  // default block not allowed
+  EXPECT_EQ(IpcPublisher::bind(dir.file("bad.sock"), bad).error().code, Errc::invalid_argument);
+}

@@ -110,6 +110,11 @@ struct PublisherOptions {
   std::uint32_t ring_bytes{256 * 1024};
   /// Used when a subscriber does not ask for a policy of its own.
   Policy default_policy{Policy::block};
+  /// Policies a subscriber may ask for in its hello (empty = any). A subscriber asking for
+  /// another one is refused with permission_denied ("policy ... not allowed"). Leave `block`
+  /// out so that no subscriber can make send() wait for it (a hoarding or stalled `block`
+  /// subscriber stalls every send up to block_timeout). default_policy must be allowed.
+  std::vector<Policy> allowed_policies;
   std::size_t max_subscribers{64};
   /// A connection that has not sent its hello within this time is closed (it would otherwise
   /// hold one of max_subscribers forever). Counted in protocol_errors. Must be positive.
