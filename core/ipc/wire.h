@@ -18,7 +18,8 @@
 namespace parallax::link::wire {
 
 inline constexpr std::uint32_t kMagic = 0x49584c50;  // "PLXI" little-endian
-inline constexpr std::uint16_t kVersion = 2;  // 2: wake socket; stats request, send stamps, ack report
+inline constexpr std::uint16_t kVersion =
+    2;  // 2: wake socket; stats request, send stamps, ack report
 
 // ---------------------------------------------------------------------------------------------
 // Socket messages (SOCK_SEQPACKET: one message per datagram, boundaries kept by the kernel).
