@@ -36,8 +36,27 @@ enum {
   PROP_TIMEOUT,
   PROP_BUSY_POLL,
   PROP_COPY_THRESHOLD,
+  PROP_POLICY,
   PROP_STATS,
 };
+
+// What this subscriber asks the publisher to do when it falls behind (as the native element).
+constexpr gint kPolicyDefault = -1;
+
+GType src_policy_get_type() {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {kPolicyDefault, "The publisher's policy", "default"},
+      {0, "The publisher waits for us (backpressure)", "block"},
+      {1, "The publisher retracts what we did not read", "drop-oldest"},
+      {2, "The publisher skips buffers for us", "drop-newest"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) {
+    GType t = g_enum_register_static("GstParallaxSrcPolicy", values);
+    g_once_init_leave(&type, t);
+  }
+  return type;
+}
 
 constexpr gint kDefaultCopyThreshold = -1;  // half the publisher's quota
 
@@ -51,6 +70,7 @@ struct State {
   guint64 timeout{kDefaultTimeout};
   bool busy_poll{false};
   gint copy_threshold{kDefaultCopyThreshold};
+  gint policy{kPolicyDefault};
   bool unlocked{false};
   std::unique_ptr<link::IpcSubscriber> sub;
   GstAllocator* allocator{nullptr};  // read-only Parallax allocator, lives with the element
@@ -89,6 +109,7 @@ GstFlowReturn connect_publisher(GstParallaxSrc* self, bool reconnect) {
     path = st.socket_path;
     timeout = st.timeout;
     options.busy_poll = st.busy_poll;
+    if (st.policy != kPolicyDefault) options.policy = static_cast<link::Policy>(st.policy);
     options.copy_threshold = st.copy_threshold < 0 ? link::SubscriberOptions::kCopyThresholdAuto
                                                    : static_cast<std::uint32_t>(st.copy_threshold);
   }
@@ -421,6 +442,9 @@ static void gst_parallax_src_set_property(GObject* object, guint id, const GValu
     case PROP_COPY_THRESHOLD:
       st.copy_threshold = g_value_get_int(value);
       break;
+    case PROP_POLICY:
+      st.policy = g_value_get_enum(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
       break;
@@ -451,6 +475,9 @@ static void gst_parallax_src_get_property(GObject* object, guint id, GValue* val
       break;
     case PROP_COPY_THRESHOLD:
       g_value_set_int(value, st.copy_threshold);
+      break;
+    case PROP_POLICY:
+      g_value_set_enum(value, st.policy);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
@@ -526,6 +553,12 @@ static void gst_parallax_src_class_init(GstParallaxSrcClass* klass) {
                        "stalls the publisher (-1 = half the publisher's quota, 0 = never copy)",
                        -1, 4096, kDefaultCopyThreshold, rw));
   g_object_class_install_property(
+      gobject_class, PROP_POLICY,
+      g_param_spec_enum("policy", "Policy",
+                        "What the publisher should do when we fall behind (default: the "
+                        "publisher's own policy)",
+                        src_policy_get_type(), kPolicyDefault, rw));
+  g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "Counters: buffers, bytes, events, dropped (by the publisher's "
@@ -541,5 +574,6 @@ static void gst_parallax_src_class_init(GstParallaxSrcClass* klass) {
       "Receives buffers from a Parallax publisher as read-only shared memory (no payload copy), "
       "with the publisher's caps (no caps filter needed) and stream events",
       "Parallax developers");
+  gst_type_mark_as_plugin_api(src_policy_get_type(), static_cast<GstPluginAPIFlags>(0));
   GST_DEBUG_CATEGORY_INIT(gst_parallax_src_debug, "parallaxsrc", 0, "Parallax source");
 }

@@ -27,6 +27,7 @@
 #include "ipc/os.h"
 #include "ipc/ring.h"
 #include "ipc/wire.h"
+#include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 #include "parallax/log.h"
 
@@ -162,10 +163,13 @@ struct IpcPublisher::Impl {
     if (::lstat(path.c_str(), &st) == 0) {
       if (!S_ISSOCK(st.st_mode))
         return err(Errc::already_exists, path + " exists and is not a socket; not touching it");
-      // A socket file: is someone still accepting on it? Never steal a live one.
-      UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+      // A socket file: is someone still accepting on it? Never steal a live one. Non-blocking:
+      // a listener that never accepts (full backlog) answers EAGAIN at once instead of
+      // blocking bind() forever; it is alive, so the path is taken.
+      UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
       if (!probe) return Error::from_errno("socket");
-      if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+      if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 ||
+          errno == EAGAIN)
         return err(Errc::already_exists, "a publisher is already listening on " + path);
       if (errno != ECONNREFUSED) return Error::from_errno("probing the existing socket " + path);
       PLX_LOG(info, kLog, "removing stale socket %s", path.c_str());
@@ -181,7 +185,9 @@ struct IpcPublisher::Impl {
       if (errno == EADDRINUSE) return err(Errc::already_exists, path + " was taken meanwhile");
       return Error::from_errno("bind " + path);
     }
-    if (::chmod(path.c_str(), opts.socket_mode & 0777) != 0) {
+    // The exact mode (bind() applied the umask). AT_SYMLINK_NOFOLLOW: if someone swapped a
+    // symlink in at the path meanwhile, fail rather than change the mode of its target.
+    if (::fchmodat(AT_FDCWD, path.c_str(), opts.socket_mode & 0777, AT_SYMLINK_NOFOLLOW) != 0) {
       auto e = Error::from_errno("chmod " + path);
       ::unlink(path.c_str());
       return e;
@@ -458,7 +464,7 @@ struct IpcPublisher::Impl {
         }
         if ((i & 63) == 0 && (interrupted.load(std::memory_order_relaxed) || Clock::now() >= until))
           break;
-        __builtin_ia32_pause();
+        parallax::cpu_relax();
       }
       lk.lock();
       if (s.dead) return Wait::gone;

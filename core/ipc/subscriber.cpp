@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -19,6 +20,7 @@
 #include "ipc/os.h"
 #include "ipc/ring.h"
 #include "ipc/wire.h"
+#include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 #include "parallax/log.h"
 #include "parallax/segment.h"
@@ -49,6 +51,7 @@ struct Conn {
   // Inserted by the consumer thread only, never erased while the Conn lives: Buffer cores
   // keep raw pointers to these segments.
   std::map<std::uint64_t, std::unique_ptr<memory::Segment>> segments;
+  std::uint64_t mapped_bytes{0};  // sum of the segments' announced sizes
 
   std::mutex ret_mu;
   std::uint64_t ret_write{0};
@@ -139,10 +142,22 @@ struct IpcSubscriber::Impl {
     conn.reset();
   }
 
-  static Result<UniqueFd> connect_socket(const std::string& p, Clock::time_point deadline) {
+  // Sleeps up to `ms` (never past the deadline) unless interrupted; false when interrupted.
+  bool nap(Clock::time_point deadline, int ms) {
+    if (interrupted.load(std::memory_order_acquire)) return false;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    pollfd p{interrupt_efd.get(), POLLIN, 0};
+    (void)::poll(&p, 1, static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, ms)));
+    return !interrupted.load(std::memory_order_acquire);
+  }
+
+  // Non-blocking connect: a Unix socket connects at once or fails at once (EAGAIN when the
+  // listener's backlog is full, a listener that never accepts included), so retrying every
+  // 10 ms until the deadline, watching interrupt(), bounds the whole thing.
+  Result<UniqueFd> connect_socket(const std::string& p, Clock::time_point deadline) {
     PLX_ASSIGN(sockaddr_un addr, os::make_addr(p));
     for (;;) {
-      UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+      UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
       if (!fd) return Error::from_errno("socket");
       if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
       const int e = errno;
@@ -151,9 +166,11 @@ struct IpcSubscriber::Impl {
       if (!retry || Clock::now() >= deadline) {
         if (e == ENOENT) return err(Errc::not_found, "no publisher socket at " + p);
         if (e == ECONNREFUSED) return err(Errc::unavailable, "nobody is listening on " + p);
+        if (e == EAGAIN)
+          return err(Errc::timeout, "the publisher on " + p + " does not accept connections");
         return Error::from_errno("connect " + p, e);
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (!nap(deadline, 10)) return err(Errc::cancelled, "subscriber interrupted");
     }
   }
 
@@ -175,6 +192,19 @@ struct IpcSubscriber::Impl {
         if (r->fds.size() != 1) return protocol_error("segment message without exactly one fd");
         if (c.segments.count(sa->segment_id) != 0)
           return protocol_error("segment " + std::to_string(sa->segment_id) + " announced twice");
+        if (c.segments.size() >= opts.max_segments || sa->size > opts.max_mapped_bytes ||
+            c.mapped_bytes + sa->size > opts.max_mapped_bytes) {
+          const std::string why =
+              "the publisher announced more than " +
+              (c.segments.size() >= opts.max_segments
+                   ? std::to_string(opts.max_segments) + " segments (max_segments)"
+                   : std::to_string(opts.max_mapped_bytes) +
+                         " bytes of segments (max_mapped_bytes)");
+          PLX_LOG(warn, kLog, "closing connection to %s: %s", path.c_str(), why.c_str());
+          drop_conn();
+          failure = err(Errc::resource_exhausted, why);
+          return *failure;
+        }
         if (auto ro = os::check_readonly_fd(r->fds[0].get()); !ro)
           return protocol_error(ro.error().message);
         auto seg = memory::Segment::import(std::move(r->fds[0]), memory::Access::read_only,
@@ -182,6 +212,7 @@ struct IpcSubscriber::Impl {
         if (!seg) return protocol_error("refusing segment: " + seg.error().message);
         c.segments.emplace(sa->segment_id,
                            std::make_unique<memory::Segment>(std::move(seg).value()));
+        c.mapped_bytes += sa->size;
         ++st.segments;
       } else if (auto* rf = std::get_if<wire::Refuse>(&*m)) {
         const Errc code = rf->code;
@@ -195,19 +226,28 @@ struct IpcSubscriber::Impl {
     }
   }
 
+  // `deadline` bounds the connect attempts and the wait for the welcome; with connect_timeout
+  // 0 (one connect attempt) the welcome is awaited for 5 s.
   Result<void> handshake(Clock::time_point deadline) {
     PLX_ASSIGN(UniqueFd sock, connect_socket(path, deadline));
+    const auto welcome_deadline = opts.connect_timeout.count() > 0
+                                      ? deadline
+                                      : std::max(deadline, Clock::now() + std::chrono::seconds(5));
     wire::Hello hello;
     if (opts.policy) hello.policy = static_cast<std::uint32_t>(*opts.policy);
     // A refused peer may find the connection already closed when it says hello: the refusal
     // waiting in the socket is the answer then.
     auto sent = os::send_msg(sock.get(), wire::encode_hello(hello));
-    pollfd pfd{sock.get(), POLLIN, 0};
-    int n;
-    do {
-      n = ::poll(&pfd, 1, 5000);
-    } while (n < 0 && errno == EINTR);
-    if (n == 0) return err(Errc::timeout, "no welcome from the publisher on " + path);
+    for (;;) {
+      if (interrupted.load(std::memory_order_acquire))
+        return err(Errc::cancelled, "subscriber interrupted");
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(welcome_deadline - Clock::now());
+      if (left.count() <= 0) return err(Errc::timeout, "no welcome from the publisher on " + path);
+      pollfd pfd[2] = {{sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
+      const int n = ::poll(pfd, 2, static_cast<int>(std::min<std::int64_t>(left.count() + 1, 100)));
+      if (n > 0 && pfd[0].revents != 0) break;
+    }
     std::byte buf[wire::kMaxMsgSize];
     PLX_ASSIGN(os::Received r, os::recv_msg(sock.get(), buf, true));
     if (r.closed || r.would_block) {
@@ -426,7 +466,7 @@ struct IpcSubscriber::Impl {
             }
           }
         }
-        __builtin_ia32_pause();
+        parallax::cpu_relax();
       }
     }
     if (opts.spin.count() > 0) {
@@ -434,7 +474,7 @@ struct IpcSubscriber::Impl {
       unsigned i = 0;
       while (!has_data()) {
         if ((++i & 63) == 0 && Clock::now() >= until) break;
-        __builtin_ia32_pause();
+        parallax::cpu_relax();
       }
       if (has_data()) return;
     }
@@ -479,9 +519,10 @@ struct IpcSubscriber::Impl {
         ++st.reconnects;
         return {};
       }
+      if (r.error().code == Errc::cancelled) return std::move(r).error();
       if (Clock::now() >= deadline)
         return err(Errc::unavailable, "reconnect failed: " + r.error().message);
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (!nap(deadline, 10)) return err(Errc::cancelled, "subscriber interrupted");
     }
   }
 

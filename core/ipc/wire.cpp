@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
+#include <unordered_set>
 
 // g++ 12 with -fsanitize=address reports a false -Wmaybe-uninitialized inside std::variant's
 // move constructor for PublisherMsg (a std::string alternative); the code is correct.
@@ -149,6 +150,8 @@ void put_entries(WordWriter& w, const Metadata& m) {
 Result<void> get_entries(Reader& r, std::uint32_t count, Metadata& m) {
   if (count > kMaxEntries) return bad("too many metadata entries");
   m.entries.reserve(count);
+  std::unordered_set<std::string> keys;  // duplicate check in O(1) per entry, not a scan
+  keys.reserve(count);
   for (std::uint32_t i = 0; i < count; ++i) {
     std::uint16_t klen = 0;
     std::uint8_t type = 0, zero = 0;
@@ -158,7 +161,7 @@ Result<void> get_entries(Reader& r, std::uint32_t count, Metadata& m) {
     if (zero != 0 || klen == 0 || klen > kMaxKeyBytes) return bad("bad metadata entry header");
     std::string key;
     if (!r.get_string(key, klen)) return bad("truncated metadata key");
-    if (m.get(key) != nullptr) return bad("duplicate metadata key");
+    if (!keys.insert(key).second) return bad("duplicate metadata key");
     MetaValue value;
     switch (type) {
       case 1: {

@@ -339,10 +339,12 @@ TEST(IpcStats, TransitLatencyHistogramBucketsKnownDelays) {
     for (std::size_t k = 0; k < 64; ++k) {
       const std::uint64_t n = st.latency_log2[k] - before[k];
       if (k < c.bucket) below += n;
-      if (k == c.bucket) in += n;
+      // The delay's bucket or the next one: sleep_for() oversleeps by up to a millisecond or
+      // two when both cores are busy (CI runs two suites at once), which can push the 0.6 ms
+      // case past its bucket's upper bound of 1.05 ms.
+      if (k == c.bucket || k == c.bucket + 1) in += n;
     }
     EXPECT_EQ(below, 0u) << "a latency below the injected delay of " << c.delay.count() << " us";
-    // Scheduling noise on a loaded machine may push a few past the bucket's upper bound.
     EXPECT_GE(in, kPer * 3 / 4u) << "delay " << c.delay.count() << " us";
     before = st.latency_log2;
   }

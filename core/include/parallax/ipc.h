@@ -293,6 +293,11 @@ struct SubscriberOptions {
   /// connect_timeout or 5 s if that is 0) instead of failing; the stream restarts with the new
   /// publisher's sticky events.
   bool reconnect{false};
+  /// Most memory segments one connection may announce (each is an fd and a mapping here), and
+  /// most bytes they may map in total. A publisher that announces more is refused: the
+  /// connection is closed with resource_exhausted. A pool that grows needs room for its growth.
+  std::size_t max_segments{256};
+  std::uint64_t max_mapped_bytes{std::uint64_t{64} << 30};  // 64 GiB of address space
   /// Lease pressure (like v4l2src copying when its pool runs low): while we hold fewer than
   /// this many leases, recv*() hands out zero-copy Buffers; past it, the payload is copied
   /// into local (heap) memory and the lease is returned at once, so a consumer that keeps
