@@ -523,7 +523,7 @@ std::vector<std::byte> encode_stats_publisher(const PublisherStats& p) {
   m.segments = static_cast<std::uint32_t>(p.segments.size());
   m.subscribers = static_cast<std::uint32_t>(p.subscribers.size());
   m.format_len = static_cast<std::uint32_t>(n);
-  m.format_truncated = p.format.size() > n ? 1 : 0;
+  m.format_truncated = (p.format.size() > n || p.format_truncated) ? 1 : 0;
   std::vector<std::byte> out(sizeof m + n);
   std::memcpy(out.data(), &m, sizeof m);
   if (n != 0) std::memcpy(out.data() + sizeof m, p.format.data(), n);

@@ -55,12 +55,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (!m) break;
       std::vector<std::byte> again;
       if (auto* p = std::get_if<PublisherStats>(&*m)) {
-        // The counts of what follows travel in the header: rebuild them for the comparison.
-        wire::StatsPublisherMsg h{};
-        std::memcpy(&h, in.data(), sizeof h);
-        p->segments.resize(h.segments);
-        p->subscribers.resize(h.subscribers);
         again = wire::encode_stats_publisher(*p);
+        // The counts of what follows are not part of the decoded value (the client counts the
+        // messages themselves): take them from the input for the comparison.
+        constexpr std::size_t kCounts = offsetof(wire::StatsPublisherMsg, segments);
+        if (again.size() >= kCounts + 8)
+          std::memcpy(again.data() + kCounts, in.data() + kCounts, 8);
       } else if (auto* g = std::get_if<wire::StatsSegment>(&*m)) {
         again = wire::encode_stats_segment(*g);
       } else if (auto* s = std::get_if<SubscriberInfo>(&*m)) {
