@@ -23,6 +23,10 @@ namespace bip = boost::interprocess;
 // offset_ptr. null_mutex_family: Arena::mu serialises every call.
 using Algo = bip::rbtree_best_fit<bip::null_mutex_family>;
 
+// What an empty segment's allocator needs around one block besides the block (its header and
+// alignment padding): a block fits an empty segment when it is at most usable - slack.
+constexpr std::size_t kHeaderSlack = 4096 + 256;
+
 std::atomic<std::uint64_t> g_next_arena_id{std::uint64_t{1} << 48};
 
 std::size_t round_up(std::size_t v, std::size_t a) {
@@ -158,7 +162,7 @@ std::size_t MemoryPool::Arena::largest_block_locked() const noexcept {
   std::size_t best = 0;
   const std::size_t n = count.load(std::memory_order_relaxed);
   for (std::size_t k = 0; k < n; ++k)
-    best = std::max(best, segs[k]->usable);
+    if (segs[k]->usable > kHeaderSlack) best = std::max(best, segs[k]->usable - kHeaderSlack);
   const std::size_t total = total_bytes.load(std::memory_order_relaxed);
   // A new segment may take what is left of the budget (minus the allocator's own header,
   // which the first segment's usable size tells).
@@ -183,7 +187,7 @@ Result<detail::BufferCore*> MemoryPool::Arena::loan(std::size_t size,
   std::unique_lock lk(mu);
   if (want > largest_block_locked()) {
     failed.fetch_add(1, std::memory_order_relaxed);
-    return err(Errc::resource_exhausted,
+    return err(Errc::out_of_range,
                "a block of " + std::to_string(size) + " bytes can never fit the memory budget of " +
                    std::to_string(max_bytes) + " bytes (" +
                    std::to_string(total_bytes.load(std::memory_order_relaxed)) +
@@ -191,14 +195,19 @@ Result<detail::BufferCore*> MemoryPool::Arena::loan(std::size_t size,
                    std::to_string(largest_block_locked()) + "): raise the budget");
   }
   if (auto* c = try_alloc_locked(want)) return c;
-  // Grow: a segment at least twice the newest one and large enough for this block (with the
-  // allocator's headers and alignment slack), within the budget.
+  // Grow only for a block that no segment could hold even when empty (the stream's buffers
+  // grew): a full arena otherwise means blocks are in flight, and waiting for them is the
+  // backpressure. The new segment is at least twice the newest one and room for four such
+  // blocks (with the allocator's headers and alignment slack), within the budget.
   const std::size_t total = total_bytes.load(std::memory_order_relaxed);
   const std::size_t n = count.load(std::memory_order_relaxed);
-  if (n < kMaxArenaSegments && total < max_bytes) {
+  std::size_t usable_max = 0;
+  for (std::size_t k = 0; k < n; ++k)
+    usable_max = std::max(usable_max, segs[k]->usable);
+  if (want + kHeaderSlack > usable_max && n < kMaxArenaSegments && total < max_bytes) {
     const std::size_t overhead = segs[0]->seg.size() - segs[0]->usable;
     const std::size_t need = round_up(want + overhead + 2 * alignment, 4096);
-    const std::size_t size_new = std::min(std::max(need, 2 * last_size), max_bytes - total);
+    const std::size_t size_new = std::min(std::max(4 * need, 2 * last_size), max_bytes - total);
     if (size_new >= need) {
       auto seg = grow_fn(size_new);
       if (!seg) {

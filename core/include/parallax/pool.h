@@ -35,8 +35,9 @@ struct ArenaOptions {
   /// Block alignment (and size granularity) inside a segment: a power of two, 16..4096.
   std::size_t alignment{64};
   /// Most bytes of segments the arena may hold in total (the first segment included). A block
-  /// that fits no segment adds one (at least twice the previous size, and big enough for the
-  /// block) while the total stays within this budget.
+  /// that no segment could hold even when empty adds a segment (at least twice the newest one
+  /// and room for four such blocks) while the total stays within this budget. A full arena
+  /// does not grow: loans wait for blocks to come back (backpressure).
   std::size_t max_bytes{std::size_t{256} << 20};
   /// Makes the segments added by growth; defaults to the first segment's backend.
   std::function<Result<Segment>(std::size_t size)> grow{};
@@ -85,7 +86,7 @@ class MemoryPool {
   [[nodiscard]] Result<Loan> loan_for(std::chrono::nanoseconds timeout);
   // Sized loans (both kinds): the loan's size() is `size`. A slot pool refuses a size above
   // its slot with invalid_argument; an arena refuses a size it can never satisfy within its
-  // budget with resource_exhausted (whose message names the budget), and otherwise grows or
+  // budget with out_of_range (whose message names the budget), and otherwise grows or
   // waits like the calls above. The unsized calls on an arena are invalid_argument.
   [[nodiscard]] Result<Loan> loan(std::size_t size);
   [[nodiscard]] Result<Loan> try_loan(std::size_t size);
