@@ -20,6 +20,7 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_set>
 
@@ -137,6 +138,10 @@ struct IpcPublisher::Impl {
 
   std::atomic<std::uint64_t> buffers_sent{0}, zero_copy{0}, copies{0}, bytes_copied{0},
       events_sent{0}, connections{0}, disconnects{0}, refused{0}, protocol_errors{0};
+  std::atomic<std::uint64_t> pools_replaced{0}, segments_retired{0};
+  // Segments of replaced pools that some subscriber may still have mapped (guarded by mu_).
+  // `pool` itself is written under mu_ (replace_pool) and read under it off the producer thread.
+  std::set<std::uint64_t> retiring_;
 
   ~Impl() { shutdown(); }
 
@@ -905,7 +910,53 @@ struct IpcPublisher::Impl {
         std::lock_guard lk(mu_);
         remove_dead_locked();
       }
+      retire_segments();
     }
+  }
+
+  // Tells each subscriber about segments of replaced pools once none of its leases (records in
+  // its ring included) names them: no later descriptor can, so it may unmap them. A segment
+  // leaves retiring_ when no subscriber has it announced any more.
+  void retire_segments() {
+    std::vector<std::uint64_t> ids;
+    std::vector<std::shared_ptr<Sub>> subs;
+    {
+      std::lock_guard lk(mu_);
+      if (retiring_.empty()) return;
+      ids.assign(retiring_.begin(), retiring_.end());
+      subs = subs_;
+    }
+    std::set<std::uint64_t> still;
+    for (auto& sp : subs) {
+      Sub& s = *sp;
+      std::lock_guard sl(s.mu);
+      if (!sync_locked(s)) continue;
+      for (std::uint64_t id : ids) {
+        if (s.segments_sent.count(id) == 0) continue;
+        const bool used = std::any_of(s.leases.begin(), s.leases.end(), [&](const Lease& l) {
+          return l.live && l.buffer.segment() != nullptr && l.buffer.segment()->id() == id;
+        });
+        if (used) {
+          still.insert(id);
+          continue;
+        }
+        auto msg = wire::encode_segment_retired({id});
+        auto r = os::send_msg(s.sock.get(), msg);
+        if (!r) {
+          if (r.error().code == Errc::resource_exhausted) {
+            still.insert(id);  // its socket is full: try again on the next turn
+          } else {
+            kill_locked(s, r.error().message.c_str(), r.error().code != Errc::unavailable);
+          }
+          continue;
+        }
+        s.segments_sent.erase(id);
+        segments_retired.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    std::lock_guard lk(mu_);
+    for (std::uint64_t id : ids)
+      if (still.count(id) == 0) retiring_.erase(id);
   }
 
   void shutdown() {
@@ -1000,6 +1051,68 @@ Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions 
       return err(Errc::failed_precondition, "publisher is closed or empty"); \
   } while (0)
 
+Result<memory::Loan> IpcPublisher::try_loan(std::size_t size) {
+  PLX_NEED_IMPL();
+  auto r = impl_->pool->try_loan(size);
+  if (r || r.error().code != Errc::resource_exhausted) return r;
+  collect_returns();
+  return impl_->pool->try_loan(size);
+}
+
+Result<memory::Loan> IpcPublisher::loan(std::size_t size) {
+  PLX_NEED_IMPL();
+  if (impl_->interrupted.load(std::memory_order_acquire))
+    return err(Errc::cancelled, "publisher interrupted");
+  auto r = impl_->pool->try_loan(size);
+  if (r || r.error().code != Errc::resource_exhausted) return r;
+  const auto deadline = std::chrono::steady_clock::now() + impl_->opts.loan_timeout;
+  for (;;) {
+    collect_returns();
+    auto again = impl_->pool->try_loan(size);
+    if (again || again.error().code != Errc::resource_exhausted) return again;
+    if (impl_->interrupted.load(std::memory_order_acquire))
+      return err(Errc::cancelled, "publisher interrupted");
+    if (std::chrono::steady_clock::now() >= deadline)
+      return err(Errc::timeout, "no free block of " + std::to_string(size) +
+                                    " bytes in the publisher's pool within loan_timeout");
+    ::usleep(50);
+  }
+}
+
+Result<void> IpcPublisher::replace_pool(std::shared_ptr<memory::MemoryPool> pool) {
+  PLX_NEED_IMPL();
+  if (!pool) return err(Errc::invalid_argument, "replace_pool: null pool");
+  for (std::size_t i = 0; i < pool->segment_count(); ++i) {
+    if (!pool->segment(i).shareable())
+      return err(Errc::invalid_argument,
+                 "the publisher's pool must live in shareable memory (memfd, hugepage or file)");
+  }
+  Impl& im = *impl_;
+  std::shared_ptr<memory::MemoryPool> old;
+  std::vector<std::uint64_t> old_ids;
+  {
+    std::lock_guard lk(im.mu_);
+    if (pool == im.pool) return {};
+    old = std::exchange(im.pool, std::move(pool));
+    for (std::size_t i = 0; i < old->segment_count(); ++i) {
+      old_ids.push_back(old->segment(i).id());
+      im.retiring_.insert(old_ids.back());
+    }
+  }
+  {
+    // No descriptor will name these segments again: nobody new needs their fds.
+    std::lock_guard lk(im.seg_mu_);
+    for (std::uint64_t id : old_ids)
+      im.seg_fds_.erase(id);
+  }
+  im.pools_replaced.fetch_add(1, std::memory_order_relaxed);
+  PLX_LOG(info, kLog, "publisher %s: new pool (%s, %zu bytes per %s); the old one is retired",
+          im.path.c_str(), im.pool->variable_size() ? "variable-size" : "slots",
+          im.pool->slot_size(), im.pool->variable_size() ? "block at most" : "slot");
+  // `old` drops here: its memory goes when the last buffer or lease over it is released.
+  return {};
+}
+
 Result<memory::Loan> IpcPublisher::try_loan() {
   PLX_NEED_IMPL();
   auto r = impl_->pool->try_loan();
@@ -1047,8 +1160,7 @@ Result<void> IpcPublisher::send(const memory::Buffer& buffer) {
       return err(Errc::invalid_argument, "buffer of " + std::to_string(buffer.size()) +
                                              " bytes exceeds the slot size " +
                                              std::to_string(im.pool->slot_size()));
-    PLX_ASSIGN(memory::Loan l, loan());
-    PLX_TRY(l.set_size(buffer.size()));
+    PLX_ASSIGN(memory::Loan l, loan(buffer.size()));
     if (buffer.size() != 0) std::memcpy(l.data().data(), buffer.data().data(), buffer.size());
     if (buffer.valid()) l.metadata() = buffer.metadata();
     b = std::move(l).freeze();
@@ -1185,6 +1297,9 @@ PublisherStats IpcPublisher::stats() const {
   st.disconnects = im.disconnects.load();
   st.refused = im.refused.load();
   st.protocol_errors = im.protocol_errors.load();
+  st.pools_replaced = im.pools_replaced.load();
+  st.segments_retired = im.segments_retired.load();
+  if (auto p = pool()) st.pool = p->stats();
   std::vector<std::shared_ptr<Sub>> subs;
   {
     std::lock_guard lk(im.mu_);
@@ -1200,9 +1315,10 @@ PublisherStats IpcPublisher::stats() const {
   return st;
 }
 
-const std::shared_ptr<memory::MemoryPool>& IpcPublisher::pool() const {
-  static const std::shared_ptr<memory::MemoryPool> none;
-  return impl_ ? impl_->pool : none;
+std::shared_ptr<memory::MemoryPool> IpcPublisher::pool() const {
+  if (!impl_) return nullptr;
+  std::lock_guard lk(impl_->mu_);
+  return impl_->pool;
 }
 
 const std::string& IpcPublisher::path() const {

@@ -49,9 +49,9 @@ struct Conn {
   std::uint32_t ret_cap{0};
   UniqueFd data_efd, ret_efd;
   wire::Welcome welcome;
-  // Inserted by the consumer thread only, never erased while the Conn lives: Buffer cores
-  // keep raw pointers to these segments.
-  std::map<std::uint64_t, std::unique_ptr<memory::Segment>> segments;
+  // Touched by the consumer thread only. An entry is erased when the publisher retires the
+  // segment; Buffer cores over it hold a reference, so the mapping goes with the last of them.
+  std::map<std::uint64_t, std::shared_ptr<const memory::Segment>> segments;
 
   std::mutex ret_mu;
   std::uint64_t ret_write{0};
@@ -96,6 +96,7 @@ namespace {
 
 struct RemoteCore : memory::detail::BufferCore {
   std::shared_ptr<Conn> conn;
+  std::shared_ptr<const memory::Segment> mapping;  // keeps a retired segment mapped
   std::uint64_t token{0};
 };
 
@@ -183,8 +184,15 @@ struct IpcSubscriber::Impl {
                                            sa->size, "parallax-ipc-remote");
         if (!seg) return protocol_error("refusing segment: " + seg.error().message);
         c.segments.emplace(sa->segment_id,
-                           std::make_unique<memory::Segment>(std::move(seg).value()));
+                           std::make_shared<const memory::Segment>(std::move(seg).value()));
         ++st.segments;
+      } else if (auto* sr = std::get_if<wire::SegmentRetired>(&*m)) {
+        // No descriptor names it any more: forget it; Buffers over it keep it mapped.
+        if (!r->fds.empty()) return protocol_error("segment_retired message with fds");
+        if (c.segments.erase(sr->segment_id) == 0)
+          return protocol_error("retired segment " + std::to_string(sr->segment_id) +
+                                " was never announced");
+        ++st.segments_retired;
       } else if (auto* rf = std::get_if<wire::Refuse>(&*m)) {
         const Errc code = rf->code;
         std::string text = rf->text;
@@ -331,6 +339,7 @@ struct IpcSubscriber::Impl {
     core->data = const_cast<std::byte*>(seg.data()) + d.offset;
     core->capacity = d.length;
     core->segment = &seg;
+    core->mapping = it->second;
     core->segment_offset = d.offset;
     core->release = &release_remote;
     core->owner = &c;

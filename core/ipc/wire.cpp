@@ -19,6 +19,7 @@ static_assert(std::is_standard_layout_v<RingHeader> && sizeof(RingHeader) == 256
 static_assert(std::is_standard_layout_v<AckHeader> && sizeof(AckHeader) == 256);
 static_assert(sizeof(MsgHeader) == 16 && sizeof(HelloMsg) == 32 && sizeof(WelcomeMsg) == 56);
 static_assert(sizeof(SegmentMsg) == 32 && sizeof(RefuseMsg) == 24);
+static_assert(sizeof(SegmentRetiredMsg) == 32);
 static_assert(sizeof(RecordHeader) == 8 && sizeof(BufferRecord) == 104 &&
               sizeof(EventRecord) == 16);
 static_assert(sizeof(SegmentPayload) == 80);
@@ -454,6 +455,11 @@ std::vector<std::byte> encode_refuse(const Refuse& r) {
   return out;
 }
 
+std::vector<std::byte> encode_segment_retired(const SegmentRetired& r) {
+  SegmentRetiredMsg m{header(MsgType::segment_retired, sizeof(SegmentRetiredMsg)), r.segment_id, 0};
+  return as_bytes(m);
+}
+
 Result<Hello> decode_hello(std::span<const std::byte> bytes) {
   PLX_ASSIGN(MsgHeader h, check_header(bytes));
   if (h.type != static_cast<std::uint16_t>(MsgType::hello)) return bad("expected a hello message");
@@ -494,6 +500,14 @@ Result<PublisherMsg> decode_publisher_msg(std::span<const std::byte> bytes) {
       std::memcpy(&m, bytes.data(), sizeof m);
       if (m.size == 0 || m.size > (std::uint64_t{1} << 40)) return bad("segment: bad size");
       return PublisherMsg{SegmentAnnounce{m.segment_id, m.size}};
+    }
+    case MsgType::segment_retired: {
+      if (bytes.size() != sizeof(SegmentRetiredMsg))
+        return bad("segment_retired message of the wrong size");
+      SegmentRetiredMsg m{};
+      std::memcpy(&m, bytes.data(), sizeof m);
+      if (m.reserved != 0) return bad("segment_retired: reserved field is not zero");
+      return PublisherMsg{SegmentRetired{m.segment_id}};
     }
     case MsgType::refuse: {
       if (bytes.size() < sizeof(RefuseMsg)) return bad("truncated refuse message");

@@ -18,7 +18,7 @@
 namespace parallax::link::wire {
 
 inline constexpr std::uint32_t kMagic = 0x49584c50;  // "PLXI" little-endian
-inline constexpr std::uint16_t kVersion = 1;
+inline constexpr std::uint16_t kVersion = 2;         // 2: segment_retired
 
 // ---------------------------------------------------------------------------------------------
 // Socket messages (SOCK_SEQPACKET: one message per datagram, boundaries kept by the kernel).
@@ -29,6 +29,9 @@ enum class MsgType : std::uint16_t {
                 ///< return eventfd
   segment = 3,  ///< publisher -> subscriber, fd: one pool segment (read-only)
   refuse = 4,   ///< publisher -> subscriber, no fds: why the connection is refused, then close
+  segment_retired = 5,  ///< publisher -> subscriber, no fds: a segment no descriptor will name
+                        ///< again (and none of this subscriber's leases does): unmap it once
+                        ///< the last buffer over it is gone
 };
 
 struct MsgHeader {
@@ -64,6 +67,12 @@ struct SegmentMsg {
   MsgHeader h;
   std::uint64_t segment_id;
   std::uint64_t size;
+};
+
+struct SegmentRetiredMsg {
+  MsgHeader h;
+  std::uint64_t segment_id;
+  std::uint64_t reserved;  ///< 0
 };
 
 inline constexpr std::size_t kMaxRefuseText = 256;
@@ -213,7 +222,10 @@ struct Refuse {
   Errc code{Errc::permission_denied};
   std::string text;
 };
-using PublisherMsg = std::variant<Welcome, SegmentAnnounce, Refuse>;
+struct SegmentRetired {
+  std::uint64_t segment_id{0};
+};
+using PublisherMsg = std::variant<Welcome, SegmentAnnounce, Refuse, SegmentRetired>;
 
 // Encoders write whole records as 64-bit words (so the ring copy is word-atomic).
 void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d);
@@ -228,6 +240,7 @@ std::vector<std::byte> encode_hello(const Hello& h);
 std::vector<std::byte> encode_welcome(const Welcome& w);
 std::vector<std::byte> encode_segment(const SegmentAnnounce& s);
 std::vector<std::byte> encode_refuse(const Refuse& r);
+std::vector<std::byte> encode_segment_retired(const SegmentRetired& r);
 /// Publisher side: a subscriber's message (only hello is valid).
 [[nodiscard]] Result<Hello> decode_hello(std::span<const std::byte> bytes);
 /// Subscriber side: a publisher's message.

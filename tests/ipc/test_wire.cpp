@@ -51,6 +51,10 @@ TEST(IpcLayout, MessagesAndRecordsAreFrozen) {
   EXPECT_EQ(sizeof(wire::WelcomeMsg), 56u);
   EXPECT_EQ(offsetof(wire::WelcomeMsg, publisher_pid), 40u);
   EXPECT_EQ(sizeof(wire::SegmentMsg), 32u);
+  EXPECT_EQ(sizeof(wire::SegmentRetiredMsg), 32u);
+  EXPECT_EQ(offsetof(wire::SegmentRetiredMsg, segment_id), 16u);
+  EXPECT_EQ(static_cast<int>(wire::MsgType::segment_retired), 5);
+  EXPECT_EQ(wire::kVersion, 2);
   EXPECT_EQ(sizeof(wire::RecordHeader), 8u);
   EXPECT_EQ(sizeof(wire::BufferRecord), 104u);
   EXPECT_EQ(offsetof(wire::BufferRecord, token), 8u);  // patched per subscriber
@@ -155,7 +159,7 @@ TEST(IpcWire, HelloValidation) {
   auto ok = wire::encode_hello({static_cast<std::uint32_t>(Policy::drop_newest)});
   EXPECT_TRUE(wire::decode_hello(ok).ok());
   auto v = ok;
-  v[4] = std::byte{2};  // version 2
+  v[4] = std::byte{99};  // another version
   auto r = wire::decode_hello(v);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::data_loss);
@@ -191,6 +195,14 @@ TEST(IpcWire, WelcomeValidation) {
   auto refuse = wire::decode_publisher_msg(wire::encode_refuse({Errc::permission_denied, "no"}));
   ASSERT_TRUE(refuse.ok());
   EXPECT_EQ(std::get<wire::Refuse>(*refuse).text, "no");
+  auto retired = wire::decode_publisher_msg(wire::encode_segment_retired({42}));
+  ASSERT_TRUE(retired.ok());
+  EXPECT_EQ(std::get<wire::SegmentRetired>(*retired).segment_id, 42u);
+  auto bytes = wire::encode_segment_retired({42});
+  bytes[24] = std::byte{1};  // reserved must be zero
+  EXPECT_FALSE(wire::decode_publisher_msg(bytes).ok());
+  bytes.pop_back();
+  EXPECT_FALSE(wire::decode_publisher_msg(bytes).ok());
 }
 
 TEST(IpcPolicyNames, RoundTrip) {
