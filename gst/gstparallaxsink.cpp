@@ -61,20 +61,24 @@ enum {
   PROP_MAX_SUBSCRIBERS,
   PROP_SOCKET_MODE,
   PROP_PREFAULT,
+  PROP_LINGER,
   PROP_STATS,
   PROP_MAX_MEMORY,
 };
+
+constexpr guint64 kDefaultLinger = 2 * GST_SECOND;
 
 struct Settings {
   std::string socket_path;
   guint slot_count{0};
   guint64 slot_size{0};
   GstParallaxMemoryBackend memory{GST_PARALLAX_MEMORY_MEMFD};
-  bool wait_for_connection{false};
+  bool wait_for_connection{true};  // like shmsink
   GstParallaxPolicy policy{GST_PARALLAX_POLICY_BLOCK};
   guint max_subscribers{kDefaultMaxSubscribers};
   guint socket_mode{kDefaultSocketMode};
   bool prefault{true};
+  guint64 linger{kDefaultLinger};
   guint64 max_memory{kDefaultMaxMemory};
 };
 
@@ -267,6 +271,7 @@ bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
   opts.max_subscribers = s.max_subscribers;
   opts.max_leases_per_subscriber =
       static_cast<std::uint32_t>(std::max<std::size_t>(1, count * 3 / 4));
+  opts.linger = 0ms;  // drained at EOS by the streaming thread (interruptible); stop() is prompt
   auto pub = link::IpcPublisher::bind(s.socket_path, std::move(opts));
   if (!pub) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
@@ -313,6 +318,29 @@ void send_event(GstParallaxSink* self, link::Event e) {
       GST_WARNING_OBJECT(self, "could not send %s event: %s",
                          std::string(link::to_string(e.type)).c_str(), r.error().message.c_str());
   }
+}
+
+// Drain at EOS: holds the EOS (basesink posts it, and gst-launch exits, after us) until every
+// subscriber has read through the stream, or `linger` passed, or unlock() interrupted it.
+void drain(GstParallaxSink* self) {
+  State& st = *self->state;
+  link::IpcPublisher* pub = nullptr;
+  guint64 linger = 0;
+  {
+    std::lock_guard lock(st.mu);
+    if (!st.publisher) return;
+    pub = &*st.publisher;  // lives until stop(), which runs after the streaming thread left
+    linger = st.settings.linger;
+  }
+  if (linger == 0) return;
+  auto r = pub->drain(std::chrono::milliseconds(linger / GST_MSECOND));
+  if (r) return;
+  if (r.error().code == parallax::Errc::timeout)
+    GST_ELEMENT_WARNING(self, RESOURCE, WRITE, ("Subscribers had not read the whole stream"),
+                        ("%s within linger (%" GST_TIME_FORMAT "); ending anyway",
+                         r.error().message.c_str(), GST_TIME_ARGS(linger)));
+  else
+    GST_DEBUG_OBJECT(self, "drain at EOS: %s", r.error().message.c_str());
 }
 
 // The transport form of a custom, tag or other serializable downstream event.
@@ -392,6 +420,9 @@ static void gst_parallax_sink_set_property(GObject* object, guint id, const GVal
       break;
     case PROP_PREFAULT:
       s.prefault = g_value_get_boolean(value);
+      break;
+    case PROP_LINGER:
+      s.linger = g_value_get_uint64(value);
       break;
     case PROP_SOCKET_MODE:
       s.socket_mode = g_value_get_uint(value);
@@ -474,6 +505,9 @@ static void gst_parallax_sink_get_property(GObject* object, guint id, GValue* va
       break;
     case PROP_PREFAULT:
       g_value_set_boolean(value, s.prefault);
+      break;
+    case PROP_LINGER:
+      g_value_set_uint64(value, s.linger);
       break;
     case PROP_SOCKET_MODE:
       g_value_set_uint(value, s.socket_mode);
@@ -655,6 +689,7 @@ static gboolean gst_parallax_sink_event(GstBaseSink* sink, GstEvent* event) {
       break;
   }
   if (out) send_event(self, std::move(*out));
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) drain(self);
   return GST_BASE_SINK_CLASS(gst_parallax_sink_parent_class)->event(sink, event);
 }
 
@@ -675,8 +710,9 @@ static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf)
     wait_for_connection = st.settings.wait_for_connection;
   }
 
+  // Woken by a subscriber joining or by unlock() (the publisher's interrupt()).
   while (wait_for_connection && pub->subscriber_count() == 0) {
-    if (auto r = pub->wait_for_subscribers(1, 20ms); r) break;
+    if (auto r = pub->wait_for_subscribers(1, 1s); r) break;
     if (GstFlowReturn ret = wait_if_unlocked(self); ret != GST_FLOW_OK) return ret;
   }
 
@@ -713,23 +749,23 @@ static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf)
                       "once into a slot (%" G_GSIZE_FORMAT " bytes)",
                       size);
     }
-    // Our own loan loop (not send()'s internal one) so that unlock() can interrupt the wait.
+    // The publisher's loan waits for a returned slot and is interrupted by unlock(); it gives
+    // up after its loan_timeout (5 s), when we wait again (basesink's flush contract below).
     pmem::Loan loan;
     for (;;) {
-      auto l = pub->try_loan(size);
+      auto l = pub->loan(size);
       if (l) {
         loan = std::move(*l);
         break;
       }
-      if (l.error().code != parallax::Errc::resource_exhausted) {
+      if (l.error().code != parallax::Errc::timeout &&
+          l.error().code != parallax::Errc::cancelled) {
         GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("No shared memory for a buffer"),
                           ("buffer of %" G_GSIZE_FORMAT " bytes: %s (property max-memory)", size,
                            l.error().message.c_str()));
         return GST_FLOW_ERROR;
       }
       if (GstFlowReturn ret = wait_if_unlocked(self); ret != GST_FLOW_OK) return ret;
-      pub->collect_returns();
-      g_usleep(200);
     }
     gst_buffer_extract(buf, 0, loan.data().data(), size);
     loan.metadata() = std::move(meta);
@@ -826,9 +862,16 @@ static void gst_parallax_sink_class_init(GstParallaxSinkClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_WAIT_FOR_CONNECTION,
       g_param_spec_boolean("wait-for-connection", "Wait for connection",
-                           "Hold the stream until at least one subscriber is connected "
-                           "(otherwise buffers nobody reads are discarded)",
-                           FALSE, rw));
+                           "Hold the stream (each buffer, and EOS) until at least one subscriber "
+                           "is connected, like shmsink (false: buffers nobody reads are gone)",
+                           TRUE, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_LINGER,
+      g_param_spec_uint64("linger", "Linger",
+                          "At EOS, how long (ns) to wait until every subscriber has read "
+                          "through the stream before the EOS goes on (0 = do not wait; "
+                          "flushing or stopping cuts it short)",
+                          0, G_MAXUINT64, kDefaultLinger, rw));
   g_object_class_install_property(
       gobject_class, PROP_POLICY,
       g_param_spec_enum("policy", "Policy",

@@ -35,8 +35,11 @@ enum {
   PROP_IS_LIVE,
   PROP_TIMEOUT,
   PROP_BUSY_POLL,
+  PROP_COPY_THRESHOLD,
   PROP_STATS,
 };
+
+constexpr gint kDefaultCopyThreshold = -1;  // half the publisher's quota
 
 struct State {
   // mu guards the settings, `unlocked` and the subscriber pointer swap. The streaming thread
@@ -47,14 +50,17 @@ struct State {
   bool is_live{false};
   guint64 timeout{kDefaultTimeout};
   bool busy_poll{false};
+  gint copy_threshold{kDefaultCopyThreshold};
   bool unlocked{false};
   std::unique_ptr<link::IpcSubscriber> sub;
   GstAllocator* allocator{nullptr};  // read-only Parallax allocator, lives with the element
   GstCaps* caps{nullptr};            // current caps (streaming thread)
   bool ever_connected{false};
+  bool copy_logged{false};  // the first copy past copy-threshold is logged (streaming thread)
   // Counters for the stats property.
   std::atomic<std::uint64_t> buffers{0}, bytes{0}, events{0}, caps_changes{0}, reconnects{0};
   std::atomic<std::uint64_t> dropped_before{0};  // drops of previous connections
+  std::atomic<std::uint64_t> copied_before{0}, bytes_copied_before{0};
 };
 
 }  // namespace
@@ -83,6 +89,8 @@ GstFlowReturn connect_publisher(GstParallaxSrc* self, bool reconnect) {
     path = st.socket_path;
     timeout = st.timeout;
     options.busy_poll = st.busy_poll;
+    options.copy_threshold = st.copy_threshold < 0 ? link::SubscriberOptions::kCopyThresholdAuto
+                                                   : static_cast<std::uint32_t>(st.copy_threshold);
   }
   if (path.empty()) {
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No socket-path set"),
@@ -127,7 +135,10 @@ void drop_subscriber(State& st) {
     old = std::move(st.sub);
   }
   if (old) {
-    st.dropped_before += old->stats().dropped;
+    const link::SubscriberStats ss = old->stats();
+    st.dropped_before += ss.dropped;
+    st.copied_before += ss.copies;
+    st.bytes_copied_before += ss.bytes_copied;
     old->close();
   }
 }
@@ -282,6 +293,15 @@ static GstFlowReturn gst_parallax_src_create(GstPushSrc* src, GstBuffer** out) {
       gst_caps_unref(caps);
     }
     const std::size_t size = buffer.size();
+    if (buffer.segment() == nullptr && !st.copy_logged) {
+      // The subscriber copied it (lease pressure): say so once, with the reason.
+      st.copy_logged = true;
+      const link::SubscriberStats ss = st.sub->stats();
+      GST_INFO_OBJECT(self,
+                      "downstream holds %u of the publisher's %u leases: copying payloads past "
+                      "copy-threshold %u so the producer never stalls (stats: copied)",
+                      ss.leases, ss.quota, ss.copy_threshold);
+    }
     GstBuffer* buf = parallax::gst::to_gst(st.allocator, std::move(buffer));
     if (buf == nullptr) {
       GST_ELEMENT_ERROR(self, RESOURCE, READ, ("Could not wrap a received buffer"), (nullptr));
@@ -315,6 +335,7 @@ static gboolean gst_parallax_src_start(GstBaseSrc* src) {
   std::lock_guard lock(st.mu);
   st.unlocked = false;
   st.ever_connected = false;
+  st.copy_logged = false;
   gst_base_src_set_live(src, st.is_live);
   return TRUE;
 }
@@ -364,7 +385,11 @@ static GstStructure* make_stats(GstParallaxSrc* self) {
       st.dropped_before.load() + ss.dropped, "caps-changes", G_TYPE_UINT64, st.caps_changes.load(),
       "reconnects", G_TYPE_UINT64, st.reconnects.load(), "leases", G_TYPE_UINT,
       static_cast<guint>(ss.leases), "connected", G_TYPE_BOOLEAN, connected, "publisher-pid",
-      G_TYPE_INT, static_cast<gint>(ss.publisher_pid), nullptr);
+      G_TYPE_INT, static_cast<gint>(ss.publisher_pid), "copied", G_TYPE_UINT64,
+      st.copied_before.load() + ss.copies, "bytes-copied", G_TYPE_UINT64,
+      st.bytes_copied_before.load() + ss.bytes_copied, "quota", G_TYPE_UINT,
+      static_cast<guint>(ss.quota), "copy-threshold", G_TYPE_UINT,
+      static_cast<guint>(ss.copy_threshold), nullptr);
 }
 
 static void gst_parallax_src_set_property(GObject* object, guint id, const GValue* value,
@@ -386,6 +411,9 @@ static void gst_parallax_src_set_property(GObject* object, guint id, const GValu
       break;
     case PROP_TIMEOUT:
       st.timeout = g_value_get_uint64(value);
+      break;
+    case PROP_COPY_THRESHOLD:
+      st.copy_threshold = g_value_get_int(value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
@@ -414,6 +442,9 @@ static void gst_parallax_src_get_property(GObject* object, guint id, GValue* val
       break;
     case PROP_BUSY_POLL:
       g_value_set_boolean(value, st.busy_poll);
+      break;
+    case PROP_COPY_THRESHOLD:
+      g_value_set_int(value, st.copy_threshold);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
@@ -481,11 +512,20 @@ static void gst_parallax_src_class_init(GstParallaxSrcClass* klass) {
                            "producer never pays for a wake-up, at the price of one busy core",
                            FALSE, rw));
   g_object_class_install_property(
+      gobject_class, PROP_COPY_THRESHOLD,
+      g_param_spec_int("copy-threshold", "Copy threshold",
+                       "Leases held (buffers downstream keeps) past which received payloads are "
+                       "copied into local memory and the lease returned at once, so a "
+                       "downstream that keeps buffers (encoders, aggregators, queues) never "
+                       "stalls the publisher (-1 = half the publisher's quota, 0 = never copy)",
+                       -1, 4096, kDefaultCopyThreshold, rw));
+  g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "Counters: buffers, bytes, events, dropped (by the publisher's "
                          "drop-oldest policy), caps-changes, reconnects, leases held now, "
-                         "connected, publisher-pid",
+                         "connected, publisher-pid, copied and bytes-copied (past "
+                         "copy-threshold), quota, copy-threshold (effective)",
                          GST_TYPE_STRUCTURE,
                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 

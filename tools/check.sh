@@ -46,10 +46,12 @@ log "format"
 if tools/format.sh --check; then passed=$((passed + 1)); else step_fail "clang-format: files not formatted (run tools/format.sh)"; fi
 
 log "build (debugoptimized, GStreamer on)"
-if setup_build build -Dwerror=true -Dgstreamer=enabled -Dtests=enabled -Dbenchmarks=enabled && ninja -C build -j"$JOBS"; then
+if setup_build build -Dwerror=true --prefix="$ROOT/build/prefix" -Dgstreamer=enabled -Dtests=enabled -Dbenchmarks=enabled && ninja -C build -j"$JOBS"; then
   log "tests"
   meson test -C build --no-rebuild --num-processes "$JOBS" --print-errorlogs
   count_meson build main
+  log "install into a scratch prefix"
+  if tools/install-check.sh build; then passed=$((passed + 1)); else step_fail "install check (tools/install-check.sh build)"; fi
 else
   step_fail "main build failed"
 fi

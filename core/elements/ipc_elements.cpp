@@ -33,6 +33,7 @@ constexpr std::uint64_t kDefaultMaxMemory = std::uint64_t{512} << 20;  // as the
 constexpr std::size_t kArenaMinFirst = 1 << 20;             // first segment of a variable-size pool
 constexpr std::uint64_t kDefaultTimeoutNs = 5'000'000'000;  // parallaxsrc, as GStreamer
 constexpr auto kPoll = 50ms;  // longest a streaming thread waits before re-checking stop/EOS
+constexpr std::uint64_t kDefaultLingerNs = 2'000'000'000;  // parallaxsink, as GStreamer
 
 // --- Formats ---------------------------------------------------------------------------------
 // Our Caps parser drops GStreamer's type casts ("(string)", "(buffer)") and cannot read every
@@ -178,14 +179,20 @@ class ParallaxSink final : public SinkElement {
     max_subscribers_ = prop<std::uint64_t>("max-subscribers");
     const std::string mode = prop<std::string>("socket-mode");
     socket_mode_ = mode == "0666" ? 0666 : mode == "0660" ? 0660 : 0600;
+    linger_ = std::chrono::milliseconds(prop<std::uint64_t>("linger") / 1'000'000);
     buffers_.store(0);
     bytes_.store(0);
     zero_copy_.store(0);
     copies_.store(0);
+    bytes_copied_.store(0);
     connections_before_.store(0);
     pending_.clear();
     format_.clear();
     eos_sent_ = false;
+    {
+      std::lock_guard l(mu_);
+      unlocked_ = false;
+    }
     // With an explicit slot-size the socket exists as soon as the pipeline starts, so
     // subscribers can connect before data flows; otherwise it appears with the first buffer.
     if (slot_size_ != 0) return bind(slot_size_);
@@ -222,7 +229,8 @@ class ParallaxSink final : public SinkElement {
             return false;
           }
         }
-        if (wait_for_subscriber() != FlowReturn::flushing) (void)send_event(link::Event::eos());
+        if (wait_for_subscriber() != FlowReturn::flushing && send_event(link::Event::eos()))
+          drain();
       }
       return SinkElement::handle_event(pad, ev);
     }
@@ -235,6 +243,15 @@ class ParallaxSink final : public SinkElement {
     }
     if (ev.type == EventType::flush_stop) eos_sent_ = false;
     return SinkElement::handle_event(pad, ev);
+  }
+
+  // stop() / Ctrl-C: frees the streaming thread wherever it waits in the publisher (a send or
+  // an event for a subscriber that stopped reading, a free slot, a subscriber to connect, the
+  // drain at EOS). The publisher stays interrupted until the next start() binds a new one.
+  void unlock() override {
+    std::lock_guard l(mu_);
+    unlocked_ = true;
+    if (pub_) pub_->interrupt();
   }
 
  protected:
@@ -252,7 +269,10 @@ class ParallaxSink final : public SinkElement {
     const auto& pool = pub->pool();
     if (buf.valid() && buf.segment() != nullptr && buf.pool_id() == pool->id()) {
       std::lock_guard io(io_mu_);
-      if (auto r = pub->send(buf); !r) return send_failed(r.error());
+      if (auto r = pub->send(buf); !r) {
+        if (stopping()) return FlowReturn::flushing;
+        return send_failed(r.error());
+      }
       zero_copy_.fetch_add(1, std::memory_order_relaxed);
     } else {
       if (buf.size() > pool->slot_size()) {
@@ -262,31 +282,32 @@ class ParallaxSink final : public SinkElement {
           return FlowReturn::error;
         }
       }
-      // Our own loan loop (not send()'s, which waits up to 5 s) so that stop() interrupts it.
+      // The publisher's loan waits for a returned slot and is interrupted by unlock(); it
+      // gives up after its loan_timeout (5 s), when we look at stopping() and wait again.
       memory::Loan loan;
       for (;;) {
         Result<memory::Loan> l = [&] {
           std::lock_guard io(io_mu_);
-          return pub->try_loan(buf.size());
+          return pub->loan(buf.size());
         }();
         if (l) {
           loan = std::move(*l);
           break;
         }
-        if (l.error().code != Errc::resource_exhausted) {
+        if (stopping() || l.error().code == Errc::cancelled) return FlowReturn::flushing;
+        if (l.error().code != Errc::timeout) {
           post_error(l.error().code, "no shared memory for a buffer of " +
                                          std::to_string(buf.size()) +
                                          " bytes: " + l.error().message + " (property max-memory)");
           return FlowReturn::error;
         }
-        if (stopping()) return FlowReturn::flushing;
-        ::usleep(200);  // slots come back as subscribers return their leases
       }
       if (!buf.empty()) std::memcpy(loan.data().data(), buf.data().data(), buf.size());
       if (buf.valid()) loan.metadata() = buf.metadata();
       std::lock_guard io(io_mu_);
       if (auto r = pub->send(std::move(loan)); !r) return send_failed(r.error());
       copies_.fetch_add(1, std::memory_order_relaxed);
+      bytes_copied_.fetch_add(buf.size(), std::memory_order_relaxed);
     }
     buffers_.fetch_add(1, std::memory_order_relaxed);
     bytes_.fetch_add(buf.size(), std::memory_order_relaxed);
@@ -298,7 +319,8 @@ class ParallaxSink final : public SinkElement {
     if (spec.name == "buffers") return buffers_.load(std::memory_order_relaxed);
     if (spec.name == "bytes") return bytes_.load(std::memory_order_relaxed);
     if (spec.name == "zero-copy") return zero_copy_.load(std::memory_order_relaxed);
-    if (spec.name == "copies") return copies_.load(std::memory_order_relaxed);
+    if (spec.name == "copied") return copies_.load(std::memory_order_relaxed);
+    if (spec.name == "bytes-copied") return bytes_copied_.load(std::memory_order_relaxed);
     if (spec.name == "subscribers") {
       std::lock_guard l(mu_);
       return static_cast<std::uint64_t>(pub_ ? pub_->subscriber_count() : 0);
@@ -400,6 +422,7 @@ class ParallaxSink final : public SinkElement {
     // A subscriber may hold 3/4 of the slots: the rest keeps the producer going (as GStreamer).
     opts.max_leases_per_subscriber =
         static_cast<std::uint32_t>(std::max<std::uint64_t>(1, slot_count_ * 3 / 4));
+    opts.linger = 0ms;  // we drain at EOS ourselves (interruptibly); stop() closes at once
     auto pub = link::IpcPublisher::bind(path_, std::move(opts));
     if (!pub)
       return err(pub.error().code,
@@ -407,6 +430,7 @@ class ParallaxSink final : public SinkElement {
     {
       std::lock_guard l(mu_);
       pub_ = std::make_unique<link::IpcPublisher>(std::move(*pub));
+      if (unlocked_) pub_->interrupt();  // an unlock() that came before the publisher
     }
     for (auto& e : std::exchange(pending_, {}))
       (void)send_event(std::move(e));
@@ -443,9 +467,28 @@ class ParallaxSink final : public SinkElement {
     while (pub->subscriber_count() == 0) {
       if (stopping()) return FlowReturn::flushing;
       if (eos_requested()) return FlowReturn::eos;
-      (void)pub->wait_for_subscribers(1, 20ms);
+      // Woken by a subscriber joining or by unlock() (the publisher's interrupt()).
+      auto r = pub->wait_for_subscribers(1, 1s);
+      if (!r && r.error().code == Errc::cancelled) return FlowReturn::flushing;
     }
     return FlowReturn::ok;
+  }
+
+  // Drain at EOS: keeps the stream until every subscriber has read through the EOS, or
+  // `linger` passed, or unlock(). Runs on the streaming thread before the EOS reaches the
+  // executor, so a process that exits at EOS exits after its consumers are through.
+  void drain() {
+    if (linger_.count() == 0) return;
+    link::IpcPublisher* pub = publisher();
+    if (pub == nullptr) return;
+    Result<void> r = [&] {
+      std::lock_guard io(io_mu_);
+      return pub->drain(linger_);
+    }();
+    if (!r && r.error().code == Errc::timeout)
+      post_warning("EOS: " + r.error().message + " within linger (" +
+                   seconds_text(static_cast<std::uint64_t>(linger_.count()) * 1'000'000) +
+                   "); closing anyway");
   }
 
   FlowReturn send_failed(const Error& e) {
@@ -469,7 +512,9 @@ class ParallaxSink final : public SinkElement {
   std::vector<link::Event> pending_;  // events seen before the publisher was bound
   std::string format_;                // last published format
   bool eos_sent_{false};
-  std::atomic<std::uint64_t> buffers_{0}, bytes_{0}, zero_copy_{0}, copies_{0};
+  bool unlocked_{false};  // guarded by mu_; reset by start()
+  std::chrono::milliseconds linger_{kDefaultLingerNs / 1'000'000};
+  std::atomic<std::uint64_t> buffers_{0}, bytes_{0}, zero_copy_{0}, copies_{0}, bytes_copied_{0};
   std::atomic<std::uint64_t> pool_growths_{0};
   std::atomic<std::uint64_t> connections_before_{0};  // of publishers closed since start()
 };
@@ -495,6 +540,11 @@ class ParallaxSrc final : public Element {
                  "socket-path is not set: give the Unix socket of a parallaxsink or "
                  "IpcPublisher, e.g. socket-path=/tmp/stream.sock");
     timeout_ns_ = prop<std::uint64_t>("timeout");
+    const std::int64_t ct = prop<std::int64_t>("copy-threshold");
+    copy_threshold_ =
+        ct < 0 ? link::SubscriberOptions::kCopyThresholdAuto : static_cast<std::uint32_t>(ct);
+    copied_before_.store(0);
+    bytes_copied_before_.store(0);
     const std::string pol = prop<std::string>("policy");
     policy_.reset();
     if (auto p = link::policy_from_string(pol)) policy_ = *p;
@@ -508,6 +558,7 @@ class ParallaxSrc final : public Element {
     reconnects_.store(0);
     dropped_before_.store(0);
     warned_format_ = false;
+    copy_logged_ = false;
     return ok();
   }
 
@@ -568,6 +619,16 @@ class ParallaxSrc final : public Element {
       if (fr != FlowReturn::ok) break;
       auto& buf = std::get<memory::Buffer>(**item);
       const std::size_t n = buf.size();
+      if (buf.segment() == nullptr && !copy_logged_) {
+        // The subscriber copied it (lease pressure): say so once, with the reason.
+        copy_logged_ = true;
+        const link::SubscriberStats ss = sub_->stats();
+        post_info("downstream holds " + std::to_string(ss.leases) + " of the publisher's " +
+                  std::to_string(ss.quota) + " leases: copying payloads past copy-threshold " +
+                  std::to_string(ss.copy_threshold) +
+                  " so the producer never stalls (counter "
+                  "'copied')");
+      }
       fr = src_->push(std::move(buf));
       buffers_.fetch_add(1, std::memory_order_relaxed);
       bytes_.fetch_add(n, std::memory_order_relaxed);
@@ -595,6 +656,12 @@ class ParallaxSrc final : public Element {
     if (spec.name == "bytes") return bytes_.load(std::memory_order_relaxed);
     if (spec.name == "events") return events_.load(std::memory_order_relaxed);
     if (spec.name == "reconnects") return reconnects_.load(std::memory_order_relaxed);
+    if (spec.name == "copied" || spec.name == "bytes-copied") {
+      std::lock_guard l(mu_);
+      const link::SubscriberStats ss = sub_ ? sub_->stats() : link::SubscriberStats{};
+      if (spec.name == "copied") return copied_before_.load() + ss.copies;
+      return bytes_copied_before_.load() + ss.bytes_copied;
+    }
     if (spec.name == "dropped" || spec.name == "connected") {
       std::lock_guard l(mu_);
       if (spec.name == "connected") return sub_ != nullptr && sub_->connected();
@@ -620,7 +687,10 @@ class ParallaxSrc final : public Element {
       old = std::move(sub_);
     }
     if (old) {
-      dropped_before_.fetch_add(old->stats().dropped);
+      const link::SubscriberStats ss = old->stats();
+      dropped_before_.fetch_add(ss.dropped);
+      copied_before_.fetch_add(ss.copies);
+      bytes_copied_before_.fetch_add(ss.bytes_copied);
       old->close();  // Buffers already received stay valid on their own
     }
   }
@@ -630,6 +700,7 @@ class ParallaxSrc final : public Element {
     const auto deadline = Clock::now() + std::chrono::nanoseconds(timeout_ns_);
     link::SubscriberOptions opts;
     opts.policy = policy_;
+    opts.copy_threshold = copy_threshold_;
     Error last{};
     for (;;) {
       if (stopping()) return FlowReturn::flushing;
@@ -749,6 +820,7 @@ class ParallaxSrc final : public Element {
   Pad* src_{nullptr};
   std::string path_;
   std::uint64_t timeout_ns_{kDefaultTimeoutNs};
+  std::uint32_t copy_threshold_{link::SubscriberOptions::kCopyThresholdAuto};
   std::optional<link::Policy> policy_;
 
   // mu_ guards sub_ (swapped by the streaming thread, read by read_property/unlock) and
@@ -761,6 +833,7 @@ class ParallaxSrc final : public Element {
   // Streaming thread only.
   bool prerolled_{false};
   bool warned_format_{false};
+  bool copy_logged_{false};
   std::string stream_id_;
   std::optional<Caps> caps_;
   std::optional<Caps> pending_caps_;
@@ -768,6 +841,7 @@ class ParallaxSrc final : public Element {
   std::vector<Event> pending_custom_;
 
   std::atomic<std::uint64_t> buffers_{0}, bytes_{0}, events_{0}, reconnects_{0}, dropped_before_{0};
+  std::atomic<std::uint64_t> copied_before_{0}, bytes_copied_before_{0};
 };
 
 template <typename T>
@@ -817,9 +891,15 @@ const ElementRegistrar reg_parallaxsink{ElementInfo{
                                 {0660, "0660", "owner and group"},
                                 {0666, "0666", "everyone (peers are still checked by uid)"}},
                                "File mode of the socket (peers are also checked by uid)"),
-     counter("buffers", "Buffers published"), counter("bytes", "Bytes published"),
+     PropertySpec::uint64("linger", kDefaultLingerNs, 0, UINT64_MAX,
+                          "At EOS, nanoseconds to wait until every subscriber has read through "
+                          "the stream before the EOS goes on (0 = do not wait; stop() cuts it "
+                          "short)"),
+     counter("buffers", "Buffers published"),
+     counter("bytes", "Bytes published"),
      counter("zero-copy", "Buffers that were already slots of the publisher's pool"),
-     counter("copies", "Buffers copied once into a slot"),
+     counter("copied", "Buffers copied once into a slot"),
+     counter("bytes-copied", "Bytes of the copied buffers"),
      counter("subscribers", "Subscribers connected now"),
      counter("connections", "Subscribers admitted since the pipeline started"),
      counter("pool-bytes", "Bytes of shared memory in the current pool"),
@@ -842,8 +922,15 @@ const ElementRegistrar reg_parallaxsrc{ElementInfo{
                                 {1, "drop-oldest", "the publisher retracts what we did not read"},
                                 {2, "drop-newest", "the publisher skips buffers for us"}},
                                "What the publisher should do when we fall behind"),
+     PropertySpec::int64("copy-threshold", -1, -1, 4096,
+                         "Leases held (buffers downstream keeps) past which received payloads "
+                         "are copied into local memory and the lease returned at once, so a "
+                         "downstream that keeps buffers never stalls the publisher (-1 = half "
+                         "the publisher's quota, 0 = never copy)"),
      counter("buffers", "Buffers received"), counter("bytes", "Bytes received"),
      counter("events", "Events received"),
+     counter("copied", "Buffers copied because downstream held copy-threshold leases"),
+     counter("bytes-copied", "Bytes of the copied buffers"),
      counter("dropped", "Buffers the publisher retracted before we read them (drop-oldest)"),
      counter("reconnects", "Times the publisher vanished and we reconnected"),
      PropertySpec::boolean("connected", false, "Whether a publisher is connected now")

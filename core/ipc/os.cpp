@@ -210,6 +210,46 @@ void drain_eventfd(int fd) noexcept {
   } while (r < 0 && errno == EINTR);
 }
 
+Result<WakePair> make_wake_pair() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
+    return Error::from_errno("socketpair(wake)");
+  WakePair p;
+  p.first.reset(sv[0]);
+  p.second.reset(sv[1]);
+  return p;
+}
+
+bool is_wake_socket(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) != 0 || v != AF_UNIX) return false;
+  len = sizeof v;
+  return ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) == 0 && v == SOCK_SEQPACKET;
+}
+
+void send_wake(int fd) noexcept {
+  const char one = 1;
+  ssize_t r;
+  do {
+    r = ::send(fd, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (r < 0 && errno == EINTR);
+}
+
+bool drain_wake(int fd) noexcept {
+  char buf[16];
+  for (int i = 0; i < 64; ++i) {
+    const ssize_t r = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (r > 0) continue;
+    if (r == 0) return false;
+    if (errno == EINTR) continue;
+    return errno != ECONNRESET && errno != EPIPE;
+  }
+  return true;
+}
+
 std::size_t count_open_fds() {
   std::size_t n = 0;
   DIR* d = ::opendir("/proc/self/fd");

@@ -67,11 +67,33 @@ struct Received {
 /// Builds a sockaddr_un for a filesystem path (invalid_argument if too long or empty).
 [[nodiscard]] Result<sockaddr_un> make_addr(std::string_view path);
 
+/// A private eventfd (interrupts, the publisher's own thread). Never hand one to a peer: a
+/// peer holding the same open file description can clear O_NONBLOCK and fill the counter,
+/// and then write()/read() block in the kernel. Peers get wake sockets (below) instead.
 [[nodiscard]] Result<UniqueFd> make_eventfd();
-/// Adds 1 (never blocks: the counter cannot overflow in practice).
+/// Adds 1 (never blocks on a private eventfd: the counter cannot overflow in practice).
 void signal_eventfd(int fd) noexcept;
 /// Resets the counter (non-blocking fd).
 void drain_eventfd(int fd) noexcept;
+
+/// The cross-process wake-up channel of one connection: an AF_UNIX SOCK_SEQPACKET socketpair.
+/// The publisher keeps `first` and hands `second` to the subscriber. Each side has its own
+/// open file description (a peer cannot change our flags), every send/recv passes
+/// MSG_DONTWAIT (so even a flag a peer could change would not matter), and closing one end
+/// hangs up the other (POLLHUP): the publisher learns that the subscriber's last mapping of the
+/// connection is gone, the subscriber that the publisher dropped the connection.
+struct WakePair {
+  UniqueFd first, second;
+};
+[[nodiscard]] Result<WakePair> make_wake_pair();
+/// Whether `fd` is an AF_UNIX SOCK_SEQPACKET socket (what a welcome must carry as wake fd).
+[[nodiscard]] bool is_wake_socket(int fd);
+/// Sends one wake-up byte. Never blocks: a full queue (the peer does not read) already holds
+/// a wake-up, and a closed peer is seen by its hang-up.
+void send_wake(int fd) noexcept;
+/// Reads the wake-ups queued (at most 64 per call: a peer flooding us cannot keep us here).
+/// Never blocks. Returns false when the peer closed its end.
+[[nodiscard]] bool drain_wake(int fd) noexcept;
 
 /// Number of open fds of this process (/proc/self/fd), for tests and stats.
 [[nodiscard]] std::size_t count_open_fds();

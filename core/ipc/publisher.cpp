@@ -86,7 +86,10 @@ struct Sub {
   wire::AckHeader* ah{nullptr};
   std::atomic<std::uint64_t>* rets{nullptr};
   std::uint32_t ret_cap{0};
-  UniqueFd data_efd, ret_efd;
+  // Our end of the wake socket (the subscriber holds the other): we wake it with a byte, it
+  // wakes us; never blocking (MSG_DONTWAIT, our own open file description). Its hang-up says
+  // the subscriber's connection object, and with it every mapping of our slots, is gone.
+  UniqueFd wake;
 
   std::uint64_t write_pos{0};  // our copy; the ring's write_pos is only ever stored from it
   std::uint64_t read_pos{0};   // last validated value of the ack's read_pos
@@ -96,12 +99,16 @@ struct Sub {
   std::vector<std::uint32_t> free_leases;
   std::uint32_t leases_out{0};
   std::unordered_set<std::uint64_t> segments_sent;
+  // The slots of a subscriber that is gone (hang-up, close(), expelled) but may still read
+  // them: they are not reused until its end of the wake socket closes (its connection object,
+  // and with it every mapping, is destroyed, or its process exited).
+  std::vector<memory::Buffer> quarantine;
   std::deque<std::vector<std::uint64_t>> pending;  // events waiting for ring space
   bool wake_needed{false};
-  // The return eventfd fired and was not read yet: it is drained before the next sleep rather
+  // The wake socket fired and was not read yet: it is drained before the next sleep rather
   // than right after the wake-up (a syscall off the hot path; the subscriber only writes it
   // after seeing pub_waiting, which is set after the drain).
-  bool ret_efd_pending{false};
+  bool wake_pending{false};
   SubscriberInfo info;
 };
 
@@ -123,6 +130,9 @@ struct IpcPublisher::Impl {
   std::condition_variable subs_cv_;
   std::vector<std::shared_ptr<Sub>> subs_;  // active ones
   std::vector<std::shared_ptr<Sub>> handshaking_;
+  // Gone subscribers whose slots are quarantined until their end of the wake socket closes.
+  // They count against max_subscribers (so quarantine is bounded by max_subscribers x quota).
+  std::vector<std::shared_ptr<Sub>> zombies_;
   std::atomic<std::uint64_t> subs_version_{1};
   std::optional<Event> sticky_format_, sticky_start_, sticky_segment_;
   bool sticky_eos_{false};
@@ -227,14 +237,18 @@ struct IpcPublisher::Impl {
       PLX_LOG(info, kLog, "subscriber %llu (pid %d) gone: %s",
               static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), why);
     }
-    // Reclaim every lease: the subscriber can no longer read or return anything.
+    // Its leases can no longer be returned, but it may still read them (Buffers it keeps, records
+    // still in its ring): they stay out of the pool until its mappings are gone (quarantine).
+    for (Lease& l : s.leases) {
+      if (l.live && l.buffer.valid()) s.quarantine.push_back(std::move(l.buffer));
+    }
     s.leases.clear();
     s.free_leases.clear();
     s.leases_out = 0;
     s.inflight.clear();
     s.pending.clear();
+    // Also wakes a send() asleep on this subscriber: its poll() watches the socket.
     if (s.sock) ::shutdown(s.sock.get(), SHUT_RDWR);
-    if (s.ret_efd) os::signal_eventfd(s.ret_efd.get());  // wakes a send() blocked on it
     if (s.active) disconnects.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -336,7 +350,7 @@ struct IpcPublisher::Impl {
     s.wake_needed = false;
     if (s.ah->sub_sleeping.load(std::memory_order_seq_cst) != 0 &&
         s.ah->sub_sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
-      os::signal_eventfd(s.data_efd.get());
+      os::send_wake(s.wake.get());
     }
   }
 
@@ -453,9 +467,12 @@ struct IpcPublisher::Impl {
       if (ready) return Wait::progress;
       if (interrupted.load(std::memory_order_acquire)) return Wait::cancelled;
     }
-    if (s.ret_efd_pending) {
-      os::drain_eventfd(s.ret_efd.get());
-      s.ret_efd_pending = false;
+    if (s.wake_pending) {
+      s.wake_pending = false;
+      if (!os::drain_wake(s.wake.get())) {
+        kill_locked(s, "connection closed", false);
+        return Wait::gone;
+      }
     }
     // seq_cst store, then seq_cst loads in sync_locked(): pairs with the subscriber's seq_cst
     // read_pos/ret_write updates followed by its seq_cst load of pub_waiting.
@@ -470,7 +487,7 @@ struct IpcPublisher::Impl {
     }
     wake_locked(s);
     pollfd pfd[3] = {
-        {s.ret_efd.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
+        {s.wake.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
     lk.unlock();
     int timeout_ms = 100;
     if (deadline != Clock::time_point::max()) {
@@ -480,7 +497,11 @@ struct IpcPublisher::Impl {
     int n = ::poll(pfd, 3, timeout_ms);
     lk.lock();
     if (s.dead) return Wait::gone;
-    if (n > 0 && (pfd[0].revents & POLLIN)) s.ret_efd_pending = true;
+    if (n > 0 && (pfd[0].revents & POLLIN)) s.wake_pending = true;
+    if (n > 0 && (pfd[0].revents & (POLLHUP | POLLERR))) {
+      kill_locked(s, "wake socket closed", false);
+      return Wait::gone;
+    }
     s.ah->pub_waiting.store(0, std::memory_order_relaxed);
     if (n > 0 && (pfd[1].revents & (POLLHUP | POLLERR | POLLIN))) {
       // Any traffic after the handshake, or a hang-up, ends the connection; the background
@@ -629,6 +650,114 @@ struct IpcPublisher::Impl {
     return true;
   }
 
+  // ---- drain at EOS -----------------------------------------------------------------------
+
+  // Sleeps until the subscriber's read position may have reached `until` (its wake-up
+  // threshold says so), its sockets speak, interrupt(), or `deadline` (at most 100 ms, so a
+  // lost wake-up costs no more). Unlike wait_locked() it never expels anyone: a subscriber
+  // that stays behind only makes drain() time out.
+  void drain_wait_locked(Sub& s, std::unique_lock<std::mutex>& lk, std::uint64_t until,
+                         std::chrono::steady_clock::time_point deadline) {
+    if (s.wake_pending) {
+      s.wake_pending = false;
+      if (!os::drain_wake(s.wake.get())) {
+        kill_locked(s, "connection closed", false);
+        return;
+      }
+    }
+    s.ah->wake_ret.store(UINT64_MAX, std::memory_order_relaxed);
+    s.ah->wake_read.store(until, std::memory_order_relaxed);
+    s.ah->pub_waiting.store(1, std::memory_order_seq_cst);
+    const std::uint64_t rp = s.read_pos;
+    if (!sync_locked(s) || s.read_pos != rp) {
+      if (!s.dead) s.ah->pub_waiting.store(0, std::memory_order_relaxed);
+      return;
+    }
+    s.wake_needed = true;
+    wake_locked(s);
+    pollfd pfd[3] = {
+        {s.wake.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
+    lk.unlock();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    const int n = ::poll(pfd, 3, static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 100)));
+    lk.lock();
+    if (s.dead) return;
+    if (n > 0 && (pfd[0].revents & POLLIN)) s.wake_pending = true;
+    if (n > 0 && ((pfd[0].revents | pfd[1].revents) & (POLLHUP | POLLERR))) {
+      kill_locked(s, "connection closed", false);
+      return;
+    }
+    s.ah->pub_waiting.store(0, std::memory_order_relaxed);
+  }
+
+  Result<void> drain_all(std::chrono::steady_clock::time_point deadline) {
+    std::vector<std::shared_ptr<Sub>> subs;
+    {
+      std::lock_guard lk(mu_);
+      subs = subs_;
+    }
+    std::size_t behind = 0;
+    for (auto& sp : subs) {
+      Sub& s = *sp;
+      std::unique_lock lk(s.mu);
+      for (;;) {
+        if (!sync_locked(s)) break;  // gone: nothing left to wait for
+        flush_pending_locked(s);
+        if (s.pending.empty() && s.read_pos == s.write_pos) break;  // read through
+        if (interrupted.load(std::memory_order_acquire))
+          return err(Errc::cancelled, "publisher interrupted while draining");
+        if (std::chrono::steady_clock::now() >= deadline) {
+          ++behind;
+          break;
+        }
+        drain_wait_locked(s, lk, s.write_pos, deadline);
+      }
+    }
+    if (behind != 0)
+      return err(Errc::timeout,
+                 std::to_string(behind) + " subscriber(s) had not read through the stream in time");
+    return {};
+  }
+
+  // Waits for a free slot of the pool until `deadline` or interrupt(). Slots come back when a
+  // local Buffer drops (the pool's futex wakes loan_for() at once) or when a subscriber
+  // returns a lease (its ack area; collected here every slice, 1 ms). One small function on
+  // purpose: a futex-based return path can replace the slice with a wait on the return words.
+  // `size`: a sized loan (the form a variable-size pool needs). Errors other than "nothing free
+  // now" (a block that can never fit the budget, an unsized loan on an arena) return at once.
+  Result<memory::Loan> wait_for_slot(std::chrono::steady_clock::time_point deadline,
+                                     std::optional<std::size_t> size = std::nullopt) {
+    using namespace std::chrono;
+    constexpr auto kSlice = milliseconds(1);
+    for (;;) {
+      collect_all();
+      auto l = size ? pool->try_loan(*size) : pool->try_loan();
+      if (l || l.error().code != Errc::resource_exhausted) return l;
+      if (interrupted.load(std::memory_order_acquire))
+        return err(Errc::cancelled, "publisher interrupted");
+      const auto now = steady_clock::now();
+      if (now >= deadline)
+        return err(Errc::timeout, "no free slot in the publisher's pool within loan_timeout");
+      const auto slice = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::min<steady_clock::duration>(deadline - now, kSlice));
+      auto w = size ? pool->loan_for(*size, slice) : pool->loan_for(slice);
+      if (w || w.error().code != Errc::timeout) return w;
+    }
+  }
+
+  void collect_all() {
+    std::vector<std::shared_ptr<Sub>> subs;
+    {
+      std::lock_guard lk(mu_);
+      subs = subs_;
+    }
+    for (auto& s : subs) {
+      std::lock_guard sl(s->mu);
+      (void)sync_locked(*s);
+    }
+  }
+
   const std::vector<std::shared_ptr<Sub>>& snapshot() {
     const std::uint64_t v = subs_version_.load(std::memory_order_acquire);
     if (v != cache_version_) {
@@ -672,7 +801,7 @@ struct IpcPublisher::Impl {
         continue;
       }
       std::lock_guard lk(mu_);
-      if (subs_.size() + handshaking_.size() >= opts.max_subscribers) {
+      if (subs_.size() + handshaking_.size() + zombies_.size() >= opts.max_subscribers) {
         refuse(fd.get(), Errc::resource_exhausted, "too many subscribers");
         continue;
       }
@@ -711,8 +840,8 @@ struct IpcPublisher::Impl {
     s.ah->return_capacity = s.ret_cap;
     s.rets = reinterpret_cast<std::atomic<std::uint64_t>*>(s.ack_region.data() +
                                                            sizeof(wire::AckHeader));
-    PLX_ASSIGN(s.data_efd, os::make_eventfd());
-    PLX_ASSIGN(s.ret_efd, os::make_eventfd());
+    PLX_ASSIGN(os::WakePair wake, os::make_wake_pair());
+    s.wake = std::move(wake.first);
     PLX_ASSIGN(UniqueFd ring_ro, s.ring_region.export_fd(false));
     PLX_ASSIGN(UniqueFd ack_rw, s.ack_region.export_fd(true));
     wire::Welcome w{s.cap,
@@ -724,7 +853,7 @@ struct IpcPublisher::Impl {
                     static_cast<std::uint64_t>(::getpid()),
                     s.id};
     auto msg = wire::encode_welcome(w);
-    int fds[wire::kWelcomeFds] = {ring_ro.get(), ack_rw.get(), s.data_efd.get(), s.ret_efd.get()};
+    int fds[wire::kWelcomeFds] = {ring_ro.get(), ack_rw.get(), wake.second.get()};
     PLX_TRY(os::send_msg(s.sock.get(), msg, fds));
     for (std::size_t i = 0; i < pool->segment_count(); ++i)
       PLX_TRY(announce_segment(s, pool->segment(i)));
@@ -801,7 +930,12 @@ struct IpcPublisher::Impl {
   }
 
   void remove_dead_locked() {
-    auto dead = [](const std::shared_ptr<Sub>& s) { return s->dead; };
+    auto dead = [this](const std::shared_ptr<Sub>& s) {
+      if (!s->dead) return false;
+      std::lock_guard sl(s->mu);
+      if (!s->quarantine.empty() && s->wake) zombies_.push_back(s);
+      return true;
+    };
     handshaking_.erase(std::remove_if(handshaking_.begin(), handshaking_.end(), dead),
                        handshaking_.end());
     auto it = std::remove_if(subs_.begin(), subs_.end(), dead);
@@ -814,7 +948,7 @@ struct IpcPublisher::Impl {
 
   void run() {
     std::vector<pollfd> pfds;
-    std::vector<std::shared_ptr<Sub>> polled;
+    std::vector<std::shared_ptr<Sub>> polled, zombies;
     while (!stopping.load(std::memory_order_acquire)) {
       pfds.clear();
       polled.clear();
@@ -826,9 +960,12 @@ struct IpcPublisher::Impl {
           polled.push_back(s);
         for (auto& s : subs_)
           polled.push_back(s);
+        zombies = zombies_;
       }
       for (auto& s : polled)
         pfds.push_back({s->sock.get(), POLLIN, 0});
+      for (auto& z : zombies)
+        pfds.push_back({z->wake.get(), POLLIN, 0});
       int n = ::poll(pfds.data(), pfds.size(), 20);
       if (n < 0 && errno != EINTR) {
         PLX_LOG(error, kLog, "poll: %s", std::strerror(errno));
@@ -879,6 +1016,29 @@ struct IpcPublisher::Impl {
             kill_locked(*s, "unexpected message after the handshake", true);
         }
         changed = true;
+      }
+      // Quarantined slots come back when the gone subscriber's end of the wake socket closes.
+      bool released = false;
+      for (std::size_t i = 0; i < zombies.size(); ++i) {
+        const short re = pfds[2 + polled.size() + i].revents;
+        if (re == 0) continue;
+        Sub& z = *zombies[i];
+        std::lock_guard sl(z.mu);
+        if ((re & (POLLHUP | POLLERR)) || !os::drain_wake(z.wake.get())) {
+          PLX_LOG(info, kLog, "subscriber %llu (pid %d) unmapped: %zu quarantined slots back",
+                  static_cast<unsigned long long>(z.id), static_cast<int>(z.cred.pid),
+                  z.quarantine.size());
+          z.quarantine.clear();
+          z.wake.reset();
+          released = true;
+        }
+      }
+      if (released) {
+        std::lock_guard lk(mu_);
+        std::erase_if(zombies_, [](const std::shared_ptr<Sub>& z) {
+          std::lock_guard sl(z->mu);
+          return !z->wake;
+        });
       }
       // Connections that never said hello give their place back.
       {
@@ -961,6 +1121,16 @@ struct IpcPublisher::Impl {
 
   void shutdown() {
     if (closed) return;
+    bool ended;
+    {
+      std::lock_guard lk(mu_);
+      ended = sticky_eos_;
+    }
+    if (ended && opts.linger.count() > 0) {
+      if (auto r = drain_all(std::chrono::steady_clock::now() + opts.linger); !r)
+        PLX_LOG(info, kLog, "%s: closing without a full drain: %s", path.c_str(),
+                r.error().message.c_str());
+    }
     closed = true;
     if (thread.joinable()) {
       stopping.store(true, std::memory_order_release);
@@ -975,6 +1145,7 @@ struct IpcPublisher::Impl {
         all.push_back(s);
       subs_.clear();
       handshaking_.clear();
+      zombies_.clear();  // a publisher that closes gives every slot back to its pool
       subs_version_.fetch_add(1);
     }
     std::vector<std::uint64_t> rec;
@@ -1065,18 +1236,7 @@ Result<memory::Loan> IpcPublisher::loan(std::size_t size) {
     return err(Errc::cancelled, "publisher interrupted");
   auto r = impl_->pool->try_loan(size);
   if (r || r.error().code != Errc::resource_exhausted) return r;
-  const auto deadline = std::chrono::steady_clock::now() + impl_->opts.loan_timeout;
-  for (;;) {
-    collect_returns();
-    auto again = impl_->pool->try_loan(size);
-    if (again || again.error().code != Errc::resource_exhausted) return again;
-    if (impl_->interrupted.load(std::memory_order_acquire))
-      return err(Errc::cancelled, "publisher interrupted");
-    if (std::chrono::steady_clock::now() >= deadline)
-      return err(Errc::timeout, "no free block of " + std::to_string(size) +
-                                    " bytes in the publisher's pool within loan_timeout");
-    ::usleep(50);
-  }
+  return impl_->wait_for_slot(std::chrono::steady_clock::now() + impl_->opts.loan_timeout, size);
 }
 
 Result<void> IpcPublisher::replace_pool(std::shared_ptr<memory::MemoryPool> pool) {
@@ -1127,18 +1287,12 @@ Result<memory::Loan> IpcPublisher::loan() {
     return err(Errc::cancelled, "publisher interrupted");
   auto r = impl_->pool->try_loan();
   if (r) return r;
-  const auto deadline = std::chrono::steady_clock::now() + impl_->opts.loan_timeout;
-  for (;;) {
-    collect_returns();
-    auto again = impl_->pool->try_loan();
-    if (again) return again;
-    if (impl_->interrupted.load(std::memory_order_acquire))
-      return err(Errc::cancelled, "publisher interrupted");
-    if (std::chrono::steady_clock::now() >= deadline)
-      return err(Errc::timeout, "no free slot in the publisher's pool within loan_timeout");
-    // Slots come back when subscribers return leases (ack area) or local Buffers drop.
-    ::usleep(50);
-  }
+  return impl_->wait_for_slot(std::chrono::steady_clock::now() + impl_->opts.loan_timeout);
+}
+
+Result<void> IpcPublisher::drain(std::chrono::milliseconds timeout) {
+  PLX_NEED_IMPL();
+  return impl_->drain_all(std::chrono::steady_clock::now() + timeout);
 }
 
 Result<void> IpcPublisher::send(memory::Loan&& loan) {
@@ -1300,13 +1454,23 @@ PublisherStats IpcPublisher::stats() const {
   st.pools_replaced = im.pools_replaced.load();
   st.segments_retired = im.segments_retired.load();
   if (auto p = pool()) st.pool = p->stats();
-  std::vector<std::shared_ptr<Sub>> subs;
+  std::vector<std::shared_ptr<Sub>> subs, gone;
   {
     std::lock_guard lk(im.mu_);
     subs = im.subs_;
+    gone = im.zombies_;
+  }
+  for (auto& s : gone) {
+    std::lock_guard sl(s->mu);
+    st.quarantined_slots += s->quarantine.size();
+    st.quarantined_subscribers += s->quarantine.empty() ? 0 : 1;
   }
   for (auto& s : subs) {
     std::lock_guard sl(s->mu);
+    if (!s->quarantine.empty()) {  // expelled, not yet moved to the quarantine list
+      st.quarantined_slots += s->quarantine.size();
+      ++st.quarantined_subscribers;
+    }
     (void)im.sync_locked(*s);  // leases as the subscriber sees them, not as last synced
     SubscriberInfo info = s->info;
     info.leases = s->leases_out;

@@ -29,12 +29,6 @@ namespace {
 constexpr const char* kLog = "ipc";
 using Clock = std::chrono::steady_clock;
 
-bool is_eventfd(int fd) {
-  char path[64], target[64] = {};
-  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  ssize_t n = ::readlink(path, target, sizeof target - 1);
-  return n > 0 && std::strcmp(target, "anon_inode:[eventfd]") == 0;
-}
 }  // namespace
 
 /// The shared state of one connection.
@@ -47,7 +41,10 @@ struct Conn {
   wire::AckHeader* ah{nullptr};
   std::atomic<std::uint64_t>* rets{nullptr};
   std::uint32_t ret_cap{0};
-  UniqueFd data_efd, ret_efd;
+  // Our end of the connection's wake socket: the publisher wakes us through it and we wake
+  // it. Held until this Conn is destroyed, i.e. until every Buffer of the connection is gone
+  // and its mappings are unmapped: the publisher keeps our leases quarantined until then.
+  UniqueFd wake;
   wire::Welcome welcome;
   // Touched by the consumer thread only. An entry is erased when the publisher retires the
   // segment; Buffer cores over it hold a reference, so the mapping goes with the last of them.
@@ -80,7 +77,7 @@ struct Conn {
                         ah->read_pos.load(std::memory_order_relaxed) >=
                             ah->wake_read.load(std::memory_order_relaxed);
     if (enough && ah->pub_waiting.exchange(0, std::memory_order_seq_cst) != 0)
-      os::signal_eventfd(ret_efd.get());
+      os::send_wake(wake.get());
   }
 
   void shut() {
@@ -120,13 +117,14 @@ struct IpcSubscriber::Impl {
   std::optional<SegmentInfo> segment;
   UniqueFd interrupt_efd;
   std::atomic<bool> interrupted{false};
-  // The data eventfd woke us and was not read yet. It is drained before the next sleep, not
+  // The wake socket woke us and was not read yet. It is drained before the next sleep, not
   // right after the wake-up: one syscall less between the publisher's write and recv()
   // returning. Safe because the publisher writes it only after it saw sub_sleeping = 1,
   // which we store after the drain.
-  bool data_efd_pending{false};
+  bool wake_pending{false};
   std::vector<std::uint64_t> scratch;
   SubscriberStats st;
+  bool copy_logged{false};
 
   std::optional<Error> failure;  // why the connection was closed, for the next recv*()
 
@@ -231,15 +229,14 @@ struct IpcSubscriber::Impl {
     auto* w = std::get_if<wire::Welcome>(&m);
     if (w == nullptr) return err(Errc::data_loss, "expected a welcome from the publisher");
     if (r.fds.size() != wire::kWelcomeFds)
-      return err(Errc::data_loss, "welcome without its four fds");
+      return err(Errc::data_loss, "welcome without its three fds");
     auto c = std::make_shared<Conn>();
     c->welcome = *w;
     PLX_ASSIGN(c->ring, os::ShmRegion::import(std::move(r.fds[0]), w->ring_map_size, false));
     PLX_ASSIGN(c->ack, os::ShmRegion::import(std::move(r.fds[1]), w->ack_map_size, true));
-    if (!is_eventfd(r.fds[2].get()) || !is_eventfd(r.fds[3].get()))
-      return err(Errc::data_loss, "welcome: wake-up fds are not eventfds");
-    c->data_efd = std::move(r.fds[2]);
-    c->ret_efd = std::move(r.fds[3]);
+    if (!os::is_wake_socket(r.fds[2].get()))
+      return err(Errc::data_loss, "welcome: the wake-up fd is not a Unix seqpacket socket");
+    c->wake = std::move(r.fds[2]);
     c->rh = reinterpret_cast<const wire::RingHeader*>(c->ring.data());
     PLX_TRY(wire::check_ring_header(*c->rh, w->ring_bytes));
     c->rdata = c->ring.data() + sizeof(wire::RingHeader);
@@ -253,7 +250,7 @@ struct IpcSubscriber::Impl {
     c->sock = std::move(sock);
     read_pos = c->ah->read_pos.load(std::memory_order_acquire);
     conn = std::move(c);
-    data_efd_pending = false;
+    wake_pending = false;
     failure.reset();
     hup = false;
     goodbye = false;
@@ -333,6 +330,9 @@ struct IpcSubscriber::Impl {
       return protocol_error("descriptor [" + std::to_string(d.offset) + ", +" +
                             std::to_string(d.length) + ") outside its segment of " +
                             std::to_string(seg.size()) + " bytes");
+    // With a quota of 1 the effective threshold is 0: every buffer is copied.
+    if (opts.copy_threshold != 0 && c.leases.load(std::memory_order_relaxed) >= copy_threshold())
+      return copy_out(c, seg, d);
     auto* core = new RemoteCore;
     core->refs.store(1, std::memory_order_relaxed);
     // The mapping is PROT_READ: Buffer only ever exposes const bytes of it.
@@ -348,6 +348,35 @@ struct IpcSubscriber::Impl {
     core->token = d.token;
     c.leases.fetch_add(1, std::memory_order_relaxed);
     return memory::Buffer::adopt(core, 0, d.length);
+  }
+
+  // The effective copy threshold: at most quota - 1 (so the publisher can always send the
+  // buffer that we then copy), 0 with copying off.
+  std::uint32_t copy_threshold() const {
+    if (opts.copy_threshold == 0) return 0;
+    const std::uint32_t quota = std::max<std::uint32_t>(1, st.quota);
+    const std::uint32_t want = opts.copy_threshold == SubscriberOptions::kCopyThresholdAuto
+                                   ? std::max<std::uint32_t>(1, quota / 2)
+                                   : opts.copy_threshold;
+    return std::min(want, quota - 1);
+  }
+
+  // Lease pressure: copies the payload into heap memory and returns the lease at once.
+  Result<memory::Buffer> copy_out(Conn& c, const memory::Segment& seg, wire::BufferDesc& d) {
+    memory::Buffer b = memory::Buffer::copy_from(
+        std::span<const std::byte>(seg.data() + d.offset, d.length), std::move(d.meta));
+    c.leases.fetch_add(1, std::memory_order_relaxed);  // return_lease() takes it back
+    c.return_lease(d.token);
+    ++st.copies;
+    st.bytes_copied += d.length;
+    if (!copy_logged) {
+      copy_logged = true;
+      PLX_LOG(info, kLog,
+              "%s: holding %u of %u leases (downstream keeps buffers): copying payloads past "
+              "copy_threshold %u so the publisher never stalls on our quota",
+              path.c_str(), c.leases.load(std::memory_order_relaxed), st.quota, copy_threshold());
+    }
+    return b;
   }
 
   // Sleeps until the ring may have something, the socket speaks, or the deadline.
@@ -387,9 +416,12 @@ struct IpcSubscriber::Impl {
       }
       if (has_data()) return;
     }
-    if (data_efd_pending) {
-      os::drain_eventfd(c.data_efd.get());
-      data_efd_pending = false;
+    if (wake_pending) {
+      wake_pending = false;
+      if (!os::drain_wake(c.wake.get())) {
+        hup = true;  // the publisher closed its end
+        return;
+      }
     }
     c.ah->sub_sleeping.store(1, std::memory_order_seq_cst);
     if (c.rh->write_pos.load(std::memory_order_seq_cst) != read_pos) {
@@ -397,7 +429,7 @@ struct IpcSubscriber::Impl {
       return;
     }
     pollfd p[3] = {
-        {c.data_efd.get(), POLLIN, 0}, {c.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
+        {c.wake.get(), POLLIN, 0}, {c.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
     int timeout = -1;
     if (deadline != Clock::time_point::max()) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -407,7 +439,10 @@ struct IpcSubscriber::Impl {
     c.ah->sub_sleeping.store(0, std::memory_order_relaxed);
     ++st.wakeups;
     if (n <= 0) return;
-    if (p[0].revents & POLLIN) data_efd_pending = true;
+    if (p[0].revents & POLLIN) wake_pending = true;
+    // The publisher closed its end of the wake socket: it dropped the connection (a hostile
+    // one may do so without closing the socket; either way nothing will wake us any more).
+    if (p[0].revents & (POLLHUP | POLLERR)) hup = true;
     if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) (void)drain_socket(c);
   }
 
@@ -553,6 +588,7 @@ void IpcSubscriber::resume() {
 SubscriberStats IpcSubscriber::stats() const {
   if (!impl_) return {};
   SubscriberStats s = impl_->st;
+  s.copy_threshold = impl_->copy_threshold();
   if (impl_->conn) s.leases = impl_->conn->leases.load(std::memory_order_relaxed);
   return s;
 }

@@ -18,15 +18,16 @@
 namespace parallax::link::wire {
 
 inline constexpr std::uint32_t kMagic = 0x49584c50;  // "PLXI" little-endian
-inline constexpr std::uint16_t kVersion = 2;         // 2: segment_retired
+inline constexpr std::uint16_t kVersion =
+    2;  // 2: wake socket instead of two eventfds; segment_retired
 
 // ---------------------------------------------------------------------------------------------
 // Socket messages (SOCK_SEQPACKET: one message per datagram, boundaries kept by the kernel).
 
 enum class MsgType : std::uint16_t {
   hello = 1,    ///< subscriber -> publisher, no fds
-  welcome = 2,  ///< publisher -> subscriber, fds: ring (read-only), ack (read-write), data eventfd,
-                ///< return eventfd
+  welcome = 2,  ///< publisher -> subscriber, fds: ring (read-only), ack (read-write), wake socket
+                ///< (AF_UNIX SOCK_SEQPACKET, one end of a pair the publisher made)
   segment = 3,  ///< publisher -> subscriber, fd: one pool segment (read-only)
   refuse = 4,   ///< publisher -> subscriber, no fds: why the connection is refused, then close
   segment_retired = 5,  ///< publisher -> subscriber, no fds: a segment no descriptor will name
@@ -50,7 +51,7 @@ struct HelloMsg {
   std::uint64_t reserved;
 };
 
-inline constexpr int kWelcomeFds = 4;
+inline constexpr int kWelcomeFds = 3;
 struct WelcomeMsg {
   MsgHeader h;
   std::uint32_t ring_bytes;       ///< data capacity of the ring (power of two)
@@ -115,8 +116,8 @@ struct AckHeader {
   std::uint16_t header_size;
   std::uint32_t return_capacity;
   std::uint32_t reserved0;
-  /// 1 while the publisher sleeps waiting for this subscriber. The subscriber wakes it (return
-  /// eventfd, clearing the flag with an exchange so there is one write per sleep) once
+  /// 1 while the publisher sleeps waiting for this subscriber. The subscriber wakes it (wake
+  /// socket, clearing the flag with an exchange so there is one write per sleep) once
   /// ret_write >= wake_ret or read_pos >= wake_read: the publisher asks for a batch, not for
   /// every single return. The publisher trusts none of this: it sleeps at most 100 ms.
   std::atomic<std::uint32_t> pub_waiting;
@@ -129,7 +130,7 @@ struct AckHeader {
   /// Whoever wins the CAS owns the record's lease.
   std::atomic<std::uint64_t> read_pos;
   std::uint8_t pad1[56];
-  /// 1 while the subscriber sleeps: the publisher then writes the data eventfd.
+  /// 1 while the subscriber sleeps: the publisher then writes a byte on the wake socket.
   std::atomic<std::uint32_t> sub_sleeping;
   std::uint8_t pad2[60];
   /// Count (monotonic) of lease tokens written to the return slots. Subscriber stores (release).

@@ -99,7 +99,8 @@ caps-change)
   ok "320x240 -> 160x120 mid-stream renegotiated downstream, 40 identical frames"
   ;;
 late-join)
-  $GL videotestsrc is-live=true num-buffers=120 ! $V240 ! parallaxsink socket-path="$S" > "$T/prod.log" 2>&1 &
+  # wait-for-connection=false: the stream runs before anyone joins (the point of this test).
+  $GL videotestsrc is-live=true num-buffers=120 ! $V240 ! parallaxsink socket-path="$S" wait-for-connection=false > "$T/prod.log" 2>&1 &
   pids+=($!)
   sleep 1.5
   timeout 30 "$helpers/plx_gst_app" --stats src "parallaxsrc name=src socket-path=$S num-buffers=15 ! videoconvert ! video/x-raw,format=RGBx ! fakesink" > "$T/cons.out" 2> "$T/cons.log" || fail "late consumer"

@@ -498,6 +498,24 @@ TEST(ParallaxSink, SendBlockedOnAStalledConsumerProcessIsUnlockedByAStateChange)
   gst_object_unref(pipeline);
 }
 
+TEST(ParallaxElements, DefaultsSharedWithTheNativeElements) {
+  // Issue 11: wait-for-connection true (like shmsink), linger 2 s, copy-threshold -1 (auto).
+  GstElement* sink = gst_element_factory_make("parallaxsink", nullptr);
+  GstElement* src = gst_element_factory_make("parallaxsrc", nullptr);
+  ASSERT_NE(sink, nullptr);
+  ASSERT_NE(src, nullptr);
+  gboolean wait = FALSE;
+  guint64 linger = 0;
+  gint threshold = 0;
+  g_object_get(sink, "wait-for-connection", &wait, "linger", &linger, nullptr);
+  g_object_get(src, "copy-threshold", &threshold, nullptr);
+  EXPECT_TRUE(wait);
+  EXPECT_EQ(linger, 2 * GST_SECOND);
+  EXPECT_EQ(threshold, -1);
+  gst_object_unref(sink);
+  gst_object_unref(src);
+}
+
 TEST(ParallaxSink, NoSocketPathIsAClearError) {
   GstElement* sink = gst_element_factory_make("parallaxsink", nullptr);
   ASSERT_NE(sink, nullptr);

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -36,6 +37,8 @@ int usage() {
                "ipc_peer publish PATH SIZE [interval_us]\n"
                "ipc_peer setuid-connect PATH UID\n"
                "ipc_peer hostile-sub PATH MODE\n"
+               "ipc_peer publish-n PATH N\n"
+               "ipc_peer recv-drop PATH\n"
                "ipc_peer hostile-pub PATH MODE\n");
   return 64;
 }
@@ -142,6 +145,92 @@ int publish(const std::string& path, std::size_t size, long interval_us) {
   }
 }
 
+// Publishes N buffers to whoever is connected (block policy, block_timeout 300 ms), then
+// closes. Exits 0 when all of that returned; a publisher a peer can block never gets there.
+int publish_n(const std::string& path, long n) {
+  PublisherOptions po;
+  po.slot_size = 4096;
+  po.slot_count = 16;
+  po.max_leases_per_subscriber = 4;
+  po.default_policy = Policy::block;
+  po.block_timeout = 300ms;
+  po.loan_timeout = 2s;
+  auto pub = IpcPublisher::bind(path, po);
+  if (!pub) return 2;
+  std::printf("ready\n");
+  std::fflush(stdout);
+  if (!pub->wait_for_subscribers(1, 5s)) return 3;
+  std::this_thread::sleep_for(200ms);  // the peer settles (a hostile one sets its traps)
+  for (long i = 0; i < n; ++i) {
+    auto l = pub->loan();
+    if (!l) return 4;
+    ipc_test::fill_payload(*l, static_cast<std::uint64_t>(i), 1024);
+    if (!pub->send(std::move(*l))) return 5;
+  }
+  (void)pub->send_eos();  // may be refused by nobody: the stream just ends
+  pub->close();
+  return 0;
+}
+
+// Receives one buffer, drops it (its lease goes back: a wake-up for a waiting publisher),
+// waits a little more, closes. Exits 0 when all of that returned.
+int recv_drop(const std::string& path) {
+  SubscriberOptions so;
+  so.connect_timeout = 3s;
+  auto sub = IpcSubscriber::connect(path, so);
+  if (!sub) {
+    std::fprintf(stderr, "connect: %s\n", sub.error().to_string().c_str());
+    return 2;
+  }
+  {
+    auto b = sub->recv_for(3s);
+    if (!b || !*b) {
+      std::fprintf(stderr, "recv: %s\n", b ? "end of stream" : b.error().to_string().c_str());
+      return 3;
+    }
+  }  // dropped here
+  (void)sub->recv_for(300ms);
+  sub->close();
+  return 0;
+}
+
+// Receives N buffers, keeps them, closes the subscriber ("closed"), waits for a line on stdin,
+// checks the kept buffers ("intact" or "corrupt"), waits for another line, drops them
+// ("dropped") and stays alive until killed: the publisher must keep the slots out of its pool
+// exactly until the buffers are dropped.
+int keep_after_close(const std::string& path, long n) {
+  SubscriberOptions so;
+  so.connect_timeout = 5s;
+  auto sub = IpcSubscriber::connect(path, so);
+  if (!sub) return 2;
+  std::vector<memory::Buffer> kept;
+  while (static_cast<long>(kept.size()) < n) {
+    auto r = sub->recv_for(5s);
+    if (!r || !*r) return 3;
+    kept.push_back(std::move(**r));
+  }
+  sub->close();
+  auto line = [] {
+    char c;
+    while (::read(0, &c, 1) == 1 && c != '\n') {
+    }
+  };
+  std::printf("closed\n");
+  std::fflush(stdout);
+  line();
+  bool ok = true;
+  for (const auto& b : kept)
+    ok = ok && ipc_test::check_payload(b).empty();
+  std::printf("%s\n", ok ? "intact" : "corrupt");
+  std::fflush(stdout);
+  line();
+  kept.clear();
+  std::printf("dropped\n");
+  std::fflush(stdout);
+  for (;;)
+    ::pause();
+}
+
 int setuid_connect(const std::string& path, uid_t uid) {
   if (::setgid(uid) != 0 || ::setuid(uid) != 0) {
     std::perror("setuid");
@@ -185,7 +274,29 @@ struct RawSession {
   int fd{-1};
   wire::Welcome w;
   os::ShmRegion ring, ack;
+  std::vector<UniqueFd> wake;  // the wake-up fds of the welcome (whatever this version uses)
 };
+
+bool is_socket(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+// The attack on a wake-up fd shared with the peer: clear O_NONBLOCK on the open file
+// description (shared through SCM_RIGHTS) and make the peer's next wake-up block if it can:
+// an eventfd's counter filled to its maximum, a socket's queue filled from our side.
+void jam(int fd, int fill_from) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  if (!is_socket(fd)) {
+    const std::uint64_t v = 0xfffffffffffffffeull;
+    (void)!::write(fd, &v, sizeof v);
+    return;
+  }
+  if (fill_from < 0) return;
+  const char b = 0;
+  while (::send(fill_from, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1) {
+  }
+}
 
 bool raw_handshake(RawSession& s, const std::string& path) {
   s.fd = raw_connect(path);
@@ -196,7 +307,7 @@ bool raw_handshake(RawSession& s, const std::string& path) {
   pollfd p{s.fd, POLLIN, 0};
   ::poll(&p, 1, 3000);
   auto r = os::recv_msg(s.fd, buf, true);
-  if (!r || r->fds.size() != 4) return false;
+  if (!r || r->fds.size() != static_cast<std::size_t>(wire::kWelcomeFds)) return false;
   auto m = wire::decode_publisher_msg(std::span<const std::byte>(buf, r->size));
   if (!m || !std::holds_alternative<wire::Welcome>(*m)) return false;
   s.w = std::get<wire::Welcome>(*m);
@@ -205,6 +316,8 @@ bool raw_handshake(RawSession& s, const std::string& path) {
   if (!ring || !ack) return false;
   s.ring = std::move(*ring);
   s.ack = std::move(*ack);
+  for (std::size_t i = 2; i < r->fds.size(); ++i)
+    s.wake.push_back(std::move(r->fds[i]));
   return true;
 }
 
@@ -298,6 +411,19 @@ int hostile_sub(const std::string& path, const std::string& mode) {
   } else if (mode == "bad-return-index") {
     auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.data());
     ah->ret_write.store(1u << 30);
+  } else if (mode == "jam-wakeups") {
+    // Blocks the publisher's wake-up writes if it can, says it sleeps so that the publisher
+    // wakes it on every buffer, then never reads and stays alive (killed by the test).
+    for (auto& fd : s.wake)
+      jam(fd.get(), fd.get());  // a socket end: fills what the publisher reads... and our own
+    auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.data());
+    ah->sub_sleeping.store(1);
+    std::printf("ready\n");
+    std::fflush(stdout);
+    for (;;) {
+      ah->sub_sleeping.store(1);
+      std::this_thread::sleep_for(1ms);
+    }
   } else if (mode == "talk-after-hello") {
     auto hello = wire::encode_hello({});
     if (!os::send_msg(s.fd, hello)) return 3;
@@ -356,14 +482,35 @@ int hostile_pub(const std::string& path, const std::string& mode) {
   ah->version = wire::kVersion;
   ah->header_size = sizeof(wire::AckHeader);
   ah->return_capacity = w.return_capacity;
-  auto e1 = os::make_eventfd().value();
-  auto e2 = os::make_eventfd().value();
+  // The wake-up fds this wire version carries: [data, return] eventfds (version 1) or one
+  // end of a socket pair (we keep `mine`).
+  std::vector<UniqueFd> wake;
+  UniqueFd mine;
+  if constexpr (wire::kWelcomeFds == 4) {
+    wake.push_back(os::make_eventfd().value());
+    wake.push_back(os::make_eventfd().value());
+  } else {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) return 2;
+    mine.reset(sv[0]);
+    wake.emplace_back(sv[1]);
+  }
+  auto wake_peer = [&] {
+    if (mine) {
+      const char b = 1;
+      (void)::send(mine.get(), &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } else {
+      os::signal_eventfd(wake[0].get());
+    }
+  };
   auto ring_ro = ring.export_fd(false).value();
   auto ack_rw = ack.export_fd(true).value();
   auto msg = wire::encode_welcome(w);
   if (mode == "version") msg[4] = std::byte{7};
   if (mode == "writable-ring") ring_ro = ring.export_fd(true).value();
-  int fds[4] = {ring_ro.get(), ack_rw.get(), e1.get(), e2.get()};
+  std::vector<int> fds = {ring_ro.get(), ack_rw.get()};
+  for (auto& f : wake)
+    fds.push_back(f.get());
   if (!os::send_msg(c.get(), msg, mode == "welcome-no-fds" ? std::span<const int>() : fds))
     return 2;
   if (mode == "version" || mode == "writable-ring" || mode == "welcome-no-fds") return finish();
@@ -405,8 +552,26 @@ int hostile_pub(const std::string& path, const std::string& mode) {
   std::memcpy(ring.data() + sizeof(wire::RingHeader), rec.data(), rec.size() * 8);
   std::uint64_t wp = rec.size() * 8;
   if (mode == "bad-write-pos") wp = 1u << 30;
+  if (mode == "jam-wakeups") {
+    // The subscriber's return wake-up: jam it (its fd shares our open file description), and
+    // ask for a wake-up on the first return.
+    ah->wake_ret.store(0);
+    ah->wake_read.store(UINT64_MAX);
+    ah->pub_waiting.store(1);
+    jam(wake.back().get(), wake.back().get());
+  }
   rh->write_pos.store(wp);
-  os::signal_eventfd(e1.get());
+  wake_peer();
+  if (mode == "jam-wakeups") {
+    // Keep the jam in place (a subscriber that read it would only unjam a socket queue).
+    const auto until = std::chrono::steady_clock::now() + 8s;
+    while (std::chrono::steady_clock::now() < until) {
+      ah->pub_waiting.store(1);
+      if (closed_by_peer(c.get())) break;
+    }
+    ::unlink(path.c_str());
+    return 0;
+  }
   if (mode == "oob" || mode == "unsealed" || mode == "writable" || mode == "truncated" ||
       mode == "bad-record" || mode == "bad-write-pos" || mode == "retire-unknown" ||
       mode == "retire-then-use")
@@ -424,6 +589,9 @@ int main(int argc, char** argv) {
     return subscribe(path, argc > 3 ? std::atol(argv[3]) : -1, argc > 4 ? argv[4] : nullptr,
                      argc > 5 ? std::atol(argv[5]) : 0);
   if (cmd == "hold") return hold(path);
+  if (cmd == "publish-n") return publish_n(path, argc > 3 ? std::atol(argv[3]) : 50);
+  if (cmd == "recv-drop") return recv_drop(path);
+  if (cmd == "keep-after-close") return keep_after_close(path, argc > 3 ? std::atol(argv[3]) : 4);
   if (cmd == "stall") return stall(path);
   if (cmd == "publish")
     return publish(path, argc > 3 ? std::strtoul(argv[3], nullptr, 10) : 4096,

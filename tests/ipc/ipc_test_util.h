@@ -75,12 +75,16 @@ class TempDir {
 class Child {
  public:
   Child() = default;
-  explicit Child(const std::vector<std::string>& args, bool capture_stdout = false) {
+  explicit Child(const std::vector<std::string>& args, bool capture_stdout = false,
+                 bool pipe_stdin = false) {
     int pipefd[2] = {-1, -1};
+    int infd[2] = {-1, -1};
     if (capture_stdout && ::pipe2(pipefd, O_CLOEXEC) != 0) return;
+    if (pipe_stdin && ::pipe2(infd, O_CLOEXEC) != 0) return;
     pid_ = ::fork();
     if (pid_ == 0) {
       if (capture_stdout) ::dup2(pipefd[1], 1);
+      if (pipe_stdin) ::dup2(infd[0], 0);
       std::vector<char*> argv;
       for (const auto& a : args)
         argv.push_back(const_cast<char*>(a.c_str()));
@@ -92,11 +96,24 @@ class Child {
       ::close(pipefd[1]);
       out_ = pipefd[0];
     }
+    if (pipe_stdin) {
+      ::close(infd[0]);
+      in_ = infd[1];
+    }
   }
-  Child(Child&& o) noexcept : pid_(std::exchange(o.pid_, -1)), out_(std::exchange(o.out_, -1)) {}
+  /// Writes one line to the child's stdin (pipe_stdin).
+  void write_line(const std::string& s) {
+    const std::string l = s + "\n";
+    (void)!::write(in_, l.data(), l.size());
+  }
+  Child(Child&& o) noexcept
+      : pid_(std::exchange(o.pid_, -1)),
+        out_(std::exchange(o.out_, -1)),
+        in_(std::exchange(o.in_, -1)) {}
   Child& operator=(Child&& o) noexcept {
     std::swap(pid_, o.pid_);
     std::swap(out_, o.out_);
+    std::swap(in_, o.in_);
     return *this;
   }
   ~Child() {
@@ -106,6 +123,7 @@ class Child {
       ::waitpid(pid_, &st, 0);
     }
     if (out_ >= 0) ::close(out_);
+    if (in_ >= 0) ::close(in_);
   }
   [[nodiscard]] pid_t pid() const { return pid_; }
   /// Reads one line from the child's stdout (blocking).
@@ -144,6 +162,7 @@ class Child {
  private:
   pid_t pid_{-1};
   int out_{-1};
+  int in_{-1};
 };
 
 inline std::string peer_binary() {

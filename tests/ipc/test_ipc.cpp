@@ -417,6 +417,179 @@ TEST(IpcPublisher, InterruptMakesTheNextCallsFailUntilResume) {
   empty.resume();
 }
 
+// ---- lease pressure: copy past a threshold ----------------------------------------------------
+
+namespace {
+// Sends `n` checksummed buffers then EOS from a thread; returns what send() said last.
+std::thread produce(IpcPublisher& pub, int n, std::atomic<int>& sent, Result<void>& last) {
+  return std::thread([&pub, n, &sent, &last] {
+    for (int i = 0; i < n; ++i) {
+      last = send_seq(pub, static_cast<std::uint64_t>(i));
+      if (!last) return;
+      ++sent;
+    }
+    last = pub.send_eos();
+  });
+}
+}  // namespace
+
+TEST(IpcLeasePressure, WithoutCopiesAConsumerThatHoldsItsQuotaStallsThePublisher) {
+  // The deadlock of issue 11 in miniature: quota 4, the consumer keeps every buffer.
+  TempDir dir;
+  auto po = small_pool(4096, 16);
+  po.max_leases_per_subscriber = 4;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();  // copy_threshold 0: never copy
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  std::atomic<int> sent{0};
+  Result<void> last;
+  std::thread t = produce(pub, 8, sent, last);
+  std::vector<memory::Buffer> held;
+  for (int i = 0; i < 4; ++i)
+    held.push_back(std::move(**sub.recv_for(2s)));
+  auto fifth = sub.recv_for(300ms);
+  ASSERT_FALSE(fifth.ok());
+  EXPECT_EQ(fifth.error().code, Errc::timeout);
+  pub.interrupt();  // frees the producer
+  t.join();
+}
+
+TEST(IpcLeasePressure, CopiesPastTheThresholdAndReturnsTheLeaseAtOnce) {
+  TempDir dir;
+  auto po = small_pool(4096, 16);
+  po.max_leases_per_subscriber = 4;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  SubscriberOptions so;
+  so.copy_threshold = 2;
+  auto sub = IpcSubscriber::connect(dir.file("s"), so).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  std::atomic<int> sent{0};
+  Result<void> last;
+  constexpr int kN = 40;  // 10x the quota, all held at once
+  std::thread t = produce(pub, kN, sent, last);
+  std::vector<memory::Buffer> held;
+  for (;;) {
+    auto b = sub.recv_for(5s);
+    ASSERT_TRUE(b.ok()) << b.error().to_string();
+    if (!b->has_value()) break;
+    held.push_back(std::move(**b));
+  }
+  t.join();
+  ASSERT_TRUE(last.ok()) << last.error().to_string();
+  ASSERT_EQ(held.size(), static_cast<std::size_t>(kN));
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    EXPECT_EQ(held[i].metadata().sequence, i);
+    EXPECT_EQ(ipc_test::check_payload(held[i]), "") << i;
+    // The first two are the publisher's slots (zero copy), the rest local copies.
+    EXPECT_EQ(held[i].segment() != nullptr, i < 2) << i;
+  }
+  const SubscriberStats st = sub.stats();
+  EXPECT_EQ(st.copy_threshold, 2u);
+  EXPECT_EQ(st.copies, static_cast<std::uint64_t>(kN - 2));
+  EXPECT_EQ(st.bytes_copied, static_cast<std::uint64_t>(kN - 2) * 256);
+  EXPECT_EQ(st.leases, 2u);
+  pub.collect_returns();
+  EXPECT_EQ(pub.stats().subscribers.at(0).leases, 2u);
+  held.clear();
+  pub.collect_returns();
+  EXPECT_EQ(pub.stats().subscribers.at(0).leases, 0u);
+}
+
+TEST(IpcLeasePressure, AutoThresholdIsHalfTheQuotaAndCappedBelowIt) {
+  TempDir dir;
+  auto po = small_pool(4096, 16);
+  po.max_leases_per_subscriber = 8;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  SubscriberOptions so;
+  so.copy_threshold = SubscriberOptions::kCopyThresholdAuto;
+  auto a = IpcSubscriber::connect(dir.file("s"), so).value();
+  so.copy_threshold = 100;
+  auto b = IpcSubscriber::connect(dir.file("s"), so).value();
+  EXPECT_EQ(a.stats().copy_threshold, 4u);
+  EXPECT_EQ(b.stats().copy_threshold, 7u);
+}
+
+// ---- drain at EOS -------------------------------------------------------------------------------
+
+TEST(IpcDrain, CloseAfterEosWaitsUntilASlowReaderReadThroughTheEos) {
+  TempDir dir;
+  auto po = small_pool(4096, 64);
+  po.linger = 5s;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(send_seq(pub, i).ok());
+  ASSERT_TRUE(pub.send_eos().ok());
+  EXPECT_EQ(pub.drain(50ms).error().code, Errc::timeout);  // nobody read anything yet
+  std::atomic<int> got{0};
+  std::atomic<bool> eos{false};
+  std::thread reader([&] {
+    for (;;) {
+      std::this_thread::sleep_for(30ms);  // a slow consumer: ~300 ms for the stream
+      auto b = sub.recv_for(5s);
+      if (!b.ok() || !b->has_value()) {
+        eos = b.ok();
+        return;
+      }
+      if (ipc_test::check_payload(**b).empty()) ++got;
+    }
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  pub.close();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  reader.join();
+  EXPECT_GE(took, 250ms) << "close() did not wait for the reader";
+  EXPECT_LT(took, 4s);
+  EXPECT_EQ(got.load(), 10);
+  EXPECT_TRUE(eos.load());
+}
+
+TEST(IpcDrain, LingerBoundsTheWaitForAStalledReaderAndInterruptCutsItShort) {
+  TempDir dir;
+  auto po = small_pool(4096, 64);
+  po.linger = 300ms;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();  // never reads
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  ASSERT_TRUE(send_seq(pub, 0).ok());
+  ASSERT_TRUE(pub.send_eos().ok());
+  // interrupt() ends a drain at once.
+  std::thread cut([&] {
+    std::this_thread::sleep_for(50ms);
+    pub.interrupt();
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  auto d = pub.drain(10s);
+  cut.join();
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.error().code, Errc::cancelled);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  pub.resume();
+  t0 = std::chrono::steady_clock::now();
+  pub.close();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 1500ms);
+  // Nothing was dropped: the reader still gets the buffer and the EOS.
+  auto b = sub.recv_for(2s);
+  ASSERT_TRUE(b.ok() && b->has_value());
+  EXPECT_EQ(ipc_test::check_payload(**b), "");
+}
+
+TEST(IpcDrain, CloseWithoutEosDoesNotLinger) {
+  TempDir dir;
+  auto po = small_pool(4096, 64);
+  po.linger = 5s;
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  ASSERT_TRUE(send_seq(pub, 0).ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  pub.close();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+}
+
 // ---- policies (one stalled subscriber, one fast one) ------------------------------------------
 
 class IpcPolicy : public ::testing::Test {
@@ -929,6 +1102,101 @@ INSTANTIATE_TEST_SUITE_P(Modes, IpcHostilePublisher,
                          ::testing::Values("garbage", "version", "writable-ring", "welcome-no-fds",
                                            "oob", "unsealed", "writable", "truncated", "bad-record",
                                            "bad-write-pos", "retire-unknown", "retire-then-use"));
+
+// ---- hostile peers against the wake-ups (issue 12, item 1) ------------------------------------
+
+// A subscriber clears O_NONBLOCK on the wake-up fds it was given and fills them, and says it
+// sleeps so that every buffer wakes it. The publisher (a separate process) must still send,
+// expel it after block_timeout, and close: nothing a peer does to a shared fd can make a
+// publisher call block.
+TEST(IpcHostileWakeups, JammedSubscriberCannotBlockThePublisher) {
+  TempDir dir;
+  const auto path = dir.file("jam.sock");
+  Child pub({ipc_test::peer_binary(), "publish-n", path, "40"}, true);
+  ASSERT_EQ(pub.read_line(), "ready");
+  Child hostile({ipc_test::peer_binary(), "hostile-sub", path, "jam-wakeups"}, true);
+  ASSERT_EQ(hostile.read_line(), "ready");
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(pub.wait(10s), 0) << "the publisher blocked on a jammed wake-up (or failed)";
+  // 40 buffers, one block_timeout (300 ms) to expel the stalled peer: well under 5 s.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
+// The symmetric attack: a publisher jams the subscriber's return wake-up and asks to be woken
+// on the first return. Dropping the received Buffer (which returns its lease) and the next
+// wait must not block the subscriber process.
+TEST(IpcHostileWakeups, JammedPublisherCannotBlockTheSubscriber) {
+  TempDir dir;
+  const auto path = dir.file("jamp.sock");
+  Child hostile({ipc_test::peer_binary(), "hostile-pub", path, "jam-wakeups"}, true);
+  ASSERT_EQ(hostile.read_line(), "ready");
+  Child sub({ipc_test::peer_binary(), "recv-drop", path});
+  EXPECT_EQ(sub.wait(10s), 0) << "the subscriber blocked dropping a buffer (or failed)";
+}
+
+// ---- slots a gone subscriber may still read (issue 12, item 2) --------------------------------
+
+// A subscriber process receives 4 buffers, closes, keeps them. The publisher goes on: with
+// 8 slots it reuses every slot it can. The kept buffers must stay intact (their slots are
+// quarantined, counted in stats), and come back to the pool once the process drops them,
+// while it is still alive.
+TEST(IpcQuarantine, SlotsOfAClosedSubscriberAreNotReusedUntilItDropsThem) {
+  TempDir dir;
+  const auto path = dir.file("q.sock");
+  auto po = small_pool(4096, 8);
+  po.max_leases_per_subscriber = 4;
+  po.default_policy = Policy::block;
+  auto pub = IpcPublisher::bind(path, po).value();
+  Child keeper({ipc_test::peer_binary(), "keep-after-close", path, "4"}, true, true);
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 5s).ok());
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(send_seq(pub, i).ok());
+  ASSERT_EQ(keeper.read_line(), "closed");
+  ASSERT_TRUE(eventually([&] { return pub.subscriber_count() == 0; }));
+  // Every slot the pool will give is written (the kept ones must not be among them).
+  for (int i = 0; i < 100; ++i)
+    ASSERT_TRUE(send_seq(pub, 1000 + i).ok());
+  const auto st = pub.stats();
+  EXPECT_EQ(st.quarantined_slots, 4u);
+  EXPECT_EQ(st.quarantined_subscribers, 1u);
+  keeper.write_line("check");
+  EXPECT_EQ(keeper.read_line(), "intact");
+  keeper.write_line("drop");
+  ASSERT_EQ(keeper.read_line(), "dropped");
+  // Alive, but its connection object (and mappings) are gone: the slots come back.
+  EXPECT_TRUE(eventually([&] { return pub.stats().quarantined_slots == 0; }));
+  pub.collect_returns();
+  EXPECT_TRUE(eventually([&] { return pub.pool()->in_use() == 0; }))
+      << "pool occupancy " << pub.pool()->in_use();
+}
+
+// Quarantine is bounded: a gone subscriber whose slots are quarantined still counts against
+// max_subscribers (so the pool can lose at most max_subscribers x quota to quarantine).
+TEST(IpcQuarantine, QuarantinedSubscribersCountAgainstMaxSubscribers) {
+  TempDir dir;
+  const auto path = dir.file("qmax.sock");
+  auto po = small_pool(4096, 8);
+  po.max_leases_per_subscriber = 2;
+  po.max_subscribers = 1;
+  auto pub = IpcPublisher::bind(path, po).value();
+  Child keeper({ipc_test::peer_binary(), "keep-after-close", path, "2"}, true, true);
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 5s).ok());
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(send_seq(pub, i).ok());
+  ASSERT_EQ(keeper.read_line(), "closed");
+  ASSERT_TRUE(eventually([&] { return pub.subscriber_count() == 0; }));
+  auto refused = IpcSubscriber::connect(path);
+  ASSERT_FALSE(refused.ok());
+  // The refusal ("too many subscribers") or, when our hello crossed it, a reset connection.
+  EXPECT_TRUE(refused.error().code == Errc::resource_exhausted ||
+              refused.error().code == Errc::unavailable)
+      << refused.error().to_string();
+  keeper.kill9();  // process gone: slots and place come back
+  EXPECT_TRUE(eventually([&] { return pub.stats().quarantined_slots == 0; }));
+  SubscriberOptions so;
+  so.connect_timeout = 2s;
+  EXPECT_TRUE(IpcSubscriber::connect(path, so).ok());
+}
 
 // ---- pool replacement (caps growth) and retirement ---------------------------------------------
 

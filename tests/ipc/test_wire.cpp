@@ -43,6 +43,11 @@ TEST(IpcLayout, AckHeaderIsFrozen) {
   EXPECT_TRUE(std::is_standard_layout_v<wire::AckHeader>);
 }
 
+TEST(IpcLayout, WelcomeCarriesRingAckAndOneWakeSocket) {
+  EXPECT_EQ(wire::kVersion, 2);  // 2: the wake socket replaced the two eventfds of version 1
+  EXPECT_EQ(wire::kWelcomeFds, 3);
+}
+
 TEST(IpcLayout, MessagesAndRecordsAreFrozen) {
   EXPECT_EQ(sizeof(wire::MsgHeader), 16u);
   EXPECT_EQ(offsetof(wire::MsgHeader, type), 6u);
@@ -159,7 +164,7 @@ TEST(IpcWire, HelloValidation) {
   auto ok = wire::encode_hello({static_cast<std::uint32_t>(Policy::drop_newest)});
   EXPECT_TRUE(wire::decode_hello(ok).ok());
   auto v = ok;
-  v[4] = std::byte{99};  // another version
+  v[4] = std::byte{wire::kVersion + 1};  // a version we do not speak
   auto r = wire::decode_hello(v);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::data_loss);

@@ -218,7 +218,7 @@ TEST(IpcElements, RegisteredWithGStreamerPropertyNames) {
   ASSERT_TRUE(sink);
   for (const char* p :
        {"socket-path", "slot-count", "slot-size", "memory", "wait-for-connection", "policy",
-        "max-subscribers", "socket-mode", "buffers", "bytes", "zero-copy", "copies", "subscribers"})
+        "max-subscribers", "socket-mode", "buffers", "bytes", "zero-copy", "copied", "subscribers"})
     EXPECT_NE((*sink)->find_property(p), nullptr) << p;
   EXPECT_EQ(std::get<std::string>(*(*sink)->property("policy")), "block");
   EXPECT_EQ(std::get<std::string>(*(*sink)->property("memory")), "memfd");
@@ -230,6 +230,14 @@ TEST(IpcElements, RegisteredWithGStreamerPropertyNames) {
   EXPECT_TRUE((*src)->is_source());
   EXPECT_TRUE((*src)->has_task());
   EXPECT_EQ(std::get<std::uint64_t>(*(*src)->property("timeout")), 5'000'000'000u);
+  // Issue 11 parity with the GStreamer elements: same names, types and defaults.
+  EXPECT_TRUE(std::get<bool>(*(*sink)->property("wait-for-connection")));
+  EXPECT_EQ(std::get<std::uint64_t>(*(*sink)->property("linger")), 2'000'000'000u);
+  EXPECT_EQ(std::get<std::int64_t>(*(*src)->property("copy-threshold")), -1);
+  for (const char* p : {"copied", "bytes-copied"}) {
+    EXPECT_NE((*sink)->find_property(p), nullptr) << p;
+    EXPECT_NE((*src)->find_property(p), nullptr) << p;
+  }
   // Counters are read-only.
   EXPECT_FALSE((*sink)->set_property("buffers", std::uint64_t{3}));
 }
@@ -427,6 +435,78 @@ TEST(IpcElements, WaitingForAConnectionIsInterruptible) {
   EXPECT_LT(Clock::now() - t0, 1s);
 }
 
+TEST(IpcElements, StopEndsASendBlockedOnASubscriberThatStoppedReading) {
+  // Issue 11: a subscriber that connected and stopped reading (policy block) fills its lease
+  // quota; the sink then waits in the publisher. PipelineExecutor::stop() (a second Ctrl-C in
+  // parallax-launch) must end it: the sink's unlock() interrupts the publisher.
+  const std::string s = socket_path("stall");
+  Pipeline p;
+  ASSERT_TRUE(
+      p.parse("nullsource size=4096 ! parallaxsink name=k slot-size=4096 socket-path=" + s));
+  PipelineExecutor ex;
+  ASSERT_TRUE(ex.start(p));
+  link::SubscriberOptions so;
+  so.connect_timeout = 5s;
+  auto sub = link::IpcSubscriber::connect(s, so);  // never reads
+  ASSERT_TRUE(sub.ok()) << sub.error().message;
+  // Blocked once the counter stops moving (quota 12 of 16 slots, ring records for them).
+  std::uint64_t before = 0;
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(50ms);
+    const std::uint64_t now = u64(*p.find("k"), "buffers");
+    if (now != 0 && now == before) break;
+    before = now;
+  }
+  ASSERT_TRUE(ex.running());
+  const auto t0 = Clock::now();
+  ex.stop();
+  auto r = ex.wait_for(3s);
+  ASSERT_TRUE(r.has_value()) << "stop() did not end a sink blocked on a stalled subscriber";
+  EXPECT_LT(Clock::now() - t0, 1s);
+}
+
+TEST(IpcElements, EosWaitsUntilTheSubscriberReadThroughWithinLinger) {
+  // Issue 11 (drain at EOS): the EOS reaches the executor (parallax-launch exits) only once
+  // the subscriber has read everything, the EOS included; linger=0 does not wait.
+  for (bool linger : {true, false}) {
+    const std::string s = socket_path(linger ? "drain" : "nodrain");
+    Pipeline p;
+    ASSERT_TRUE(
+        p.parse("nullsource num-buffers=30 size=64 ! parallaxsink slot-size=4096 "
+                "slot-count=64 " +
+                std::string(linger ? "" : "linger=0 ") + "socket-path=" + s));
+    PipelineExecutor ex;
+    ASSERT_TRUE(ex.start(p));
+    link::SubscriberOptions so;
+    so.connect_timeout = 5s;
+    auto sub = link::IpcSubscriber::connect(s, so);
+    ASSERT_TRUE(sub.ok()) << sub.error().message;
+    std::atomic<int> items{0};
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+      while (!done.load()) {
+        std::this_thread::sleep_for(10ms);  // slow: ~350 ms for the whole stream
+        auto it = sub->recv_item_for(100ms);
+        if (!it.ok()) continue;
+        if (!it->has_value()) break;
+        ++items;
+        if (auto* e = std::get_if<link::Event>(&**it); e && e->type == link::EventType::eos) break;
+      }
+    });
+    auto r = ex.wait_for(5s);
+    const int read_at_eos = items.load();
+    done = true;
+    reader.join();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(*r) << r->error().message;
+    // 30 buffers + stream-start + segment + eos (no caps: nullsource sends none).
+    if (linger)
+      EXPECT_GE(read_at_eos, 32) << "the EOS went on before the subscriber read the stream";
+    else
+      EXPECT_LT(read_at_eos, 20) << "linger=0 still waited";
+  }
+}
+
 // Counters, in one process (two pipelines): the dynamic pipeline has no allocation query, so
 // upstream cannot write into the sink's pool: every buffer is copied once into a slot.
 TEST(IpcElements, CountersAndTheCopyIntoASlot) {
@@ -451,7 +531,7 @@ TEST(IpcElements, CountersAndTheCopyIntoASlot) {
   EXPECT_EQ(u64(*k, "connections"), 1u);
   EXPECT_EQ(u64(*k, "buffers"), 64u);
   EXPECT_EQ(u64(*k, "bytes"), 64u * 512u);
-  EXPECT_EQ(u64(*k, "copies"), 64u);
+  EXPECT_EQ(u64(*k, "copied"), 64u);
   EXPECT_EQ(u64(*k, "zero-copy"), 0u);
   EXPECT_EQ(u64(*k, "subscribers"), 0u);  // closed at stop()
   EXPECT_EQ(u64(*c.src, "buffers"), 64u);

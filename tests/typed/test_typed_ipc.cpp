@@ -136,12 +136,38 @@ int peer_raw(const std::string& role, const std::string& path) {
   return finish(*pub);
 }
 
+// An honest publisher with a small pool: sends n readings, waits until the subscriber is gone
+// (it closed, keeping its views), then keeps loaning and filling slots with 'A's. Before
+// issue 12 the gone subscriber's slots were reused at once and its kept views read 'AAAA' as
+// string lengths.
+int peer_overwrite(const std::string& path, int n) {
+  auto o = small_slots();
+  o.slot_count = 8;
+  o.max_leases_per_subscriber = 4;
+  auto pub = link::TypedPublisher<Reading>::bind(path, o);
+  if (!pub || !pub->wait_for_subscribers(1, 10s)) return 2;
+  for (int i = 0; i < n; ++i)
+    if (!pub->send(make_reading(static_cast<std::uint64_t>(i)))) return 3;
+  for (int i = 0; i < 1000 && pub->subscriber_count() > 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  if (pub->subscriber_count() != 0) return 4;
+  for (int i = 0; i < 200; ++i) {
+    auto loan = pub->untyped().loan();
+    if (!loan) return 5;
+    std::memset(loan->data().data(), 0x41, loan->capacity());
+    if (!loan->set_size(loan->capacity()) || !pub->untyped().send(std::move(*loan))) return 6;
+  }
+  pub->close();
+  return 0;
+}
+
 int peer_main(int argc, char** argv) {
   if (argc != 5) return 64;
   const std::string role = argv[2], path = argv[3];
   const int n = std::atoi(argv[4]);
   if (role == "readings") return peer_readings(path, n);
   if (role == "other") return peer_other(path, n);
+  if (role == "overwrite") return peer_overwrite(path, n);
   return peer_raw(role, path);
 }
 
@@ -434,4 +460,25 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "--typed-ipc-peer") == 0) return peer_main(argc, argv);
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
+}
+
+// Issue 12, item 2: views kept after close() while the (honest) publisher goes on reusing its
+// slots. The slots stay quarantined while this process may read them.
+TEST(TypedIpcCrossProcess, ViewsKeptAfterCloseAreNotOverwritten) {
+  const std::string path = unique_path();
+  Peer peer("overwrite", path, 4);
+  ASSERT_TRUE(peer.started());
+  auto sub = connect_to<Reading>(path);
+  std::vector<link::Typed<Reading>> kept;
+  while (kept.size() < 4) {
+    auto r = sub.recv_for(10s);
+    ASSERT_TRUE(r.ok() && r->has_value()) << (r.ok() ? "eos" : r.error().to_string());
+    kept.push_back(std::move(**r));
+  }
+  sub.close();
+  EXPECT_EQ(peer.wait(), 0);  // it wrote 200 slots of 'A' meanwhile
+  for (std::uint64_t i = 0; i < kept.size(); ++i) {
+    EXPECT_EQ(std::string_view(kept[i]->sensor), make_reading(i).sensor) << i;
+    EXPECT_EQ(kept[i].deserialize(), make_reading(i)) << i;
+  }
 }

@@ -123,6 +123,10 @@ struct PublisherOptions {
   /// wake-up; a short spin covers the usual case of a consumer that is only a few buffers
   /// behind. 0 = sleep at once.
   std::chrono::nanoseconds spin{std::chrono::microseconds(20)};
+  /// Drain at EOS: close() of a publisher whose stream ended (send_eos() and no flush since)
+  /// first waits, up to this long, until every connected subscriber has read everything sent
+  /// to it, the EOS included (drain()). Cut short by interrupt(). 0 = close at once.
+  std::chrono::milliseconds linger{std::chrono::seconds(2)};
 };
 
 /// Counters of one connected subscriber, as seen by the publisher.
@@ -147,10 +151,15 @@ struct PublisherStats {
   std::uint64_t copies{0};        ///< buffers copied once into a slot (heap / foreign pool)
   std::uint64_t bytes_copied{0};
   std::uint64_t events_sent{0};
-  std::uint64_t connections{0};       ///< subscribers ever admitted
-  std::uint64_t disconnects{0};       ///< subscribers gone (clean, crashed or expelled)
-  std::uint64_t refused{0};           ///< connections refused by credentials or limits
-  std::uint64_t protocol_errors{0};   ///< connections closed because a peer misbehaved
+  std::uint64_t connections{0};      ///< subscribers ever admitted
+  std::uint64_t disconnects{0};      ///< subscribers gone (clean, crashed or expelled)
+  std::uint64_t refused{0};          ///< connections refused by credentials or limits
+  std::uint64_t protocol_errors{0};  ///< connections closed because a peer misbehaved
+  /// Slots of subscribers that are gone (hang-up, close(), expelled) but may still map them:
+  /// kept out of the pool until the subscriber's connection object is destroyed or its process
+  /// exits. Bounded: such subscribers count against max_subscribers until then.
+  std::uint64_t quarantined_slots{0};
+  std::uint64_t quarantined_subscribers{0};
   std::uint64_t pools_replaced{0};    ///< replace_pool() calls
   std::uint64_t segments_retired{0};  ///< segment_retired messages sent (one per subscriber)
   memory::PoolStats pool;             ///< the current pool's counters (bytes included)
@@ -223,6 +232,13 @@ class IpcPublisher {
   void interrupt();
   void resume();
 
+  /// Waits until every connected subscriber has read (taken off its ring) everything sent to
+  /// it so far, queued events included; subscribers that go away meanwhile no longer count.
+  /// Errors: timeout (some subscriber is still behind after `timeout`; nothing is dropped),
+  /// cancelled (interrupt()). Call it from the producer thread, after send_eos(), to keep the
+  /// stream's memory valid until the consumers are through (the sinks do at EOS).
+  [[nodiscard]] Result<void> drain(std::chrono::milliseconds timeout);
+
   /// Reclaims the leases subscribers have returned (send() and the background thread do this
   /// on their own; call it before reading pool occupancy in tests).
   void collect_returns();
@@ -232,7 +248,8 @@ class IpcPublisher {
   [[nodiscard]] const std::string& path() const;
 
   /// Clean shutdown: every subscriber gets end-of-stream after what was already sent, the
-  /// socket file is unlinked, the background thread stops. Idempotent.
+  /// socket file is unlinked, the background thread stops. Idempotent. After an EOS, first
+  /// lingers (options.linger) until the subscribers have read through it.
   void close();
 
   struct Impl;
@@ -256,6 +273,15 @@ struct SubscriberOptions {
   /// connect_timeout or 5 s if that is 0) instead of failing; the stream restarts with the new
   /// publisher's sticky events.
   bool reconnect{false};
+  /// Lease pressure (like v4l2src copying when its pool runs low): while we hold fewer than
+  /// this many leases, recv*() hands out zero-copy Buffers; past it, the payload is copied
+  /// into local (heap) memory and the lease is returned at once, so a consumer that keeps
+  /// buffers (encoders, aggregators, queues) never uses up the publisher's quota and stalls
+  /// the stream. Counted in stats().copies / bytes_copied, logged once. Capped at the quota
+  /// minus one. 0 = never copy (always zero copy; a consumer that holds `quota` buffers then
+  /// waits forever for the next one). kCopyThresholdAuto = half the quota (at least 1).
+  std::uint32_t copy_threshold{0};
+  static constexpr std::uint32_t kCopyThresholdAuto = UINT32_MAX;
 };
 
 struct SubscriberStats {
@@ -267,8 +293,11 @@ struct SubscriberStats {
   std::uint64_t segments_retired{0};  ///< of those, retired by the publisher (unmapped once
                                       ///< no Buffer uses them)
   std::uint64_t reconnects{0};
-  std::uint32_t leases{0};  ///< buffers we hold now (alive Buffers from this subscriber)
-  std::uint32_t quota{0};   ///< the publisher's lease cap for us
+  std::uint64_t copies{0};          ///< buffers copied past copy_threshold (lease returned at once)
+  std::uint64_t bytes_copied{0};    ///< their bytes
+  std::uint32_t copy_threshold{0};  ///< the effective threshold (0: never copy)
+  std::uint32_t leases{0};          ///< buffers we hold now (alive Buffers from this subscriber)
+  std::uint32_t quota{0};           ///< the publisher's lease cap for us
   pid_t publisher_pid{0};
 };
 
