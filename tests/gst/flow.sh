@@ -60,7 +60,7 @@ x264)
   # outputs anything, far more than the consumer's lease quota (9 of 12 automatic 720p slots):
   # before copy-threshold the producer stalled and x264enc waited forever.
   V720="video/x-raw,format=I420,width=1280,height=720,framerate=30/1"
-  N=60
+  N=40  # x264enc alone keeps them all until EOS (lookahead 40): 4x the quota of 9
   ENC="x264enc ! h264parse ! avdec_h264 ! checksumsink"
   $GL videotestsrc num-buffers=$N pattern=ball ! $V720 ! $ENC > "$T/direct.txt" 2> "$T/direct.log" || fail "direct pipeline"
   $GL parallaxsrc socket-path="$S" timeout=$WAIT_NS ! $ENC > "$T/hop.txt" 2> "$T/cons.log" &
@@ -116,10 +116,14 @@ sigstop-gst | sigstop-native)
   prod=$!
   pids+=($prod)
   wait_socket
-  gst-launch-1.0 parallaxsrc socket-path="$S" timeout=$WAIT_NS ! fakesink > "$T/cons.log" 2>&1 &
+  GST_DEBUG=parallaxsrc:4 gst-launch-1.0 parallaxsrc socket-path="$S" timeout=$WAIT_NS ! fakesink > "$T/cons.log" 2>&1 &
   cons=$!
   pids+=($cons)
-  sleep 1
+  # Streaming for sure (a loaded machine takes seconds to start gst-launch): the consumer
+  # connected (the producer waits for it: wait-for-connection), then data flows for a while.
+  for _ in $(seq 400); do grep -q 'connected to' "$T/cons.log" && break; sleep 0.05; done
+  grep -q 'connected to' "$T/cons.log" || fail "consumer never connected"
+  sleep 0.5
   kill -0 "$cons" 2>/dev/null || fail "consumer ended early"
   kill -STOP "$cons"
   sleep 1  # the producer fills the stopped consumer's quota and blocks
