@@ -77,6 +77,18 @@ bytes-grow)
   cmp "$T/expected.bin" "$T/out.bin" > "$T/cmp.out" 2>&1 || fail "output differs: $(cat "$T/cmp.out")"
   ok "64 x 4 KiB then 4 x 6 MiB: $(stat -c %s "$T/out.bin") identical bytes; pool $(stat_of "$T/prod.out" pool-bytes) bytes, high water $(stat_of "$T/prod.out" pool-bytes-high-water)"
   ;;
+bytes-grow-native)
+  # The native sink (parallax-launch) with 4 KiB slots gets 6 MiB buffers: it replaces its
+  # pool by one of 6 MiB slots (the old one retired); a gst consumer writes them out identical.
+  PL=${PARALLAX_LAUNCH:?PARALLAX_LAUNCH is not set (run through meson test)}
+  head -c $((3 * 6 * 1024 * 1024 + 4096)) /dev/urandom > "$T/in.bin"
+  $GL parallaxsrc socket-path="$S" timeout=$LONG_TIMEOUT ! filesink location="$T/out.bin" > "$T/cons.log" 2>&1 &
+  pids+=($!)
+  timeout 40 "$PL" -q "filesrc location=$T/in.bin blocksize=6291456 ! parallaxsink slot-size=4096 socket-path=$S" > "$T/prod.log" 2>&1 || fail "native producer"
+  wait "${pids[0]}" || fail "gst consumer"
+  cmp -s "$T/in.bin" "$T/out.bin" || fail "bytes differ ($(stat -c %s "$T/out.bin") of $(stat -c %s "$T/in.bin"))"
+  ok "native parallaxsink slot-size=4096 fed 6 MiB blocks: $(stat -c %s "$T/out.bin") identical bytes"
+  ;;
 h264-memory)
   # ~20 KiB frames (4.8 Mbit/s at 30 fps): the pool's bytes follow the frames in flight, not
   # 4 MiB per slot. Prints the figures (docs/gstreamer.md quotes them).
