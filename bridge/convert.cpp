@@ -7,6 +7,7 @@
 #include <gst/video/video.h>
 
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "parallax-gst/allocator.h"
@@ -74,6 +75,68 @@ std::optional<std::uint64_t> opt_offset(guint64 o) {
   return o != GST_BUFFER_OFFSET_NONE ? std::optional<std::uint64_t>(o) : std::nullopt;
 }
 
+// Whether a video meta announced by a peer describes planes that all lie inside `size` bytes:
+// a known, non-tiled format, its number of planes, and for each plane a positive stride at
+// least one row long with offset + stride x plane height <= size. Anything else is dropped
+// (GStreamer elements read every plane the meta describes, e.g. videoconvert).
+bool video_meta_fits(std::uint32_t format, std::uint32_t width, std::uint32_t height,
+                     std::uint32_t n_planes, const gsize* offset, const gint* stride, gsize size,
+                     std::string& why) {
+  const auto f = static_cast<GstVideoFormat>(format);
+  const GstVideoFormatInfo* fi = format > GST_VIDEO_FORMAT_ENCODED && format < 0x10000
+                                     ? gst_video_format_get_info(f)
+                                     : nullptr;
+  if (fi == nullptr || GST_VIDEO_FORMAT_INFO_FORMAT(fi) == GST_VIDEO_FORMAT_UNKNOWN) {
+    why = "unknown video format " + std::to_string(format);
+    return false;
+  }
+  if (GST_VIDEO_FORMAT_INFO_IS_TILED(fi)) {
+    why = "tiled formats are not carried";
+    return false;
+  }
+  if (width == 0 || height == 0 || width > 65536 || height > 65536) {
+    why = "frame size " + std::to_string(width) + "x" + std::to_string(height);
+    return false;
+  }
+  if (n_planes != GST_VIDEO_FORMAT_INFO_N_PLANES(fi)) {
+    why = std::to_string(n_planes) + " planes for a format of " +
+          std::to_string(GST_VIDEO_FORMAT_INFO_N_PLANES(fi));
+    return false;
+  }
+  GstVideoInfo def;
+  if (!gst_video_info_set_format(&def, f, width, height)) {
+    why = "format and size rejected by GStreamer";
+    return false;
+  }
+  for (std::uint32_t p = 0; p < n_planes; ++p) {
+    // The plane's height and minimum row length, from its first component.
+    std::uint64_t rows = height, row_bytes = static_cast<std::uint64_t>(def.stride[p]);
+    for (guint c = 0; c < GST_VIDEO_FORMAT_INFO_N_COMPONENTS(fi); ++c) {
+      if (GST_VIDEO_FORMAT_INFO_PLANE(fi, c) != p) continue;
+      rows = static_cast<std::uint64_t>(GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT(fi, c, height));
+      const int ps = GST_VIDEO_FORMAT_INFO_PSTRIDE(fi, c);
+      if (ps > 0)
+        row_bytes = static_cast<std::uint64_t>(GST_VIDEO_FORMAT_INFO_SCALE_WIDTH(fi, c, width)) *
+                    static_cast<std::uint64_t>(ps);
+      break;
+    }
+    if (stride[p] <= 0 || static_cast<std::uint64_t>(stride[p]) < row_bytes) {
+      why = "plane " + std::to_string(p) + " stride " + std::to_string(stride[p]) +
+            " shorter than a row (" + std::to_string(row_bytes) + " bytes)";
+      return false;
+    }
+    const std::uint64_t span = static_cast<std::uint64_t>(stride[p]) * rows;  // < 2^47
+    if (offset[p] > size || span > size - offset[p]) {
+      why = "plane " + std::to_string(p) + " [" + std::to_string(offset[p]) + ", +" +
+            std::to_string(span) + ") outside the buffer of " + std::to_string(size) + " bytes";
+      return false;
+    }
+  }
+  return true;
+}
+
+constexpr std::uint32_t kMaxReferenceTimestamps = 64;
+
 }  // namespace
 
 void metadata_from_gst(GstBuffer* buf, std::uint64_t sequence, Metadata& meta) {
@@ -123,7 +186,7 @@ void metadata_from_gst(GstBuffer* buf, std::uint64_t sequence, Metadata& meta) {
   }
 }
 
-void metadata_to_gst(const Metadata& meta, GstBuffer* buf) {
+void metadata_to_gst(const Metadata& meta, GstBuffer* buf, gsize payload_size) {
   GST_BUFFER_PTS(buf) = meta.pts.value_or(GST_CLOCK_TIME_NONE);
   GST_BUFFER_DTS(buf) = meta.dts.value_or(GST_CLOCK_TIME_NONE);
   GST_BUFFER_DURATION(buf) = meta.duration.value_or(GST_CLOCK_TIME_NONE);
@@ -146,10 +209,14 @@ void metadata_to_gst(const Metadata& meta, GstBuffer* buf) {
         offset[i] = r.get<std::uint64_t>();
       for (int i = 0; i < 4; ++i)
         stride[i] = r.get<std::int32_t>();
-      if (r.done() && n_planes >= 1 && n_planes <= GST_VIDEO_MAX_PLANES) {
+      std::string why = "malformed record";
+      if (r.done() && n_planes >= 1 && n_planes <= GST_VIDEO_MAX_PLANES &&
+          video_meta_fits(format, width, height, n_planes, offset, stride, payload_size, why)) {
         gst_buffer_add_video_meta_full(buf, static_cast<GstVideoFrameFlags>(flags),
                                        static_cast<GstVideoFormat>(format), width, height, n_planes,
                                        offset, stride);
+      } else {
+        GST_WARNING("dropping the peer's video meta: %s", why.c_str());
       }
     }
   }
@@ -158,7 +225,9 @@ void metadata_to_gst(const Metadata& meta, GstBuffer* buf) {
     Reader r{*rt};
     if (r.get<std::uint32_t>() == kRefTsVersion) {
       const auto count = r.get<std::uint32_t>();
-      for (std::uint32_t i = 0; i < count && r.ok; ++i) {
+      if (count > kMaxReferenceTimestamps)
+        GST_WARNING("dropping reference timestamps beyond the first %u", kMaxReferenceTimestamps);
+      for (std::uint32_t i = 0; i < count && i < kMaxReferenceTimestamps && r.ok; ++i) {
         const auto ts = r.get<std::uint64_t>();
         const auto dur = r.get<std::uint64_t>();
         const std::string caps_str = r.get_string();
@@ -176,7 +245,7 @@ GstBuffer* to_gst(GstAllocator* allocator, memory::Buffer buffer) {
   // Metadata first, read in place: the Buffer is moved into the memory afterwards (no copy of
   // the Metadata on this per-buffer path).
   GstBuffer* buf = gst_buffer_new();
-  metadata_to_gst(buffer.metadata(), buf);
+  metadata_to_gst(buffer.metadata(), buf, buffer.size());
   GstMemory* mem = wrap_buffer(allocator, std::move(buffer));
   if (mem == nullptr) {
     gst_buffer_unref(buf);

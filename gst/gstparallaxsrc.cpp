@@ -36,8 +36,27 @@ enum {
   PROP_TIMEOUT,
   PROP_BUSY_POLL,
   PROP_COPY_THRESHOLD,
+  PROP_POLICY,
   PROP_STATS,
 };
+
+// What this subscriber asks the publisher to do when it falls behind (as the native element).
+constexpr gint kPolicyDefault = -1;
+
+GType src_policy_get_type() {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {kPolicyDefault, "The publisher's policy", "default"},
+      {0, "The publisher waits for us (backpressure)", "block"},
+      {1, "The publisher retracts what we did not read", "drop-oldest"},
+      {2, "The publisher skips buffers for us", "drop-newest"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) {
+    GType t = g_enum_register_static("GstParallaxSrcPolicy", values);
+    g_once_init_leave(&type, t);
+  }
+  return type;
+}
 
 constexpr gint kDefaultCopyThreshold = -1;  // half the publisher's quota
 
@@ -51,6 +70,7 @@ struct State {
   guint64 timeout{kDefaultTimeout};
   bool busy_poll{false};
   gint copy_threshold{kDefaultCopyThreshold};
+  gint policy{kPolicyDefault};
   bool unlocked{false};
   std::unique_ptr<link::IpcSubscriber> sub;
   GstAllocator* allocator{nullptr};  // read-only Parallax allocator, lives with the element
@@ -89,6 +109,7 @@ GstFlowReturn connect_publisher(GstParallaxSrc* self, bool reconnect) {
     path = st.socket_path;
     timeout = st.timeout;
     options.busy_poll = st.busy_poll;
+    if (st.policy != kPolicyDefault) options.policy = static_cast<link::Policy>(st.policy);
     options.copy_threshold = st.copy_threshold < 0 ? link::SubscriberOptions::kCopyThresholdAuto
                                                    : static_cast<std::uint32_t>(st.copy_threshold);
   }
@@ -378,7 +399,7 @@ static GstStructure* make_stats(GstParallaxSrc* self) {
       connected = st.sub->connected();
     }
   }
-  return gst_structure_new(
+  GstStructure* s = gst_structure_new(
       "application/x-parallax-src-stats",  //
       "buffers", G_TYPE_UINT64, st.buffers.load(), "bytes", G_TYPE_UINT64, st.bytes.load(),
       "events", G_TYPE_UINT64, st.events.load(), "dropped", G_TYPE_UINT64,
@@ -390,6 +411,12 @@ static GstStructure* make_stats(GstParallaxSrc* self) {
       st.bytes_copied_before.load() + ss.bytes_copied, "quota", G_TYPE_UINT,
       static_cast<guint>(ss.quota), "copy-threshold", G_TYPE_UINT,
       static_cast<guint>(ss.copy_threshold), nullptr);
+  // Transit latency (publisher's ring write -> our receive, ns; log2 bucket upper bounds) of
+  // the current connection; 0 before the first buffer. docs/observability.md.
+  gst_structure_set(s, "latency-count", G_TYPE_UINT64, ss.latency_count, "latency-p50",
+                    G_TYPE_UINT64, ss.latency_p50_ns, "latency-p99", G_TYPE_UINT64,
+                    ss.latency_p99_ns, "latency-max", G_TYPE_UINT64, ss.latency_max_ns, nullptr);
+  return s;
 }
 
 static void gst_parallax_src_set_property(GObject* object, guint id, const GValue* value,
@@ -414,6 +441,9 @@ static void gst_parallax_src_set_property(GObject* object, guint id, const GValu
       break;
     case PROP_COPY_THRESHOLD:
       st.copy_threshold = g_value_get_int(value);
+      break;
+    case PROP_POLICY:
+      st.policy = g_value_get_enum(value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
@@ -445,6 +475,9 @@ static void gst_parallax_src_get_property(GObject* object, guint id, GValue* val
       break;
     case PROP_COPY_THRESHOLD:
       g_value_set_int(value, st.copy_threshold);
+      break;
+    case PROP_POLICY:
+      g_value_set_enum(value, st.policy);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
@@ -520,6 +553,12 @@ static void gst_parallax_src_class_init(GstParallaxSrcClass* klass) {
                        "stalls the publisher (-1 = half the publisher's quota, 0 = never copy)",
                        -1, 4096, kDefaultCopyThreshold, rw));
   g_object_class_install_property(
+      gobject_class, PROP_POLICY,
+      g_param_spec_enum("policy", "Policy",
+                        "What the publisher should do when we fall behind (default: the "
+                        "publisher's own policy)",
+                        src_policy_get_type(), kPolicyDefault, rw));
+  g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "Counters: buffers, bytes, events, dropped (by the publisher's "
@@ -535,5 +574,6 @@ static void gst_parallax_src_class_init(GstParallaxSrcClass* klass) {
       "Receives buffers from a Parallax publisher as read-only shared memory (no payload copy), "
       "with the publisher's caps (no caps filter needed) and stream events",
       "Parallax developers");
+  gst_type_mark_as_plugin_api(src_policy_get_type(), static_cast<GstPluginAPIFlags>(0));
   GST_DEBUG_CATEGORY_INIT(gst_parallax_src_debug, "parallaxsrc", 0, "Parallax source");
 }

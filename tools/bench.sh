@@ -21,8 +21,16 @@ for a in "${areas[@]}"; do
   echo "=== $a ==="
   case $a in
     memory)   gbench build-bench/tests/memory/bench_memory ;;
-    typed)    gbench build-bench/tests/typed/bench_typed ;;
-    archive)  gbench build-bench/tests/archive/bench_archive ;;
+    typed)    gbench build-bench/tests/typed/bench_typed && build-bench/tests/typed/bench_typed_ipc ;;
+    archive)  gbench build-bench/tests/archive/bench_archive
+              if command -v valgrind >/dev/null; then  # instructions per validation, load-proof
+                valgrind --tool=callgrind --callgrind-out-file=build-bench/callgrind.archive \
+                  build-bench/tests/archive/bench_archive --benchmark_filter='BM_log_validate$' \
+                  --benchmark_min_time=0.001 >/dev/null 2>&1
+                callgrind_annotate --inclusive=yes build-bench/callgrind.archive |
+                  grep -m1 'access<plxtest::Logs>' | awk '{print "callgrind: access<Logs> " $1 " instructions (one call)"}' ||
+                  echo "callgrind: access<Logs> not found as a function (inlined in this build)"
+              fi ;;
     ipc)      build-bench/tests/ipc/bench_ipc && bash tests/ipc/bench_ipc_vs_shm.sh build-bench ;;
     pipeline) bash tests/pipeline/bench_pipeline.sh build-bench ;;
     gst)      bash tests/gst/bench_gst.sh build-bench ;;

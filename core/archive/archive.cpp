@@ -2,6 +2,7 @@
 // The out-of-line parts of parallax::archive: UTF-8 beyond ASCII, and the cold error paths of
 // validation (kept out of the inlined hot loop so that a valid archive pays for none of them).
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "parallax/archive.h"
@@ -14,6 +15,16 @@ namespace detail {
 bool utf8_valid_slow(const unsigned char* p, std::size_t n, std::size_t i,
                      std::size_t& bad) noexcept {
   while (i < n) {
+    if (n - i >= 16) {  // skip ASCII 16 bytes at a time
+      std::uint64_t a;
+      std::uint64_t b;
+      std::memcpy(&a, p + i, 8);
+      std::memcpy(&b, p + i + 8, 8);
+      if (((a | b) & 0x8080808080808080ULL) == 0) {
+        i += 16;
+        continue;
+      }
+    }
     const unsigned char c = p[i];
     if (c < 0x80) {
       ++i;
@@ -86,6 +97,11 @@ bool ValidateCtx::claim_failed(std::size_t field_pos, std::int64_t target, std::
                                std::to_string(begin) + ")");
   return fail(field_pos, "relative pointer to " + range + " does not end before its parent at " +
                              std::to_string(end) + " (children must precede parents)");
+}
+
+bool ValidateCtx::utf8_not_ascii() {
+  need_utf8_pass = true;
+  return fail(utf8_begin, "non-ASCII text in an ASCII run (validated again as UTF-8)");
 }
 
 bool ValidateCtx::utf8_failed(std::size_t at_byte) {

@@ -173,6 +173,7 @@ class ParallaxSink final : public SinkElement {
     hugepage_ = prop<std::string>("memory") == "hugepage";
     max_memory_ = prop<std::uint64_t>("max-memory");
     pool_growths_.store(0);
+    prefault_ = prop<bool>("prefault");
     wait_ = prop<bool>("wait-for-connection");
     auto pol = link::policy_from_string(prop<std::string>("policy"));
     policy_ = pol ? *pol : link::Policy::block;
@@ -387,6 +388,12 @@ class ParallaxSink final : public SinkElement {
       return err(seg.error().code, "could not create " + std::to_string(slot_count_) +
                                        " shared-memory slots of " + std::to_string(slot) +
                                        " bytes: " + seg.error().message);
+    if (prefault_) {
+      if (auto committed = seg->prefault(); !committed)
+        return err(committed.error().code,
+                   "could not commit " + std::to_string(bytes) + " bytes of shared memory: " +
+                       committed.error().message + " (prefault=false defers it to first use)");
+    }
     auto pool = memory::MemoryPool::create(std::move(*seg), slot);
     if (!pool)
       return err(pool.error().code, "could not create the slot pool: " + pool.error().message);
@@ -501,6 +508,7 @@ class ParallaxSink final : public SinkElement {
   std::uint64_t slot_size_{0};
   bool hugepage_{false};
   std::uint64_t max_memory_{kDefaultMaxMemory};
+  bool prefault_{true};
   bool wait_{true};
   link::Policy policy_{link::Policy::block};
   std::uint64_t max_subscribers_{64};
@@ -541,6 +549,7 @@ class ParallaxSrc final : public Element {
                  "IpcPublisher, e.g. socket-path=/tmp/stream.sock");
     timeout_ns_ = prop<std::uint64_t>("timeout");
     const std::int64_t ct = prop<std::int64_t>("copy-threshold");
+    busy_poll_ = prop<bool>("busy-poll");
     copy_threshold_ =
         ct < 0 ? link::SubscriberOptions::kCopyThresholdAuto : static_cast<std::uint32_t>(ct);
     copied_before_.store(0);
@@ -701,6 +710,7 @@ class ParallaxSrc final : public Element {
     link::SubscriberOptions opts;
     opts.policy = policy_;
     opts.copy_threshold = copy_threshold_;
+    opts.busy_poll = busy_poll_;
     Error last{};
     for (;;) {
       if (stopping()) return FlowReturn::flushing;
@@ -821,6 +831,7 @@ class ParallaxSrc final : public Element {
   std::string path_;
   std::uint64_t timeout_ns_{kDefaultTimeoutNs};
   std::uint32_t copy_threshold_{link::SubscriberOptions::kCopyThresholdAuto};
+  bool busy_poll_{false};
   std::optional<link::Policy> policy_;
 
   // mu_ guards sub_ (swapped by the streaming thread, read by read_property/unlock) and
@@ -878,6 +889,10 @@ const ElementRegistrar reg_parallaxsink{ElementInfo{
          {{0, "memfd", "memfd shared memory"},
           {1, "hugepage", "memfd with huge pages (falls back to transparent huge pages)"}},
          "Shared memory backend of the slots"),
+     PropertySpec::boolean("prefault", true,
+                           "Commit every page of the slots when the pool is created: no page "
+                           "fault in the streaming path, and memory that cannot be backed is an "
+                           "error at start rather than a crash later"),
      PropertySpec::boolean("wait-for-connection", true,
                            "Hold the stream (each buffer and EOS) while no subscriber is "
                            "connected (false: buffers nobody reads are gone)"),
@@ -927,6 +942,9 @@ const ElementRegistrar reg_parallaxsrc{ElementInfo{
                          "are copied into local memory and the lease returned at once, so a "
                          "downstream that keeps buffers never stalls the publisher (-1 = half "
                          "the publisher's quota, 0 = never copy)"),
+     PropertySpec::boolean("busy-poll", false,
+                           "Spin on the shared ring while waiting for the next buffer instead of "
+                           "sleeping (lowest latency, one busy core)"),
      counter("buffers", "Buffers received"), counter("bytes", "Bytes received"),
      counter("events", "Events received"),
      counter("copied", "Buffers copied because downstream held copy-threshold leases"),

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -27,6 +28,7 @@
 #include "ipc/os.h"
 #include "ipc/ring.h"
 #include "ipc/wire.h"
+#include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 #include "parallax/log.h"
 
@@ -152,6 +154,8 @@ struct IpcPublisher::Impl {
   // Segments of replaced pools that some subscriber may still have mapped (guarded by mu_).
   // `pool` itself is written under mu_ (replace_pool) and read under it off the producer thread.
   std::set<std::uint64_t> retiring_;
+  std::atomic<std::uint64_t> stats_requests{0};
+  std::chrono::steady_clock::time_point bound_at{std::chrono::steady_clock::now()};
 
   ~Impl() { shutdown(); }
 
@@ -164,10 +168,13 @@ struct IpcPublisher::Impl {
     if (::lstat(path.c_str(), &st) == 0) {
       if (!S_ISSOCK(st.st_mode))
         return err(Errc::already_exists, path + " exists and is not a socket; not touching it");
-      // A socket file: is someone still accepting on it? Never steal a live one.
-      UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+      // A socket file: is someone still accepting on it? Never steal a live one. Non-blocking:
+      // a listener that never accepts (full backlog) answers EAGAIN at once instead of
+      // blocking bind() forever; it is alive, so the path is taken.
+      UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
       if (!probe) return Error::from_errno("socket");
-      if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+      if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 ||
+          errno == EAGAIN)
         return err(Errc::already_exists, "a publisher is already listening on " + path);
       if (errno != ECONNREFUSED) return Error::from_errno("probing the existing socket " + path);
       PLX_LOG(info, kLog, "removing stale socket %s", path.c_str());
@@ -183,7 +190,9 @@ struct IpcPublisher::Impl {
       if (errno == EADDRINUSE) return err(Errc::already_exists, path + " was taken meanwhile");
       return Error::from_errno("bind " + path);
     }
-    if (::chmod(path.c_str(), opts.socket_mode & 0777) != 0) {
+    // The exact mode (bind() applied the umask). AT_SYMLINK_NOFOLLOW: if someone swapped a
+    // symlink in at the path meanwhile, fail rather than change the mode of its target.
+    if (::fchmodat(AT_FDCWD, path.c_str(), opts.socket_mode & 0777, AT_SYMLINK_NOFOLLOW) != 0) {
       auto e = Error::from_errno("chmod " + path);
       ::unlink(path.c_str());
       return e;
@@ -460,7 +469,7 @@ struct IpcPublisher::Impl {
         }
         if ((i & 63) == 0 && (interrupted.load(std::memory_order_relaxed) || Clock::now() >= until))
           break;
-        __builtin_ia32_pause();
+        parallax::cpu_relax();
       }
       lk.lock();
       if (s.dead) return Wait::gone;
@@ -611,9 +620,11 @@ struct IpcPublisher::Impl {
     l.buffer = b;
     ++s.leases_out;
     const std::uint64_t token = (std::uint64_t{l.gen} << 32) | idx;
-    words[1] = token;  // BufferRecord::token is the second word
+    words[1] = token;                            // BufferRecord::token is the second word
+    words[wire::kSendNsWord] = wire::mono_ns();  // transit latency stamp (observability)
     write_locked(s, words, bytes, Kind::buffer, token);
     ++s.info.buffers_sent;
+    s.info.bytes_sent += b.size();
     wake_locked(s);
     return true;
   }
@@ -901,8 +912,14 @@ struct IpcPublisher::Impl {
       return;
     }
     if (!r->fds.empty()) return fail("unexpected fds in hello");
-    auto hello = wire::decode_hello(std::span<const std::byte>(buf, r->size));
-    if (!hello) return fail(hello.error().message);
+    auto first = wire::decode_peer_msg(std::span<const std::byte>(buf, r->size));
+    if (!first) return fail(first.error().message);
+    if (std::holds_alternative<wire::StatsRequest>(*first)) {
+      serve_stats(s);
+      s.dead = true;  // answered: never a subscriber
+      return;
+    }
+    const std::optional<wire::Hello> hello(std::get<wire::Hello>(*first));
     std::lock_guard sl(s.mu);
     if (auto st = setup_sub(s, *hello); !st) {
       PLX_LOG(warn, kLog, "handshake with pid %d failed: %s", static_cast<int>(s.cred.pid),
@@ -927,6 +944,108 @@ struct IpcPublisher::Impl {
     PLX_LOG(info, kLog, "subscriber %llu joined: pid %d uid %u policy %s",
             static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), s.cred.uid,
             std::string(to_string(s.policy)).c_str());
+  }
+
+  // ---- stats (observability) ----------------------------------------------------------------
+
+  // The publisher's own figures and its pool (no subscribers). Needs no lock but reads the
+  // sticky format only under mu_ (the caller passes it).
+  // `p`: the pool (replace_pool() may swap it: callers pass a reference taken under mu_).
+  PublisherStats own_stats(const std::optional<Event>& format, const memory::MemoryPool& p) const {
+    PublisherStats st;
+    st.buffers_sent = buffers_sent.load(std::memory_order_relaxed);
+    st.zero_copy = zero_copy.load(std::memory_order_relaxed);
+    st.copies = copies.load(std::memory_order_relaxed);
+    st.bytes_copied = bytes_copied.load(std::memory_order_relaxed);
+    st.events_sent = events_sent.load(std::memory_order_relaxed);
+    st.connections = connections.load(std::memory_order_relaxed);
+    st.disconnects = disconnects.load(std::memory_order_relaxed);
+    st.refused = refused.load(std::memory_order_relaxed);
+    st.protocol_errors = protocol_errors.load(std::memory_order_relaxed);
+    st.pools_replaced = pools_replaced.load(std::memory_order_relaxed);
+    st.segments_retired = segments_retired.load(std::memory_order_relaxed);
+    st.stats_requests = stats_requests.load(std::memory_order_relaxed);
+    st.publisher_pid = ::getpid();
+    st.uptime_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                  std::chrono::steady_clock::now() - bound_at)
+                                                  .count());
+    if (format) st.format = format->caps;
+    const memory::PoolStats ps = p.stats();
+    st.pool = ps;
+    st.slot_size = ps.slot_size;
+    st.slots = static_cast<std::uint32_t>(ps.capacity);
+    st.slots_in_use = static_cast<std::uint32_t>(ps.in_use);
+    st.slots_high_water = static_cast<std::uint32_t>(ps.high_water);
+    const std::size_t n = p.segment_count();
+    for (std::size_t i = 0; i < n; ++i) {
+      const memory::Segment& seg = p.segment(i);
+      st.segments.push_back(PoolSegmentInfo{seg.id(), seg.mapped_size(),
+                                            static_cast<std::uint32_t>(p.slots_per_segment())});
+    }
+    return st;
+  }
+
+  // One subscriber's figures: ours, plus what it reports in its ack area (plain numbers,
+  // shown as they are; a lying subscriber only lies about itself). Sub::mu held.
+  SubscriberInfo sub_info_locked(const Sub& s) const {
+    SubscriberInfo info = s.info;
+    info.leases = s.leases_out;
+    info.ring_capacity = s.cap;
+    info.ring_used = s.write_pos - s.read_pos;
+    info.connected_ns =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now() - s.accepted_at)
+                                       .count());
+    if (s.ah != nullptr && !s.dead) {
+      const wire::AckReport& rep = s.ah->report;
+      std::array<std::uint64_t, wire::kLatencyBuckets> b{};
+      for (std::size_t k = 0; k < b.size(); ++k)
+        b[k] = rep.latency_log2[k].load(std::memory_order_relaxed);
+      info.received = rep.received.load(std::memory_order_relaxed);
+      info.latency_count = rep.latency_count.load(std::memory_order_relaxed);
+      info.latency_max_ns = rep.latency_max_ns.load(std::memory_order_relaxed);
+      info.latency_p50_ns = wire::latency_quantile(b, 0.5, info.latency_max_ns);
+      info.latency_p99_ns = wire::latency_quantile(b, 0.99, info.latency_max_ns);
+    }
+    return info;
+  }
+
+  // Answers a stats request (mu_ held, like the rest of the handshake). Every message is a
+  // non-blocking send: a requester that does not read loses its answer, nobody waits for it.
+  void serve_stats(Sub& req) {
+    stats_requests.fetch_add(1, std::memory_order_relaxed);
+    PublisherStats st = own_stats(sticky_format_, *pool);
+    for (auto& sp : subs_) {
+      std::lock_guard sl(sp->mu);
+      if (sp->dead || !sp->active) continue;
+      (void)sync_locked(*sp);  // false only when it just died: skip it then
+      if (!sp->dead) st.subscribers.push_back(sub_info_locked(*sp));
+    }
+    std::vector<std::vector<std::byte>> msgs;
+    msgs.push_back(wire::encode_stats_publisher(st));
+    for (std::size_t i = 0; i < st.segments.size(); ++i)
+      msgs.push_back(
+          wire::encode_stats_segment({st.segments[i].id, st.segments[i].size,
+                                      static_cast<std::uint32_t>(i), st.segments[i].slots}));
+    for (const auto& info : st.subscribers)
+      msgs.push_back(wire::encode_stats_subscriber(info));
+    msgs.push_back(wire::encode_stats_end({static_cast<std::uint32_t>(st.segments.size()),
+                                           static_cast<std::uint32_t>(st.subscribers.size())}));
+    for (const auto& m : msgs) {
+      if (auto r = os::send_msg(req.sock.get(), m); !r) {
+        PLX_LOG(info, kLog, "stats request from pid %d: answer not sent: %s",
+                static_cast<int>(req.cred.pid), r.error().message.c_str());
+        return;
+      }
+    }
+    PLX_LOG(debug, kLog, "answered a stats request from pid %d uid %u",
+            static_cast<int>(req.cred.pid), req.cred.uid);
+    // Closing a Unix socket with unread data resets it and the peer would lose the answer:
+    // discard what else it sent (a bounded number of messages; more is its own loss).
+    for (int i = 0; i < 16; ++i) {
+      char c[64];
+      if (::recv(req.sock.get(), c, sizeof c, MSG_DONTWAIT) <= 0) break;
+    }
   }
 
   void remove_dead_locked() {
@@ -1442,24 +1561,17 @@ PublisherStats IpcPublisher::stats() const {
   PublisherStats st;
   if (!impl_) return st;
   Impl& im = *impl_;  // syncs subscribers (under their lock): not logically a change
-  st.buffers_sent = im.buffers_sent.load();
-  st.zero_copy = im.zero_copy.load();
-  st.copies = im.copies.load();
-  st.bytes_copied = im.bytes_copied.load();
-  st.events_sent = im.events_sent.load();
-  st.connections = im.connections.load();
-  st.disconnects = im.disconnects.load();
-  st.refused = im.refused.load();
-  st.protocol_errors = im.protocol_errors.load();
-  st.pools_replaced = im.pools_replaced.load();
-  st.segments_retired = im.segments_retired.load();
-  if (auto p = pool()) st.pool = p->stats();
   std::vector<std::shared_ptr<Sub>> subs, gone;
+  std::optional<Event> format;
+  std::shared_ptr<memory::MemoryPool> pool;
   {
     std::lock_guard lk(im.mu_);
     subs = im.subs_;
     gone = im.zombies_;
+    format = im.sticky_format_;
+    pool = im.pool;
   }
+  st = im.own_stats(format, *pool);
   for (auto& s : gone) {
     std::lock_guard sl(s->mu);
     st.quarantined_slots += s->quarantine.size();
@@ -1472,9 +1584,7 @@ PublisherStats IpcPublisher::stats() const {
       ++st.quarantined_subscribers;
     }
     (void)im.sync_locked(*s);  // leases as the subscriber sees them, not as last synced
-    SubscriberInfo info = s->info;
-    info.leases = s->leases_out;
-    st.subscribers.push_back(info);
+    st.subscribers.push_back(im.sub_info_locked(*s));
   }
   return st;
 }

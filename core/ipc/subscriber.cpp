@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -19,6 +20,7 @@
 #include "ipc/os.h"
 #include "ipc/ring.h"
 #include "ipc/wire.h"
+#include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 #include "parallax/log.h"
 #include "parallax/segment.h"
@@ -49,6 +51,7 @@ struct Conn {
   // Touched by the consumer thread only. An entry is erased when the publisher retires the
   // segment; Buffer cores over it hold a reference, so the mapping goes with the last of them.
   std::map<std::uint64_t, std::shared_ptr<const memory::Segment>> segments;
+  std::uint64_t mapped_bytes{0};  // sum of the sizes of the segments mapped (not retired)
 
   std::mutex ret_mu;
   std::uint64_t ret_write{0};
@@ -140,10 +143,22 @@ struct IpcSubscriber::Impl {
     conn.reset();
   }
 
-  static Result<UniqueFd> connect_socket(const std::string& p, Clock::time_point deadline) {
+  // Sleeps up to `ms` (never past the deadline) unless interrupted; false when interrupted.
+  bool nap(Clock::time_point deadline, int ms) {
+    if (interrupted.load(std::memory_order_acquire)) return false;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    pollfd p{interrupt_efd.get(), POLLIN, 0};
+    (void)::poll(&p, 1, static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, ms)));
+    return !interrupted.load(std::memory_order_acquire);
+  }
+
+  // Non-blocking connect: a Unix socket connects at once or fails at once (EAGAIN when the
+  // listener's backlog is full, a listener that never accepts included), so retrying every
+  // 10 ms until the deadline, watching interrupt(), bounds the whole thing.
+  Result<UniqueFd> connect_socket(const std::string& p, Clock::time_point deadline) {
     PLX_ASSIGN(sockaddr_un addr, os::make_addr(p));
     for (;;) {
-      UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+      UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
       if (!fd) return Error::from_errno("socket");
       if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
       const int e = errno;
@@ -152,9 +167,11 @@ struct IpcSubscriber::Impl {
       if (!retry || Clock::now() >= deadline) {
         if (e == ENOENT) return err(Errc::not_found, "no publisher socket at " + p);
         if (e == ECONNREFUSED) return err(Errc::unavailable, "nobody is listening on " + p);
+        if (e == EAGAIN)
+          return err(Errc::timeout, "the publisher on " + p + " does not accept connections");
         return Error::from_errno("connect " + p, e);
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (!nap(deadline, 10)) return err(Errc::cancelled, "subscriber interrupted");
     }
   }
 
@@ -176,6 +193,19 @@ struct IpcSubscriber::Impl {
         if (r->fds.size() != 1) return protocol_error("segment message without exactly one fd");
         if (c.segments.count(sa->segment_id) != 0)
           return protocol_error("segment " + std::to_string(sa->segment_id) + " announced twice");
+        if (c.segments.size() >= opts.max_segments || sa->size > opts.max_mapped_bytes ||
+            c.mapped_bytes + sa->size > opts.max_mapped_bytes) {
+          const std::string why =
+              "the publisher announced more than " +
+              (c.segments.size() >= opts.max_segments
+                   ? std::to_string(opts.max_segments) + " segments (max_segments)"
+                   : std::to_string(opts.max_mapped_bytes) +
+                         " bytes of segments (max_mapped_bytes)");
+          PLX_LOG(warn, kLog, "closing connection to %s: %s", path.c_str(), why.c_str());
+          drop_conn();
+          failure = err(Errc::resource_exhausted, why);
+          return *failure;
+        }
         if (auto ro = os::check_readonly_fd(r->fds[0].get()); !ro)
           return protocol_error(ro.error().message);
         auto seg = memory::Segment::import(std::move(r->fds[0]), memory::Access::read_only,
@@ -183,13 +213,17 @@ struct IpcSubscriber::Impl {
         if (!seg) return protocol_error("refusing segment: " + seg.error().message);
         c.segments.emplace(sa->segment_id,
                            std::make_shared<const memory::Segment>(std::move(seg).value()));
+        c.mapped_bytes += sa->size;
         ++st.segments;
       } else if (auto* sr = std::get_if<wire::SegmentRetired>(&*m)) {
         // No descriptor names it any more: forget it; Buffers over it keep it mapped.
         if (!r->fds.empty()) return protocol_error("segment_retired message with fds");
-        if (c.segments.erase(sr->segment_id) == 0)
+        auto it = c.segments.find(sr->segment_id);
+        if (it == c.segments.end())
           return protocol_error("retired segment " + std::to_string(sr->segment_id) +
                                 " was never announced");
+        c.mapped_bytes -= it->second->size();
+        c.segments.erase(it);
         ++st.segments_retired;
       } else if (auto* rf = std::get_if<wire::Refuse>(&*m)) {
         const Errc code = rf->code;
@@ -203,19 +237,28 @@ struct IpcSubscriber::Impl {
     }
   }
 
+  // `deadline` bounds the connect attempts and the wait for the welcome; with connect_timeout
+  // 0 (one connect attempt) the welcome is awaited for 5 s.
   Result<void> handshake(Clock::time_point deadline) {
     PLX_ASSIGN(UniqueFd sock, connect_socket(path, deadline));
+    const auto welcome_deadline = opts.connect_timeout.count() > 0
+                                      ? deadline
+                                      : std::max(deadline, Clock::now() + std::chrono::seconds(5));
     wire::Hello hello;
     if (opts.policy) hello.policy = static_cast<std::uint32_t>(*opts.policy);
     // A refused peer may find the connection already closed when it says hello: the refusal
     // waiting in the socket is the answer then.
     auto sent = os::send_msg(sock.get(), wire::encode_hello(hello));
-    pollfd pfd{sock.get(), POLLIN, 0};
-    int n;
-    do {
-      n = ::poll(&pfd, 1, 5000);
-    } while (n < 0 && errno == EINTR);
-    if (n == 0) return err(Errc::timeout, "no welcome from the publisher on " + path);
+    for (;;) {
+      if (interrupted.load(std::memory_order_acquire))
+        return err(Errc::cancelled, "subscriber interrupted");
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(welcome_deadline - Clock::now());
+      if (left.count() <= 0) return err(Errc::timeout, "no welcome from the publisher on " + path);
+      pollfd pfd[2] = {{sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
+      const int n = ::poll(pfd, 2, static_cast<int>(std::min<std::int64_t>(left.count() + 1, 100)));
+      if (n > 0 && pfd[0].revents != 0) break;
+    }
     std::byte buf[wire::kMaxMsgSize];
     PLX_ASSIGN(os::Received r, os::recv_msg(sock.get(), buf, true));
     if (r.closed || r.would_block) {
@@ -257,8 +300,39 @@ struct IpcSubscriber::Impl {
     ended = false;
     st.quota = w->quota;
     st.publisher_pid = static_cast<pid_t>(w->publisher_pid);
+    publish_report();
     PLX_TRY(drain_socket(*conn));
     return {};
+  }
+
+  // Our whole report into a new connection's ack area (the counts are cumulative).
+  void publish_report() {
+    wire::AckReport& rep = conn->ah->report;
+    rep.received.store(st.buffers, std::memory_order_relaxed);
+    rep.latency_count.store(st.latency_count, std::memory_order_relaxed);
+    rep.latency_max_ns.store(st.latency_max_ns, std::memory_order_relaxed);
+    for (std::size_t k = 0; k < wire::kLatencyBuckets; ++k)
+      rep.latency_log2[k].store(st.latency_log2[k], std::memory_order_relaxed);
+  }
+
+  // Transit latency of one buffer into our histogram, and our report into the ack area (plain
+  // stores of our own counts: we are its only writer). A stamp from the future or none at all
+  // (0) is not a measurement.
+  void note_transit(std::uint64_t send_ns) {
+    if (conn) conn->ah->report.received.store(st.buffers, std::memory_order_relaxed);
+    if (send_ns == 0) return;
+    const std::uint64_t now = wire::mono_ns();
+    if (now < send_ns) return;
+    const std::uint64_t lat = now - send_ns;
+    const std::size_t k = wire::latency_bucket(lat);
+    ++st.latency_log2[k];
+    ++st.latency_count;
+    if (lat > st.latency_max_ns) st.latency_max_ns = lat;
+    if (!conn) return;
+    wire::AckReport& rep = conn->ah->report;
+    rep.latency_log2[k].store(st.latency_log2[k], std::memory_order_relaxed);
+    rep.latency_count.store(st.latency_count, std::memory_order_relaxed);
+    rep.latency_max_ns.store(st.latency_max_ns, std::memory_order_relaxed);
   }
 
   // The publisher moved our read position (drop-oldest retraction): validate and follow.
@@ -404,7 +478,7 @@ struct IpcSubscriber::Impl {
             }
           }
         }
-        __builtin_ia32_pause();
+        parallax::cpu_relax();
       }
     }
     if (opts.spin.count() > 0) {
@@ -412,7 +486,7 @@ struct IpcSubscriber::Impl {
       unsigned i = 0;
       while (!has_data()) {
         if ((++i & 63) == 0 && Clock::now() >= until) break;
-        __builtin_ia32_pause();
+        parallax::cpu_relax();
       }
       if (has_data()) return;
     }
@@ -457,9 +531,10 @@ struct IpcSubscriber::Impl {
         ++st.reconnects;
         return {};
       }
+      if (r.error().code == Errc::cancelled) return std::move(r).error();
       if (Clock::now() >= deadline)
         return err(Errc::unavailable, "reconnect failed: " + r.error().message);
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (!nap(deadline, 10)) return err(Errc::cancelled, "subscriber interrupted");
     }
   }
 
@@ -485,8 +560,10 @@ struct IpcSubscriber::Impl {
           return std::optional<Item>();
         }
         if (auto* d = std::get_if<wire::BufferDesc>(&*rec)) {
+          const std::uint64_t send_ns = d->send_ns;
           PLX_ASSIGN(memory::Buffer b, make_buffer(*d));
           ++st.buffers;
+          note_transit(send_ns);
           return std::optional<Item>(Item(std::move(b)));
         }
         Event& e = std::get<Event>(*rec);
@@ -590,6 +667,8 @@ SubscriberStats IpcSubscriber::stats() const {
   SubscriberStats s = impl_->st;
   s.copy_threshold = impl_->copy_threshold();
   if (impl_->conn) s.leases = impl_->conn->leases.load(std::memory_order_relaxed);
+  s.latency_p50_ns = wire::latency_quantile(s.latency_log2, 0.5, s.latency_max_ns);
+  s.latency_p99_ns = wire::latency_quantile(s.latency_log2, 0.99, s.latency_max_ns);
   return s;
 }
 

@@ -2,8 +2,14 @@
 // Encoders and validating decoders for the IPC wire format (see wire.h and docs/protocol.md).
 #include "ipc/wire.h"
 
+#include <time.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstddef>
 #include <cstring>
 #include <type_traits>
+#include <unordered_set>
 
 // g++ 12 with -fsanitize=address reports a false -Wmaybe-uninitialized inside std::variant's
 // move constructor for PublisherMsg (a std::string alternative); the code is correct.
@@ -16,11 +22,17 @@ namespace parallax::link::wire {
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::is_standard_layout_v<RingHeader> && sizeof(RingHeader) == 256);
-static_assert(std::is_standard_layout_v<AckHeader> && sizeof(AckHeader) == 256);
+static_assert(std::is_standard_layout_v<AckHeader> && sizeof(AckHeader) == 832);
+static_assert(sizeof(AckReport) == 576 && offsetof(AckHeader, report) == 256);
 static_assert(sizeof(MsgHeader) == 16 && sizeof(HelloMsg) == 32 && sizeof(WelcomeMsg) == 56);
 static_assert(sizeof(SegmentMsg) == 32 && sizeof(RefuseMsg) == 24);
 static_assert(sizeof(SegmentRetiredMsg) == 32);
-static_assert(sizeof(RecordHeader) == 8 && sizeof(BufferRecord) == 104 &&
+static_assert(sizeof(StatsRequestMsg) == 32 && sizeof(StatsPublisherMsg) == 152 &&
+              sizeof(StatsSegmentMsg) == 40 && sizeof(StatsSubscriberMsg) == 160 &&
+              sizeof(StatsEndMsg) == 24);
+static_assert(sizeof(StatsPublisherMsg) + kMaxStatsFormat <= kMaxMsgSize);
+static_assert(offsetof(BufferRecord, send_ns) == kSendNsWord * 8);
+static_assert(sizeof(RecordHeader) == 8 && sizeof(BufferRecord) == 112 &&
               sizeof(EventRecord) == 16);
 static_assert(sizeof(SegmentPayload) == 80);
 
@@ -139,6 +151,8 @@ void put_entries(WordWriter& w, const Metadata& m) {
 Result<void> get_entries(Reader& r, std::uint32_t count, Metadata& m) {
   if (count > kMaxEntries) return bad("too many metadata entries");
   m.entries.reserve(count);
+  std::unordered_set<std::string> keys;  // duplicate check in O(1) per entry, not a scan
+  keys.reserve(count);
   for (std::uint32_t i = 0; i < count; ++i) {
     std::uint16_t klen = 0;
     std::uint8_t type = 0, zero = 0;
@@ -148,7 +162,7 @@ Result<void> get_entries(Reader& r, std::uint32_t count, Metadata& m) {
     if (zero != 0 || klen == 0 || klen > kMaxKeyBytes) return bad("bad metadata entry header");
     std::string key;
     if (!r.get_string(key, klen)) return bad("truncated metadata key");
-    if (m.get(key) != nullptr) return bad("duplicate metadata key");
+    if (!keys.insert(key).second) return bad("duplicate metadata key");
     MetaValue value;
     switch (type) {
       case 1: {
@@ -268,6 +282,7 @@ void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d) {
   r.flags = m.flags;
   r.entry_count = static_cast<std::uint32_t>(m.entries.size());
   r.entries_bytes = static_cast<std::uint32_t>(eb);
+  r.send_ns = d.send_ns;
   w.put_val(r);
   put_entries(w, m);
 }
@@ -350,6 +365,7 @@ Result<Record> decode_record(std::span<const std::byte> bytes) {
       d.segment_id = r.segment_id;
       d.offset = r.offset;
       d.length = r.length;
+      d.send_ns = r.send_ns;
       if (r.present & kHasPts) d.meta.pts = r.pts;
       if (r.present & kHasDts) d.meta.dts = r.dts;
       if (r.present & kHasDuration) d.meta.duration = r.duration;
@@ -469,6 +485,216 @@ Result<Hello> decode_hello(std::span<const std::byte> bytes) {
   if (m.policy > 2 && m.policy != kPolicyDefault) return bad("hello: unknown policy");
   if (m.flags != 0 || m.reserved != 0) return bad("hello: reserved fields are not zero");
   return Hello{m.policy};
+}
+
+Result<PeerMsg> decode_peer_msg(std::span<const std::byte> bytes) {
+  PLX_ASSIGN(MsgHeader h, check_header(bytes));
+  if (h.type == static_cast<std::uint16_t>(MsgType::stats_request)) {
+    if (bytes.size() != sizeof(StatsRequestMsg)) return bad("stats request of the wrong size");
+    StatsRequestMsg m{};
+    std::memcpy(&m, bytes.data(), sizeof m);
+    if (m.flags != 0 || m.reserved0 != 0 || m.reserved1 != 0)
+      return bad("stats request: reserved fields are not zero");
+    return PeerMsg{StatsRequest{}};
+  }
+  PLX_ASSIGN(Hello hello, decode_hello(bytes));
+  return PeerMsg{hello};
+}
+
+std::vector<std::byte> encode_stats_request() {
+  StatsRequestMsg m{header(MsgType::stats_request, sizeof(StatsRequestMsg)), 0, 0, 0};
+  return as_bytes(m);
+}
+
+std::vector<std::byte> encode_stats_publisher(const PublisherStats& p) {
+  const std::size_t n = std::min(p.format.size(), kMaxStatsFormat);
+  StatsPublisherMsg m{};
+  m.h = header(MsgType::stats_publisher, sizeof m + n);
+  m.publisher_pid = static_cast<std::uint64_t>(p.publisher_pid);
+  m.uptime_ns = p.uptime_ns;
+  m.buffers_sent = p.buffers_sent;
+  m.zero_copy = p.zero_copy;
+  m.copies = p.copies;
+  m.bytes_copied = p.bytes_copied;
+  m.events_sent = p.events_sent;
+  m.connections = p.connections;
+  m.disconnects = p.disconnects;
+  m.refused = p.refused;
+  m.protocol_errors = p.protocol_errors;
+  m.stats_requests = p.stats_requests;
+  m.slot_size = p.slot_size;
+  m.slots = p.slots;
+  m.in_use = p.slots_in_use;
+  m.high_water = p.slots_high_water;
+  m.segments = static_cast<std::uint32_t>(p.segments.size());
+  m.subscribers = static_cast<std::uint32_t>(p.subscribers.size());
+  m.format_len = static_cast<std::uint32_t>(n);
+  m.format_truncated = p.format.size() > n ? 1 : 0;
+  std::vector<std::byte> out(sizeof m + n);
+  std::memcpy(out.data(), &m, sizeof m);
+  if (n != 0) std::memcpy(out.data() + sizeof m, p.format.data(), n);
+  return out;
+}
+
+std::vector<std::byte> encode_stats_segment(const StatsSegment& s) {
+  StatsSegmentMsg m{header(MsgType::stats_segment, sizeof(StatsSegmentMsg)), s.segment_id, s.size,
+                    s.index, s.slots};
+  return as_bytes(m);
+}
+
+std::vector<std::byte> encode_stats_subscriber(const SubscriberInfo& s) {
+  StatsSubscriberMsg m{};
+  m.h = header(MsgType::stats_subscriber, sizeof m);
+  m.id = s.id;
+  m.pid = static_cast<std::uint64_t>(s.pid);
+  m.uid = s.uid;
+  m.gid = s.gid;
+  m.policy = static_cast<std::uint32_t>(s.policy);
+  m.leases = s.leases;
+  m.max_leases = s.max_leases;
+  m.ring_capacity = s.ring_capacity;
+  m.ring_used = s.ring_used;
+  m.buffers_sent = s.buffers_sent;
+  m.bytes_sent = s.bytes_sent;
+  m.events_sent = s.events_sent;
+  m.dropped_oldest = s.dropped_oldest;
+  m.dropped_newest = s.dropped_newest;
+  m.blocked_sends = s.blocked_sends;
+  m.connected_ns = s.connected_ns;
+  m.received = s.received;
+  m.latency_count = s.latency_count;
+  m.latency_p50_ns = s.latency_p50_ns;
+  m.latency_p99_ns = s.latency_p99_ns;
+  m.latency_max_ns = s.latency_max_ns;
+  return as_bytes(m);
+}
+
+std::vector<std::byte> encode_stats_end(const StatsEnd& e) {
+  StatsEndMsg m{header(MsgType::stats_end, sizeof(StatsEndMsg)), e.segments, e.subscribers};
+  return as_bytes(m);
+}
+
+Result<StatsMsg> decode_stats_msg(std::span<const std::byte> bytes) {
+  PLX_ASSIGN(MsgHeader h, check_header(bytes));
+  switch (static_cast<MsgType>(h.type)) {
+    case MsgType::stats_publisher: {
+      StatsPublisherMsg m{};
+      if (bytes.size() < sizeof m) return bad("truncated stats_publisher message");
+      std::memcpy(&m, bytes.data(), sizeof m);
+      if (m.format_len > kMaxStatsFormat || sizeof m + m.format_len != bytes.size())
+        return bad("stats_publisher: bad format length");
+      if (m.format_truncated > 1 || m.reserved != 0)
+        return bad("stats_publisher: reserved fields are not zero");
+      if (m.publisher_pid == 0 || m.publisher_pid > 0x7fffffff)
+        return bad("stats_publisher: bad pid");
+      PublisherStats p;
+      p.publisher_pid = static_cast<pid_t>(m.publisher_pid);
+      p.uptime_ns = m.uptime_ns;
+      p.buffers_sent = m.buffers_sent;
+      p.zero_copy = m.zero_copy;
+      p.copies = m.copies;
+      p.bytes_copied = m.bytes_copied;
+      p.events_sent = m.events_sent;
+      p.connections = m.connections;
+      p.disconnects = m.disconnects;
+      p.refused = m.refused;
+      p.protocol_errors = m.protocol_errors;
+      p.stats_requests = m.stats_requests;
+      p.slot_size = m.slot_size;
+      p.slots = m.slots;
+      p.slots_in_use = m.in_use;
+      p.slots_high_water = m.high_water;
+      p.format.assign(reinterpret_cast<const char*>(bytes.data() + sizeof m), m.format_len);
+      p.format_truncated = m.format_truncated == 1;
+      // The counts announce what follows; the client checks them against stats_end.
+      p.segments.resize(0);
+      p.subscribers.resize(0);
+      return StatsMsg{std::move(p)};
+    }
+    case MsgType::stats_segment: {
+      if (bytes.size() != sizeof(StatsSegmentMsg)) return bad("stats_segment of the wrong size");
+      StatsSegmentMsg m{};
+      std::memcpy(&m, bytes.data(), sizeof m);
+      if (m.size == 0 || m.size > (std::uint64_t{1} << 40)) return bad("stats_segment: bad size");
+      return StatsMsg{StatsSegment{m.segment_id, m.size, m.index, m.slots}};
+    }
+    case MsgType::stats_subscriber: {
+      if (bytes.size() != sizeof(StatsSubscriberMsg))
+        return bad("stats_subscriber of the wrong size");
+      StatsSubscriberMsg m{};
+      std::memcpy(&m, bytes.data(), sizeof m);
+      if (m.policy > 2) return bad("stats_subscriber: unknown policy");
+      if (m.pid > 0x7fffffff) return bad("stats_subscriber: bad pid");
+      if (m.leases > m.max_leases || m.ring_used > m.ring_capacity)
+        return bad("stats_subscriber: counts out of range");
+      SubscriberInfo s;
+      s.id = m.id;
+      s.pid = static_cast<pid_t>(m.pid);
+      s.uid = m.uid;
+      s.gid = m.gid;
+      s.policy = static_cast<Policy>(m.policy);
+      s.leases = m.leases;
+      s.max_leases = m.max_leases;
+      s.ring_capacity = m.ring_capacity;
+      s.ring_used = m.ring_used;
+      s.buffers_sent = m.buffers_sent;
+      s.bytes_sent = m.bytes_sent;
+      s.events_sent = m.events_sent;
+      s.dropped_oldest = m.dropped_oldest;
+      s.dropped_newest = m.dropped_newest;
+      s.blocked_sends = m.blocked_sends;
+      s.connected_ns = m.connected_ns;
+      s.received = m.received;
+      s.latency_count = m.latency_count;
+      s.latency_p50_ns = m.latency_p50_ns;
+      s.latency_p99_ns = m.latency_p99_ns;
+      s.latency_max_ns = m.latency_max_ns;
+      return StatsMsg{s};
+    }
+    case MsgType::stats_end: {
+      if (bytes.size() != sizeof(StatsEndMsg)) return bad("stats_end of the wrong size");
+      StatsEndMsg m{};
+      std::memcpy(&m, bytes.data(), sizeof m);
+      return StatsMsg{StatsEnd{m.segments, m.subscribers}};
+    }
+    case MsgType::refuse: {
+      PLX_ASSIGN(PublisherMsg pm, decode_publisher_msg(bytes));
+      return StatsMsg{std::get<Refuse>(std::move(pm))};
+    }
+    default:
+      return bad("unexpected message type " + std::to_string(h.type) + " in a stats reply");
+  }
+}
+
+std::uint64_t mono_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+std::size_t latency_bucket(std::uint64_t ns) noexcept {
+  return std::min<std::size_t>(static_cast<std::size_t>(std::bit_width(ns)), kLatencyBuckets - 1);
+}
+
+std::uint64_t latency_quantile(std::span<const std::uint64_t> buckets, double q,
+                               std::uint64_t max) noexcept {
+  std::uint64_t total = 0;
+  for (auto c : buckets)
+    total += c;
+  if (total == 0) return 0;
+  q = std::clamp(q, 1e-9, 1.0);
+  const auto rank = static_cast<std::uint64_t>(q * static_cast<double>(total) + 0.999999);
+  std::uint64_t seen = 0;
+  for (std::size_t k = 0; k < buckets.size(); ++k) {
+    seen += buckets[k];
+    if (seen >= rank) {
+      const std::uint64_t bound =
+          k == 0 ? 0 : (k + 1 >= buckets.size() ? UINT64_MAX : (std::uint64_t{1} << k) - 1);
+      return std::min(bound, max);
+    }
+  }
+  return max;
 }
 
 Result<PublisherMsg> decode_publisher_msg(std::span<const std::byte> bytes) {

@@ -19,7 +19,7 @@ namespace parallax::link::wire {
 
 inline constexpr std::uint32_t kMagic = 0x49584c50;  // "PLXI" little-endian
 inline constexpr std::uint16_t kVersion =
-    2;  // 2: wake socket instead of two eventfds; segment_retired
+    2;  // 2: wake socket; stats request, send stamps, ack report; segment_retired
 
 // ---------------------------------------------------------------------------------------------
 // Socket messages (SOCK_SEQPACKET: one message per datagram, boundaries kept by the kernel).
@@ -30,9 +30,16 @@ enum class MsgType : std::uint16_t {
                 ///< (AF_UNIX SOCK_SEQPACKET, one end of a pair the publisher made)
   segment = 3,  ///< publisher -> subscriber, fd: one pool segment (read-only)
   refuse = 4,   ///< publisher -> subscriber, no fds: why the connection is refused, then close
-  segment_retired = 5,  ///< publisher -> subscriber, no fds: a segment no descriptor will name
-                        ///< again (and none of this subscriber's leases does): unmap it once
-                        ///< the last buffer over it is gone
+  // Stats (docs/observability.md): a peer sends stats_request instead of hello; the publisher
+  // answers stats_publisher, stats_segment x N, stats_subscriber x M, stats_end, then closes.
+  stats_request = 5,     ///< peer -> publisher, no fds
+  stats_publisher = 6,   ///< publisher -> peer
+  stats_segment = 7,     ///< publisher -> peer, one per pool segment
+  stats_subscriber = 8,  ///< publisher -> peer, one per connected subscriber
+  stats_end = 9,         ///< publisher -> peer: counts of what came before
+  segment_retired = 10,  ///< publisher -> subscriber, no fds: a segment no descriptor will name
+                         ///< again (and none of this subscriber's leases does): unmap it once
+                         ///< the last buffer over it is gone
 };
 
 struct MsgHeader {
@@ -84,6 +91,56 @@ struct RefuseMsg {
   // followed by text_len bytes of text
 };
 
+struct StatsRequestMsg {
+  MsgHeader h;
+  std::uint32_t flags;  ///< reserved, 0
+  std::uint32_t reserved0;
+  std::uint64_t reserved1;
+};
+
+inline constexpr std::size_t kMaxStatsFormat = 256;  ///< caps text carried (longer: truncated)
+struct StatsPublisherMsg {
+  MsgHeader h;
+  std::uint64_t publisher_pid;
+  std::uint64_t uptime_ns;  ///< since bind()
+  std::uint64_t buffers_sent, zero_copy, copies, bytes_copied, events_sent;
+  std::uint64_t connections, disconnects, refused, protocol_errors, stats_requests;
+  std::uint64_t slot_size;
+  std::uint32_t slots, in_use, high_water, segments;
+  std::uint32_t subscribers;
+  std::uint32_t format_len;  ///< bytes of caps text that follow (<= kMaxStatsFormat)
+  std::uint32_t format_truncated;
+  std::uint32_t reserved;
+  // followed by format_len bytes
+};
+
+struct StatsSegmentMsg {
+  MsgHeader h;
+  std::uint64_t segment_id;
+  std::uint64_t size;
+  std::uint32_t index;
+  std::uint32_t slots;
+};
+
+struct StatsSubscriberMsg {
+  MsgHeader h;
+  std::uint64_t id, pid;
+  std::uint32_t uid, gid;
+  std::uint32_t policy, leases, max_leases, ring_capacity;
+  std::uint64_t ring_used;  ///< bytes written and not yet taken
+  std::uint64_t buffers_sent, bytes_sent, events_sent, dropped_oldest, dropped_newest,
+      blocked_sends;
+  std::uint64_t connected_ns;  ///< how long it has been connected
+  // What the subscriber reports in its ack area (its own figures, untrusted, display only).
+  std::uint64_t received, latency_count, latency_p50_ns, latency_p99_ns, latency_max_ns;
+};
+
+struct StatsEndMsg {
+  MsgHeader h;
+  std::uint32_t segments;
+  std::uint32_t subscribers;
+};
+
 /// Largest socket message either side accepts.
 inline constexpr std::size_t kMaxMsgSize = 512;
 
@@ -108,6 +165,15 @@ struct RingHeader {
   std::uint32_t reserved1;
   std::uint8_t pad2[60];
   std::uint8_t pad3[64];
+};
+
+inline constexpr std::size_t kLatencyBuckets = 64;
+struct AckReport {
+  std::atomic<std::uint64_t> received;
+  std::atomic<std::uint64_t> latency_count;
+  std::atomic<std::uint64_t> latency_max_ns;
+  std::uint8_t pad[40];
+  std::atomic<std::uint64_t> latency_log2[kLatencyBuckets];
 };
 
 struct AckHeader {
@@ -136,6 +202,11 @@ struct AckHeader {
   /// Count (monotonic) of lease tokens written to the return slots. Subscriber stores (release).
   std::atomic<std::uint64_t> ret_write;
   std::uint8_t pad3[56];
+  /// The subscriber's own report (stats replies, parallax-inspect): buffers taken and the
+  /// log2 histogram of transit latency (receive minus BufferRecord::send_ns), bucket k holding
+  /// [2^(k-1), 2^k) ns like observe::Histogram (the last one everything above). Written by the
+  /// subscriber only (plain stores of its own counts), read by the publisher for display only.
+  AckReport report;
   // followed by return_capacity x std::atomic<std::uint64_t> lease tokens
 };
 
@@ -170,8 +241,13 @@ struct BufferRecord {
   std::uint32_t present;  ///< MetaPresent bits
   std::uint32_t entry_count;
   std::uint32_t entries_bytes;
+  /// CLOCK_MONOTONIC ns when the publisher wrote the record into this subscriber's ring (0 =
+  /// not stamped). The subscriber's transit latency is its receive time minus this.
+  std::uint64_t send_ns;
   // followed by entries_bytes of encoded metadata entries
 };
+/// Word index of BufferRecord::send_ns (the publisher patches it per subscriber).
+inline constexpr std::size_t kSendNsWord = 13;
 
 struct EventRecord {
   RecordHeader h;
@@ -202,6 +278,7 @@ struct BufferDesc {
   std::uint64_t segment_id{0};
   std::uint64_t offset{0};
   std::uint64_t length{0};
+  std::uint64_t send_ns{0};
   Metadata meta;
 };
 using Record = std::variant<Pad, BufferDesc, Event, Goodbye>;
@@ -228,6 +305,30 @@ struct SegmentRetired {
 };
 using PublisherMsg = std::variant<Welcome, SegmentAnnounce, Refuse, SegmentRetired>;
 
+struct StatsRequest {};
+/// What a connecting peer may say first.
+using PeerMsg = std::variant<Hello, StatsRequest>;
+
+struct StatsSegment {
+  std::uint64_t segment_id{0}, size{0};
+  std::uint32_t index{0}, slots{0};
+};
+struct StatsEnd {
+  std::uint32_t segments{0}, subscribers{0};
+};
+/// The parts of a stats reply, in order: PublisherStats (the publisher's own fields, no
+/// subscribers), StatsSegment x segments, SubscriberInfo x subscribers, StatsEnd. A Refuse
+/// instead means the request was refused (credentials, limits).
+using StatsMsg = std::variant<PublisherStats, StatsSegment, SubscriberInfo, StatsEnd, Refuse>;
+
+/// CLOCK_MONOTONIC in ns (system-wide, so comparable across processes).
+[[nodiscard]] std::uint64_t mono_ns() noexcept;
+/// Bucket of a latency value in AckReport::latency_log2.
+[[nodiscard]] std::size_t latency_bucket(std::uint64_t ns) noexcept;
+/// Upper bound (inclusive) of quantile q over log2 buckets (0 when empty), capped by max.
+[[nodiscard]] std::uint64_t latency_quantile(std::span<const std::uint64_t> buckets, double q,
+                                             std::uint64_t max) noexcept;
+
 // Encoders write whole records as 64-bit words (so the ring copy is word-atomic).
 void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d);
 /// invalid_argument if the event is too large.
@@ -244,6 +345,17 @@ std::vector<std::byte> encode_refuse(const Refuse& r);
 std::vector<std::byte> encode_segment_retired(const SegmentRetired& r);
 /// Publisher side: a subscriber's message (only hello is valid).
 [[nodiscard]] Result<Hello> decode_hello(std::span<const std::byte> bytes);
+/// Publisher side: a connecting peer's first message (hello or stats_request).
+[[nodiscard]] Result<PeerMsg> decode_peer_msg(std::span<const std::byte> bytes);
+
+std::vector<std::byte> encode_stats_request();
+/// `p`'s own fields, `format` cut to kMaxStatsFormat bytes.
+std::vector<std::byte> encode_stats_publisher(const PublisherStats& p);
+std::vector<std::byte> encode_stats_segment(const StatsSegment& s);
+std::vector<std::byte> encode_stats_subscriber(const SubscriberInfo& s);
+std::vector<std::byte> encode_stats_end(const StatsEnd& e);
+/// Stats client side: one message of a stats reply.
+[[nodiscard]] Result<StatsMsg> decode_stats_msg(std::span<const std::byte> bytes);
 /// Subscriber side: a publisher's message.
 [[nodiscard]] Result<PublisherMsg> decode_publisher_msg(std::span<const std::byte> bytes);
 

@@ -4,6 +4,8 @@
 // archives for each rule of the validator, with the error's path and byte offset.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 #include <memory>
 
@@ -398,6 +400,47 @@ TEST(ArchiveUtf8, CharacterSplitAcrossTwoStringsIsRejected) {
       "\xc3\xa9"
       "cd";
   EXPECT_TRUE(ar::access<Logs>(ar::serialize(logs).value()).ok());
+}
+
+TEST(ArchiveUtf8, AsciiScanFindsAHighBitAtEveryPositionAndLength) {
+  // ascii_in decides the coalesced pass: one missed high bit would let invalid UTF-8 through.
+  alignas(16) std::array<std::byte, 256 + 16> buf{};
+  for (std::size_t off = 0; off < 16; off += 5) {
+    for (std::size_t n = 0; n <= 256; ++n) {
+      std::fill(buf.begin(), buf.end(), std::byte{'a'});
+      const std::byte* p = buf.data() + off;
+      EXPECT_TRUE(ar::detail::ascii_in(p, n)) << n;
+      for (std::size_t i = 0; i < n; ++i) {
+        buf[off + i] = std::byte{0x80};
+        EXPECT_FALSE(ar::detail::ascii_in(p, n)) << "n " << n << " at " << i;
+        buf[off + i] = std::byte{'a'};
+      }
+      if (off > 0) buf[off - 1] = std::byte{0xff};  // bytes outside the range do not count
+      buf[off + n] = std::byte{0xff};
+      EXPECT_TRUE(ar::detail::ascii_in(p, n)) << n;
+    }
+  }
+}
+
+TEST(ArchiveUtf8, NonAsciiTextValidatesThroughTheExactPass) {
+  // Every string multi-byte: the coalesced pass hands over to the per-string pass, which
+  // accepts it; one bad string among them is still named.
+  Logs logs = make_logs(300);
+  for (auto& l : logs.logs) {
+    l.identity += "\xc3\xa9";
+    l.request = "\xe2\x82\xac" + l.request + "\xf0\x9f\x98\x80";
+  }
+  auto bytes = ar::serialize(logs).value();
+  auto ok = ar::access<Logs>(bytes);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ((*ok)->logs[299].request.view(), logs.logs[299].request);
+
+  logs.logs[123].userid = "x\xed\xa0\x80";  // a surrogate
+  bytes = ar::serialize(logs).value();
+  auto bad = ar::access<Logs>(bytes);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("logs[123].userid: invalid UTF-8"), std::string::npos)
+      << bad.error().message;
 }
 
 }  // namespace

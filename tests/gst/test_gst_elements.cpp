@@ -115,7 +115,7 @@ TEST(Bridge, MetadataRoundTripKeepsTimestampsFlagsVideoMetaAndReferenceTimestamp
   parallax::Metadata meta;
   parallax::gst::metadata_from_gst(in, 7, meta);
   GstBuffer* out = gst_buffer_new();
-  parallax::gst::metadata_to_gst(meta, out);
+  parallax::gst::metadata_to_gst(meta, out, 128 + 256 * 240 + 2 * 160 * 120);
 
   // Assert
   EXPECT_EQ(meta.sequence, 7u);
@@ -158,7 +158,7 @@ TEST(Bridge, NoneTimestampsAndMalformedEntriesStayNone) {
   meta.set(parallax::gst::kVideoMetaKey, std::vector<std::byte>(5));  // truncated record
   meta.set(parallax::gst::kReferenceTimestampsKey, std::vector<std::byte>(3));
   GstBuffer* out = gst_buffer_new();
-  parallax::gst::metadata_to_gst(meta, out);
+  parallax::gst::metadata_to_gst(meta, out, 4096);
   EXPECT_FALSE(GST_BUFFER_PTS_IS_VALID(out));
   EXPECT_EQ(GST_BUFFER_OFFSET(out), GST_BUFFER_OFFSET_NONE);
   EXPECT_EQ(gst_buffer_get_video_meta(out), nullptr);
@@ -508,7 +508,9 @@ TEST(ParallaxElements, DefaultsSharedWithTheNativeElements) {
   guint64 linger = 0;
   gint threshold = 0;
   g_object_get(sink, "wait-for-connection", &wait, "linger", &linger, nullptr);
-  g_object_get(src, "copy-threshold", &threshold, nullptr);
+  gint policy = 0;
+  g_object_get(src, "copy-threshold", &threshold, "policy", &policy, nullptr);
+  EXPECT_EQ(policy, -1);  // "default": the publisher's
   EXPECT_TRUE(wait);
   EXPECT_EQ(linger, 2 * GST_SECOND);
   EXPECT_EQ(threshold, -1);
@@ -692,6 +694,47 @@ struct SrcFixture : ::testing::Test {
     return false;
   }
 };
+
+TEST_F(SrcFixture, HoldingMoreThanTheCopyThresholdCopiesAndNeverStallsThePublisher) {
+  // Issue 11: downstream keeps every buffer (the harness holds them all). The publisher has
+  // 8 slots: zero copy, its loan() would stall at the 9th. With copy-threshold=2 the first
+  // two are the publisher's slots, the rest copies whose leases went back at once, so 20
+  // frames get through. The policy asked for reaches the publisher.
+  GstHarness* h = gst_harness_new("parallaxsrc");
+  g_object_set(h->element, "socket-path", path.c_str(), "copy-threshold", 2, "policy", 1, nullptr);
+  gst_harness_play(h);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+  EXPECT_EQ(pub->stats().subscribers.at(0).policy, link::Policy::drop_oldest);
+  ASSERT_TRUE(pub->set_format(kSmallVideo));
+  std::vector<GstBuffer*> held;
+  for (int i = 0; i < 20; ++i) {
+    send_frame(4608, static_cast<std::uint8_t>(i),
+               static_cast<std::uint64_t>(i) * 33 * GST_MSECOND);
+    GstBuffer* b = gst_harness_pull(h);
+    ASSERT_NE(b, nullptr);
+    held.push_back(b);
+  }
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    GstMapInfo m;
+    ASSERT_TRUE(gst_buffer_map(held[i], &m, GST_MAP_READ));
+    EXPECT_EQ(m.data[100], static_cast<guint8>(i));
+    gst_buffer_unmap(held[i], &m);
+  }
+  EXPECT_EQ(leases(), 2u);
+  GstStructure* st = nullptr;
+  g_object_get(h->element, "stats", &st, nullptr);
+  guint64 copied = 0;
+  guint threshold = 0;
+  ASSERT_TRUE(gst_structure_get_uint64(st, "copied", &copied));
+  ASSERT_TRUE(gst_structure_get_uint(st, "copy-threshold", &threshold));
+  EXPECT_EQ(copied, 18u);
+  EXPECT_EQ(threshold, 2u);
+  gst_structure_free(st);
+  for (GstBuffer* b : held)
+    gst_buffer_unref(b);
+  EXPECT_TRUE(wait_leases(0));
+  gst_harness_teardown(h);
+}
 
 TEST_F(SrcFixture, SetsThePublishersCapsAndHandlesACapsChange) {
   GstHarness* h = gst_harness_new("parallaxsrc");
@@ -960,4 +1003,89 @@ int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   const int rc = RUN_ALL_TESTS();
   return rc;
+}
+
+// Issue 12, item 3: a publisher announces a 64x64 GRAY8 frame with a video meta whose stride
+// is 1 GiB. Before, parallaxsrc attached it as is and videoconvert read far outside the
+// 4 KiB frame (SIGSEGV). Now the meta is dropped (warning) and the frame converts as packed.
+TEST_F(SrcFixture, HostileVideoMetaOutsideTheBufferIsDropped) {
+  const std::string desc = "parallaxsrc socket-path=" + path +
+                           " ! videoconvert ! video/x-raw,format=RGB ! fakesink name=out";
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  ASSERT_NE(gst_element_set_state(pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+  ASSERT_TRUE(pub->set_format("video/x-raw,format=GRAY8,width=64,height=64,framerate=30/1"));
+  auto video_meta = [](std::uint32_t n_planes, std::uint64_t offset0, std::int32_t stride0) {
+    std::vector<std::byte> v;
+    auto put = [&v](auto x) {
+      const auto* p = reinterpret_cast<const std::byte*>(&x);
+      v.insert(v.end(), p, p + sizeof x);
+    };
+    put(std::uint32_t{1});  // version
+    put(static_cast<std::uint32_t>(GST_VIDEO_FORMAT_GRAY8));
+    put(std::uint32_t{0});  // flags
+    put(std::uint32_t{64});
+    put(std::uint32_t{64});
+    put(n_planes);
+    put(offset0);
+    for (int i = 0; i < 3; ++i)
+      put(std::uint64_t{0});
+    put(stride0);
+    for (int i = 0; i < 3; ++i)
+      put(std::int32_t{0});
+    return v;
+  };
+  const std::vector<std::vector<std::byte>> metas = {
+      video_meta(1, 0, 1 << 30),  // stride 1 GiB
+      video_meta(1, 4000, 64),    // offset: the plane ends 3904 bytes past the frame
+      video_meta(1, 0, 32),       // a row is 64 bytes
+      video_meta(4, 0, 64),       // GRAY8 has one plane
+      video_meta(1, 0, 64),       // fine: kept
+  };
+  for (std::size_t i = 0; i < metas.size(); ++i) {
+    auto l = pub->loan();
+    ASSERT_TRUE(l);
+    ASSERT_TRUE(l->set_size(4096));
+    std::memset(l->data().data(), 0x40, 4096);
+    l->metadata().pts = i * 33 * GST_MSECOND;
+    l->metadata().set(std::string(parallax::gst::kVideoMetaKey), metas[i]);
+    ASSERT_TRUE(pub->send(std::move(*l)));
+  }
+  ASSERT_TRUE(pub->send_eos());
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* msg = gst_bus_timed_pop_filtered(
+      bus, 10 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  ASSERT_NE(msg, nullptr) << "neither EOS nor an error within 10 s";
+  EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
+  gst_message_unref(msg);
+  gst_object_unref(bus);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+}
+
+// ---- observability (docs/observability.md) ----
+
+TEST_F(SrcFixture, StatsCarryTransitLatency) {
+  GstHarness* h = gst_harness_new("parallaxsrc");
+  g_object_set(h->element, "socket-path", path.c_str(), nullptr);
+  gst_harness_play(h);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+  ASSERT_TRUE(pub->set_format("application/x-test"));
+  EXPECT_EQ(stat_u64(h->element, "latency-count"), 0u);
+  EXPECT_EQ(stat_u64(h->element, "latency-p50"), 0u);
+  for (int i = 0; i < 3; ++i) {
+    send_frame(100, 3, static_cast<std::uint64_t>(i) * 33 * GST_MSECOND);
+    GstBuffer* b = gst_harness_pull(h);
+    ASSERT_NE(b, nullptr);
+    gst_buffer_unref(b);
+  }
+  EXPECT_EQ(stat_u64(h->element, "latency-count"), 3u);
+  const guint64 p50 = stat_u64(h->element, "latency-p50");
+  const guint64 p99 = stat_u64(h->element, "latency-p99");
+  EXPECT_GT(p50, 0u);
+  EXPECT_LT(p50, 10'000'000'000ull);  // a real time span, not a raw clock value
+  EXPECT_GE(p99, p50);
+  EXPECT_GE(stat_u64(h->element, "latency-max"), 1u);
+  gst_harness_teardown(h);
 }

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 
 using namespace parallax;
@@ -94,7 +95,7 @@ Percentiles floor_latency(bool spin, int n, std::chrono::microseconds gap) {
     while (static_cast<int>(seen) < n) {
       if (spin) {
         while (sh->seq.load(std::memory_order_acquire) == seen)
-          __builtin_ia32_pause();
+          parallax::cpu_relax();
       } else {
         pollfd p{efd, POLLIN, 0};
         (void)::poll(&p, 1, -1);

@@ -231,6 +231,31 @@ int keep_after_close(const std::string& path, long n) {
     ::pause();
 }
 
+// connect() with connect_timeout = ms against a publisher that will not complete it: exits
+// 0 when it fails (with the code printed) within ms + 1 s.
+int connect_within(const std::string& path, long ms) {
+  SubscriberOptions so;
+  so.connect_timeout = std::chrono::milliseconds(ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto sub = IpcSubscriber::connect(path, so);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  std::printf(
+      "%s %lld ms\n", sub ? "connected" : sub.error().to_string().c_str(),
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  std::fflush(stdout);
+  if (sub) return 1;
+  return took < std::chrono::milliseconds(ms + 1000) ? 0 : 2;
+}
+
+// IpcPublisher::bind() on a path where a live listener never accepts: exits 0 when it
+// answers already_exists (promptly: the test bounds the wait).
+int bind_taken(const std::string& path) {
+  auto pub = IpcPublisher::bind(path);
+  if (pub) return 1;
+  std::printf("%s\n", pub.error().to_string().c_str());
+  return pub.error().code == Errc::already_exists ? 0 : 2;
+}
+
 int setuid_connect(const std::string& path, uid_t uid) {
   if (::setgid(uid) != 0 || ::setuid(uid) != 0) {
     std::perror("setuid");
@@ -448,6 +473,10 @@ int hostile_pub(const std::string& path, const std::string& mode) {
   std::byte buf[wire::kMaxMsgSize];
   auto hello = os::recv_msg(c.get(), buf, false);
   if (!hello) return 2;
+  if (mode == "silent") {  // accepts, reads the hello, never answers
+    std::this_thread::sleep_for(10s);
+    return 0;
+  }
   int rc = 0;
   auto finish = [&] {
     // The subscriber must close the connection; give it 3 s.
@@ -515,6 +544,21 @@ int hostile_pub(const std::string& path, const std::string& mode) {
     return 2;
   if (mode == "version" || mode == "writable-ring" || mode == "welcome-no-fds") return finish();
 
+  if (mode == "many-segments" || mode == "huge-segments") {
+    // Announcements without end (each a real sealed memfd of the announced size): 4 KiB ones
+    // until the subscriber's socket is full, or 1 TiB ones (sparse).
+    const std::uint64_t size = mode == "huge-segments" ? (std::uint64_t{1} << 40) : 4096;
+    for (std::uint64_t id = 100; id < 100 + 300; ++id) {
+      UniqueFd f(::memfd_create("hostile-many", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+      if (::ftruncate(f.get(), static_cast<off_t>(size)) != 0) return 2;
+      ::fcntl(f.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+      UniqueFd ro(::open(("/proc/self/fd/" + std::to_string(f.get())).c_str(), O_RDONLY));
+      auto m = wire::encode_segment({id, size});
+      int one[1] = {ro.get()};
+      if (!os::send_msg(c.get(), m, one)) break;  // its socket is full (or it hung up)
+    }
+    return finish();
+  }
   // A segment of 4096 bytes, then a descriptor.
   const std::size_t seg_size = 4096;
   UniqueFd seg_fd;
@@ -591,6 +635,8 @@ int main(int argc, char** argv) {
   if (cmd == "hold") return hold(path);
   if (cmd == "publish-n") return publish_n(path, argc > 3 ? std::atol(argv[3]) : 50);
   if (cmd == "recv-drop") return recv_drop(path);
+  if (cmd == "connect-within") return connect_within(path, argc > 3 ? std::atol(argv[3]) : 300);
+  if (cmd == "bind-taken") return bind_taken(path);
   if (cmd == "keep-after-close") return keep_after_close(path, argc > 3 ? std::atol(argv[3]) : 4);
   if (cmd == "stall") return stall(path);
   if (cmd == "publish")

@@ -1198,6 +1198,115 @@ TEST(IpcQuarantine, QuarantinedSubscribersCountAgainstMaxSubscribers) {
   EXPECT_TRUE(IpcSubscriber::connect(path, so).ok());
 }
 
+// ---- connect / bind against listeners that never answer (issue 12, item 4) --------------------
+
+namespace {
+// A listener with a full backlog that never accepts: a blocking connect() to it never returns.
+struct JammedListener {
+  UniqueFd lfd;
+  std::vector<UniqueFd> clients;
+  explicit JammedListener(const std::string& path) {
+    auto addr = os::make_addr(path).value();
+    lfd.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    EXPECT_EQ(::bind(lfd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(lfd.get(), 0), 0);
+    for (int i = 0; i < 64; ++i) {
+      UniqueFd c(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      if (::connect(c.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) break;
+      clients.push_back(std::move(c));
+    }
+  }
+};
+}  // namespace
+
+TEST(IpcConnectDeadline, FullBacklogListenerTimesOutWithinConnectTimeout) {
+  TempDir dir;
+  const auto path = dir.file("full.sock");
+  JammedListener jam(path);
+  Child c({ipc_test::peer_binary(), "connect-within", path, "300"}, true);
+  EXPECT_EQ(c.wait(5s), 0) << c.read_line();
+}
+
+TEST(IpcConnectDeadline, SilentPublisherHandshakeHonoursConnectTimeout) {
+  TempDir dir;
+  const auto path = dir.file("silent.sock");
+  Child hostile({ipc_test::peer_binary(), "hostile-pub", path, "silent"}, true);
+  ASSERT_EQ(hostile.read_line(), "ready");
+  Child c({ipc_test::peer_binary(), "connect-within", path, "300"}, true);
+  EXPECT_EQ(c.wait(5s), 0) << c.read_line();  // before: a fixed 5 s wait for the welcome
+}
+
+TEST(IpcConnectDeadline, BindProbeOfANonAcceptingListenerDoesNotBlock) {
+  TempDir dir;
+  const auto path = dir.file("taken.sock");
+  JammedListener jam(path);
+  Child c({ipc_test::peer_binary(), "bind-taken", path}, true);
+  EXPECT_EQ(c.wait(5s), 0) << c.read_line();
+}
+
+TEST(IpcConnectDeadline, InterruptCancelsAReconnect) {
+  TempDir dir;
+  const auto path = dir.file("re.sock");
+  Child publisher({ipc_test::peer_binary(), "publish", path, "4096", "1000"});
+  SubscriberOptions so;
+  so.reconnect = true;
+  so.connect_timeout = 10s;
+  auto sub = IpcSubscriber::connect(path, so).value();
+  ASSERT_TRUE(sub.recv_for(5s).ok());
+  // The publisher dies; its path is then held by a listener that never accepts.
+  publisher.kill9();
+  ::unlink(path.c_str());
+  JammedListener jam(path);
+  std::thread t([&] {
+    std::this_thread::sleep_for(300ms);
+    sub.interrupt();
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  Result<std::optional<memory::Buffer>> r = std::optional<memory::Buffer>();
+  do {
+    r = sub.recv_for(20s);  // drains what was in flight, then reconnects
+  } while (r.ok() && r->has_value());
+  const auto took = std::chrono::steady_clock::now() - t0;
+  t.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::cancelled) << r.error().to_string();
+  EXPECT_LT(took, 2s);  // not connect_timeout (10 s)
+}
+
+// ---- segment announcement caps (issue 12, item 5) ---------------------------------------------
+
+class IpcHostilePublisherLimits : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(IpcHostilePublisherLimits, TooManyOrTooLargeSegmentsAreRefused) {
+  TempDir dir;
+  const auto path = dir.file("segs.sock");
+  Child hostile({ipc_test::peer_binary(), "hostile-pub", path, GetParam()}, true);
+  ASSERT_EQ(hostile.read_line(), "ready");
+  const std::size_t fds_before = os::count_open_fds();
+  SubscriberOptions so;
+  so.connect_timeout = 2s;
+  so.max_segments = 16;
+  so.max_mapped_bytes = std::uint64_t{1} << 30;
+  Errc code = Errc::internal;
+  {
+    auto sub = IpcSubscriber::connect(path, so);
+    if (!sub.ok()) {
+      code = sub.error().code;
+    } else {
+      auto b = sub->recv_for(3s);
+      ASSERT_FALSE(b.ok()) << "accepted unbounded segment announcements";
+      code = b.error().code;
+      EXPECT_LE(sub->stats().segments, 16u);
+    }
+  }
+  EXPECT_EQ(code, Errc::resource_exhausted) << GetParam();
+  EXPECT_TRUE(eventually([&] { return os::count_open_fds() <= fds_before; }))
+      << "fds kept: " << os::count_open_fds() << " vs " << fds_before;
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, IpcHostilePublisherLimits,
+                         ::testing::Values("many-segments", "huge-segments"));
+
 // ---- pool replacement (caps growth) and retirement ---------------------------------------------
 
 namespace {

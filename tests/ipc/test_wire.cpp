@@ -2,6 +2,7 @@
 // Layout-freeze tests of the shared-memory and wire structs, and the decoders' validation.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstddef>
 #include <cstring>
 
@@ -32,7 +33,9 @@ TEST(IpcLayout, RingHeaderIsFrozen) {
 }
 
 TEST(IpcLayout, AckHeaderIsFrozen) {
-  EXPECT_EQ(sizeof(wire::AckHeader), 256u);
+  EXPECT_EQ(sizeof(wire::AckHeader), 832u);
+  EXPECT_EQ(offsetof(wire::AckHeader, report), 256u);
+  EXPECT_EQ(offsetof(wire::AckHeader, report) + offsetof(wire::AckReport, latency_log2), 320u);
   EXPECT_EQ(offsetof(wire::AckHeader, return_capacity), 8u);
   EXPECT_EQ(offsetof(wire::AckHeader, pub_waiting), 16u);
   EXPECT_EQ(offsetof(wire::AckHeader, wake_ret), 24u);
@@ -58,16 +61,144 @@ TEST(IpcLayout, MessagesAndRecordsAreFrozen) {
   EXPECT_EQ(sizeof(wire::SegmentMsg), 32u);
   EXPECT_EQ(sizeof(wire::SegmentRetiredMsg), 32u);
   EXPECT_EQ(offsetof(wire::SegmentRetiredMsg, segment_id), 16u);
-  EXPECT_EQ(static_cast<int>(wire::MsgType::segment_retired), 5);
+  EXPECT_EQ(static_cast<int>(wire::MsgType::segment_retired), 10);
   EXPECT_EQ(wire::kVersion, 2);
   EXPECT_EQ(sizeof(wire::RecordHeader), 8u);
-  EXPECT_EQ(sizeof(wire::BufferRecord), 104u);
-  EXPECT_EQ(offsetof(wire::BufferRecord, token), 8u);  // patched per subscriber
+  EXPECT_EQ(sizeof(wire::BufferRecord), 112u);
+  EXPECT_EQ(offsetof(wire::BufferRecord, send_ns), 104u);  // patched per subscriber
+  EXPECT_EQ(offsetof(wire::BufferRecord, token), 8u);      // patched per subscriber
   EXPECT_EQ(offsetof(wire::BufferRecord, segment_id), 16u);
   EXPECT_EQ(offsetof(wire::BufferRecord, sequence), 80u);
   EXPECT_EQ(offsetof(wire::BufferRecord, entries_bytes), 100u);
   EXPECT_EQ(sizeof(wire::EventRecord), 16u);
   EXPECT_EQ(sizeof(wire::SegmentPayload), 80u);
+  EXPECT_EQ(sizeof(wire::StatsRequestMsg), 32u);
+  EXPECT_EQ(sizeof(wire::StatsPublisherMsg), 152u);
+  EXPECT_EQ(sizeof(wire::StatsSegmentMsg), 40u);
+  EXPECT_EQ(sizeof(wire::StatsSubscriberMsg), 160u);
+  EXPECT_EQ(sizeof(wire::StatsEndMsg), 24u);
+  EXPECT_EQ(wire::kVersion, 2u);
+}
+
+TEST(IpcWire, SendStampRoundTrips) {
+  wire::BufferDesc d;
+  d.token = 5;
+  d.length = 10;
+  d.send_ns = 0x0123456789abcdefull;
+  std::vector<std::uint64_t> w;
+  wire::encode_buffer(w, d);
+  EXPECT_EQ(w[wire::kSendNsWord], d.send_ns);
+  auto r = wire::decode_record(bytes_of(w));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(std::get<wire::BufferDesc>(*r).send_ns, d.send_ns);
+}
+
+TEST(IpcWire, PeerMessageIsHelloOrStatsRequest) {
+  auto req = wire::encode_stats_request();
+  auto m = wire::decode_peer_msg(req);
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  EXPECT_TRUE(std::holds_alternative<wire::StatsRequest>(*m));
+  auto h = wire::decode_peer_msg(wire::encode_hello({2}));
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(std::get<wire::Hello>(*h).policy, 2u);
+  // A stats request is not a hello (decode_hello keeps refusing it).
+  EXPECT_FALSE(wire::decode_hello(req).ok());
+  auto bad = req;
+  bad[20] = std::byte{1};  // reserved field
+  EXPECT_FALSE(wire::decode_peer_msg(bad).ok());
+  bad = req;
+  bad.push_back(std::byte{0});
+  EXPECT_FALSE(wire::decode_peer_msg(bad).ok());
+  for (std::size_t n = 0; n < req.size(); ++n)
+    EXPECT_FALSE(wire::decode_peer_msg(std::span(req).first(n)).ok()) << n;
+}
+
+TEST(IpcWire, StatsMessagesRoundTripAndAreValidated) {
+  PublisherStats p;
+  p.publisher_pid = 4242;
+  p.uptime_ns = 99;
+  p.buffers_sent = 1;
+  p.copies = 2;
+  p.stats_requests = 3;
+  p.slot_size = 4096;
+  p.slots = 8;
+  p.slots_in_use = 5;
+  p.slots_high_water = 6;
+  p.format = std::string(300, 'c');  // longer than carried
+  p.segments.resize(2);
+  p.subscribers.resize(1);
+  auto pb = wire::encode_stats_publisher(p);
+  EXPECT_LE(pb.size(), wire::kMaxMsgSize);
+  auto pm = wire::decode_stats_msg(pb);
+  ASSERT_TRUE(pm.ok()) << pm.error().to_string();
+  const auto& p2 = std::get<PublisherStats>(*pm);
+  EXPECT_EQ(p2.publisher_pid, 4242);
+  EXPECT_EQ(p2.copies, 2u);
+  EXPECT_EQ(p2.stats_requests, 3u);
+  EXPECT_EQ(p2.slots_in_use, 5u);
+  EXPECT_EQ(p2.format, std::string(wire::kMaxStatsFormat, 'c'));
+  EXPECT_TRUE(p2.format_truncated);
+  for (std::size_t n = 0; n < pb.size(); ++n)
+    EXPECT_FALSE(wire::decode_stats_msg(std::span(pb).first(n)).ok()) << n;
+
+  SubscriberInfo s;
+  s.id = 7;
+  s.pid = 77;
+  s.uid = 1000;
+  s.policy = Policy::drop_newest;
+  s.leases = 3;
+  s.max_leases = 4;
+  s.ring_capacity = 65536;
+  s.ring_used = 128;
+  s.dropped_newest = 9;
+  s.latency_p99_ns = 4095;
+  auto sm = wire::decode_stats_msg(wire::encode_stats_subscriber(s));
+  ASSERT_TRUE(sm.ok()) << sm.error().to_string();
+  const auto& s2 = std::get<SubscriberInfo>(*sm);
+  EXPECT_EQ(s2.pid, 77);
+  EXPECT_EQ(s2.policy, Policy::drop_newest);
+  EXPECT_EQ(s2.leases, 3u);
+  EXPECT_EQ(s2.dropped_newest, 9u);
+  EXPECT_EQ(s2.latency_p99_ns, 4095u);
+  SubscriberInfo liar = s;
+  liar.leases = 5;  // more than its quota
+  EXPECT_FALSE(wire::decode_stats_msg(wire::encode_stats_subscriber(liar)).ok());
+  liar = s;
+  liar.ring_used = 65537;
+  EXPECT_FALSE(wire::decode_stats_msg(wire::encode_stats_subscriber(liar)).ok());
+  auto bytes = wire::encode_stats_subscriber(s);
+  bytes[offsetof(wire::StatsSubscriberMsg, policy)] = std::byte{3};
+  EXPECT_FALSE(wire::decode_stats_msg(bytes).ok());
+
+  auto gm = wire::decode_stats_msg(wire::encode_stats_segment({11, 8192, 1, 2}));
+  ASSERT_TRUE(gm.ok());
+  EXPECT_EQ(std::get<wire::StatsSegment>(*gm).size, 8192u);
+  EXPECT_FALSE(wire::decode_stats_msg(wire::encode_stats_segment({11, 0, 1, 2})).ok());
+  auto em = wire::decode_stats_msg(wire::encode_stats_end({2, 1}));
+  ASSERT_TRUE(em.ok());
+  EXPECT_EQ(std::get<wire::StatsEnd>(*em).subscribers, 1u);
+  // Other publisher messages are not part of a stats reply; a refusal is.
+  EXPECT_FALSE(wire::decode_stats_msg(wire::encode_segment({1, 4096})).ok());
+  auto rf = wire::decode_stats_msg(wire::encode_refuse({Errc::permission_denied, "no"}));
+  ASSERT_TRUE(rf.ok());
+  EXPECT_EQ(std::get<wire::Refuse>(*rf).code, Errc::permission_denied);
+  // ...and the subscriber's decoder does not accept stats messages.
+  EXPECT_FALSE(wire::decode_publisher_msg(wire::encode_stats_end({0, 0})).ok());
+}
+
+TEST(IpcWire, LatencyBucketsAreLog2) {
+  EXPECT_EQ(wire::latency_bucket(0), 0u);
+  EXPECT_EQ(wire::latency_bucket(1), 1u);
+  EXPECT_EQ(wire::latency_bucket(1023), 10u);
+  EXPECT_EQ(wire::latency_bucket(1024), 11u);
+  EXPECT_EQ(wire::latency_bucket(UINT64_MAX), wire::kLatencyBuckets - 1);
+  std::array<std::uint64_t, wire::kLatencyBuckets> b{};
+  EXPECT_EQ(wire::latency_quantile(b, 0.5, 0), 0u);
+  b[11] = 98;  // [1024, 2047]
+  b[20] = 2;   // [524288, 1048575]
+  EXPECT_EQ(wire::latency_quantile(b, 0.5, 600000), 2047u);
+  EXPECT_EQ(wire::latency_quantile(b, 0.99, 600000), 600000u);  // capped by the max
+  EXPECT_EQ(wire::latency_quantile(b, 0.99, 2000000), 1048575u);
 }
 
 TEST(IpcWire, BufferRecordRoundTripsAllMetadata) {

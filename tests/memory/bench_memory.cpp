@@ -4,10 +4,13 @@
 #include <benchmark/benchmark.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "parallax/pool.h"
+#include "parallax/spsc_ring.h"
 
 using namespace parallax::memory;
 
@@ -116,6 +119,52 @@ void BM_MakeSharedContended(benchmark::State& s) {
   }
 }
 BENCHMARK(BM_MakeSharedContended)->Threads(2)->UseRealTime();
+
+// The pattern of every queue: one thread loans (and freezes), another releases. Items cross
+// through an SpscRing (parallax/spsc_ring.h, the queue element's hand-over); the peer sends
+// make_shared vectors through the same ring. Per item, real time.
+template <typename Make>
+void producer_consumer(benchmark::State& s, Make make) {
+  using Item = decltype(make());
+  parallax::SpscRing<Item> ring(32);
+  std::atomic<bool> done{false};
+  auto stop = [&] { return done.load(std::memory_order_acquire); };
+  std::thread consumer([&] {
+    for (;;) {
+      const bool more = ring.wait_readable(stop);
+      const std::size_t n = ring.available();
+      for (std::size_t i = 0; i < n; ++i)
+        ring.at(i) = Item{};  // the release happens on this thread
+      ring.consume(n);
+      if (!more && n == 0) return;
+    }
+  });
+  for (auto _ : s) {
+    Item it = make();
+    while (!ring.writable())
+      (void)ring.wait_consumed(ring.head_index_cached(), [] { return false; });
+    ring.slot() = std::move(it);
+    ring.publish();
+  }
+  done.store(true, std::memory_order_release);
+  ring.wake_all();
+  consumer.join();
+}
+
+void BM_LoanProducerConsumer(benchmark::State& s) {
+  auto pool = pool_of(4096, 64);
+  producer_consumer(s, [&] {
+    auto l = pool->loan();  // blocks while every slot is in flight
+    if (!l) std::abort();
+    return std::move(*l).freeze();
+  });
+}
+BENCHMARK(BM_LoanProducerConsumer)->UseRealTime();
+
+void BM_MakeSharedProducerConsumer(benchmark::State& s) {
+  producer_consumer(s, [] { return std::make_shared<std::vector<std::byte>>(4096); });
+}
+BENCHMARK(BM_MakeSharedProducerConsumer)->UseRealTime();
 
 // The floor on this machine: one uncontended lock-prefixed RMW (what a clone costs at least)
 // and a load+CAS pair (what a loan or a release costs at least).

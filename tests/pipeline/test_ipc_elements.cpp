@@ -234,6 +234,8 @@ TEST(IpcElements, RegisteredWithGStreamerPropertyNames) {
   EXPECT_TRUE(std::get<bool>(*(*sink)->property("wait-for-connection")));
   EXPECT_EQ(std::get<std::uint64_t>(*(*sink)->property("linger")), 2'000'000'000u);
   EXPECT_EQ(std::get<std::int64_t>(*(*src)->property("copy-threshold")), -1);
+  EXPECT_TRUE(std::get<bool>(*(*sink)->property("prefault")));
+  EXPECT_FALSE(std::get<bool>(*(*src)->property("busy-poll")));
   for (const char* p : {"copied", "bytes-copied"}) {
     EXPECT_NE((*sink)->find_property(p), nullptr) << p;
     EXPECT_NE((*src)->find_property(p), nullptr) << p;

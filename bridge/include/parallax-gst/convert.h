@@ -29,8 +29,10 @@ inline constexpr std::uint32_t kCarriedFlags = 0x1FFF0u;
 /// Fills `meta` (all fields replaced) from `buf`: pts, dts, duration, offset, offset_end,
 /// flags, GstVideoMeta, GstReferenceTimestampMeta. `sequence` becomes meta.sequence.
 void metadata_from_gst(GstBuffer* buf, std::uint64_t sequence, Metadata& meta);
-/// Applies `meta` to `buf` (writable): timestamps, offsets, flags and the metas above.
-void metadata_to_gst(const Metadata& meta, GstBuffer* buf);
+/// Applies `meta` to `buf` (writable): timestamps, offsets, flags and the metas above. The
+/// entries come from a peer: a video meta whose planes do not all fit in `payload_size` bytes
+/// (the buffer's payload) is dropped with a warning, as are malformed entries.
+void metadata_to_gst(const Metadata& meta, GstBuffer* buf, gsize payload_size);
 
 /// A GstBuffer whose single memory wraps `buffer` read-only (no copy), with `buffer`'s
 /// metadata applied. `allocator` is a read-only Parallax allocator.

@@ -171,22 +171,30 @@ template <typename T>
   const std::size_t root = bytes.size() - sizeof(A);
   const A* view = reinterpret_cast<const A*>(bytes.data() + root);
   if (opts.level == Validation::trusted) return view;
-  auto run = [&](detail::ValidateCtx& c, bool coalesce) {
+  // Passes: ASCII runs (the common case, cheapest), UTF-8 runs (text that is not all ASCII),
+  // then string by string (to name the field of the first error).
+  enum class Pass { ascii_runs, utf8_runs, each_string };
+  auto run = [&](detail::ValidateCtx& c, Pass pass) {
     c.base = bytes.data();
     c.len = bytes.size();
     c.begin = body;
     c.end = root;  // the root's children precede it
     c.max_depth = opts.max_depth;
     c.check_utf8 = opts.level == Validation::full;
-    c.coalesce_utf8 = coalesce;
+    c.coalesce_utf8 = pass != Pass::each_string;
+    c.ascii_runs = pass == Pass::ascii_runs;
     return Traits<T>::validate(view, c) && c.flush_utf8();
   };
   detail::ValidateCtx c;
-  if (!run(c, true)) [[unlikely]] {
+  if (!run(c, Pass::ascii_runs)) [[unlikely]] {
+    if (c.need_utf8_pass) {
+      c = detail::ValidateCtx{};
+      if (run(c, Pass::utf8_runs)) return view;
+    }
     // Cold path: validate again checking each string as it is claimed, so the error names the
     // field and byte of the first problem in archive order.
     detail::ValidateCtx precise;
-    return detail::validation_error(run(precise, false) ? c : precise);
+    return detail::validation_error(run(precise, Pass::each_string) ? c : precise);
   }
   return view;
 }

@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -143,6 +144,23 @@ struct SubscriberInfo {
   std::uint64_t blocked_sends{0};   ///< sends that had to wait for this subscriber
   std::uint32_t leases{0};          ///< buffers it holds right now
   std::uint32_t max_leases{0};      ///< its quota
+  std::uint64_t bytes_sent{0};      ///< payload bytes of buffers_sent
+  std::uint64_t ring_used{0};       ///< descriptor ring bytes written and not yet taken
+  std::uint32_t ring_capacity{0};   ///< descriptor ring bytes
+  std::uint64_t connected_ns{0};    ///< how long it has been connected
+  // Reported by the subscriber itself through its ack area (display only: not validated).
+  std::uint64_t received{0};        ///< buffers it took off its ring
+  std::uint64_t latency_count{0};   ///< buffers with a transit latency measured
+  std::uint64_t latency_p50_ns{0};  ///< transit latency quantiles (log2 bucket upper bounds)
+  std::uint64_t latency_p99_ns{0};
+  std::uint64_t latency_max_ns{0};
+};
+
+/// One segment of the publisher's pool.
+struct PoolSegmentInfo {
+  std::uint64_t id{0};
+  std::uint64_t size{0};   ///< bytes mapped
+  std::uint32_t slots{0};  ///< slots carved from it
 };
 
 struct PublisherStats {
@@ -155,6 +173,16 @@ struct PublisherStats {
   std::uint64_t disconnects{0};      ///< subscribers gone (clean, crashed or expelled)
   std::uint64_t refused{0};          ///< connections refused by credentials or limits
   std::uint64_t protocol_errors{0};  ///< connections closed because a peer misbehaved
+  std::uint64_t stats_requests{0};   ///< stats requests answered (query_stats, parallax-inspect)
+  pid_t publisher_pid{0};
+  std::uint64_t uptime_ns{0};     ///< since bind()
+  std::string format;             ///< latest format (caps) sent, if any
+  bool format_truncated{false};   ///< format cut to 256 bytes (query_stats only)
+  std::uint64_t slot_size{0};     ///< the pool's
+  std::uint32_t slots{0};         ///< slots in all segments
+  std::uint32_t slots_in_use{0};  ///< loaned, in flight or held by subscribers
+  std::uint32_t slots_high_water{0};
+  std::vector<PoolSegmentInfo> segments;
   /// Slots of subscribers that are gone (hang-up, close(), expelled) but may still map them:
   /// kept out of the pool until the subscriber's connection object is destroyed or its process
   /// exits. Bounded: such subscribers count against max_subscribers until then.
@@ -165,6 +193,13 @@ struct PublisherStats {
   memory::PoolStats pool;             ///< the current pool's counters (bytes included)
   std::vector<SubscriberInfo> subscribers;
 };
+
+/// Asks the publisher listening on `path` for its stats over its socket (the same credential
+/// check as a subscriber; the request does not count as a subscriber and does not touch the
+/// stream). Errors: not_found / unavailable (no publisher), permission_denied (refused),
+/// timeout (no complete answer within `timeout`), data_loss (malformed answer).
+[[nodiscard]] Result<PublisherStats> query_stats(
+    std::string_view path, std::chrono::milliseconds timeout = std::chrono::seconds(2));
 
 /// The sending side. Thread-safety: send()/send_event()/loan() may be called from one producer
 /// thread at a time; stats()/subscriber_count()/interrupt()/resume() from any thread. A background
@@ -273,6 +308,11 @@ struct SubscriberOptions {
   /// connect_timeout or 5 s if that is 0) instead of failing; the stream restarts with the new
   /// publisher's sticky events.
   bool reconnect{false};
+  /// Most memory segments one connection may announce (each is an fd and a mapping here), and
+  /// most bytes they may map in total. A publisher that announces more is refused: the
+  /// connection is closed with resource_exhausted. A pool that grows needs room for its growth.
+  std::size_t max_segments{256};
+  std::uint64_t max_mapped_bytes{std::uint64_t{64} << 30};  // 64 GiB of address space
   /// Lease pressure (like v4l2src copying when its pool runs low): while we hold fewer than
   /// this many leases, recv*() hands out zero-copy Buffers; past it, the payload is copied
   /// into local (heap) memory and the lease is returned at once, so a consumer that keeps
@@ -299,6 +339,14 @@ struct SubscriberStats {
   std::uint32_t leases{0};          ///< buffers we hold now (alive Buffers from this subscriber)
   std::uint32_t quota{0};           ///< the publisher's lease cap for us
   pid_t publisher_pid{0};
+  /// Transit latency (receive time minus the publisher's send stamp, CLOCK_MONOTONIC) of the
+  /// buffers received on the current and past connections: log2 buckets, bucket k counting
+  /// [2^(k-1), 2^k) ns (bucket 0: 0 ns; the last one everything above 2^62).
+  std::uint64_t latency_count{0};
+  std::uint64_t latency_p50_ns{0};  ///< bucket upper bounds: accurate to a factor of two
+  std::uint64_t latency_p99_ns{0};
+  std::uint64_t latency_max_ns{0};
+  std::array<std::uint64_t, 64> latency_log2{};
 };
 
 /// The receiving side. recv()/recv_item() are for one consumer thread; the Buffers it returns

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <parallax/result.h>
+#include <parallax/spsc_ring.h>
 #include <parallax/typed/bounded_queue.h>
 
 #include <atomic>
@@ -501,17 +502,55 @@ class BatchNode : public NodeBase<Next> {
   bool downstream_done_ = false;
 };
 
-/// Moves everything downstream of it to one consumer thread, through a bounded queue.
+/// Moves everything downstream of it to one consumer thread, through a bounded queue: an
+/// SpscRing (one producer, the thread running the stages before it; one consumer), handed
+/// over without locks while the stream runs. Either side may close it: the
+/// producer at the end of the stream (the consumer drains what is queued), the consumer when
+/// downstream wants nothing more (the producer's next push() returns false).
 template <typename V, typename Next>
 class QueueNode {
   struct State {
-    State(std::size_t cap, Next&& n) : queue(cap), next(std::move(n)) {}
-    BoundedQueue<V> queue;
+    State(std::size_t cap, Next&& n) : limit(cap == 0 ? 1 : cap), ring(limit), next(std::move(n)) {}
+    std::size_t limit;  // items queued at most (the ring's capacity is the power of two above)
+    SpscRing<std::optional<V>> ring;
+    std::atomic<bool> closed{false};
     Next next;       // touched only by the consumer thread until it is joined
     RunContext ctx;  // the consumer side's context, same rule
     std::atomic<bool> upstream_failed{false};
     std::atomic<bool> stopped{false};
     std::jthread consumer;  // last: joined first on destruction
+
+    void close() {
+      closed.store(true, std::memory_order_seq_cst);
+      ring.wake_all();
+    }
+    [[nodiscard]] bool is_closed() const { return closed.load(std::memory_order_acquire); }
+    // Consumer thread: every item queued, until closed and drained. It sees all published
+    // items at once (one look at the producer's index per batch) but frees each slot as its
+    // item leaves, so at most `limit` items are queued plus the one downstream is handling.
+    void consume() {
+      for (;;) {
+        std::size_t n = ring.available();
+        if (n == 0) {
+          if (!ring.wait_readable([&] { return is_closed(); })) {
+            n = ring.available();  // closed: drain what was published before
+            if (n == 0) return;
+          } else {
+            n = ring.available();
+          }
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+          V v = std::move(*ring.at(0));
+          ring.at(0).reset();
+          ring.consume(1);
+          if (!next.push(std::move(v))) {
+            stopped.store(true, std::memory_order_relaxed);
+            close();  // unblocks a producer waiting for room; it sees push() == false
+            return;
+          }
+        }
+      }
+    }
   };
 
  public:
@@ -519,30 +558,33 @@ class QueueNode {
       : state_(std::make_unique<State>(cap, std::move(next))), ctx_(&ctx) {
     State* s = state_.get();
     s->consumer = std::jthread([s] {
-      while (auto item = s->queue.pop()) {
-        if (!s->next.push(std::move(*item))) {
-          s->stopped.store(true, std::memory_order_relaxed);
-          s->queue.close();  // unblocks a producer waiting for room; it sees push() == false
-          break;
-        }
-      }
+      s->consume();
       if (s->upstream_failed.load()) s->ctx.abort();
       s->next.finish();
     });
   }
   QueueNode(QueueNode&&) noexcept = default;
   ~QueueNode() {
-    if (state_) state_->queue.close();  // the jthread member then joins
+    if (state_) state_->close();  // the jthread member then joins
   }
 
   template <typename U>
   bool push(U&& x) {
-    return state_->queue.push(V(std::forward<U>(x)));
+    State& s = *state_;
+    while (!s.ring.writable(s.limit)) {
+      if (s.is_closed()) return false;
+      if (!s.ring.wait_consumed(s.ring.head_index_cached(), [&] { return s.is_closed(); }))
+        return false;
+    }
+    if (s.is_closed()) return false;
+    s.ring.slot().emplace(std::forward<U>(x));
+    s.ring.publish();
+    return true;
   }
   [[nodiscard]] bool open() const { return !state_->stopped.load(std::memory_order_relaxed); }
   void finish() {
     state_->upstream_failed.store(ctx_->failed());
-    state_->queue.close();
+    state_->close();
     state_->consumer.join();
     // Every item the consumer saw entered the queue before anything upstream failed, so an
     // error downstream of the queue is earlier in stream order and wins.

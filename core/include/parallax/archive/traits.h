@@ -150,6 +150,12 @@ struct ValidateCtx {
   // Pending run of claimed string bytes whose UTF-8 check is deferred (see Traits<string>).
   // When off, each string is checked as it is claimed, so an error names its exact field.
   bool coalesce_utf8{true};
+  // Coalesced runs in two flavours. ascii_runs (the first pass): a run must be all ASCII, so
+  // no string byte is read while claiming (see Traits<string>); a run that is not sets
+  // need_utf8_pass and fails. Otherwise (the second pass, for such archives): each piece's
+  // first byte must be a character boundary and the run is checked as UTF-8.
+  bool ascii_runs{false};
+  bool need_utf8_pass{false};
   std::size_t utf8_begin{0};
   std::size_t utf8_end{0};
   // Error report, filled on the cold path only: what, where, and the path built while unwinding.
@@ -168,15 +174,24 @@ struct ValidateCtx {
   [[gnu::cold]] bool claim_failed(std::size_t field_pos, std::int64_t target, std::uint64_t bytes,
                                   std::size_t align);
   [[gnu::cold]] bool utf8_failed(std::size_t at_byte);
-  /// Checks the pending run of string bytes.
+  /// Checks the pending run of string bytes. With ascii_runs, all ASCII passes (every byte is
+  /// then a character boundary, so each piece is valid on its own) and anything else fails
+  /// with need_utf8_pass set; access() then validates again without ascii_runs.
   bool flush_utf8() {
-    std::size_t bad = 0;
-    if (utf8_end > utf8_begin && !utf8_valid_in(base, utf8_begin, utf8_end - utf8_begin, bad))
-        [[unlikely]]
-      return utf8_failed(utf8_begin + bad);
+    if (utf8_end > utf8_begin) {
+      if (ascii_runs) {
+        if (!ascii_in(base + utf8_begin, utf8_end - utf8_begin)) [[unlikely]]
+          return utf8_not_ascii();
+      } else {
+        std::size_t bad = 0;
+        if (!utf8_valid_in(base, utf8_begin, utf8_end - utf8_begin, bad)) [[unlikely]]
+          return utf8_failed(utf8_begin + bad);
+      }
+    }
     utf8_begin = utf8_end;
     return true;
   }
+  [[gnu::cold]] bool utf8_not_ascii();
   /// Joined path, e.g. "records[17].request" ("(root)" when empty).
   [[nodiscard]] std::string path() const;
 
@@ -312,11 +327,13 @@ struct Traits<std::string> {
     if (!c.claim(&a->rel_, n, 1, t)) return false;
     if (c.check_utf8) {
       // Consecutive strings are usually contiguous (a record's strings, then the next
-      // record's): their bytes are checked as one run, which is valid UTF-8 piece by piece
-      // exactly when it is valid as a whole and each piece starts on a character boundary
-      // (a byte that is not 10xxxxxx). A run is checked when it breaks and at the end.
+      // record's): their bytes are checked as one run when it breaks and at the end. A run is
+      // valid UTF-8 piece by piece exactly when it is valid as a whole and each piece starts
+      // on a character boundary (a byte that is not 10xxxxxx). In the first pass (ascii_runs)
+      // runs must be all ASCII, where every byte is a boundary, so no string byte is read
+      // here; archives with other text take a second pass that checks the boundaries.
       if (t == c.utf8_end && c.coalesce_utf8 &&
-          (static_cast<unsigned char>(c.base[t]) & 0xC0) != 0x80) [[likely]] {
+          (c.ascii_runs || (static_cast<unsigned char>(c.base[t]) & 0xC0) != 0x80)) [[likely]] {
         c.utf8_end = t + n;
       } else {
         if (!c.flush_utf8()) return false;
