@@ -72,10 +72,12 @@ AllocatorState* state_of(GstAllocator* a) {
   return GST_IS_PARALLAX_ALLOCATOR(a) ? GST_PARALLAX_ALLOCATOR(a)->state : nullptr;
 }
 
-// Gives `slot` a fresh writable slot of `st`'s pool, waiting at most `timeout`.
-bool loan_into(AllocatorState* st, SlotRef* slot, std::chrono::nanoseconds timeout) {
+// Gives `slot` a fresh writable slot (block of `size` bytes in a variable-size pool; a whole
+// slot otherwise) of `st`'s pool, waiting at most `timeout`.
+bool loan_into(AllocatorState* st, SlotRef* slot, gsize size, std::chrono::nanoseconds timeout) {
   if (!st->pool) return false;
-  auto l = st->pool->loan_for(timeout);
+  auto l =
+      st->pool->variable_size() ? st->pool->loan_for(size, timeout) : st->pool->loan_for(timeout);
   if (!l) return false;
   slot->frozen = Buffer();
   slot->loan = std::move(*l);
@@ -99,9 +101,12 @@ GstMemory* alloc_fn(GstAllocator* allocator, gsize size, GstAllocationParams* pa
     return nullptr;
   }
   const auto flags = params ? params->flags : static_cast<GstMemoryFlags>(0);
-  GstParallaxMemory* m = new_memory(allocator, nullptr, flags, slot_size, prefix, size);
+  // A variable-size pool gives a block of exactly what is asked (encoders asking for each
+  // frame's size get ~the frame, not a slot); a slot pool gives a slot.
+  const gsize maxsize = st->pool->variable_size() ? prefix + size + padding : slot_size;
+  GstParallaxMemory* m = new_memory(allocator, nullptr, flags, maxsize, prefix, size);
   if (m == nullptr) return nullptr;
-  if (!loan_into(st, m->slot, std::chrono::seconds(1))) {
+  if (!loan_into(st, m->slot, maxsize, std::chrono::seconds(1))) {
     GST_WARNING_OBJECT(allocator, "no free slot within 1 s");
     gst_memory_unref(GST_MEMORY_CAST(m));
     return nullptr;
@@ -120,14 +125,14 @@ gpointer map_fn(GstMemory* mem, gsize, GstMapFlags flags) {
   AllocatorState* st = state_of(mem->allocator);
   if (!s->armed()) {
     // A pooled memory whose slot was not loaned yet (the pool arms on acquire).
-    if (st == nullptr || !loan_into(st, s, std::chrono::seconds(1))) return nullptr;
+    if (st == nullptr || !loan_into(st, s, mem->maxsize, std::chrono::seconds(1))) return nullptr;
   }
   if ((flags & GST_MAP_WRITE) && !s->loan.valid()) {
     // The slot is shared (subscribers may be reading it): copy on write into a fresh slot.
     // GstMemory's lock guarantees no other map is active now.
     if (st == nullptr || !st->pool || mem->parent != nullptr) return nullptr;
     Buffer old = std::move(s->frozen);
-    if (!loan_into(st, s, std::chrono::seconds(1))) {
+    if (!loan_into(st, s, mem->maxsize, std::chrono::seconds(1))) {
       s->frozen = std::move(old);
       return nullptr;
     }
@@ -238,8 +243,9 @@ const std::shared_ptr<memory::MemoryPool>* allocator_pool(GstAllocator* allocato
 GstMemory* memory_new_unarmed(GstAllocator* allocator, gsize size) {
   AllocatorState* st = state_of(allocator);
   if (st == nullptr || !st->pool || size > st->pool->slot_size()) return nullptr;
-  GstParallaxMemory* m = new_memory(allocator, nullptr, static_cast<GstMemoryFlags>(0),
-                                    st->pool->slot_size(), 0, size);
+  const gsize maxsize = st->pool->variable_size() ? size : st->pool->slot_size();
+  GstParallaxMemory* m =
+      new_memory(allocator, nullptr, static_cast<GstMemoryFlags>(0), maxsize, 0, size);
   return m ? GST_MEMORY_CAST(m) : nullptr;
 }
 
@@ -269,12 +275,13 @@ bool memory_arm(GstMemory* mem, bool (*cancelled)(void*), void* user_data,
   // Drop our reference to the shared slot first: remote leases keep it alive as long as needed.
   m->slot->frozen = Buffer();
   m->slot->data = nullptr;
-  if (auto l = st->pool->try_loan()) {
+  const bool sized = st->pool->variable_size();
+  if (auto l = sized ? st->pool->try_loan(mem->maxsize) : st->pool->try_loan()) {
     m->slot->loan = std::move(*l);
   } else {
     for (;;) {
       if (cancelled != nullptr && cancelled(user_data)) return false;
-      auto w = st->pool->loan_for(step);
+      auto w = sized ? st->pool->loan_for(mem->maxsize, step) : st->pool->loan_for(step);
       if (w) {
         m->slot->loan = std::move(*w);
         break;

@@ -44,7 +44,11 @@ constexpr std::size_t kMinAutoSlots = 6;
 constexpr std::size_t kMaxAutoSlots = 256;
 constexpr std::size_t kAutoPoolBytes = 16 << 20;
 constexpr std::size_t kEagerReturnBytes = 1 << 20;
-constexpr std::size_t kDefaultUnknownSlotSize = 4 << 20;  // encoded streams: 4 MiB slots
+// Streams without a frame size in their caps (encoded, bytes) get a variable-size pool: blocks
+// of each buffer's size in a first segment of this size, growing within max-memory.
+constexpr std::size_t kArenaFirstBytes = 2 << 20;
+constexpr guint64 kDefaultMaxMemory = guint64{512} << 20;
+constexpr std::size_t kMinSlots = 2;
 constexpr guint kDefaultMaxSubscribers = 64;
 constexpr guint kDefaultSocketMode = 0600;
 
@@ -64,6 +68,7 @@ enum {
   PROP_AFFINITY,
   PROP_NUMA_NODE,
   PROP_PLACEMENT_BEST_EFFORT,
+  PROP_MAX_MEMORY,
 };
 
 constexpr guint64 kDefaultLinger = 2 * GST_SECOND;
@@ -83,6 +88,7 @@ struct Settings {
   std::string numa_node;  // "" none, "auto", or a node
   bool placement_best_effort{false};
   guint64 linger{kDefaultLinger};
+  guint64 max_memory{kDefaultMaxMemory};
 };
 
 // Everything the element owns. Lock order: mu (settings, publisher creation, pending events)
@@ -101,6 +107,7 @@ struct State {
   std::uint64_t sequence{0};
   // Counters (read by the stats property from any thread).
   std::atomic<std::uint64_t> buffers{0}, bytes{0}, zero_copy{0}, copied{0}, bytes_copied{0};
+  std::atomic<std::uint64_t> pool_growths{0};  // pools replaced by larger ones (caps growth)
   bool copy_logged{false};
   std::optional<std::optional<unsigned>> numa;  // numa_node checked at start (inner nullopt: auto)
   bool pinned{false};                           // the rendering thread
@@ -148,18 +155,111 @@ static GstStaticPadTemplate sink_template =
 
 namespace {
 
-// Binds the publisher for buffers of `needed` bytes (0: unknown). Called with mu held.
+// Makes a pool for buffers of `needed` bytes (0: unknown, a variable-size pool unless slot-size
+// is set), within max-memory. Posts an element error and returns null when it cannot.
+std::shared_ptr<pmem::MemoryPool> make_pool(GstParallaxSink* self, std::size_t needed) {
+  const Settings& s = self->state->settings;
+  const std::string name = "parallaxsink:" + s.socket_path;
+  const auto budget = static_cast<std::size_t>(s.max_memory);
+  auto segment = [&](std::size_t bytes) {
+    return s.memory == GST_PARALLAX_MEMORY_HUGEPAGE
+               ? pmem::HugePageSegment::create(name, bytes)
+               : pmem::SharedMemorySegment::create(name, bytes);
+  };
+  if (needed == 0 && s.slot_size == 0) {
+    // Pages of a memfd are committed when first written, so an arena costs what its blocks
+    // in flight touch, not its size: it is not prefaulted.
+    const std::size_t first = std::min(kArenaFirstBytes, budget);
+    auto seg = segment(first);
+    if (!seg) {
+      GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("Could not create the shared memory"),
+                        ("%zu bytes: %s", first, seg.error().message.c_str()));
+      return nullptr;
+    }
+    pmem::ArenaOptions ao;
+    ao.max_bytes = budget;
+    if (s.memory == GST_PARALLAX_MEMORY_HUGEPAGE)
+      ao.grow = [name](std::size_t n) { return pmem::HugePageSegment::create(name, n); };
+    auto pool = pmem::MemoryPool::create_arena(std::move(*seg), std::move(ao));
+    if (!pool) {
+      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Could not create the shared-memory pool"),
+                        ("%s (max-memory %zu)", pool.error().message.c_str(), budget));
+      return nullptr;
+    }
+    GST_INFO_OBJECT(self, "variable-size pool: first segment %zu bytes, max-memory %zu", first,
+                    budget);
+    return std::move(*pool);
+  }
+  std::size_t slot_size = std::max<std::size_t>(s.slot_size, needed);
+  slot_size = (slot_size + 63) & ~std::size_t{63};
+  std::size_t count = s.slot_count
+                          ? s.slot_count
+                          : std::clamp(kAutoPoolBytes / slot_size, kMinAutoSlots, kMaxAutoSlots);
+  if (s.slot_count == 0 && slot_size * count > budget)
+    count = std::max(kMinSlots, budget / slot_size);
+  if (slot_size * count > budget) {
+    GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("Buffers too large for max-memory"),
+                      ("%zu slots of %zu bytes need %zu bytes of shared memory, max-memory is "
+                       "%zu: raise max-memory (or lower slot-count)",
+                       count, slot_size, slot_size * count, budget));
+    return nullptr;
+  }
+  auto seg = segment(slot_size * count);
+  if (!seg) {
+    GST_ELEMENT_ERROR(
+        self, RESOURCE, NO_SPACE_LEFT, ("Could not create the shared memory"),
+        ("%zu slots of %zu bytes: %s", count, slot_size, seg.error().message.c_str()));
+    return nullptr;
+  }
+  if (s.prefault && !self->state->numa) {  // with numa-node the publisher binds, then prefaults
+    auto committed = seg->prefault();
+    if (!committed) {
+      GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("Could not commit the shared memory"),
+                        ("%zu slots of %zu bytes: %s (prefault=false defers it to first use)",
+                         count, slot_size, committed.error().message.c_str()));
+      return nullptr;
+    }
+  }
+  auto pool = pmem::MemoryPool::create(std::move(*seg), slot_size);
+  if (!pool) {
+    GST_ELEMENT_ERROR(self, RESOURCE, FAILED, ("Could not create the slot pool"),
+                      ("%s", pool.error().message.c_str()));
+    return nullptr;
+  }
+  GST_INFO_OBJECT(self, "%zu slots of %zu bytes (%s)", count, slot_size,
+                  s.memory == GST_PARALLAX_MEMORY_HUGEPAGE ? "hugepage" : "memfd");
+  return std::move(*pool);
+}
+
+// The publisher's pool cannot hold buffers of `needed` bytes (caps grew, or a buffer larger
+// than any before): replaces it with one that can. The old pool is retired by the publisher:
+// buffers over it stay valid until released. Called with mu held, on the streaming thread.
+bool grow_pool(GstParallaxSink* self, std::size_t needed) {
+  State& st = *self->state;
+  const std::size_t have = st.publisher->pool()->slot_size();
+  auto pool = make_pool(self, needed);
+  if (!pool) return false;
+  if (auto r = st.publisher->replace_pool(pool); !r) {
+    GST_ELEMENT_ERROR(self, RESOURCE, FAILED, ("Could not switch to a larger pool"),
+                      ("%s", r.error().message.c_str()));
+    return false;
+  }
+  if (st.allocator != nullptr) gst_object_unref(st.allocator);  // memories upstream keep theirs
+  st.allocator = parallax::gst::allocator_new(std::move(pool));
+  st.pool_growths.fetch_add(1, std::memory_order_relaxed);
+  GST_INFO_OBJECT(self,
+                  "buffers of %zu bytes do not fit the %zu-byte slots: new pool, the old one "
+                  "is retired once its buffers are released",
+                  needed, have);
+  return true;
+}
+
+// Binds the publisher for buffers of `needed` bytes (0: unknown), or makes sure its pool holds
+// them. Called with mu held.
 bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
   State& st = *self->state;
   if (st.publisher) {
-    const std::size_t have = st.publisher->pool()->slot_size();
-    if (needed > have) {
-      GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("Buffers grew larger than the shared-memory slots"),
-                        ("the format needs %zu bytes per buffer but slots are %zu bytes; set "
-                         "slot-size to the largest buffer of the stream",
-                         needed, have));
-      return false;
-    }
+    if (needed > st.publisher->pool()->slot_size()) return grow_pool(self, needed);
     return true;
   }
   const Settings& s = st.settings;
@@ -168,45 +268,14 @@ bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
                       ("set the socket-path property to the Unix socket to publish on"));
     return false;
   }
-  std::size_t slot_size = s.slot_size;
-  if (slot_size == 0) slot_size = needed ? needed : kDefaultUnknownSlotSize;
-  if (needed > slot_size) {
-    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("slot-size too small for the stream"),
-                      ("buffers need %zu bytes, slot-size is %zu", needed, slot_size));
-    return false;
-  }
-  slot_size = (slot_size + 63) & ~std::size_t{63};
-  const std::size_t count =
-      s.slot_count ? s.slot_count
-                   : std::clamp(kAutoPoolBytes / slot_size, kMinAutoSlots, kMaxAutoSlots);
-  const std::string name = "parallaxsink:" + s.socket_path;
-  auto seg = s.memory == GST_PARALLAX_MEMORY_HUGEPAGE
-                 ? pmem::HugePageSegment::create(name, slot_size * count)
-                 : pmem::SharedMemorySegment::create(name, slot_size * count);
-  if (!seg) {
-    GST_ELEMENT_ERROR(
-        self, RESOURCE, NO_SPACE_LEFT, ("Could not create the shared memory"),
-        ("%zu slots of %zu bytes: %s", count, slot_size, seg.error().message.c_str()));
-    return false;
-  }
-  if (s.prefault && !st.numa) {  // with numa-node the publisher binds, then prefaults
-    auto committed = seg->prefault();
-    if (!committed) {
-      GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("Could not commit the shared memory"),
-                        ("%zu slots of %zu bytes: %s (prefault=false defers it to first use)",
-                         count, slot_size, committed.error().message.c_str()));
-      return false;
-    }
-  }
-  auto pool = pmem::MemoryPool::create(std::move(*seg), slot_size);
-  if (!pool) {
-    GST_ELEMENT_ERROR(self, RESOURCE, FAILED, ("Could not create the slot pool"),
-                      ("%s", pool.error().message.c_str()));
-    return false;
-  }
+  auto pool = make_pool(self, needed);
+  if (!pool) return false;
+  // The lease quota is 3/4 of the slots (of what fits the first segment for an arena: its
+  // blocks are as many as the stream's buffers make them).
+  const std::size_t count = pool->variable_size() ? 64 : std::max<std::size_t>(1, pool->capacity());
   link::PublisherOptions opts;
-  opts.pool = *pool;
-  opts.slot_size = slot_size;
+  opts.pool = pool;
+  opts.slot_size = pool->slot_size();
   opts.slot_count = count;
   opts.socket_mode = s.socket_mode;
   opts.default_policy = static_cast<link::Policy>(s.policy);
@@ -242,7 +311,7 @@ bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
     st.live = &*st.publisher;
     if (st.unlocked.load(std::memory_order_acquire)) st.live->interrupt();
   }
-  st.allocator = parallax::gst::allocator_new(st.publisher->pool());
+  st.allocator = parallax::gst::allocator_new(std::move(pool));
   if (st.numa) {
     const link::PublisherStats ps = st.publisher->stats();
     GST_INFO_OBJECT(self,
@@ -250,9 +319,7 @@ bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
                     " pages there (move_pages)",
                     ps.numa_node, ps.pages_on_node, ps.pages);
   }
-  GST_INFO_OBJECT(self, "publishing on %s: %zu slots of %zu bytes (%s)", s.socket_path.c_str(),
-                  count, slot_size,
-                  s.memory == GST_PARALLAX_MEMORY_HUGEPAGE ? "hugepage" : "memfd");
+  GST_INFO_OBJECT(self, "publishing on %s", s.socket_path.c_str());
   for (const auto& e : std::exchange(st.pending, {})) {
     // No subscriber yet (the socket just appeared): these cannot block.
     if (auto r = st.publisher->send_event(e); !r)
@@ -405,6 +472,9 @@ static void gst_parallax_sink_set_property(GObject* object, guint id, const GVal
     case PROP_PLACEMENT_BEST_EFFORT:
       s.placement_best_effort = g_value_get_boolean(value);
       break;
+    case PROP_MAX_MEMORY:
+      s.max_memory = g_value_get_uint64(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
       break;
@@ -417,10 +487,17 @@ static GstStructure* make_stats(GstParallaxSink* self) {
   guint64 drops = 0, connections = 0, events = 0, leases = 0;
   gint numa_node = -1;
   guint64 pages = 0, pages_on_node = 0;
+  guint64 pool_bytes = 0, pool_in_use = 0, pool_high_water = 0, retired = 0;
+  gboolean variable = FALSE;
   {
     std::lock_guard lock(st.mu);
     if (st.publisher) {
       const link::PublisherStats ps = st.publisher->stats();
+      pool_bytes = ps.pool.bytes_capacity;
+      pool_in_use = ps.pool.bytes_in_use;
+      pool_high_water = ps.pool.bytes_high_water;
+      variable = ps.pool.variable_size;
+      retired = ps.segments_retired;
       subscribers = static_cast<guint>(ps.subscribers.size());
       for (const auto& sub : ps.subscribers) {
         drops += sub.dropped_oldest + sub.dropped_newest;
@@ -440,7 +517,11 @@ static GstStructure* make_stats(GstParallaxSink* self) {
       "bytes-copied", G_TYPE_UINT64, st.bytes_copied.load(), "drops", G_TYPE_UINT64, drops,
       "subscribers", G_TYPE_UINT, subscribers, "connections", G_TYPE_UINT64, connections, "events",
       G_TYPE_UINT64, events, "leases", G_TYPE_UINT64, leases, "numa-node", G_TYPE_INT, numa_node,
-      "pages", G_TYPE_UINT64, pages, "pages-on-node", G_TYPE_UINT64, pages_on_node, nullptr);
+      "pages", G_TYPE_UINT64, pages, "pages-on-node", G_TYPE_UINT64, pages_on_node, "pool-bytes",
+      G_TYPE_UINT64, pool_bytes, "pool-bytes-in-use", G_TYPE_UINT64, pool_in_use,
+      "pool-bytes-high-water", G_TYPE_UINT64, pool_high_water, "variable-size", G_TYPE_BOOLEAN,
+      variable, "pool-growths", G_TYPE_UINT64, st.pool_growths.load(), "segments-retired",
+      G_TYPE_UINT64, retired, nullptr);
 }
 
 static void gst_parallax_sink_get_property(GObject* object, guint id, GValue* value,
@@ -491,6 +572,9 @@ static void gst_parallax_sink_get_property(GObject* object, guint id, GValue* va
       break;
     case PROP_PLACEMENT_BEST_EFFORT:
       g_value_set_boolean(value, s.placement_best_effort);
+      break;
+    case PROP_MAX_MEMORY:
+      g_value_set_uint64(value, s.max_memory);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
@@ -581,18 +665,23 @@ static gboolean gst_parallax_sink_propose_allocation(GstBaseSink* sink, GstQuery
   std::optional<std::size_t> size = parallax::gst::buffer_size_for_caps(caps);
   GstAllocator* allocator = nullptr;
   std::size_t slot_size = 0;
+  bool variable = false;
   {
     std::lock_guard lock(st.mu);
     if (!ensure_publisher(self, size.value_or(0))) return FALSE;
     allocator = GST_ALLOCATOR_CAST(gst_object_ref(st.allocator));
-    slot_size = st.publisher->pool()->slot_size();
+    const auto pool = st.publisher->pool();
+    slot_size = pool->slot_size();
+    variable = pool->variable_size();
   }
   // Without a frame size from the caps (encoded, audio with variable buffers) upstream asks
   // for what it needs up to a slot; video gets exactly the frame.
   GstVideoInfo info;
   const bool video = gst_video_info_from_caps(&info, caps);
   const guint buf_size = static_cast<guint>(video ? GST_VIDEO_INFO_SIZE(&info) : slot_size);
-  if (need_pool) {
+  // A variable-size pool without a frame size: no buffer pool (its buffers would each take the
+  // largest block); upstream allocates each buffer's size from the allocator below.
+  if (need_pool && (video || !variable)) {
     GstBufferPool* pool = gst_parallax_buffer_pool_new(allocator);
     GstStructure* config = gst_buffer_pool_get_config(pool);
     gst_buffer_pool_config_set_params(config, caps, buf_size, 2, 0);
@@ -697,7 +786,8 @@ static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf)
   bool wait_for_connection = false;
   {
     std::lock_guard lock(st.mu);
-    if (!st.publisher && !ensure_publisher(self, gst_buffer_get_size(buf))) return GST_FLOW_ERROR;
+    // No caps came first (nothing sized the pool): a variable-size pool unless slot-size is set.
+    if (!st.publisher && !ensure_publisher(self, 0)) return GST_FLOW_ERROR;
     // The publisher lives until stop(), which basesink runs after the streaming thread left
     // render(): using it unlocked here is safe.
     pub = &*st.publisher;
@@ -733,12 +823,10 @@ static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf)
                    meta.sequence, segment_inode(b->segment()), b->segment_offset());
     st.zero_copy.fetch_add(1, std::memory_order_relaxed);
   } else {
-    const std::size_t slot_size = pub->pool()->slot_size();
-    if (size > slot_size) {
-      GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Buffer larger than a shared-memory slot"),
-                        ("buffer of %" G_GSIZE_FORMAT " bytes, slots of %zu bytes: set slot-size",
-                         size, slot_size));
-      return GST_FLOW_ERROR;
+    if (size > pub->pool()->slot_size()) {
+      // Larger than anything the pool can hold: a larger pool (within max-memory) or an error.
+      std::lock_guard lock(st.mu);
+      if (!ensure_publisher(self, size)) return GST_FLOW_ERROR;
     }
     if (!st.copy_logged) {
       st.copy_logged = true;
@@ -751,20 +839,20 @@ static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf)
     // up after its loan_timeout (5 s), when we wait again (basesink's flush contract below).
     pmem::Loan loan;
     for (;;) {
-      auto l = pub->loan();
+      auto l = pub->loan(size);
       if (l) {
         loan = std::move(*l);
         break;
       }
       if (l.error().code != parallax::Errc::timeout &&
           l.error().code != parallax::Errc::cancelled) {
-        GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not get a shared-memory slot"),
-                          ("%s", l.error().message.c_str()));
+        GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("No shared memory for a buffer"),
+                          ("buffer of %" G_GSIZE_FORMAT " bytes: %s (property max-memory)", size,
+                           l.error().message.c_str()));
         return GST_FLOW_ERROR;
       }
       if (GstFlowReturn ret = wait_if_unlocked(self); ret != GST_FLOW_OK) return ret;
     }
-    (void)loan.set_size(size);
     gst_buffer_extract(buf, 0, loan.data().data(), size);
     loan.metadata() = std::move(meta);
     if (auto r = pub->send(std::move(loan)); !r) {
@@ -849,8 +937,9 @@ static void gst_parallax_sink_class_init(GstParallaxSinkClass* klass) {
       gobject_class, PROP_SLOT_SIZE,
       g_param_spec_uint64("slot-size", "Slot size",
                           "Bytes per slot (0 = automatic: the frame size of raw video, 200 ms "
-                          "of raw audio, 4 MiB otherwise; the socket then appears with the "
-                          "first caps)",
+                          "of raw audio, a variable-size pool otherwise; the socket then "
+                          "appears with the first caps). Caps or buffers that need more get a "
+                          "larger pool (within max-memory)",
                           0, G_MAXUINT32, 0, rw));
   g_object_class_install_property(
       gobject_class, PROP_MEMORY,
@@ -914,12 +1003,21 @@ static void gst_parallax_sink_class_init(GstParallaxSinkClass* klass) {
                            "an error",
                            FALSE, rw));
   g_object_class_install_property(
+      gobject_class, PROP_MAX_MEMORY,
+      g_param_spec_uint64(
+          "max-memory", "Max memory",
+          "Most bytes of shared memory one pool may take: slots (slot-count x slot-size) for "
+          "raw caps, the variable-size pool of encoded/byte streams. Caps or buffers that need "
+          "more fail with an error naming this property",
+          4096, G_MAXUINT64, kDefaultMaxMemory, rw));
+  g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "Counters: buffers, bytes, zero-copy and copied buffers, bytes-copied, "
                          "drops, subscribers, connections, events, leases; numa-node (-1 "
                          "none), pages and pages-on-node (where the pool's pages were after "
-                         "placement)",
+                         "placement); pool-bytes, pool-bytes-in-use, pool-bytes-high-water, "
+                         "variable-size, pool-growths, segments-retired",
                          GST_TYPE_STRUCTURE,
                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 

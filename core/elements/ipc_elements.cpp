@@ -30,6 +30,8 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::uint64_t kDefaultSlotCount = 16;  // as the GStreamer sink
 constexpr std::size_t kFallbackSlotSize = 4096;  // EOS before any buffer: nothing to size
+constexpr std::uint64_t kDefaultMaxMemory = std::uint64_t{512} << 20;  // as the GStreamer sink
+constexpr std::size_t kArenaMinFirst = 1 << 20;             // first segment of a variable-size pool
 constexpr std::uint64_t kDefaultTimeoutNs = 5'000'000'000;  // parallaxsrc, as GStreamer
 constexpr auto kPoll = 50ms;  // longest a streaming thread waits before re-checking stop/EOS
 constexpr std::uint64_t kDefaultLingerNs = 2'000'000'000;  // parallaxsink, as GStreamer
@@ -170,6 +172,8 @@ class ParallaxSink final : public SinkElement {
     if (slot_count_ == 0) slot_count_ = kDefaultSlotCount;
     slot_size_ = prop<std::uint64_t>("slot-size");
     hugepage_ = prop<std::string>("memory") == "hugepage";
+    max_memory_ = prop<std::uint64_t>("max-memory");
+    pool_growths_.store(0);
     prefault_ = prop<bool>("prefault");
     wait_ = prop<bool>("wait-for-connection");
     auto pol = link::policy_from_string(prop<std::string>("policy"));
@@ -268,9 +272,8 @@ class ParallaxSink final : public SinkElement {
   FlowReturn render(const Buffer& buf) override {
     link::IpcPublisher* pub = publisher();
     if (pub == nullptr) {
-      // slot-size 0: one slot holds the first buffer, rounded up to whole pages.
-      const std::size_t size = (std::max<std::size_t>(buf.size(), 1) + 4095) & ~std::size_t{4095};
-      if (auto r = bind(size); !r) {
+      // slot-size 0: a variable-size pool sized from the first buffer.
+      if (auto r = bind(buf.size()); !r) {
         post_error(r.error().code, r.error().message);
         return FlowReturn::error;
       }
@@ -287,12 +290,11 @@ class ParallaxSink final : public SinkElement {
       zero_copy_.fetch_add(1, std::memory_order_relaxed);
     } else {
       if (buf.size() > pool->slot_size()) {
-        post_error(Errc::invalid_argument,
-                   "buffer of " + std::to_string(buf.size()) +
-                       " bytes does not fit a shared-memory slot of " +
-                       std::to_string(pool->slot_size()) +
-                       " bytes: set slot-size to the largest buffer of the stream");
-        return FlowReturn::error;
+        // Larger than anything the pool can hold: a larger pool (within max-memory) or an error.
+        if (auto r = grow(buf.size()); !r) {
+          post_error(r.error().code, r.error().message);
+          return FlowReturn::error;
+        }
       }
       // The publisher's loan waits for a returned slot and is interrupted by unlock(); it
       // gives up after its loan_timeout (5 s), when we look at stopping() and wait again.
@@ -300,16 +302,20 @@ class ParallaxSink final : public SinkElement {
       for (;;) {
         Result<memory::Loan> l = [&] {
           std::lock_guard io(io_mu_);
-          return pub->loan();
+          return pub->loan(buf.size());
         }();
         if (l) {
           loan = std::move(*l);
           break;
         }
         if (stopping() || l.error().code == Errc::cancelled) return FlowReturn::flushing;
-        if (l.error().code != Errc::timeout) return send_failed(l.error());
+        if (l.error().code != Errc::timeout) {
+          post_error(l.error().code, "no shared memory for a buffer of " +
+                                         std::to_string(buf.size()) +
+                                         " bytes: " + l.error().message + " (property max-memory)");
+          return FlowReturn::error;
+        }
       }
-      (void)loan.set_size(buf.size());  // fits: checked against slot_size above
       if (!buf.empty()) std::memcpy(loan.data().data(), buf.data().data(), buf.size());
       if (buf.valid()) loan.metadata() = buf.metadata();
       std::lock_guard io(io_mu_);
@@ -337,6 +343,14 @@ class ParallaxSink final : public SinkElement {
       std::lock_guard l(mu_);
       return static_cast<std::uint64_t>(pub_ ? pub_->subscriber_count() : 0);
     }
+    if (spec.name == "pool-bytes" || spec.name == "pool-bytes-high-water") {
+      std::lock_guard l(mu_);
+      if (!pub_) return std::uint64_t{0};
+      const memory::PoolStats ps = pub_->pool()->stats();
+      return static_cast<std::uint64_t>(spec.name == "pool-bytes" ? ps.bytes_capacity
+                                                                  : ps.bytes_high_water);
+    }
+    if (spec.name == "pool-growths") return pool_growths_.load(std::memory_order_relaxed);
     if (spec.name == "connections") {
       std::lock_guard l(mu_);
       return connections_before_.load() + (pub_ ? pub_->stats().connections : 0);
@@ -351,15 +365,45 @@ class ParallaxSink final : public SinkElement {
     return pub_.get();
   }
 
-  Result<void> bind(std::size_t slot_size) {
-    slot_size = (slot_size + 63) & ~std::size_t{63};
-    const std::size_t bytes = slot_size * slot_count_;
+  // A pool for buffers of `size` bytes within max-memory: slots of slot-size (or larger, for
+  // a larger buffer) when slot-size is set, a variable-size pool otherwise.
+  Result<std::shared_ptr<memory::MemoryPool>> make_pool(std::size_t size) {
     const std::string name = "parallaxsink:" + path_;
-    auto seg = hugepage_ ? memory::HugePageSegment::create(name, bytes)
-                         : memory::SharedMemorySegment::create(name, bytes);
+    auto segment = [&](std::size_t bytes) {
+      return hugepage_ ? memory::HugePageSegment::create(name, bytes)
+                       : memory::SharedMemorySegment::create(name, bytes);
+    };
+    const auto budget = static_cast<std::size_t>(max_memory_);
+    if (slot_size_ == 0) {
+      const std::size_t want = ((std::max<std::size_t>(size, 1) + 4095) & ~std::size_t{4095}) *
+                               static_cast<std::size_t>(slot_count_);
+      const std::size_t first = std::min(std::max(want, kArenaMinFirst), budget);
+      auto seg = segment(first);
+      if (!seg)
+        return err(seg.error().code, "could not create " + std::to_string(first) +
+                                         " bytes of shared memory: " + seg.error().message);
+      memory::ArenaOptions ao;
+      ao.max_bytes = budget;
+      if (hugepage_)
+        ao.grow = [name](std::size_t n) { return memory::HugePageSegment::create(name, n); };
+      auto pool = memory::MemoryPool::create_arena(std::move(*seg), std::move(ao));
+      if (!pool)
+        return err(pool.error().code,
+                   "could not create the pool: " + pool.error().message + " (property max-memory)");
+      return std::move(*pool);
+    }
+    const std::size_t slot = (std::max<std::size_t>(slot_size_, size) + 63) & ~std::size_t{63};
+    const std::size_t bytes = slot * slot_count_;
+    if (bytes > budget)
+      return err(Errc::resource_exhausted,
+                 std::to_string(slot_count_) + " slots of " + std::to_string(slot) +
+                     " bytes need " + std::to_string(bytes) +
+                     " bytes of shared memory, max-memory is " + std::to_string(budget) +
+                     ": raise max-memory (or lower slot-count)");
+    auto seg = segment(bytes);
     if (!seg)
       return err(seg.error().code, "could not create " + std::to_string(slot_count_) +
-                                       " shared-memory slots of " + std::to_string(slot_size) +
+                                       " shared-memory slots of " + std::to_string(slot) +
                                        " bytes: " + seg.error().message);
     if (prefault_) {
       if (auto committed = seg->prefault(); !committed)
@@ -367,12 +411,34 @@ class ParallaxSink final : public SinkElement {
                    "could not commit " + std::to_string(bytes) + " bytes of shared memory: " +
                        committed.error().message + " (prefault=false defers it to first use)");
     }
-    auto pool = memory::MemoryPool::create(std::move(*seg), slot_size);
+    auto pool = memory::MemoryPool::create(std::move(*seg), slot);
     if (!pool)
       return err(pool.error().code, "could not create the slot pool: " + pool.error().message);
+    return std::move(*pool);
+  }
+
+  // Replaces the publisher's pool by one that holds `size`-byte buffers; the old one is retired
+  // (its buffers stay valid until released). Streaming thread.
+  Result<void> grow(std::size_t size) {
+    link::IpcPublisher* pub = publisher();
+    const std::size_t have = pub->pool()->slot_size();
+    if (pub->pool()->variable_size())
+      return err(Errc::resource_exhausted,
+                 "a buffer of " + std::to_string(size) + " bytes is larger than the " +
+                     std::to_string(have) +
+                     " bytes the variable-size pool can ever hold: raise max-memory");
+    PLX_ASSIGN(auto pool, make_pool(size));
+    std::lock_guard io(io_mu_);
+    PLX_TRY(pub->replace_pool(std::move(pool)));
+    pool_growths_.fetch_add(1, std::memory_order_relaxed);
+    return ok();
+  }
+
+  Result<void> bind(std::size_t size) {
+    PLX_ASSIGN(std::shared_ptr<memory::MemoryPool> pool, make_pool(size));
     link::PublisherOptions opts;
-    opts.pool = *pool;
-    opts.slot_size = slot_size;
+    opts.slot_size = pool->slot_size();
+    opts.pool = std::move(pool);
     opts.slot_count = slot_count_;
     opts.socket_mode = socket_mode_;
     opts.default_policy = policy_;
@@ -463,6 +529,7 @@ class ParallaxSink final : public SinkElement {
   std::uint64_t slot_size_{0};
   bool hugepage_{false};
   std::optional<std::optional<unsigned>> numa_;  // numa-node (inner nullopt: auto)
+  std::uint64_t max_memory_{kDefaultMaxMemory};
   bool prefault_{true};
   bool wait_{true};
   link::Policy policy_{link::Policy::block};
@@ -478,6 +545,7 @@ class ParallaxSink final : public SinkElement {
   bool unlocked_{false};  // guarded by mu_; reset by start()
   std::chrono::milliseconds linger_{kDefaultLingerNs / 1'000'000};
   std::atomic<std::uint64_t> buffers_{0}, bytes_{0}, zero_copy_{0}, copies_{0}, bytes_copied_{0};
+  std::atomic<std::uint64_t> pool_growths_{0};
   std::atomic<std::uint64_t> connections_before_{0};  // of publishers closed since start()
 };
 
@@ -828,10 +896,16 @@ const ElementRegistrar reg_parallaxsink{ElementInfo{
     {PropertySpec::string("socket-path", "",
                           "Unix socket to publish on (a stale socket file is replaced, a live one "
                           "is an error)"),
-     PropertySpec::uint64("slot-count", 0, 0, 4096, "Number of shared-memory slots (0 = 16)"),
+     PropertySpec::uint64("slot-count", 0, 0, 4096,
+                          "Number of shared-memory slots (0 = 16); with slot-size 0, the first "
+                          "segment of the variable-size pool holds this many first buffers"),
      PropertySpec::uint64("slot-size", 0, 0, UINT32_MAX,
-                          "Bytes per slot (0 = the first buffer's size rounded up to 4 KiB; the "
-                          "socket then appears with the first buffer)"),
+                          "Bytes per slot (0 = a variable-size pool: blocks of each buffer's "
+                          "size; the socket then appears with the first buffer). A larger "
+                          "buffer gets larger slots (within max-memory)"),
+     PropertySpec::uint64("max-memory", kDefaultMaxMemory, 4096, UINT64_MAX,
+                          "Most bytes of shared memory one pool may take (slots, or the "
+                          "variable-size pool); larger buffers fail with an error naming it"),
      PropertySpec::enumeration(
          "memory", "memfd",
          {{0, "memfd", "memfd shared memory"},
@@ -863,12 +937,16 @@ const ElementRegistrar reg_parallaxsink{ElementInfo{
                           "At EOS, nanoseconds to wait until every subscriber has read through "
                           "the stream before the EOS goes on (0 = do not wait; stop() cuts it "
                           "short)"),
-     counter("buffers", "Buffers published"), counter("bytes", "Bytes published"),
+     counter("buffers", "Buffers published"),
+     counter("bytes", "Bytes published"),
      counter("zero-copy", "Buffers that were already slots of the publisher's pool"),
      counter("copied", "Buffers copied once into a slot"),
      counter("bytes-copied", "Bytes of the copied buffers"),
      counter("subscribers", "Subscribers connected now"),
-     counter("connections", "Subscribers admitted since the pipeline started")}}};
+     counter("connections", "Subscribers admitted since the pipeline started"),
+     counter("pool-bytes", "Bytes of shared memory in the current pool"),
+     counter("pool-bytes-high-water", "Most bytes of the current pool in use at once"),
+     counter("pool-growths", "Pools replaced by larger ones (buffers that outgrew them)")}}};
 
 const ElementRegistrar reg_parallaxsrc{ElementInfo{
     "parallaxsrc",

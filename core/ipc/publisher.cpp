@@ -21,6 +21,7 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_set>
 
@@ -153,6 +154,10 @@ struct IpcPublisher::Impl {
 
   std::atomic<std::uint64_t> buffers_sent{0}, zero_copy{0}, copies{0}, bytes_copied{0},
       events_sent{0}, connections{0}, disconnects{0}, refused{0}, protocol_errors{0};
+  std::atomic<std::uint64_t> pools_replaced{0}, segments_retired{0};
+  // Segments of replaced pools that some subscriber may still have mapped (guarded by mu_).
+  // `pool` itself is written under mu_ (replace_pool) and read under it off the producer thread.
+  std::set<std::uint64_t> retiring_;
   std::atomic<std::uint64_t> stats_requests{0};
   std::chrono::steady_clock::time_point bound_at{std::chrono::steady_clock::now()};
 
@@ -778,19 +783,25 @@ struct IpcPublisher::Impl {
   // local Buffer drops (the pool's futex wakes loan_for() at once) or when a subscriber
   // returns a lease (its ack area; collected here every slice, 1 ms). One small function on
   // purpose: a futex-based return path can replace the slice with a wait on the return words.
-  Result<memory::Loan> wait_for_slot(std::chrono::steady_clock::time_point deadline) {
+  // `size`: a sized loan (the form a variable-size pool needs). Errors other than "nothing free
+  // now" (a block that can never fit the budget, an unsized loan on an arena) return at once.
+  Result<memory::Loan> wait_for_slot(std::chrono::steady_clock::time_point deadline,
+                                     std::optional<std::size_t> size = std::nullopt) {
     using namespace std::chrono;
     constexpr auto kSlice = milliseconds(1);
     for (;;) {
       collect_all();
-      if (auto l = pool->try_loan()) return l;
+      auto l = size ? pool->try_loan(*size) : pool->try_loan();
+      if (l || l.error().code != Errc::resource_exhausted) return l;
       if (interrupted.load(std::memory_order_acquire))
         return err(Errc::cancelled, "publisher interrupted");
       const auto now = steady_clock::now();
       if (now >= deadline)
         return err(Errc::timeout, "no free slot in the publisher's pool within loan_timeout");
-      if (auto l = pool->loan_for(std::min<steady_clock::duration>(deadline - now, kSlice)))
-        return l;
+      const auto slice = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::min<steady_clock::duration>(deadline - now, kSlice));
+      auto w = size ? pool->loan_for(*size, slice) : pool->loan_for(slice);
+      if (w || w.error().code != Errc::timeout) return w;
     }
   }
 
@@ -997,7 +1008,8 @@ struct IpcPublisher::Impl {
 
   // The publisher's own figures and its pool (no subscribers). Needs no lock but reads the
   // sticky format only under mu_ (the caller passes it).
-  PublisherStats own_stats(const std::optional<Event>& format) const {
+  // `p`: the pool (replace_pool() may swap it: callers pass a reference taken under mu_).
+  PublisherStats own_stats(const std::optional<Event>& format, const memory::MemoryPool& p) const {
     PublisherStats st;
     st.buffers_sent = buffers_sent.load(std::memory_order_relaxed);
     st.zero_copy = zero_copy.load(std::memory_order_relaxed);
@@ -1008,22 +1020,25 @@ struct IpcPublisher::Impl {
     st.disconnects = disconnects.load(std::memory_order_relaxed);
     st.refused = refused.load(std::memory_order_relaxed);
     st.protocol_errors = protocol_errors.load(std::memory_order_relaxed);
+    st.pools_replaced = pools_replaced.load(std::memory_order_relaxed);
+    st.segments_retired = segments_retired.load(std::memory_order_relaxed);
     st.stats_requests = stats_requests.load(std::memory_order_relaxed);
     st.publisher_pid = ::getpid();
     st.uptime_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                   std::chrono::steady_clock::now() - bound_at)
                                                   .count());
     if (format) st.format = format->caps;
-    const memory::PoolStats ps = pool->stats();
+    const memory::PoolStats ps = p.stats();
+    st.pool = ps;
     st.slot_size = ps.slot_size;
     st.slots = static_cast<std::uint32_t>(ps.capacity);
     st.slots_in_use = static_cast<std::uint32_t>(ps.in_use);
     st.slots_high_water = static_cast<std::uint32_t>(ps.high_water);
-    const std::size_t n = pool->segment_count();
+    const std::size_t n = p.segment_count();
     for (std::size_t i = 0; i < n; ++i) {
-      const memory::Segment& seg = pool->segment(i);
+      const memory::Segment& seg = p.segment(i);
       st.segments.push_back(PoolSegmentInfo{seg.id(), seg.mapped_size(),
-                                            static_cast<std::uint32_t>(pool->slots_per_segment())});
+                                            static_cast<std::uint32_t>(p.slots_per_segment())});
     }
     return st;
   }
@@ -1057,7 +1072,7 @@ struct IpcPublisher::Impl {
   // non-blocking send: a requester that does not read loses its answer, nobody waits for it.
   void serve_stats(Sub& req) {
     stats_requests.fetch_add(1, std::memory_order_relaxed);
-    PublisherStats st = own_stats(sticky_format_);
+    PublisherStats st = own_stats(sticky_format_, *pool);
     for (auto& sp : subs_) {
       std::lock_guard sl(sp->mu);
       if (sp->dead || !sp->active) continue;
@@ -1232,7 +1247,53 @@ struct IpcPublisher::Impl {
         std::lock_guard lk(mu_);
         remove_dead_locked();
       }
+      retire_segments();
     }
+  }
+
+  // Tells each subscriber about segments of replaced pools once none of its leases (records in
+  // its ring included) names them: no later descriptor can, so it may unmap them. A segment
+  // leaves retiring_ when no subscriber has it announced any more.
+  void retire_segments() {
+    std::vector<std::uint64_t> ids;
+    std::vector<std::shared_ptr<Sub>> subs;
+    {
+      std::lock_guard lk(mu_);
+      if (retiring_.empty()) return;
+      ids.assign(retiring_.begin(), retiring_.end());
+      subs = subs_;
+    }
+    std::set<std::uint64_t> still;
+    for (auto& sp : subs) {
+      Sub& s = *sp;
+      std::lock_guard sl(s.mu);
+      if (!sync_locked(s)) continue;
+      for (std::uint64_t id : ids) {
+        if (s.segments_sent.count(id) == 0) continue;
+        const bool used = std::any_of(s.leases.begin(), s.leases.end(), [&](const Lease& l) {
+          return l.live && l.buffer.segment() != nullptr && l.buffer.segment()->id() == id;
+        });
+        if (used) {
+          still.insert(id);
+          continue;
+        }
+        auto msg = wire::encode_segment_retired({id});
+        auto r = os::send_msg(s.sock.get(), msg);
+        if (!r) {
+          if (r.error().code == Errc::resource_exhausted) {
+            still.insert(id);  // its socket is full: try again on the next turn
+          } else {
+            kill_locked(s, r.error().message.c_str(), r.error().code != Errc::unavailable);
+          }
+          continue;
+        }
+        s.segments_sent.erase(id);
+        segments_retired.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    std::lock_guard lk(mu_);
+    for (std::uint64_t id : ids)
+      if (still.count(id) == 0) retiring_.erase(id);
   }
 
   void shutdown() {
@@ -1354,6 +1415,57 @@ Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions 
       return err(Errc::failed_precondition, "publisher is closed or empty"); \
   } while (0)
 
+Result<memory::Loan> IpcPublisher::try_loan(std::size_t size) {
+  PLX_NEED_IMPL();
+  auto r = impl_->pool->try_loan(size);
+  if (r || r.error().code != Errc::resource_exhausted) return r;
+  collect_returns();
+  return impl_->pool->try_loan(size);
+}
+
+Result<memory::Loan> IpcPublisher::loan(std::size_t size) {
+  PLX_NEED_IMPL();
+  if (impl_->interrupted.load(std::memory_order_acquire))
+    return err(Errc::cancelled, "publisher interrupted");
+  auto r = impl_->pool->try_loan(size);
+  if (r || r.error().code != Errc::resource_exhausted) return r;
+  return impl_->wait_for_slot(std::chrono::steady_clock::now() + impl_->opts.loan_timeout, size);
+}
+
+Result<void> IpcPublisher::replace_pool(std::shared_ptr<memory::MemoryPool> pool) {
+  PLX_NEED_IMPL();
+  if (!pool) return err(Errc::invalid_argument, "replace_pool: null pool");
+  for (std::size_t i = 0; i < pool->segment_count(); ++i) {
+    if (!pool->segment(i).shareable())
+      return err(Errc::invalid_argument,
+                 "the publisher's pool must live in shareable memory (memfd, hugepage or file)");
+  }
+  Impl& im = *impl_;
+  std::shared_ptr<memory::MemoryPool> old;
+  std::vector<std::uint64_t> old_ids;
+  {
+    std::lock_guard lk(im.mu_);
+    if (pool == im.pool) return {};
+    old = std::exchange(im.pool, std::move(pool));
+    for (std::size_t i = 0; i < old->segment_count(); ++i) {
+      old_ids.push_back(old->segment(i).id());
+      im.retiring_.insert(old_ids.back());
+    }
+  }
+  {
+    // No descriptor will name these segments again: nobody new needs their fds.
+    std::lock_guard lk(im.seg_mu_);
+    for (std::uint64_t id : old_ids)
+      im.seg_fds_.erase(id);
+  }
+  im.pools_replaced.fetch_add(1, std::memory_order_relaxed);
+  PLX_LOG(info, kLog, "publisher %s: new pool (%s, %zu bytes per %s); the old one is retired",
+          im.path.c_str(), im.pool->variable_size() ? "variable-size" : "slots",
+          im.pool->slot_size(), im.pool->variable_size() ? "block at most" : "slot");
+  // `old` drops here: its memory goes when the last buffer or lease over it is released.
+  return {};
+}
+
 Result<memory::Loan> IpcPublisher::try_loan() {
   PLX_NEED_IMPL();
   auto r = impl_->pool->try_loan();
@@ -1395,8 +1507,7 @@ Result<void> IpcPublisher::send(const memory::Buffer& buffer) {
       return err(Errc::invalid_argument, "buffer of " + std::to_string(buffer.size()) +
                                              " bytes exceeds the slot size " +
                                              std::to_string(im.pool->slot_size()));
-    PLX_ASSIGN(memory::Loan l, loan());
-    PLX_TRY(l.set_size(buffer.size()));
+    PLX_ASSIGN(memory::Loan l, loan(buffer.size()));
     if (buffer.size() != 0) std::memcpy(l.data().data(), buffer.data().data(), buffer.size());
     if (buffer.valid()) l.metadata() = buffer.metadata();
     b = std::move(l).freeze();
@@ -1526,13 +1637,15 @@ PublisherStats IpcPublisher::stats() const {
   Impl& im = *impl_;  // syncs subscribers (under their lock): not logically a change
   std::vector<std::shared_ptr<Sub>> subs, gone;
   std::optional<Event> format;
+  std::shared_ptr<memory::MemoryPool> pool;
   {
     std::lock_guard lk(im.mu_);
     subs = im.subs_;
     gone = im.zombies_;
     format = im.sticky_format_;
+    pool = im.pool;
   }
-  st = im.own_stats(format);
+  st = im.own_stats(format, *pool);
   {
     std::lock_guard lk(im.seg_mu_);
     st.numa_node = im.numa_node_;
@@ -1556,9 +1669,10 @@ PublisherStats IpcPublisher::stats() const {
   return st;
 }
 
-const std::shared_ptr<memory::MemoryPool>& IpcPublisher::pool() const {
-  static const std::shared_ptr<memory::MemoryPool> none;
-  return impl_ ? impl_->pool : none;
+std::shared_ptr<memory::MemoryPool> IpcPublisher::pool() const {
+  if (!impl_) return nullptr;
+  std::lock_guard lk(impl_->mu_);
+  return impl_->pool;
 }
 
 const std::string& IpcPublisher::path() const {

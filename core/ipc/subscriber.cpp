@@ -48,10 +48,10 @@ struct Conn {
   // and its mappings are unmapped: the publisher keeps our leases quarantined until then.
   UniqueFd wake;
   wire::Welcome welcome;
-  // Inserted by the consumer thread only, never erased while the Conn lives: Buffer cores
-  // keep raw pointers to these segments.
-  std::map<std::uint64_t, std::unique_ptr<memory::Segment>> segments;
-  std::uint64_t mapped_bytes{0};  // sum of the segments' announced sizes
+  // Touched by the consumer thread only. An entry is erased when the publisher retires the
+  // segment; Buffer cores over it hold a reference, so the mapping goes with the last of them.
+  std::map<std::uint64_t, std::shared_ptr<const memory::Segment>> segments;
+  std::uint64_t mapped_bytes{0};  // sum of the sizes of the segments mapped (not retired)
 
   std::mutex ret_mu;
   std::uint64_t ret_write{0};
@@ -96,6 +96,7 @@ namespace {
 
 struct RemoteCore : memory::detail::BufferCore {
   std::shared_ptr<Conn> conn;
+  std::shared_ptr<const memory::Segment> mapping;  // keeps a retired segment mapped
   std::uint64_t token{0};
 };
 
@@ -211,12 +212,22 @@ struct IpcSubscriber::Impl {
                                            sa->size, "parallax-ipc-remote");
         if (!seg) return protocol_error("refusing segment: " + seg.error().message);
         c.segments.emplace(sa->segment_id,
-                           std::make_unique<memory::Segment>(std::move(seg).value()));
+                           std::make_shared<const memory::Segment>(std::move(seg).value()));
         // The memory's node (for affinity=auto): the one every segment so far is on, if any.
         st.memory_node = st.segments == 0 || sa->numa_node == st.memory_node ? sa->numa_node : -1;
         st.last_segment_node = sa->numa_node;
         c.mapped_bytes += sa->size;
         ++st.segments;
+      } else if (auto* sr = std::get_if<wire::SegmentRetired>(&*m)) {
+        // No descriptor names it any more: forget it; Buffers over it keep it mapped.
+        if (!r->fds.empty()) return protocol_error("segment_retired message with fds");
+        auto it = c.segments.find(sr->segment_id);
+        if (it == c.segments.end())
+          return protocol_error("retired segment " + std::to_string(sr->segment_id) +
+                                " was never announced");
+        c.mapped_bytes -= it->second->size();
+        c.segments.erase(it);
+        ++st.segments_retired;
       } else if (auto* rf = std::get_if<wire::Refuse>(&*m)) {
         const Errc code = rf->code;
         std::string text = rf->text;
@@ -405,6 +416,7 @@ struct IpcSubscriber::Impl {
     core->data = const_cast<std::byte*>(seg.data()) + d.offset;
     core->capacity = d.length;
     core->segment = &seg;
+    core->mapping = it->second;
     core->segment_offset = d.offset;
     core->release = &release_remote;
     core->owner = &c;

@@ -26,6 +26,7 @@ static_assert(std::is_standard_layout_v<AckHeader> && sizeof(AckHeader) == 832);
 static_assert(sizeof(AckReport) == 576 && offsetof(AckHeader, report) == 256);
 static_assert(sizeof(MsgHeader) == 16 && sizeof(HelloMsg) == 32 && sizeof(WelcomeMsg) == 56);
 static_assert(sizeof(SegmentMsg) == 40 && sizeof(RefuseMsg) == 24);
+static_assert(sizeof(SegmentRetiredMsg) == 32);
 static_assert(sizeof(StatsRequestMsg) == 32 && sizeof(StatsPublisherMsg) == 152 &&
               sizeof(StatsSegmentMsg) == 40 && sizeof(StatsSubscriberMsg) == 160 &&
               sizeof(StatsEndMsg) == 24);
@@ -470,6 +471,11 @@ std::vector<std::byte> encode_refuse(const Refuse& r) {
   return out;
 }
 
+std::vector<std::byte> encode_segment_retired(const SegmentRetired& r) {
+  SegmentRetiredMsg m{header(MsgType::segment_retired, sizeof(SegmentRetiredMsg)), r.segment_id, 0};
+  return as_bytes(m);
+}
+
 Result<Hello> decode_hello(std::span<const std::byte> bytes) {
   PLX_ASSIGN(MsgHeader h, check_header(bytes));
   if (h.type != static_cast<std::uint16_t>(MsgType::hello)) return bad("expected a hello message");
@@ -722,6 +728,14 @@ Result<PublisherMsg> decode_publisher_msg(std::span<const std::byte> bytes) {
       if (m.numa_node < kNoNode || m.numa_node > kMaxNode) return bad("segment: bad NUMA node");
       if (m.reserved != 0) return bad("segment: reserved field is not zero");
       return PublisherMsg{SegmentAnnounce{m.segment_id, m.size, m.numa_node}};
+    }
+    case MsgType::segment_retired: {
+      if (bytes.size() != sizeof(SegmentRetiredMsg))
+        return bad("segment_retired message of the wrong size");
+      SegmentRetiredMsg m{};
+      std::memcpy(&m, bytes.data(), sizeof m);
+      if (m.reserved != 0) return bad("segment_retired: reserved field is not zero");
+      return PublisherMsg{SegmentRetired{m.segment_id}};
     }
     case MsgType::refuse: {
       if (bytes.size() < sizeof(RefuseMsg)) return bad("truncated refuse message");

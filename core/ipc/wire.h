@@ -38,6 +38,9 @@ enum class MsgType : std::uint16_t {
   stats_segment = 7,     ///< publisher -> peer, one per pool segment
   stats_subscriber = 8,  ///< publisher -> peer, one per connected subscriber
   stats_end = 9,         ///< publisher -> peer: counts of what came before
+  segment_retired = 10,  ///< publisher -> subscriber, no fds: a segment no descriptor will name
+                         ///< again (and none of this subscriber's leases does): unmap it once
+                         ///< the last buffer over it is gone
 };
 
 struct MsgHeader {
@@ -79,6 +82,12 @@ struct SegmentMsg {
   std::uint64_t size;
   std::int32_t numa_node;  ///< hwloc logical node of the pages, or kNoNode (since version 2)
   std::uint32_t reserved;  ///< 0
+};
+
+struct SegmentRetiredMsg {
+  MsgHeader h;
+  std::uint64_t segment_id;
+  std::uint64_t reserved;  ///< 0
 };
 
 inline constexpr std::size_t kMaxRefuseText = 256;
@@ -299,7 +308,10 @@ struct Refuse {
   Errc code{Errc::permission_denied};
   std::string text;
 };
-using PublisherMsg = std::variant<Welcome, SegmentAnnounce, Refuse>;
+struct SegmentRetired {
+  std::uint64_t segment_id{0};
+};
+using PublisherMsg = std::variant<Welcome, SegmentAnnounce, Refuse, SegmentRetired>;
 
 struct StatsRequest {};
 /// What a connecting peer may say first.
@@ -338,6 +350,7 @@ std::vector<std::byte> encode_hello(const Hello& h);
 std::vector<std::byte> encode_welcome(const Welcome& w);
 std::vector<std::byte> encode_segment(const SegmentAnnounce& s);
 std::vector<std::byte> encode_refuse(const Refuse& r);
+std::vector<std::byte> encode_segment_retired(const SegmentRetired& r);
 /// Publisher side: a subscriber's message (only hello is valid).
 [[nodiscard]] Result<Hello> decode_hello(std::span<const std::byte> bytes);
 /// Publisher side: a connecting peer's first message (hello or stats_request).

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 
+#include "arena.h"
 #include "parallax/log.h"
 
 namespace parallax::memory {
@@ -245,7 +246,55 @@ Result<std::shared_ptr<MemoryPool>> MemoryPool::create(Segment segment, std::siz
   return std::shared_ptr<MemoryPool>(new MemoryPool(impl.release()));
 }
 
+Result<std::shared_ptr<MemoryPool>> MemoryPool::create_arena(Segment segment, ArenaOptions opts) {
+  PLX_ASSIGN(Arena * a, Arena::create(std::move(segment), std::move(opts)));
+  return std::shared_ptr<MemoryPool>(new MemoryPool(a));
+}
+
+namespace {
+Error arena_needs_size() {
+  return err(Errc::invalid_argument,
+             "a variable-size pool (arena) needs the size of the block: use loan(size)");
+}
+}  // namespace
+
+Result<Loan> MemoryPool::loan(std::size_t size) {
+  return loan_for(size, std::chrono::nanoseconds::max());
+}
+
+Result<Loan> MemoryPool::try_loan(std::size_t size) {
+  if (arena_ != nullptr) {
+    PLX_ASSIGN(detail::BufferCore * c, arena_->loan(size, std::nullopt));
+    return Loan(c, size);
+  }
+  if (size > impl_->slot_size)
+    return err(Errc::invalid_argument, "loan of " + std::to_string(size) +
+                                           " bytes exceeds the slot size " +
+                                           std::to_string(impl_->slot_size));
+  PLX_ASSIGN(Loan l, try_loan());
+  PLX_TRY(l.set_size(size));
+  return l;
+}
+
+Result<Loan> MemoryPool::loan_for(std::size_t size, std::chrono::nanoseconds timeout) {
+  if (arena_ != nullptr) {
+    PLX_ASSIGN(detail::BufferCore * c, arena_->loan(size, timeout));
+    return Loan(c, size);
+  }
+  if (size > impl_->slot_size)
+    return err(Errc::invalid_argument, "loan of " + std::to_string(size) +
+                                           " bytes exceeds the slot size " +
+                                           std::to_string(impl_->slot_size));
+  PLX_ASSIGN(Loan l, loan_for(timeout));
+  PLX_TRY(l.set_size(size));
+  return l;
+}
+
 MemoryPool::~MemoryPool() {
+  if (arena_ != nullptr) {
+    arena_->orphan();
+    return;
+  }
   // Mark the pool orphaned. If every slot is home, free it now; otherwise the release that
   // brings the count back to capacity frees it (see Impl::release).
   Impl* p = impl_;
@@ -258,6 +307,7 @@ MemoryPool::~MemoryPool() {
 }
 
 Result<Loan> MemoryPool::try_loan() {
+  if (arena_ != nullptr) return arena_needs_size();
   for (;;) {
     if (detail::BufferCore* c = impl_->try_pop()) return Loan(c, impl_->slot_size);
     PLX_ASSIGN(bool grown, impl_->try_grow());
@@ -270,6 +320,7 @@ Result<Loan> MemoryPool::try_loan() {
 }
 
 Result<Loan> MemoryPool::loan_for(std::chrono::nanoseconds timeout) {
+  if (arena_ != nullptr) return arena_needs_size();
   for (;;) {
     if (detail::BufferCore* c = impl_->try_pop()) return Loan(c, impl_->slot_size);
     PLX_ASSIGN(bool grown, impl_->try_grow());
@@ -311,22 +362,27 @@ Result<Loan> MemoryPool::loan() {
 }
 
 std::size_t MemoryPool::slot_size() const noexcept {
+  if (arena_ != nullptr) return arena_->largest_block();
   return impl_->slot_size;
 }
 std::size_t MemoryPool::capacity() const noexcept {
+  if (arena_ != nullptr) return arena_->total_bytes.load(std::memory_order_relaxed);
   return impl_->capacity.load(std::memory_order_relaxed);
 }
 std::size_t MemoryPool::in_use() const noexcept {
+  if (arena_ != nullptr) return arena_->bytes_in_use.load(std::memory_order_relaxed);
   const std::uint64_t h = impl_->head.load(std::memory_order_relaxed);
   const std::size_t cap = capacity();
   const std::size_t free = count_of(h);
   return free > cap ? 0 : cap - free;
 }
 std::uint64_t MemoryPool::id() const noexcept {
+  if (arena_ != nullptr) return arena_->id;
   return impl_->id;
 }
 
 PoolStats MemoryPool::stats() const noexcept {
+  if (arena_ != nullptr) return arena_->stats();
   PoolStats s;
   s.slot_size = impl_->slot_size;
   s.capacity = capacity();
@@ -336,19 +392,26 @@ PoolStats MemoryPool::stats() const noexcept {
   s.waits = impl_->waits.load(std::memory_order_relaxed);
   s.failed_loans = impl_->failed.load(std::memory_order_relaxed);
   s.grows = impl_->grows.load(std::memory_order_relaxed);
+  s.bytes_capacity = s.capacity * s.slot_size;
+  s.bytes_in_use = s.in_use * s.slot_size;
+  s.bytes_high_water = s.high_water * s.slot_size;
   return s;
 }
 
 std::size_t MemoryPool::segment_count() const noexcept {
+  if (arena_ != nullptr) return arena_->segment_count();
   return impl_->segment_count.load(std::memory_order_acquire);
 }
 const Segment& MemoryPool::segment(std::size_t index) const noexcept {
+  if (arena_ != nullptr) return arena_->segment(index);
   return impl_->segments[index];
 }
 std::size_t MemoryPool::slots_per_segment() const noexcept {
+  if (arena_ != nullptr) return 0;
   return impl_->slots_per_segment;
 }
 std::size_t MemoryPool::slot_offset(std::uint32_t slot) const noexcept {
+  if (arena_ != nullptr) return 0;
   return (slot % impl_->slots_per_segment) * impl_->slot_size;
 }
 

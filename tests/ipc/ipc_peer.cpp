@@ -662,9 +662,15 @@ int hostile_pub(const std::string& path, const std::string& mode) {
   } else if (!os::send_msg(c.get(), smsg, sfd)) {
     return 2;
   }
+  // Retirements the subscriber must refuse: of a segment never announced, and of one that a
+  // descriptor then still names.
+  if (mode == "retire-unknown" && !os::send_msg(c.get(), wire::encode_segment_retired({43})))
+    return 2;
+  if (mode == "retire-then-use" && !os::send_msg(c.get(), wire::encode_segment_retired({42})))
+    return 2;
   wire::BufferDesc d;
   d.token = 1;
-  d.segment_id = 42;
+  d.segment_id = mode == "retire-unknown" ? 44 : 42;
   d.offset = mode == "oob" ? 4000 : 0;
   d.length = mode == "oob" ? 1000 : 100;
   std::vector<std::uint64_t> rec;
@@ -694,7 +700,8 @@ int hostile_pub(const std::string& path, const std::string& mode) {
     return 0;
   }
   if (mode == "oob" || mode == "unsealed" || mode == "writable" || mode == "truncated" ||
-      mode == "bad-record" || mode == "bad-write-pos")
+      mode == "bad-record" || mode == "bad-write-pos" || mode == "retire-unknown" ||
+      mode == "retire-then-use")
     return finish();
   return usage();
 }

@@ -1101,7 +1101,7 @@ TEST_P(IpcHostilePublisher, SubscriberRefusesAndSurvives) {
 INSTANTIATE_TEST_SUITE_P(Modes, IpcHostilePublisher,
                          ::testing::Values("garbage", "version", "writable-ring", "welcome-no-fds",
                                            "oob", "unsealed", "writable", "truncated", "bad-record",
-                                           "bad-write-pos"));
+                                           "bad-write-pos", "retire-unknown", "retire-then-use"));
 
 // ---- hostile peers against the wake-ups (issue 12, item 1) ------------------------------------
 
@@ -1328,4 +1328,128 @@ TEST(IpcAllowedPolicies, ASubscriberAskingForBlockIsRefusedWhenNotAllowed) {
   auto bad = small_pool();
   bad.allowed_policies = {Policy::drop_newest};  // default block not allowed
   EXPECT_EQ(IpcPublisher::bind(dir.file("bad.sock"), bad).error().code, Errc::invalid_argument);
+}
+
+// ---- pool replacement (caps growth) and retirement ---------------------------------------------
+
+namespace {
+
+std::shared_ptr<memory::MemoryPool> slot_pool(std::size_t slot, std::size_t count) {
+  auto seg = memory::SharedMemorySegment::create("plx-test-pool", slot * count).value();
+  return memory::MemoryPool::create(std::move(seg), slot).value();
+}
+
+std::shared_ptr<memory::MemoryPool> arena_pool(std::size_t first, std::size_t budget) {
+  auto seg = memory::SharedMemorySegment::create("plx-test-arena", first).value();
+  memory::ArenaOptions o;
+  o.max_bytes = budget;
+  return memory::MemoryPool::create_arena(std::move(seg), o).value();
+}
+
+Result<void> send_sized(IpcPublisher& pub, std::uint64_t seq, std::size_t size) {
+  PLX_ASSIGN(memory::Loan l, pub.loan(size));
+  ipc_test::fill_payload(l, seq, size);
+  return pub.send(std::move(l));
+}
+
+}  // namespace
+
+// A buffer of the old pool stays valid while held; the old segment is retired (the subscriber
+// told, its mapping dropped with the last buffer) only once it is released; an old-pool buffer
+// sent after the switch is copied into the new pool.
+TEST(IpcPoolReplacement, OldSegmentRetiredOnlyAfterItsLastLease) {
+  TempDir dir;
+  const auto path = dir.file("grow.sock");
+  PublisherOptions po;
+  po.pool = slot_pool(4096, 8);
+  auto pub = IpcPublisher::bind(path, po).value();
+  ASSERT_TRUE(pub.set_format("test/x-checksummed").ok());
+  SubscriberOptions so;
+  so.connect_timeout = 2s;
+  auto sub = IpcSubscriber::connect(path, so).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  const std::uint64_t old_seg = pub.pool()->segment(0).id();
+
+  memory::Loan kept_local = pub.loan(100).value();  // an old-pool buffer the producer still has
+  ipc_test::fill_payload(kept_local, 1, 100);
+  ASSERT_TRUE(send_sized(pub, 0, 4000).ok());
+  auto b0 = sub.recv_for(2s);
+  ASSERT_TRUE(b0.ok() && b0->has_value());
+  memory::Buffer held = std::move(**b0);
+
+  ASSERT_TRUE(pub.replace_pool(slot_pool(64 * 1024, 8)).ok());
+  EXPECT_EQ(pub.pool()->slot_size(), 64u * 1024);
+  ASSERT_TRUE(pub.send(std::move(kept_local).freeze()).ok());  // old pool: copied
+  ASSERT_TRUE(send_sized(pub, 2, 60000).ok());                 // new pool: zero copy
+  for (std::uint64_t seq : {1u, 2u}) {
+    auto b = sub.recv_for(2s);
+    ASSERT_TRUE(b.ok() && b->has_value());
+    EXPECT_EQ((*b)->metadata().sequence, seq);
+    EXPECT_EQ(ipc_test::check_payload(**b), "");
+    EXPECT_NE((*b)->segment()->id(), held.segment()->id());
+  }
+  EXPECT_EQ(pub.stats().copies, 1u);
+  EXPECT_EQ(pub.stats().pools_replaced, 1u);
+
+  // Held: not retired, still readable.
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(pub.stats().segments_retired, 0u);
+  EXPECT_FALSE(sub.recv_for(30ms).ok());  // lets it read its socket: nothing to retire yet
+  EXPECT_EQ(sub.stats().segments_retired, 0u);
+  EXPECT_EQ(ipc_test::check_payload(held), "");
+  (void)old_seg;
+
+  held = memory::Buffer();
+  ASSERT_TRUE(eventually([&] { return pub.stats().segments_retired == 1; }));
+  ASSERT_TRUE(eventually([&] {
+    (void)sub.recv_for(5ms);
+    return sub.stats().segments_retired == 1;
+  }));
+  // The stream goes on over the new pool.
+  ASSERT_TRUE(send_sized(pub, 3, 5000).ok());
+  auto b3 = sub.recv_for(2s);
+  ASSERT_TRUE(b3.ok() && b3->has_value()) << (b3.ok() ? "eos" : b3.error().to_string());
+  EXPECT_EQ(ipc_test::check_payload(**b3), "");
+}
+
+// Separate subscriber processes follow two pool replacements (4 KiB slots, 64 KiB slots, then
+// a variable-size arena with blocks up to 256 KiB) without a gap or a checksum error.
+TEST(IpcPoolReplacement, SubscriberProcessesFollowGrowingPools) {
+  TempDir dir;
+  const auto path = dir.file("growmp.sock");
+  PublisherOptions po;
+  po.pool = slot_pool(4096, 16);
+  auto pub = IpcPublisher::bind(path, po).value();
+  ASSERT_TRUE(pub.set_format("test/x-checksummed").ok());
+  constexpr int kPerPhase = 300;
+  std::vector<Child> subs;
+  for (int i = 0; i < 2; ++i)
+    subs.emplace_back(std::vector<std::string>{ipc_test::peer_binary(), "subscribe", path,
+                                               std::to_string(3 * kPerPhase)});
+  ASSERT_TRUE(pub.wait_for_subscribers(2, 10s).ok());
+  std::uint64_t seq = 0;
+  for (int i = 0; i < kPerPhase; ++i)
+    ASSERT_TRUE(send_sized(pub, seq++, 1 + (i * 131) % 4096).ok());
+  ASSERT_TRUE(pub.replace_pool(slot_pool(64 * 1024, 16)).ok());
+  for (int i = 0; i < kPerPhase; ++i)
+    ASSERT_TRUE(send_sized(pub, seq++, 1 + (i * 7919) % (64 * 1024)).ok());
+  ASSERT_TRUE(pub.replace_pool(arena_pool(256 * 1024, 8 << 20)).ok());
+  EXPECT_TRUE(pub.pool()->variable_size());
+  for (int i = 0; i < kPerPhase; ++i) {
+    // Sizes over three orders of magnitude.
+    const std::size_t size = i % 50 == 0 ? 256 * 1024 : 1 + (i * 7919) % (i % 2 ? 512 : 32768);
+    ASSERT_TRUE(send_sized(pub, seq++, size).ok());
+  }
+  // Both old pools get retired in both subscribers while the stream is still open.
+  EXPECT_TRUE(eventually([&] { return pub.stats().segments_retired == 4; }, 10s))
+      << pub.stats().segments_retired;
+  ASSERT_TRUE(pub.send_eos().ok());
+  for (auto& c : subs)
+    EXPECT_EQ(c.wait(60s), 0);
+  auto st = pub.stats();
+  EXPECT_EQ(st.copies, 0u);
+  EXPECT_EQ(st.protocol_errors, 0u);
+  EXPECT_EQ(st.pools_replaced, 2u);
+  EXPECT_TRUE(st.pool.variable_size);
+  EXPECT_LE(st.pool.bytes_capacity, std::size_t{8} << 20);
 }

@@ -60,6 +60,10 @@ TEST(IpcLayout, MessagesAndRecordsAreFrozen) {
   EXPECT_EQ(offsetof(wire::WelcomeMsg, publisher_pid), 40u);
   EXPECT_EQ(sizeof(wire::SegmentMsg), 40u);
   EXPECT_EQ(offsetof(wire::SegmentMsg, numa_node), 32u);
+  EXPECT_EQ(sizeof(wire::SegmentRetiredMsg), 32u);
+  EXPECT_EQ(offsetof(wire::SegmentRetiredMsg, segment_id), 16u);
+  EXPECT_EQ(static_cast<int>(wire::MsgType::segment_retired), 10);
+  EXPECT_EQ(wire::kVersion, 2);
   EXPECT_EQ(sizeof(wire::RecordHeader), 8u);
   EXPECT_EQ(sizeof(wire::BufferRecord), 112u);
   EXPECT_EQ(offsetof(wire::BufferRecord, send_ns), 104u);  // patched per subscriber
@@ -328,6 +332,14 @@ TEST(IpcWire, WelcomeValidation) {
   auto refuse = wire::decode_publisher_msg(wire::encode_refuse({Errc::permission_denied, "no"}));
   ASSERT_TRUE(refuse.ok());
   EXPECT_EQ(std::get<wire::Refuse>(*refuse).text, "no");
+  auto retired = wire::decode_publisher_msg(wire::encode_segment_retired({42}));
+  ASSERT_TRUE(retired.ok());
+  EXPECT_EQ(std::get<wire::SegmentRetired>(*retired).segment_id, 42u);
+  auto bytes = wire::encode_segment_retired({42});
+  bytes[24] = std::byte{1};  // reserved must be zero
+  EXPECT_FALSE(wire::decode_publisher_msg(bytes).ok());
+  bytes.pop_back();
+  EXPECT_FALSE(wire::decode_publisher_msg(bytes).ok());
 }
 
 TEST(IpcWire, SegmentAnnouncementCarriesTheNumaNode) {

@@ -541,16 +541,44 @@ TEST(IpcElements, CountersAndTheCopyIntoASlot) {
   EXPECT_EQ(c.sink->count(), 64u);
 }
 
-TEST(IpcElements, TooLargeBufferIsAClearError) {
-  Pipeline p;
-  ASSERT_TRUE(
-      p.parse("nullsource num-buffers=1 size=5000 ! parallaxsink slot-size=4096 "
-              "wait-for-connection=false socket-path=" +
-              socket_path("big")));
-  PipelineExecutor ex;
-  auto r = ex.run(p);
-  ASSERT_FALSE(r);
-  EXPECT_TRUE(contains(r.error().message, "set slot-size")) << r.error().message;
+// A buffer larger than the slots gets a larger pool (the old one is retired); one that cannot
+// fit max-memory is a clear error naming the property, with slots and with the variable-size
+// pool (slot-size 0).
+TEST(IpcElements, LargerBufferGrowsThePoolWithinMaxMemory) {
+  {
+    Pipeline p;
+    ASSERT_TRUE(
+        p.parse("nullsource num-buffers=3 size=5000 ! parallaxsink name=k slot-size=4096 "
+                "wait-for-connection=false socket-path=" +
+                socket_path("grow")));
+    PipelineExecutor ex;
+    auto r = ex.run(p);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(u64(*p.find("k"), "pool-growths"), 1u);
+    EXPECT_EQ(u64(*p.find("k"), "buffers"), 3u);
+  }
+  {
+    Pipeline p;
+    ASSERT_TRUE(
+        p.parse("nullsource num-buffers=1 size=200000 ! parallaxsink slot-size=4096 "
+                "slot-count=16 max-memory=1048576 wait-for-connection=false socket-path=" +
+                socket_path("big")));
+    PipelineExecutor ex;
+    auto r = ex.run(p);
+    ASSERT_FALSE(r);
+    EXPECT_TRUE(contains(r.error().message, "max-memory")) << r.error().message;
+  }
+  {
+    Pipeline p;
+    ASSERT_TRUE(
+        p.parse("nullsource num-buffers=1 size=2000000 ! parallaxsink max-memory=1048576 "
+                "wait-for-connection=false socket-path=" +
+                socket_path("bigarena")));
+    PipelineExecutor ex;
+    auto r = ex.run(p);
+    ASSERT_FALSE(r);
+    EXPECT_TRUE(contains(r.error().message, "max-memory")) << r.error().message;
+  }
 }
 
 // Events from a native publisher in this process: custom events and segments map both ways;

@@ -209,6 +209,9 @@ struct PublisherStats {
   /// exits. Bounded: such subscribers count against max_subscribers until then.
   std::uint64_t quarantined_slots{0};
   std::uint64_t quarantined_subscribers{0};
+  std::uint64_t pools_replaced{0};    ///< replace_pool() calls
+  std::uint64_t segments_retired{0};  ///< segment_retired messages sent (one per subscriber)
+  memory::PoolStats pool;             ///< the current pool's counters (bytes included)
   std::vector<SubscriberInfo> subscribers;
 };
 
@@ -244,6 +247,17 @@ class IpcPublisher {
   [[nodiscard]] Result<memory::Loan> loan();
   /// Same, failing at once with resource_exhausted.
   [[nodiscard]] Result<memory::Loan> try_loan();
+  /// A loan of `size` bytes (the way to loan from a variable-size pool; a slot pool refuses a
+  /// size above its slot with invalid_argument). Same waiting rules as loan() / try_loan().
+  [[nodiscard]] Result<memory::Loan> loan(std::size_t size);
+  [[nodiscard]] Result<memory::Loan> try_loan(std::size_t size);
+
+  /// Makes `pool` the pool loan() hands out and send() shares (e.g. larger slots after a caps
+  /// change). The old pool is retired: buffers and leases over it stay valid until released,
+  /// its memory is freed when the last one goes, and each subscriber is told (segment_retired)
+  /// once none of its leases names an old segment, so it unmaps them. Later send()s of old-pool
+  /// buffers are copied into the new pool. Producer thread only (like send()).
+  [[nodiscard]] Result<void> replace_pool(std::shared_ptr<memory::MemoryPool> pool);
 
   /// Sends a buffer to every subscriber. A slot of our pool crosses as a descriptor; anything
   /// else (heap, another pool) is first copied once into a slot (stats().copies). Returns
@@ -285,7 +299,8 @@ class IpcPublisher {
   /// on their own; call it before reading pool occupancy in tests).
   void collect_returns();
   [[nodiscard]] PublisherStats stats() const;
-  [[nodiscard]] const std::shared_ptr<memory::MemoryPool>& pool() const;
+  /// The current pool (replace_pool() may change it).
+  [[nodiscard]] std::shared_ptr<memory::MemoryPool> pool() const;
   [[nodiscard]] const std::string& path() const;
 
   /// Clean shutdown: every subscriber gets end-of-stream after what was already sent, the
@@ -331,11 +346,13 @@ struct SubscriberOptions {
 };
 
 struct SubscriberStats {
-  std::uint64_t buffers{0};   ///< buffers received
-  std::uint64_t events{0};    ///< events received
-  std::uint64_t dropped{0};   ///< buffers retracted by drop-oldest before we read them
-  std::uint64_t wakeups{0};   ///< times we slept and were woken
-  std::uint64_t segments{0};  ///< memory segments mapped
+  std::uint64_t buffers{0};           ///< buffers received
+  std::uint64_t events{0};            ///< events received
+  std::uint64_t dropped{0};           ///< buffers retracted by drop-oldest before we read them
+  std::uint64_t wakeups{0};           ///< times we slept and were woken
+  std::uint64_t segments{0};          ///< memory segments mapped
+  std::uint64_t segments_retired{0};  ///< of those, retired by the publisher (unmapped once
+                                      ///< no Buffer uses them)
   std::uint64_t reconnects{0};
   std::uint64_t copies{0};          ///< buffers copied past copy_threshold (lease returned at once)
   std::uint64_t bytes_copied{0};    ///< their bytes

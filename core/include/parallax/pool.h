@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // MemoryPool: fixed-size slots carved from segments. Lock-free loan, wait-free-ish release
 // (one CAS), blocking loans with timeouts, growth by whole segments up to a limit.
+// Or, made with create_arena(), variable-size blocks (Boost.Interprocess rbtree_best_fit inside
+// each segment) growing by segments within a byte budget: for streams whose buffers vary.
 #pragma once
 
 #include <chrono>
@@ -28,8 +30,24 @@ struct PoolOptions {
   std::function<Result<Segment>(std::size_t size)> grow{};
 };
 
+/// Options of a variable-size pool (MemoryPool::create_arena).
+struct ArenaOptions {
+  /// Block alignment (and size granularity) inside a segment: a power of two, 16..4096.
+  std::size_t alignment{64};
+  /// Most bytes of segments the arena may hold in total (the first segment included). A block
+  /// that no segment could hold even when empty adds a segment (at least twice the newest one
+  /// and room for four such blocks) while the total stays within this budget. A full arena
+  /// does not grow: loans wait for blocks to come back (backpressure).
+  std::size_t max_bytes{std::size_t{256} << 20};
+  /// Makes the segments added by growth; defaults to the first segment's backend.
+  std::function<Result<Segment>(std::size_t size)> grow{};
+};
+
+/// Most segments one arena holds.
+inline constexpr std::size_t kMaxArenaSegments = 32;
+
 struct PoolStats {
-  std::size_t slot_size{0};
+  std::size_t slot_size{0};   ///< arenas: the largest block a loan can get now (see slot_size())
   std::size_t capacity{0};    ///< slots in all segments
   std::size_t in_use{0};      ///< slots loaned or referenced right now
   std::size_t high_water{0};  ///< the most slots ever in use at once
@@ -37,6 +55,11 @@ struct PoolStats {
   std::uint64_t waits{0};         ///< loans that had to block
   std::uint64_t failed_loans{0};  ///< loans refused (exhausted, timeout)
   std::uint64_t grows{0};         ///< segments added after creation
+  // Byte view (both kinds; for a slot pool, slots x slot size).
+  std::size_t bytes_capacity{0};    ///< bytes of all segments
+  std::size_t bytes_in_use{0};      ///< bytes of the blocks/slots loaned or referenced now
+  std::size_t bytes_high_water{0};  ///< the most bytes ever in use at once
+  bool variable_size{false};        ///< made by create_arena()
 };
 
 /// A pool of fixed-size slots. Always handled through std::shared_ptr; Loans and Buffers keep
@@ -47,6 +70,10 @@ class MemoryPool {
   [[nodiscard]] static Result<std::shared_ptr<MemoryPool>> create(Segment segment,
                                                                   std::size_t slot_size,
                                                                   PoolOptions opts = {});
+  /// A variable-size pool over `segment`: loans of any size up to what the budget allows.
+  /// capacity()/in_use() count bytes; slot_size() is the largest block it can hand out.
+  [[nodiscard]] static Result<std::shared_ptr<MemoryPool>> create_arena(Segment segment,
+                                                                        ArenaOptions opts = {});
   ~MemoryPool();
   MemoryPool(const MemoryPool&) = delete;
   MemoryPool& operator=(const MemoryPool&) = delete;
@@ -57,6 +84,16 @@ class MemoryPool {
   [[nodiscard]] Result<Loan> try_loan();
   /// A free slot, waiting at most `timeout` (timeout error after).
   [[nodiscard]] Result<Loan> loan_for(std::chrono::nanoseconds timeout);
+  // Sized loans (both kinds): the loan's size() is `size`. A slot pool refuses a size above
+  // its slot with invalid_argument; an arena refuses a size it can never satisfy within its
+  // budget with out_of_range (whose message names the budget), and otherwise grows or
+  // waits like the calls above. The unsized calls on an arena are invalid_argument.
+  [[nodiscard]] Result<Loan> loan(std::size_t size);
+  [[nodiscard]] Result<Loan> try_loan(std::size_t size);
+  [[nodiscard]] Result<Loan> loan_for(std::size_t size, std::chrono::nanoseconds timeout);
+
+  /// Whether this pool hands out variable-size blocks (create_arena).
+  [[nodiscard]] bool variable_size() const noexcept { return arena_ != nullptr; }
 
   [[nodiscard]] std::size_t slot_size() const noexcept;
   [[nodiscard]] std::size_t capacity() const noexcept;
@@ -68,16 +105,20 @@ class MemoryPool {
   /// the pool lives; the count only grows.
   [[nodiscard]] std::size_t segment_count() const noexcept;
   [[nodiscard]] const Segment& segment(std::size_t index) const noexcept;
+  /// Arenas: 0 (blocks, not slots).
   [[nodiscard]] std::size_t slots_per_segment() const noexcept;
   /// Byte offset of slot `slot` inside its segment.
   [[nodiscard]] std::size_t slot_offset(std::uint32_t slot) const noexcept;
 
   /// Internal: the implementation outlives the handle while slots are out.
   struct Impl;
+  struct Arena;
 
  private:
   explicit MemoryPool(Impl* impl) noexcept : impl_(impl) {}
+  explicit MemoryPool(Arena* arena) noexcept : impl_(nullptr), arena_(arena) {}
   Impl* impl_;
+  Arena* arena_{nullptr};
 };
 
 }  // namespace parallax::memory
