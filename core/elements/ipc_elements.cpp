@@ -18,6 +18,7 @@
 #include "common.h"
 #include "parallax/affinity.h"
 #include "parallax/ipc.h"
+#include "parallax/log.h"
 #include "parallax/segment.h"
 
 namespace parallax::elements {
@@ -605,6 +606,14 @@ class ParallaxSrc final : public Element {
     wake();
   }
 
+  // affinity=auto: pinned on the first buffer to the CPUs of the node the publisher announced
+  // for its memory (SubscriberStats::memory_node; docs/topology.md).
+  bool defer_auto_affinity(bool best_effort) override {
+    auto_pending_ = true;
+    auto_best_effort_ = best_effort;
+    return true;
+  }
+
   void run_task() override {
     prerolled_ = false;
     stream_id_.clear();
@@ -648,6 +657,17 @@ class ParallaxSrc final : public Element {
       }
       fr = preroll();
       if (fr != FlowReturn::ok) break;
+      if (auto_pending_) {
+        auto_pending_ = false;
+        if (auto r = pin_auto(); !r) {
+          if (!auto_best_effort_) {
+            post_error(r.error().code, "affinity auto: " + r.error().message);
+            fr = FlowReturn::error;
+            break;
+          }
+          post_warning("affinity auto not applied (best effort): " + r.error().message);
+        }
+      }
       auto& buf = std::get<memory::Buffer>(**item);
       const std::size_t n = buf.size();
       if (buf.segment() == nullptr && !copy_logged_) {
@@ -702,6 +722,21 @@ class ParallaxSrc final : public Element {
   }
 
  private:
+  Result<void> pin_auto() {
+    const int node = sub_->stats().memory_node;
+    if (node < 0)
+      return err(Errc::failed_precondition,
+                 "the publisher announced no NUMA node for its memory (none bound, pages "
+                 "untouched or on several nodes): set numa-node on the producing parallaxsink");
+    PLX_ASSIGN(const topology::Topology* machine, topology::Topology::process());
+    PLX_ASSIGN(topology::CpuSet cpus, machine->node_cpus(static_cast<unsigned>(node)));
+    PLX_TRY(topology::pin_current_thread(cpus));
+    PLX_LOG(info, "placement",
+            "%s: affinity auto pinned to CPUs %s (NUMA node %d, the publisher's memory)",
+            name().c_str(), cpus.to_string().c_str(), node);
+    return {};
+  }
+
   void wake() {
     {
       std::lock_guard l(mu_);
@@ -867,6 +902,8 @@ class ParallaxSrc final : public Element {
   bool prerolled_{false};
   bool warned_format_{false};
   bool copy_logged_{false};
+  bool auto_pending_{false};  // defer_auto_affinity(): pin on the first buffer
+  bool auto_best_effort_{false};
   std::string stream_id_;
   std::optional<Caps> caps_;
   std::optional<Caps> pending_caps_;

@@ -215,8 +215,9 @@ Result<CpuSet> Topology::resolve(std::string_view affinity,
     if (!auto_node)
       return err(Errc::failed_precondition,
                  "affinity 'auto' needs the NUMA node of the memory the thread reads, which is "
-                 "not known here (auto is supported by the GStreamer parallaxsrc and parallaxsink, "
-                 "which learn it from the publisher / their numa-node)");
+                 "not known here (auto is supported by parallaxsrc, GStreamer and native, which "
+                 "learns it from the publisher, and by the GStreamer parallaxsink, from its "
+                 "numa-node)");
     return node_cpus(*auto_node);
   }
   if (affinity == "none")

@@ -3,6 +3,8 @@
 // cross-process runs against parallax-launch child processes (PARALLAX_LAUNCH, set by meson).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <mutex>
@@ -20,8 +23,10 @@
 #include <thread>
 #include <vector>
 
+#include "parallax/affinity.h"
 #include "parallax/ipc.h"
 #include "parallax/pipeline.h"
+#include "parallax/placement.h"
 #include "parallax/segment.h"
 
 namespace {
@@ -140,6 +145,7 @@ class CaptureSink final : public SinkElement {
     std::vector<Seen> buffers;
     std::vector<Event> events;
     Buffer last;
+    std::vector<int> first_cpus;  // the streaming thread's CPUs at the first buffer
   };
   [[nodiscard]] Got got() const {
     std::lock_guard l(mu_);
@@ -167,6 +173,13 @@ class CaptureSink final : public SinkElement {
                   d.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(d.size(), 16)));
     std::lock_guard l(mu_);
     const std::size_t n = got_.buffers.size();
+    if (n == 0) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      if (::sched_getaffinity(0, sizeof set, &set) == 0)
+        for (int c = 0; c < CPU_SETSIZE; ++c)
+          if (CPU_ISSET(c, &set)) got_.first_cpus.push_back(c);
+    }
     s.pattern_ok = true;
     for (std::size_t i = 0; i < d.size(); ++i)
       s.pattern_ok = s.pattern_ok && d[i] == static_cast<std::byte>((n + i) & 0xff);
@@ -692,3 +705,65 @@ TEST(IpcElements, EventsMapAndUnparsableFormatsSurviveARelay) {
 }
 
 }  // namespace
+
+// affinity=auto on the native parallaxsrc: its streaming thread moves to the CPUs of the NUMA
+// node the publisher announced for its memory (numa_node = 0 here). The consumer's threads
+// start on one CPU only (inherited from the thread that starts the executor), so the pin is
+// visible as the whole of node 0. Without a node announced, auto is the element's error.
+TEST(IpcElements, AffinityAutoPinsTheSourceToTheNodeOfThePublishersMemory) {
+  auto machine = topology::Topology::process();
+  ASSERT_TRUE(machine) << machine.error().message;
+  auto node0 = (*machine)->node_cpus(0);
+  ASSERT_TRUE(node0) << node0.error().message;
+  if (node0->cpus.size() < 2) GTEST_SKIP() << "needs a NUMA node with two CPUs";
+  std::vector<int> node0_cpus(node0->cpus.begin(), node0->cpus.end());
+
+  auto run_consumer = [](const std::string& path, bool bound, std::vector<int>& cpus,
+                         std::string& error) {
+    link::PublisherOptions po;
+    po.slot_size = 4096;
+    po.slot_count = 8;
+    if (bound) po.numa_node = 0;
+    auto pub = link::IpcPublisher::bind(path, po);
+    ASSERT_TRUE(pub) << pub.error().message;
+    std::thread consumer([&] {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(0, &one);
+      ASSERT_EQ(::pthread_setaffinity_np(::pthread_self(), sizeof one, &one), 0);
+      SrcPipeline c =
+          make_src_pipeline("parallaxsrc timeout=5000000000 affinity=auto socket-path=" + path);
+      ExecutorOptions eo;
+      eo.thread_hook = pin_by_rules_hook();
+      PipelineExecutor ex(eo);
+      auto r = ex.run(c.p);
+      if (!r) error = r.error().message;
+      cpus = c.sink->got().first_cpus;
+    });
+    ASSERT_TRUE(pub->wait_for_subscribers(1, 10s));
+    ASSERT_TRUE(pub->set_format("application/octet-stream"));
+    for (int i = 0; i < 3; ++i) {
+      auto l = pub->loan();
+      ASSERT_TRUE(l);
+      ASSERT_TRUE(l->set_size(64));
+      std::memset(l->data().data(), i, 64);
+      ASSERT_TRUE(pub->send(std::move(*l)));
+    }
+    ASSERT_TRUE(pub->send_eos());
+    consumer.join();
+  };
+
+  std::vector<int> cpus;
+  std::string error;
+  run_consumer(socket_path("auto"), true, cpus, error);
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(cpus, node0_cpus) << "the source's thread was not moved to node 0's CPUs";
+
+  // The publisher bound no node and had touched no page when we joined: nothing to follow.
+  cpus.clear();
+  error.clear();
+  run_consumer(socket_path("auto-unknown"), false, cpus, error);
+  EXPECT_NE(error.find("affinity auto"), std::string::npos) << error;
+  EXPECT_NE(error.find("numa-node"), std::string::npos) << error;
+  EXPECT_TRUE(cpus.empty());
+}

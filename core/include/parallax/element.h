@@ -208,6 +208,16 @@ class Element {
   /// Elements that own a streaming thread (sources, queue) return true and run it in run_task().
   [[nodiscard]] virtual bool has_task() const noexcept { return false; }
   virtual void run_task() {}
+  /// Placement `auto` (docs/topology.md): the CPUs of the NUMA node holding the memory the
+  /// streaming thread reads. Only an element that learns that node itself can apply it (the
+  /// native parallaxsrc, from the publisher's segment announcements): it returns true and pins
+  /// its own thread once it knows the node (a failure is its error, or a warning when
+  /// `best_effort`). The default returns false: `auto` cannot be applied to this element.
+  /// Called by pin_by_rules_hook on the streaming thread, before run_task().
+  virtual bool defer_auto_affinity(bool best_effort) {
+    (void)best_effort;  // unused by elements that cannot place themselves
+    return false;
+  }
 
   // --- Messages ---
   /// Posts an error on the bus (the executor then stops the pipeline).
