@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <utility>
@@ -32,6 +33,9 @@ struct TracerState {
   topo::AffinityRules rules;
   bool best_effort{false};
   std::optional<std::string> config_error;  // reported on the first thread that starts
+  // One error for a configuration error, not one per thread: gst-launch-1.0 1.22 sometimes
+  // keeps waiting in its main loop when a second ERROR arrives while it handles the first.
+  std::atomic<bool> config_error_reported{false};
 };
 
 }  // namespace
@@ -99,8 +103,9 @@ void on_post_message_pre(GObject* object, GstClockTime /*ts*/, GstElement* /*ele
   const std::string name = GST_OBJECT_NAME(owner) ? GST_OBJECT_NAME(owner) : "";
   const long tid = ::syscall(SYS_gettid);
   if (st.config_error) {
-    defer_error(owner, message, "parallaxaffinity tracer: the rules cannot be applied",
-                *st.config_error);
+    if (!st.config_error_reported.exchange(true))
+      defer_error(owner, message, "parallaxaffinity tracer: the rules cannot be applied",
+                  *st.config_error);
     return;
   }
   const std::string factory = factory_name(owner);
