@@ -13,8 +13,11 @@ libdir=$(meson introspect "$B" --buildoptions | python3 -c \
   'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="libdir"))')
 case $prefix in /usr | /usr/local) echo "install-check: prefix $prefix is a system prefix; configure the build with --prefix=<a scratch dir>"; exit 2 ;; esac
 rm -rf "$prefix"
-meson install -C "$B" --quiet >/dev/null
 fail() { echo "install-check: FAIL: $*"; exit 1; }
+if ! meson install -C "$B" --quiet >"$B/install-check.log" 2>&1; then
+  cat "$B/install-check.log"
+  fail "meson install -C $B failed (output above)"
+fi
 unset LD_LIBRARY_PATH GST_PLUGIN_PATH PKG_CONFIG_PATH
 
 "$prefix/bin/parallax-inspect" >/dev/null || fail "installed parallax-inspect does not run"
