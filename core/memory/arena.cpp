@@ -76,25 +76,7 @@ Result<MemoryPool::Arena*> MemoryPool::Arena::create(Segment first, ArenaOptions
   a->id = g_next_arena_id.fetch_add(1, std::memory_order_relaxed);
   a->alignment = opts.alignment;
   a->max_bytes = opts.max_bytes;
-  if (opts.grow) {
-    a->grow_fn = std::move(opts.grow);
-  } else {
-    const Backend b = first.backend();
-    std::string name = first.name();
-    a->grow_fn = [b, name](std::size_t size) -> Result<Segment> {
-      switch (b) {
-        case Backend::heap:
-          return HeapSegment::create(size);
-        case Backend::memfd:
-          return SharedMemorySegment::create(name, size);
-        case Backend::hugepage:
-          return HugePageSegment::create(name, size);
-        case Backend::file:
-          return err(Errc::unsupported, "a file-backed arena needs an explicit grow function");
-      }
-      return err(Errc::internal, "unknown backend");
-    };
-  }
+  a->grow_fn = opts.grow ? std::move(opts.grow) : default_grow(first, "arena");
   {
     std::lock_guard lk(a->mu);
     PLX_TRY(a->add_segment_locked(std::move(first)));

@@ -22,6 +22,10 @@
 
 namespace parallax::memory {
 
+/// The grow function of a pool or arena created without one: a new segment of `first`'s
+/// backend and name. A file-backed one cannot grow on its own (unsupported, naming `what`).
+std::function<Result<Segment>(std::size_t)> default_grow(const Segment& first, const char* what);
+
 struct MemoryPool::Arena {
   struct Seg;  // one segment and the allocator living at its start
 

@@ -17,6 +17,27 @@
 #include "parallax/log.h"
 
 namespace parallax::memory {
+
+std::function<Result<Segment>(std::size_t)> default_grow(const Segment& first, const char* what) {
+  const Backend b = first.backend();
+  std::string name = first.name();
+  std::string file_error =
+      std::string("a file-backed ") + what + " needs an explicit grow function";
+  return [b, name = std::move(name),
+          file_error = std::move(file_error)](std::size_t size) -> Result<Segment> {
+    switch (b) {
+      case Backend::heap:
+        return HeapSegment::create(size);
+      case Backend::memfd:
+        return SharedMemorySegment::create(name, size);
+      case Backend::hugepage:
+        return HugePageSegment::create(name, size);
+      case Backend::file:
+        return err(Errc::unsupported, file_error);
+    }
+    return err(Errc::internal, "unknown backend");
+  };
+}
 namespace {
 
 // Layout of the free-list head (one std::atomic<uint64_t>):
@@ -220,25 +241,7 @@ Result<std::shared_ptr<MemoryPool>> MemoryPool::create(Segment segment, std::siz
   impl->slots_per_segment = per_segment;
   impl->max_segments = opts.max_segments;
   impl->id = g_next_pool_id.fetch_add(1, std::memory_order_relaxed);
-  if (opts.grow) {
-    impl->grow_fn = std::move(opts.grow);
-  } else {
-    const Backend b = segment.backend();
-    std::string name = segment.name();
-    impl->grow_fn = [b, name](std::size_t size) -> Result<Segment> {
-      switch (b) {
-        case Backend::heap:
-          return HeapSegment::create(size);
-        case Backend::memfd:
-          return SharedMemorySegment::create(name, size);
-        case Backend::hugepage:
-          return HugePageSegment::create(name, size);
-        case Backend::file:
-          return err(Errc::unsupported, "a file-backed pool needs an explicit grow function");
-      }
-      return err(Errc::internal, "unknown backend");
-    };
-  }
+  impl->grow_fn = opts.grow ? std::move(opts.grow) : default_grow(segment, "pool");
   impl->next = std::make_unique<std::atomic<std::uint16_t>[]>(per_segment * opts.max_segments);
   impl->segments = std::make_unique<Segment[]>(opts.max_segments);
   impl->cores = std::make_unique<std::unique_ptr<detail::BufferCore[]>[]>(opts.max_segments);
