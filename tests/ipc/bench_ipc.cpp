@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "child_process.h"
 #include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 
@@ -177,36 +178,8 @@ int run_sub(const std::string& path, const std::string& mode) {
   return 0;
 }
 
-struct Child {
-  pid_t pid;
-  int out;
-};
-
-Child spawn(const char* self, const std::string& path, const char* mode) {
-  int p[2];
-  if (::pipe(p) != 0) std::abort();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(p[1], 1);
-    ::close(p[0]);
-    ::execl(self, self, "sub", path.c_str(), mode, static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(p[1]);
-  return {pid, p[0]};
-}
-
-std::string finish(Child c) {
-  std::string out;
-  char buf[256];
-  ssize_t n;
-  while ((n = ::read(c.out, buf, sizeof buf)) > 0)
-    out.append(buf, n);
-  ::close(c.out);
-  int st;
-  ::waitpid(c.pid, &st, 0);
-  return out;
-}
+using test::Child;
+using test::finish;
 
 // Throughput: one subscriber, block policy, N buffers of `size` (contents never touched).
 double throughput(const char* self, const std::string& path, std::size_t size, std::uint64_t n) {
@@ -219,7 +192,7 @@ double throughput(const char* self, const std::string& path, std::size_t size, s
     std::fprintf(stderr, "bind: %s\n", pub.error().to_string().c_str());
     std::exit(2);
   }
-  Child c = spawn(self, path, "throughput");
+  Child c = test::spawn_sub(self, path, "throughput");
   if (!pub->wait_for_subscribers(1, 10s)) std::exit(3);
   for (std::uint64_t i = 0; i < n; ++i) {
     auto l = pub->loan();
@@ -247,7 +220,7 @@ std::string latency(const char* self, const std::string& path, const char* mode,
   po.slot_count = 64;
   auto pub = IpcPublisher::bind(path, po);
   if (!pub) std::exit(2);
-  Child c = spawn(self, path, mode);
+  Child c = test::spawn_sub(self, path, mode);
   if (!pub->wait_for_subscribers(1, 10s)) std::exit(3);
   std::this_thread::sleep_for(20ms);
   for (int i = 0; i < n; ++i) {

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "child_process.h"
 #include "parallax/typed_ipc.h"
 
 namespace bench {
@@ -109,36 +110,8 @@ int run_sub(const std::string& path, const std::string& mode) {
   return 0;
 }
 
-struct Child {
-  pid_t pid;
-  int out;
-};
-
-Child spawn(const char* self, const std::string& path, const char* mode) {
-  int p[2];
-  if (::pipe(p) != 0) std::abort();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(p[1], 1);
-    ::close(p[0]);
-    ::execl(self, self, "sub", path.c_str(), mode, static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(p[1]);
-  return {pid, p[0]};
-}
-
-std::string finish(Child c) {
-  std::string out;
-  char buf[256];
-  ssize_t n;
-  while ((n = ::read(c.out, buf, sizeof buf)) > 0)
-    out.append(buf, static_cast<std::size_t>(n));
-  ::close(c.out);
-  int st = 0;
-  ::waitpid(c.pid, &st, 0);
-  return out;
-}
+using test::Child;
+using test::finish;
 
 PublisherOptions pub_options() {
   PublisherOptions po;
@@ -174,7 +147,7 @@ double typed_run(const char* self, const std::string& path, std::uint64_t n, std
     min_size = std::min(min_size, s);
     max_size = std::max(max_size, s);
   }
-  Child c = spawn(self, path, "typed");
+  Child c = test::spawn_sub(self, path, "typed");
   if (!pub->wait_for_subscribers(1, 10s)) std::exit(3);
   for (std::uint64_t i = 0; i < n; ++i) {
     Tick& t = ticks[i % ticks.size()];
@@ -198,7 +171,7 @@ double native_run(const char* self, const std::string& path, std::uint64_t n, st
     std::fprintf(stderr, "bind: %s\n", pub.error().to_string().c_str());
     std::exit(2);
   }
-  Child c = spawn(self, path, "native");
+  Child c = test::spawn_sub(self, path, "native");
   if (!pub->wait_for_subscribers(1, 10s)) std::exit(3);
   const std::size_t span = max_size - min_size + 1;
   for (std::uint64_t i = 0; i < n; ++i) {
