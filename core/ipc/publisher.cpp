@@ -32,6 +32,7 @@
 #include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 #include "parallax/log.h"
+#include "parallax/trace.h"
 
 namespace parallax::link {
 
@@ -388,6 +389,7 @@ struct IpcPublisher::Impl {
 
   void write_locked(Sub& s, const std::uint64_t* words, std::size_t bytes, Kind kind,
                     std::uint64_t token) {
+    PLX_TRACE_SPAN("ipc.ring_write");
     std::uint64_t idx = s.write_pos & (s.cap - 1);
     const std::uint64_t contiguous = s.cap - idx;
     if (bytes > contiguous) {
@@ -413,6 +415,7 @@ struct IpcPublisher::Impl {
     s.wake_needed = false;
     if (s.ah->sub_sleeping.load(std::memory_order_seq_cst) != 0 &&
         s.ah->sub_sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
+      PLX_TRACE_SPAN("ipc.wake");
       os::send_wake(s.wake.get());
     }
   }
@@ -1504,6 +1507,7 @@ Result<void> IpcPublisher::send(memory::Loan&& loan) {
 }
 
 Result<void> IpcPublisher::send(const memory::Buffer& buffer) {
+  PLX_TRACE_SPAN_ARG("ipc.send", "bytes", buffer.size());
   PLX_NEED_IMPL();
   Impl& im = *impl_;
   if (im.interrupted.load(std::memory_order_acquire))

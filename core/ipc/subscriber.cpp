@@ -24,6 +24,7 @@
 #include "parallax/ipc.h"
 #include "parallax/log.h"
 #include "parallax/segment.h"
+#include "parallax/trace.h"
 
 namespace parallax::link {
 
@@ -93,8 +94,10 @@ struct Conn {
                             ah->wake_ret.load(std::memory_order_relaxed) ||
                         ah->read_pos.load(std::memory_order_relaxed) >=
                             ah->wake_read.load(std::memory_order_relaxed);
-    if (enough && ah->pub_waiting.exchange(0, std::memory_order_seq_cst) != 0)
+    if (enough && ah->pub_waiting.exchange(0, std::memory_order_seq_cst) != 0) {
+      PLX_TRACE_SPAN("ipc.wake");
       os::send_wake(wake.get());
+    }
   }
 
   void shut() {
@@ -585,6 +588,7 @@ struct IpcSubscriber::Impl {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       timeout = static_cast<int>(std::max<std::int64_t>(0, left.count() + 1));
     }
+    PLX_TRACE_SPAN("ipc.sleep");
     int n = ::poll(p, 3, timeout);
     c.ah->sub_sleeping.store(0, std::memory_order_relaxed);
     ++st.wakeups;
@@ -626,6 +630,7 @@ struct IpcSubscriber::Impl {
       }
       PLX_ASSIGN(bool got, take_record());
       if (got) {
+        PLX_TRACE_SPAN("ipc.receive");
         const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(scratch.data()),
                                                scratch.size() * 8);
         if (wire::peek_record_type(bytes) == static_cast<std::uint16_t>(wire::RecordType::buffer)) {
