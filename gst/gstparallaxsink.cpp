@@ -43,7 +43,6 @@ namespace pmem = parallax::memory;
 constexpr std::size_t kMinAutoSlots = 6;
 constexpr std::size_t kMaxAutoSlots = 256;
 constexpr std::size_t kAutoPoolBytes = 16 << 20;
-constexpr std::size_t kEagerReturnBytes = 1 << 20;
 // Streams without a frame size in their caps (encoded, bytes) get a variable-size pool: blocks
 // of each buffer's size in a first segment of this size, growing within max-memory.
 constexpr std::size_t kArenaFirstBytes = 2 << 20;
@@ -821,11 +820,9 @@ static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf)
                         ("%s", r.error().message.c_str()));
       return GST_FLOW_ERROR;
     }
-    // Large frames: take back the leases consumers returned since the last frame now, so the
-    // next acquire reuses the slot written two frames ago (still in the cache) instead of
-    // cycling through the whole pool. Costs a look at each consumer's counters: nothing next
-    // to a frame of this size, too much per 4 KiB buffer.
-    if (size >= kEagerReturnBytes) pub->collect_returns();
+    // Large frames: send() took back the leases consumers returned since the last frame
+    // (PublisherOptions::eager_return_bytes), so the next acquire reuses the slot written two
+    // frames ago (still in the cache) instead of cycling through the whole pool.
     // Where the bytes are, for zero-copy checks (fstat only runs when LOG is enabled).
     GST_LOG_OBJECT(self, "buffer #%" G_GUINT64_FORMAT " zero-copy: segment inode %llu offset %zu",
                    meta.sequence, segment_inode(b->segment()), b->segment_offset());

@@ -683,6 +683,9 @@ struct IpcPublisher::Impl {
     ++s.info.buffers_sent;
     s.info.bytes_sent += b.size();
     wake_locked(s);
+    // Large buffers: collect what the subscriber returned since (after the wake-up, which must
+    // not wait for it), so the next loan gets the slot returned last (eager_return_bytes).
+    if (opts.eager_return_bytes != 0 && b.size() >= opts.eager_return_bytes) (void)sync_locked(s);
     return true;
   }
 

@@ -511,6 +511,23 @@ struct IpcSubscriber::Impl {
     return b;
   }
 
+  // Adaptive spin before sleeping (like glibc's adaptive mutexes): wait() spins up to
+  // spin_budget (at most opts.spin), which follows what the last waits needed. A wait that
+  // found data within opts.spin restores the full spin (spinning would catch such gaps); a
+  // sleep that lasted longer halves it, down to none. A stream whose buffers are further apart
+  // than opts.spin (video at any frame rate, a paced sender) soon sleeps at once and spends no
+  // CPU spinning per buffer; a burst of close buffers brings the spin back after one sleep.
+  std::chrono::nanoseconds spin_budget{0};
+
+  void adapt_spin(Clock::time_point wait_start) {
+    if (Clock::now() - wait_start <= opts.spin) {
+      spin_budget = opts.spin;
+    } else {
+      spin_budget /= 2;
+      if (spin_budget < std::chrono::microseconds(1)) spin_budget = std::chrono::nanoseconds(0);
+    }
+  }
+
   // Sleeps until the ring may have something, the socket speaks, or the deadline.
   void wait(Clock::time_point deadline) {
     const std::shared_ptr<Conn> keep = conn;  // drain_socket() may drop conn
@@ -539,14 +556,18 @@ struct IpcSubscriber::Impl {
         parallax::cpu_relax();
       }
     }
-    if (opts.spin.count() > 0) {
-      const auto until = Clock::now() + opts.spin;
+    const auto start = Clock::now();
+    if (spin_budget.count() > 0) {
+      const auto until = start + spin_budget;
       unsigned i = 0;
       while (!has_data()) {
         if ((++i & 63) == 0 && Clock::now() >= until) break;
         parallax::cpu_relax();
       }
-      if (has_data()) return;
+      if (has_data()) {
+        spin_budget = opts.spin;
+        return;
+      }
     }
     if (wake_pending) {
       wake_pending = false;
@@ -571,6 +592,7 @@ struct IpcSubscriber::Impl {
     int n = ::poll(p, 3, timeout);
     c.ah->sub_sleeping.store(0, std::memory_order_relaxed);
     ++st.wakeups;
+    adapt_spin(start);
     if (n <= 0) return;
     if (p[0].revents & POLLIN) wake_pending = true;
     // The publisher closed its end of the wake socket: it dropped the connection (a hostile
@@ -672,6 +694,7 @@ Result<IpcSubscriber> IpcSubscriber::connect(std::string_view path, SubscriberOp
   auto impl = std::make_unique<Impl>();
   impl->path = std::string(path);
   impl->opts = options;
+  impl->spin_budget = options.spin;
   PLX_ASSIGN(impl->interrupt_efd, os::make_eventfd());
   PLX_TRY(impl->handshake(Clock::now() + options.connect_timeout));
   return IpcSubscriber(std::move(impl));

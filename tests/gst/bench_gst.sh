@@ -6,7 +6,9 @@
 # plus 1080p RGBx from videotestsrc against videotestsrc alone, and the copy floor of this
 # machine (plx_memcpy_floor). Prints medians of REPS runs of consumer-side rates (see below).
 #   tests/gst/bench_gst.sh BUILD_DIR        (REPS=5 by default; env REPS=N to change)
+#   BENCH_GST_ONLY=sizes | video: only the size table, or only the 1080p comparison
 set -u
+ONLY=${BENCH_GST_ONLY:-all}
 B=$(cd "${1:?usage: bench_gst.sh BUILD_DIR}" && pwd)
 REPS=${REPS:-5}
 APP=$B/tests/gst/plx_gst_app
@@ -76,6 +78,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "gstreamer: $(gst-launch-1.0 --version | sed -n 2p)"
 echo "reps: $REPS (median)"
 echo
+if [ "$ONLY" != video ]; then
 printf "%-10s %8s %14s %14s %8s %14s %14s %s\n" size N parallax_buf/s shm_buf/s ratio copy_floor pool_buf/s parallax_copies
 for spec in 4096:500000:500000 262144:50000:300000 1048576:10000:300000 8388608:1000:100000; do
   IFS=: read -r S N NZ <<< "$spec"
@@ -109,9 +112,11 @@ echo "copy_floor = g_malloc + one memcpy into a memfd slot + g_free per buffer, 
 echo "  slots as parallaxsink's automatic pool (plx_memcpy_floor):"
 echo "  the most any sink that copies fakesrc's buffers once can reach"
 echo "pool_buf/s = GRAY8 frames of the same size acquired from parallaxsink's proposed pool (plx_gst_pool_src), payload untouched"
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" 
-
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
+fi
+[ "$ONLY" = sizes ] && exit 0
+
 # This VM's memory bandwidth is bimodal from one process to the next (the same pipeline runs at
 # ~640 or ~900 fps): more repetitions here, every run printed, medians compared.
 VN=1000
@@ -137,3 +142,4 @@ echo "1080p RGBx runs (fps), alone: ${alone[*]}; through the hop: ${hop[*]}; bus
 echo "1080p RGBx videotestsrc (median of $VREPS): alone $ma fps, through parallaxsink->parallaxsrc $mh fps" \
      "($(echo "scale=1; 100 * $mh / $ma" | bc) %), copies ${vcopies:-?}/$VN;" \
      "with parallaxsrc busy-poll=true $mb fps ($(echo "scale=1; 100 * $mb / $ma" | bc) %)"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -166,7 +166,8 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
   return percentiles(std::move(lat));
 }
 
-// Subscriber process: "sub PATH throughput|sleep|busy". Prints a result line.
+// Subscriber process: "sub PATH throughput|sleep|adaptive|busy" (adaptive: the default
+// options, a spin of up to 20 us that adapts to the gaps). Prints a result line.
 int run_sub(const std::string& path, const std::string& mode) {
   SubscriberOptions so;
   so.connect_timeout = 5s;
@@ -293,7 +294,7 @@ int main(int argc, char** argv) {
   if (std::getenv("BENCH_IPC_NO_LATENCY") != nullptr || throughput_only) return 0;
   const auto gap = std::chrono::microseconds(50);
   auto print = [](const char* what, const Percentiles& p) {
-    std::printf("latency %-24s (n=%zu): p50 %7.2f us  p99 %8.2f us  p99.9 %8.2f us\n", what, p.n,
+    std::printf("latency %-26s (n=%zu): p50 %7.2f us  p99 %8.2f us  p99.9 %8.2f us\n", what, p.n,
                 p.p50, p.p99, p.p999);
     std::fflush(stdout);
   };
@@ -311,6 +312,7 @@ int main(int argc, char** argv) {
   std::printf(
       "sleeping vs wake-socket floor: p50 +%.2f us (target <= +1.5), p99 %.2fx (target <= 1.5x)\n",
       sleep.p50 - wake.p50, wake.p99 > 0 ? sleep.p99 / wake.p99 : 0.0);
+  print("4 KiB sleep (default spin)", parse(latency(self, path, "adaptive", nlat, gap)));
   const Percentiles busy = parse(latency(self, path, "busy", nlat, gap));
   print("4 KiB busy-poll", busy);
   const Percentiles spin = floor_latency(Floor::spin, nlat, gap);

@@ -374,6 +374,37 @@ TEST(IpcTransport, RecycledBuffersCarryOnlyTheirOwnMetadataAcrossThreads) {
   EXPECT_EQ(sub.stats().buffers, seq);
 }
 
+// eager_return_bytes: sending a large buffer takes back what the subscriber returned since, so
+// the next loan reuses the slot returned last (LIFO, still in the cache) instead of another.
+TEST(IpcTransport, LargeSendsTakeReturnsBackSoTheNextLoanReusesTheSlotReturnedLast) {
+  TempDir dir;
+  auto po = small_pool(1 << 20, 8);  // eager_return_bytes: 1 MiB by default
+  auto pub = IpcPublisher::bind(dir.file("s"), po).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  auto send_frame = [&](std::uint64_t seq) -> const std::byte* {
+    auto l = pub.loan().value();
+    const std::byte* at = l.data().data();
+    l.metadata().sequence = seq;
+    EXPECT_TRUE(pub.send(std::move(l)).ok());
+    return at;
+  };
+  for (std::uint64_t seq = 0; seq < 20; seq += 2) {
+    // Frame seq goes out and comes back (the consumer drops it); frame seq+1 goes out and
+    // stays with the consumer.
+    const std::byte* returned = send_frame(seq);
+    ASSERT_TRUE(sub.recv_for(2s).value().has_value());
+    send_frame(seq + 1);
+    auto held = sub.recv_for(2s).value();
+    ASSERT_TRUE(held.has_value());
+    // The next loan is the slot returned last: send() took the return back (without it the
+    // return waits for the background thread, every 20 ms, and another slot comes out).
+    auto next = pub.loan().value();
+    EXPECT_EQ(next.data().data(), returned) << seq;
+    EXPECT_EQ(pub.pool()->in_use(), 2u) << seq;  // the held frame and this loan
+  }
+}
+
 TEST(IpcTransport, CleanCloseEndsTheStreamAndBuffersOutliveIt) {
   TempDir dir;
   auto pub = IpcPublisher::bind(dir.file("s"), small_pool()).value();

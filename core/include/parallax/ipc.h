@@ -141,6 +141,13 @@ struct PublisherOptions {
   /// wake-up; a short spin covers the usual case of a consumer that is only a few buffers
   /// behind. 0 = sleep at once.
   std::chrono::nanoseconds spin{std::chrono::microseconds(20)};
+  /// After sending a buffer of at least this many bytes, send() takes back at once the leases
+  /// subscribers have returned since the last look (otherwise it looks only when half a quota,
+  /// ring or pool is used): the slots go back to the pool's LIFO free list, so the next loan
+  /// reuses the slot returned last, still in the cache, instead of cycling through the whole
+  /// pool (a 1080p frame is 8 MiB). Costs a read of each subscriber's counters per send:
+  /// nothing next to a large frame, too much per small buffer. 0 = never.
+  std::size_t eager_return_bytes{std::size_t{1} << 20};
   /// Places the pool's memory on a NUMA node (hwloc logical index): each segment is bound there
   /// (hwloc_set_area_membind, bind policy), prefaulted, and the pages' location is verified and
   /// reported in stats(); subscribers are told the node in the segment announcement (their
@@ -332,7 +339,9 @@ struct SubscriberOptions {
   std::optional<Policy> policy;
   /// Spin on the ring instead of sleeping (lowest latency, one core busy while waiting).
   bool busy_poll{false};
-  /// In sleeping mode, how long to spin before going to sleep (0 = sleep at once).
+  /// In sleeping mode, the longest spin before going to sleep (0 = sleep at once). Adaptive:
+  /// the full spin while buffers come within it, halved after each sleep that lasted longer
+  /// (down to none), so a stream of buffers further apart (video frames) costs no spinning.
   std::chrono::nanoseconds spin{std::chrono::microseconds(20)};
   /// connect(): keep trying (every 10 ms) for this long while the socket is absent or refuses
   /// (0 = a single attempt).

@@ -83,10 +83,16 @@ class Tracer {
 /// is on. Names are string literals, "area.what" (pool.loan, ipc.send...).
 class Span {
  public:
-  explicit Span(const char* name, const char* category = "parallax") noexcept
-      : name_(name), category_(category) {
-    if (tracing()) [[unlikely]]
+  // The fields other than begin_ are set only when recording: the span costs no stores of
+  // them while tracing is off.
+  explicit Span(const char* name, const char* category = "parallax") noexcept {
+    if (tracing()) [[unlikely]] {
+      name_ = name;
+      category_ = category;
+      key_ = nullptr;
+      arg_ = 0;
       begin_ = trace_detail::now_ns();
+    }
   }
   ~Span() {
     if (begin_ != 0) [[unlikely]]
@@ -97,17 +103,17 @@ class Span {
 
   /// True when this span records (tracing was on at its start).
   [[nodiscard]] bool active() const noexcept { return begin_ != 0; }
-  /// One integer argument shown with the event (key: a string literal).
+  /// One integer argument shown with the event (key: a string literal). Only when active().
   void arg(const char* key, std::int64_t value) noexcept {
     key_ = key;
     arg_ = value;
   }
 
  private:
-  const char* name_;
-  const char* category_;
-  const char* key_{nullptr};
-  std::int64_t arg_{0};
+  const char* name_;        // set when recording
+  const char* category_;    // set when recording
+  const char* key_;         // set when recording
+  std::int64_t arg_;        // set when recording
   std::uint64_t begin_{0};  // 0: not recording (CLOCK_MONOTONIC is never 0)
 };
 
