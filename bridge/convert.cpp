@@ -139,6 +139,23 @@ constexpr std::uint32_t kMaxReferenceTimestamps = 64;
 
 }  // namespace
 
+// The core's SegmentFormat values are GStreamer's: the mapping is a cast, kept true here.
+using link::SegmentFormat;
+static_assert(static_cast<int>(SegmentFormat::undefined) == GST_FORMAT_UNDEFINED);
+static_assert(static_cast<int>(SegmentFormat::default_units) == GST_FORMAT_DEFAULT);
+static_assert(static_cast<int>(SegmentFormat::bytes) == GST_FORMAT_BYTES);
+static_assert(static_cast<int>(SegmentFormat::time) == GST_FORMAT_TIME);
+static_assert(static_cast<int>(SegmentFormat::buffers) == GST_FORMAT_BUFFERS);
+static_assert(static_cast<int>(SegmentFormat::percent) == GST_FORMAT_PERCENT);
+
+SegmentFormat segment_format_from_gst(GstFormat f) noexcept {
+  return static_cast<SegmentFormat>(static_cast<std::uint32_t>(f));
+}
+
+GstFormat segment_format_to_gst(SegmentFormat f) noexcept {
+  return static_cast<GstFormat>(static_cast<std::uint32_t>(f));
+}
+
 void metadata_from_gst(GstBuffer* buf, std::uint64_t sequence, Metadata& meta) {
   meta.pts = opt_time(GST_BUFFER_PTS(buf));
   meta.dts = opt_time(GST_BUFFER_DTS(buf));

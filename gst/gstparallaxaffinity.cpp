@@ -208,8 +208,8 @@ static void gst_parallax_affinity_tracer_finalize(GObject* object) {
 
 static void gst_parallax_affinity_tracer_class_init(GstParallaxAffinityTracerClass* klass) {
   GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
-  gobject_class->constructed = gst_parallax_affinity_tracer_constructed;
-  gobject_class->finalize = gst_parallax_affinity_tracer_finalize;
+  gobject_class->constructed = GST_DEBUG_FUNCPTR(gst_parallax_affinity_tracer_constructed);
+  gobject_class->finalize = GST_DEBUG_FUNCPTR(gst_parallax_affinity_tracer_finalize);
   GST_DEBUG_CATEGORY_INIT(parallax_affinity_debug, "parallaxaffinity", 0,
                           "Parallax affinity tracer (thread pinning by rules)");
 }

@@ -120,6 +120,14 @@ struct _GstParallaxSink {
 };
 
 G_DEFINE_TYPE(GstParallaxSink, gst_parallax_sink, GST_TYPE_BASE_SINK)
+GST_ELEMENT_REGISTER_DEFINE(parallaxsink, "parallaxsink", GST_RANK_NONE, GST_TYPE_PARALLAX_SINK)
+
+// The policy enum's values are the core's (set_property casts one to the other).
+static_assert(GST_PARALLAX_POLICY_BLOCK == static_cast<int>(parallax::link::Policy::block));
+static_assert(GST_PARALLAX_POLICY_DROP_OLDEST ==
+              static_cast<int>(parallax::link::Policy::drop_oldest));
+static_assert(GST_PARALLAX_POLICY_DROP_NEWEST ==
+              static_cast<int>(parallax::link::Policy::drop_newest));
 
 GType gst_parallax_memory_backend_get_type(void) {
   static GType type = 0;
@@ -717,7 +725,7 @@ static gboolean gst_parallax_sink_event(GstBaseSink* sink, GstEvent* event) {
       const GstSegment* seg = nullptr;
       gst_event_parse_segment(event, &seg);
       link::SegmentInfo si;
-      si.format = seg->format;
+      si.format = parallax::gst::segment_format_from_gst(seg->format);
       si.flags = seg->flags;
       si.rate = seg->rate;
       si.applied_rate = seg->applied_rate;
@@ -903,18 +911,18 @@ static void gst_parallax_sink_class_init(GstParallaxSinkClass* klass) {
   auto* element_class = GST_ELEMENT_CLASS(klass);
   auto* sink_class = GST_BASE_SINK_CLASS(klass);
 
-  gobject_class->set_property = gst_parallax_sink_set_property;
-  gobject_class->get_property = gst_parallax_sink_get_property;
-  gobject_class->finalize = gst_parallax_sink_finalize;
+  gobject_class->set_property = GST_DEBUG_FUNCPTR(gst_parallax_sink_set_property);
+  gobject_class->get_property = GST_DEBUG_FUNCPTR(gst_parallax_sink_get_property);
+  gobject_class->finalize = GST_DEBUG_FUNCPTR(gst_parallax_sink_finalize);
 
-  sink_class->start = gst_parallax_sink_start;
-  sink_class->stop = gst_parallax_sink_stop;
-  sink_class->set_caps = gst_parallax_sink_set_caps;
-  sink_class->propose_allocation = gst_parallax_sink_propose_allocation;
-  sink_class->event = gst_parallax_sink_event;
-  sink_class->render = gst_parallax_sink_render;
-  sink_class->unlock = gst_parallax_sink_unlock;
-  sink_class->unlock_stop = gst_parallax_sink_unlock_stop;
+  sink_class->start = GST_DEBUG_FUNCPTR(gst_parallax_sink_start);
+  sink_class->stop = GST_DEBUG_FUNCPTR(gst_parallax_sink_stop);
+  sink_class->set_caps = GST_DEBUG_FUNCPTR(gst_parallax_sink_set_caps);
+  sink_class->propose_allocation = GST_DEBUG_FUNCPTR(gst_parallax_sink_propose_allocation);
+  sink_class->event = GST_DEBUG_FUNCPTR(gst_parallax_sink_event);
+  sink_class->render = GST_DEBUG_FUNCPTR(gst_parallax_sink_render);
+  sink_class->unlock = GST_DEBUG_FUNCPTR(gst_parallax_sink_unlock);
+  sink_class->unlock_stop = GST_DEBUG_FUNCPTR(gst_parallax_sink_unlock_stop);
 
   const auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                            GST_PARAM_MUTABLE_READY);

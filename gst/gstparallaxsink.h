@@ -26,4 +26,6 @@ typedef enum {
 GType gst_parallax_memory_backend_get_type(void);
 GType gst_parallax_policy_get_type(void);
 
+GST_ELEMENT_REGISTER_DECLARE(parallaxsink);
+
 G_END_DECLS

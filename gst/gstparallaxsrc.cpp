@@ -44,7 +44,11 @@ enum {
 };
 
 // What this subscriber asks the publisher to do when it falls behind (as the native element).
+// The other values are link::Policy's (connect_publisher casts).
 constexpr gint kPolicyDefault = -1;
+static_assert(static_cast<int>(link::Policy::block) == 0);
+static_assert(static_cast<int>(link::Policy::drop_oldest) == 1);
+static_assert(static_cast<int>(link::Policy::drop_newest) == 2);
 
 GType src_policy_get_type() {
   static GType type = 0;
@@ -64,8 +68,13 @@ GType src_policy_get_type() {
 constexpr gint kDefaultCopyThreshold = -1;  // half the publisher's quota
 
 struct State {
-  // mu guards the settings, `unlocked` and the subscriber pointer swap. The streaming thread
-  // never holds it while blocked in recv (unlock() takes it to interrupt the recv).
+  // One locking scheme: mu guards the settings, `unlocked`, the subscriber pointer swap, `caps`
+  // and the stats snapshot. The streaming thread is the only one that replaces `sub` and
+  // `caps` (always under mu) and the only one that calls into the subscriber besides
+  // interrupt()/resume() (IpcSubscriber is a one-consumer-thread object: its stats() must not
+  // race recv_item()), so it may read them without mu. Everybody else (get_caps, the stats
+  // property, unlock) takes mu. The streaming thread never holds mu while blocked in recv
+  // (unlock() takes it to interrupt the recv), nor while calling into GStreamer.
   std::mutex mu;
   std::condition_variable cv;
   std::string socket_path;
@@ -77,7 +86,11 @@ struct State {
   bool unlocked{false};
   std::unique_ptr<link::IpcSubscriber> sub;
   GstAllocator* allocator{nullptr};  // read-only Parallax allocator, lives with the element
-  GstCaps* caps{nullptr};            // current caps (streaming thread)
+  GstCaps* caps{nullptr};            // current caps (written by the streaming thread under mu)
+  // The subscriber's stats as of the streaming thread's last receive (or connect/drop): what
+  // the stats property reports, so it never calls into the subscriber from another thread.
+  link::SubscriberStats sub_stats;
+  bool sub_connected{false};
   bool ever_connected{false};
   bool copy_logged{false};  // the first copy past copy-threshold is logged (streaming thread)
   // Counters for the stats property.
@@ -98,6 +111,7 @@ struct _GstParallaxSrc {
 };
 
 G_DEFINE_TYPE(GstParallaxSrc, gst_parallax_src, GST_TYPE_PUSH_SRC)
+GST_ELEMENT_REGISTER_DEFINE(parallaxsrc, "parallaxsrc", GST_RANK_NONE, GST_TYPE_PARALLAX_SRC)
 
 static GstStaticPadTemplate src_template =
     GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
@@ -133,6 +147,8 @@ GstFlowReturn connect_publisher(GstParallaxSrc* self, bool reconnect) {
     if (st.unlocked) return GST_FLOW_FLUSHING;
     if (r) {
       st.sub = std::make_unique<link::IpcSubscriber>(std::move(*r));
+      st.sub_stats = st.sub->stats();
+      st.sub_connected = st.sub->connected();
       st.ever_connected = true;
       GST_INFO_OBJECT(self, "%s %s", reconnect ? "reconnected to" : "connected to", path.c_str());
       return GST_FLOW_OK;
@@ -156,19 +172,33 @@ GstFlowReturn connect_publisher(GstParallaxSrc* self, bool reconnect) {
 }
 
 // Drops the subscriber (its received Buffers stay valid on their own).
+// Streaming thread (or stop(), once it has stopped).
 void drop_subscriber(State& st) {
   std::unique_ptr<link::IpcSubscriber> old;
   {
     std::lock_guard lock(st.mu);
     old = std::move(st.sub);
+    if (old) {
+      // In the same critical section as the swap: a stats reader sees either the old
+      // connection's counters or their sum in *_before, never neither.
+      const link::SubscriberStats ss = old->stats();
+      st.dropped_before += ss.dropped;
+      st.copied_before += ss.copies;
+      st.bytes_copied_before += ss.bytes_copied;
+      st.sub_stats = {};
+      st.sub_connected = false;
+    }
   }
-  if (old) {
-    const link::SubscriberStats ss = old->stats();
-    st.dropped_before += ss.dropped;
-    st.copied_before += ss.copies;
-    st.bytes_copied_before += ss.bytes_copied;
-    old->close();
-  }
+  if (old) old->close();
+}
+
+// Streaming thread, after each receive: the snapshot the stats property reads.
+void refresh_stats(State& st) {
+  link::SubscriberStats ss = st.sub->stats();
+  const bool connected = st.sub->connected();
+  std::lock_guard lock(st.mu);
+  st.sub_stats = ss;
+  st.sub_connected = connected;
 }
 
 GstEvent* gst_event_from_custom(const link::Event& e) {
@@ -221,7 +251,10 @@ GstFlowReturn handle_event(GstParallaxSrc* self, const link::Event& e) {
       }
       GST_INFO_OBJECT(self, "caps %" GST_PTR_FORMAT, caps);
       if (st.caps != nullptr) st.caps_changes.fetch_add(1, std::memory_order_relaxed);
-      gst_caps_replace(&st.caps, caps);
+      {
+        std::lock_guard lock(st.mu);
+        gst_caps_replace(&st.caps, caps);
+      }
       const gboolean ok = gst_base_src_set_caps(base, caps);
       gst_caps_unref(caps);
       if (!ok) {
@@ -233,7 +266,7 @@ GstFlowReturn handle_event(GstParallaxSrc* self, const link::Event& e) {
     }
     case link::EventType::segment: {
       if (keeps_own_time(base)) return GST_FLOW_OK;
-      if (e.segment.format != GST_FORMAT_TIME) return GST_FLOW_OK;
+      if (e.segment.format != link::SegmentFormat::time) return GST_FLOW_OK;
       GstSegment seg;
       gst_segment_init(&seg, GST_FORMAT_TIME);
       seg.flags = static_cast<GstSegmentFlags>(e.segment.flags);
@@ -312,6 +345,7 @@ static GstFlowReturn gst_parallax_src_create(GstPushSrc* src, GstBuffer** out) {
       if (reconnect) st.reconnects.fetch_add(1, std::memory_order_relaxed);
     }
     auto item = st.sub->recv_item();
+    refresh_stats(st);
     if (!item) {
       const parallax::Error& e = item.error();
       if (e.code == parallax::Errc::cancelled) return GST_FLOW_FLUSHING;
@@ -334,7 +368,10 @@ static GstFlowReturn gst_parallax_src_create(GstPushSrc* src, GstBuffer** out) {
     if (st.caps == nullptr) {
       // A native publisher that never set a format: bytes are bytes.
       GstCaps* caps = gst_caps_new_empty_simple("application/octet-stream");
-      gst_caps_replace(&st.caps, caps);
+      {
+        std::lock_guard lock(st.mu);
+        gst_caps_replace(&st.caps, caps);
+      }
       gst_base_src_set_caps(GST_BASE_SRC(self), caps);
       gst_caps_unref(caps);
     }
@@ -363,9 +400,10 @@ static GstFlowReturn gst_parallax_src_create(GstPushSrc* src, GstBuffer** out) {
 static GstCaps* gst_parallax_src_get_caps(GstBaseSrc* src, GstCaps* filter) {
   auto* self = GST_PARALLAX_SRC(src);
   GstCaps* caps = nullptr;
-  GST_OBJECT_LOCK(self);
-  if (self->state->caps != nullptr) caps = gst_caps_ref(self->state->caps);
-  GST_OBJECT_UNLOCK(self);
+  {
+    std::lock_guard lock(self->state->mu);
+    if (self->state->caps != nullptr) caps = gst_caps_ref(self->state->caps);
+  }
   if (caps == nullptr) caps = gst_pad_get_pad_template_caps(GST_BASE_SRC_PAD(src));
   if (filter != nullptr) {
     GstCaps* tmp = gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST);
@@ -391,9 +429,8 @@ static gboolean gst_parallax_src_stop(GstBaseSrc* src) {
   auto* self = GST_PARALLAX_SRC(src);
   State& st = *self->state;
   drop_subscriber(st);
-  GST_OBJECT_LOCK(self);
+  std::lock_guard lock(st.mu);
   gst_caps_replace(&st.caps, nullptr);
-  GST_OBJECT_UNLOCK(self);
   return TRUE;
 }
 
@@ -418,25 +455,27 @@ static GstStructure* make_stats(GstParallaxSrc* self) {
   State& st = *self->state;
   parallax::link::SubscriberStats ss;
   bool connected = false;
+  std::uint64_t dropped_before = 0, copied_before = 0, bytes_copied_before = 0;
   {
     std::lock_guard lock(st.mu);
-    if (st.sub) {
-      ss = st.sub->stats();
-      connected = st.sub->connected();
-    }
+    ss = st.sub_stats;
+    connected = st.sub_connected;
+    dropped_before = st.dropped_before;
+    copied_before = st.copied_before;
+    bytes_copied_before = st.bytes_copied_before;
   }
   GstStructure* s = gst_structure_new(
       "application/x-parallax-src-stats",  //
       "buffers", G_TYPE_UINT64, st.buffers.load(), "bytes", G_TYPE_UINT64, st.bytes.load(),
       "events", G_TYPE_UINT64, st.events.load(), "dropped", G_TYPE_UINT64,
-      st.dropped_before.load() + ss.dropped, "caps-changes", G_TYPE_UINT64, st.caps_changes.load(),
+      dropped_before + ss.dropped, "caps-changes", G_TYPE_UINT64, st.caps_changes.load(),
       "reconnects", G_TYPE_UINT64, st.reconnects.load(), "leases", G_TYPE_UINT,
       static_cast<guint>(ss.leases), "connected", G_TYPE_BOOLEAN, connected, "publisher-pid",
       G_TYPE_INT, static_cast<gint>(ss.publisher_pid), "copied", G_TYPE_UINT64,
-      st.copied_before.load() + ss.copies, "bytes-copied", G_TYPE_UINT64,
-      st.bytes_copied_before.load() + ss.bytes_copied, "quota", G_TYPE_UINT,
-      static_cast<guint>(ss.quota), "copy-threshold", G_TYPE_UINT,
-      static_cast<guint>(ss.copy_threshold), "memory-node", G_TYPE_INT, ss.memory_node, nullptr);
+      copied_before + ss.copies, "bytes-copied", G_TYPE_UINT64,
+      bytes_copied_before + ss.bytes_copied, "quota", G_TYPE_UINT, static_cast<guint>(ss.quota),
+      "copy-threshold", G_TYPE_UINT, static_cast<guint>(ss.copy_threshold), "memory-node",
+      G_TYPE_INT, ss.memory_node, nullptr);
   // Transit latency (publisher's ring write -> our receive, ns; log2 bucket upper bounds) of
   // the current connection; 0 before the first buffer. docs/observability.md.
   gst_structure_set(s, "latency-count", G_TYPE_UINT64, ss.latency_count, "latency-p50",
@@ -547,15 +586,15 @@ static void gst_parallax_src_class_init(GstParallaxSrcClass* klass) {
   auto* basesrc_class = GST_BASE_SRC_CLASS(klass);
   auto* pushsrc_class = GST_PUSH_SRC_CLASS(klass);
 
-  gobject_class->set_property = gst_parallax_src_set_property;
-  gobject_class->get_property = gst_parallax_src_get_property;
-  gobject_class->finalize = gst_parallax_src_finalize;
-  basesrc_class->start = gst_parallax_src_start;
-  basesrc_class->stop = gst_parallax_src_stop;
-  basesrc_class->get_caps = gst_parallax_src_get_caps;
-  basesrc_class->unlock = gst_parallax_src_unlock;
-  basesrc_class->unlock_stop = gst_parallax_src_unlock_stop;
-  pushsrc_class->create = gst_parallax_src_create;
+  gobject_class->set_property = GST_DEBUG_FUNCPTR(gst_parallax_src_set_property);
+  gobject_class->get_property = GST_DEBUG_FUNCPTR(gst_parallax_src_get_property);
+  gobject_class->finalize = GST_DEBUG_FUNCPTR(gst_parallax_src_finalize);
+  basesrc_class->start = GST_DEBUG_FUNCPTR(gst_parallax_src_start);
+  basesrc_class->stop = GST_DEBUG_FUNCPTR(gst_parallax_src_stop);
+  basesrc_class->get_caps = GST_DEBUG_FUNCPTR(gst_parallax_src_get_caps);
+  basesrc_class->unlock = GST_DEBUG_FUNCPTR(gst_parallax_src_unlock);
+  basesrc_class->unlock_stop = GST_DEBUG_FUNCPTR(gst_parallax_src_unlock_stop);
+  pushsrc_class->create = GST_DEBUG_FUNCPTR(gst_parallax_src_create);
 
   const auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                            GST_PARAM_MUTABLE_READY);

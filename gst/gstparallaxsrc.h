@@ -10,4 +10,6 @@ G_BEGIN_DECLS
 #define GST_TYPE_PARALLAX_SRC (gst_parallax_src_get_type())
 G_DECLARE_FINAL_TYPE(GstParallaxSrc, gst_parallax_src, GST, PARALLAX_SRC, GstPushSrc)
 
+GST_ELEMENT_REGISTER_DECLARE(parallaxsrc);
+
 G_END_DECLS

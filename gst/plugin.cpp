@@ -61,13 +61,17 @@ static gboolean plugin_init(GstPlugin* plugin) {
   GST_DEBUG_CATEGORY_INIT(parallax_core_debug, "parallax", 0, "Parallax core (transport, memory)");
   parallax::log::set_sink(&log_to_gst);
   sync_core_level();
-  gboolean ok = gst_element_register(plugin, "parallaxsink", GST_RANK_NONE, GST_TYPE_PARALLAX_SINK);
-  ok &= gst_element_register(plugin, "parallaxsrc", GST_RANK_NONE, GST_TYPE_PARALLAX_SRC);
+  gboolean ok = GST_ELEMENT_REGISTER(parallaxsink, plugin);
+  ok &= GST_ELEMENT_REGISTER(parallaxsrc, plugin);
   ok &= gst_tracer_register(plugin, "parallaxaffinity", GST_TYPE_PARALLAX_AFFINITY_TRACER);
   return ok;
 }
 
+// Metadata. The sources are "MIT OR Apache-2.0" (SPDX headers); GStreamer accepts only its own
+// list of license names (gst_plugin_desc's valid_licenses), where the MIT half of the choice is
+// "MIT/X11" (Apache-2.0 is not on the list, and an unlisted name blacklists the plugin).
+// PACKAGE is the project (meson project() name), origin where it comes from.
 #define PACKAGE "parallax"
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, parallax,
                   "Zero-copy shared-memory transport between processes (Parallax)", plugin_init,
-                  PARALLAX_VERSION, "MIT/X11", "Parallax", "docs/gstreamer.md (no public URL yet)")
+                  PARALLAX_VERSION, "MIT/X11", "Parallax", PARALLAX_ORIGIN)

@@ -95,7 +95,7 @@ std::optional<Caps> caps_for(const std::string& format, bool& exact) {
 }
 
 // --- Event mapping ---------------------------------------------------------------------------
-constexpr std::uint32_t kFormatTime = 3;  // GST_FORMAT_TIME
+constexpr link::SegmentFormat kFormatTime = link::SegmentFormat::time;
 
 link::SegmentInfo to_link(const StreamSegment& s) {
   link::SegmentInfo si;
@@ -143,6 +143,14 @@ std::optional<link::Event> to_link(const Event& ev) {
   return std::nullopt;
 }
 
+// The enumeration properties' numbers are the core enums' values (read with prop_enum()).
+constexpr std::int64_t kMemoryMemfd = 0;
+constexpr std::int64_t kMemoryHugepage = 1;
+constexpr std::int64_t kPolicyDefault = -1;  // parallaxsrc: the publisher's policy
+static_assert(static_cast<int>(link::Policy::block) == 0);
+static_assert(static_cast<int>(link::Policy::drop_oldest) == 1);
+static_assert(static_cast<int>(link::Policy::drop_newest) == 2);
+
 std::vector<EnumValue> policy_values() {
   return {{0, "block", "wait for the subscriber (backpressure: the slowest one paces the stream)"},
           {1, "drop-oldest", "retract the oldest buffers the subscriber has not read yet"},
@@ -172,13 +180,12 @@ class ParallaxSink final : public SinkElement {
     slot_count_ = prop<std::uint64_t>("slot-count");
     if (slot_count_ == 0) slot_count_ = kDefaultSlotCount;
     slot_size_ = prop<std::uint64_t>("slot-size");
-    hugepage_ = prop<std::string>("memory") == "hugepage";
+    hugepage_ = prop_enum("memory") == kMemoryHugepage;
     max_memory_ = prop<std::uint64_t>("max-memory");
     pool_growths_.store(0);
     prefault_ = prop<bool>("prefault");
     wait_ = prop<bool>("wait-for-connection");
-    auto pol = link::policy_from_string(prop<std::string>("policy"));
-    policy_ = pol ? *pol : link::Policy::block;
+    policy_ = static_cast<link::Policy>(prop_enum("policy"));
     max_subscribers_ = prop<std::uint64_t>("max-subscribers");
     const std::string mode = prop<std::string>("socket-mode");
     socket_mode_ = mode == "0666" ? 0666 : mode == "0660" ? 0660 : 0600;
@@ -577,9 +584,9 @@ class ParallaxSrc final : public Element {
         ct < 0 ? link::SubscriberOptions::kCopyThresholdAuto : static_cast<std::uint32_t>(ct);
     copied_before_.store(0);
     bytes_copied_before_.store(0);
-    const std::string pol = prop<std::string>("policy");
     policy_.reset();
-    if (auto p = link::policy_from_string(pol)) policy_ = *p;
+    if (const std::int64_t p = prop_enum("policy"); p != kPolicyDefault)
+      policy_ = static_cast<link::Policy>(p);
     {
       std::lock_guard l(mu_);
       woken_ = false;
@@ -943,11 +950,11 @@ const ElementRegistrar reg_parallaxsink{ElementInfo{
      PropertySpec::uint64("max-memory", kDefaultMaxMemory, 4096, UINT64_MAX,
                           "Most bytes of shared memory one pool may take (slots, or the "
                           "variable-size pool); larger buffers fail with an error naming it"),
-     PropertySpec::enumeration(
-         "memory", "memfd",
-         {{0, "memfd", "memfd shared memory"},
-          {1, "hugepage", "memfd with huge pages (falls back to transparent huge pages)"}},
-         "Shared memory backend of the slots"),
+     PropertySpec::enumeration("memory", "memfd",
+                               {{kMemoryMemfd, "memfd", "memfd shared memory"},
+                                {kMemoryHugepage, "hugepage",
+                                 "memfd with huge pages (falls back to transparent huge pages)"}},
+                               "Shared memory backend of the slots"),
      PropertySpec::boolean("prefault", true,
                            "Commit every page of the slots when the pool is created: no page "
                            "fault in the streaming path, and memory that cannot be backed is an "
@@ -996,7 +1003,7 @@ const ElementRegistrar reg_parallaxsrc{ElementInfo{
                           "Nanoseconds to wait for the publisher to appear, or to come back "
                           "after it vanished, before failing (0 = forever)"),
      PropertySpec::enumeration("policy", "default",
-                               {{-1, "default", "the publisher's policy"},
+                               {{kPolicyDefault, "default", "the publisher's policy"},
                                 {0, "block", "the publisher waits for us (backpressure)"},
                                 {1, "drop-oldest", "the publisher retracts what we did not read"},
                                 {2, "drop-newest", "the publisher skips buffers for us"}},

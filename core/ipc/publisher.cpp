@@ -1372,6 +1372,27 @@ IpcPublisher::IpcPublisher(IpcPublisher&&) noexcept = default;
 IpcPublisher& IpcPublisher::operator=(IpcPublisher&&) noexcept = default;
 IpcPublisher::~IpcPublisher() = default;
 
+// Subscribers import only sealed memfds (Segment::import): a pool in heap memory cannot be
+// sent at all, and a mapped file (MappedFileSegment) would be refused by every subscriber at
+// its first segment announcement. Both are refused here, where the mistake is made.
+static Result<void> check_publishable_pool(const memory::MemoryPool& pool) {
+  for (std::size_t i = 0; i < pool.segment_count(); ++i) {
+    const memory::Segment& seg = pool.segment(i);
+    if (!seg.shareable())
+      return err(Errc::invalid_argument,
+                 "the publisher's pool must live in shared memory (memfd or hugepage), not " +
+                     std::string(memory::to_string(seg.backend())));
+    if (seg.backend() == memory::Backend::file)
+      return err(Errc::invalid_argument,
+                 "the publisher's pool must live in memfd or hugepage memory: a file-backed "
+                 "segment (" +
+                     seg.name() +
+                     ") cannot be sealed, and subscribers map only sealed memfds, so every "
+                     "subscriber would refuse it");
+  }
+  return {};
+}
+
 Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions options) {
   if (options.max_leases_per_subscriber == 0 || options.max_leases_per_subscriber > 4096)
     return err(Errc::invalid_argument, "max_leases_per_subscriber must be 1..4096");
@@ -1394,11 +1415,7 @@ Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions 
                              "parallax-ipc-pool", options.slot_size * options.slot_count));
     PLX_ASSIGN(options.pool, memory::MemoryPool::create(std::move(seg), options.slot_size));
   }
-  for (std::size_t i = 0; i < options.pool->segment_count(); ++i) {
-    if (!options.pool->segment(i).shareable())
-      return err(Errc::invalid_argument,
-                 "the publisher's pool must live in shareable memory (memfd, hugepage or file)");
-  }
+  PLX_TRY(check_publishable_pool(*options.pool));
   impl->pool = options.pool;
   if (options.numa_node) {
     if (*options.numa_node == PublisherOptions::kAutoNode) {
@@ -1448,11 +1465,7 @@ Result<memory::Loan> IpcPublisher::loan(std::size_t size) {
 Result<void> IpcPublisher::replace_pool(std::shared_ptr<memory::MemoryPool> pool) {
   PLX_NEED_IMPL();
   if (!pool) return err(Errc::invalid_argument, "replace_pool: null pool");
-  for (std::size_t i = 0; i < pool->segment_count(); ++i) {
-    if (!pool->segment(i).shareable())
-      return err(Errc::invalid_argument,
-                 "the publisher's pool must live in shareable memory (memfd, hugepage or file)");
-  }
+  PLX_TRY(check_publishable_pool(*pool));
   Impl& im = *impl_;
   std::shared_ptr<memory::MemoryPool> old;
   std::vector<std::uint64_t> old_ids;

@@ -325,8 +325,17 @@ Result<void> encode_event(std::vector<std::uint64_t>& out, const Event& e) {
     }
     case EventType::segment: {
       const SegmentInfo& s = e.segment;
-      SegmentPayload p{s.format, s.flags, s.rate, s.applied_rate, s.base,    s.offset,
-                       s.start,  s.stop,  s.time, s.position,     s.duration};
+      SegmentPayload p{static_cast<std::uint32_t>(s.format),
+                       s.flags,
+                       s.rate,
+                       s.applied_rate,
+                       s.base,
+                       s.offset,
+                       s.start,
+                       s.stop,
+                       s.time,
+                       s.position,
+                       s.duration};
       w.put_val(p);
       break;
     }
@@ -436,8 +445,17 @@ Result<Record> decode_record(std::span<const std::byte> bytes) {
           e.type = EventType::segment;
           SegmentPayload p{};
           if (!rd.get(p)) return bad("truncated segment event");
-          e.segment = SegmentInfo{p.format, p.flags, p.rate, p.applied_rate, p.base,    p.offset,
-                                  p.start,  p.stop,  p.time, p.position,     p.duration};
+          e.segment = SegmentInfo{static_cast<SegmentFormat>(p.format),
+                                  p.flags,
+                                  p.rate,
+                                  p.applied_rate,
+                                  p.base,
+                                  p.offset,
+                                  p.start,
+                                  p.stop,
+                                  p.time,
+                                  p.position,
+                                  p.duration};
           break;
         }
         case EventType::eos:

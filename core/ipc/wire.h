@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -380,5 +381,55 @@ std::vector<std::byte> encode_stats_end(const StatsEnd& e);
 /// Validates a ring header as mapped by a subscriber against what the welcome announced.
 [[nodiscard]] Result<void> check_ring_header(const RingHeader& h, std::uint32_t ring_bytes);
 [[nodiscard]] Result<void> check_ack_header(const AckHeader& h, std::uint32_t return_capacity);
+
+// ---------------------------------------------------------------------------------------------
+// Layout freeze: every peer built before relies on these sizes and offsets. Changing any of
+// them is a protocol change: bump kVersion (and say so in docs/protocol.md) instead.
+static_assert(kVersion == 2, "wire version 2: the wake socket replaced the two eventfds of 1");
+static_assert(kWelcomeFds == 3);
+static_assert(std::is_standard_layout_v<RingHeader> && std::is_standard_layout_v<AckHeader>);
+static_assert(sizeof(RingHeader) == 256);
+static_assert(offsetof(RingHeader, magic) == 0);
+static_assert(offsetof(RingHeader, version) == 4);
+static_assert(offsetof(RingHeader, header_size) == 6);
+static_assert(offsetof(RingHeader, capacity) == 8);
+static_assert(offsetof(RingHeader, write_pos) == 64);
+static_assert(offsetof(RingHeader, reserved1) == 128);
+static_assert(sizeof(AckHeader) == 832);
+static_assert(offsetof(AckHeader, return_capacity) == 8);
+static_assert(offsetof(AckHeader, pub_waiting) == 16);
+static_assert(offsetof(AckHeader, wake_ret) == 24);
+static_assert(offsetof(AckHeader, wake_read) == 32);
+static_assert(offsetof(AckHeader, read_pos) == 64);
+static_assert(offsetof(AckHeader, sub_sleeping) == 128);
+static_assert(offsetof(AckHeader, ret_write) == 192);
+static_assert(offsetof(AckHeader, report) == 256);
+static_assert(offsetof(AckHeader, report) + offsetof(AckReport, latency_log2) == 320);
+static_assert(sizeof(MsgHeader) == 16);
+static_assert(offsetof(MsgHeader, type) == 6);
+static_assert(offsetof(MsgHeader, size) == 8);
+static_assert(sizeof(HelloMsg) == 32);
+static_assert(sizeof(WelcomeMsg) == 56);
+static_assert(offsetof(WelcomeMsg, publisher_pid) == 40);
+static_assert(sizeof(SegmentMsg) == 40);
+static_assert(offsetof(SegmentMsg, numa_node) == 32);
+static_assert(sizeof(SegmentRetiredMsg) == 32);
+static_assert(offsetof(SegmentRetiredMsg, segment_id) == 16);
+static_assert(static_cast<int>(MsgType::segment_retired) == 10);
+static_assert(sizeof(RecordHeader) == 8);
+static_assert(sizeof(BufferRecord) == 112);
+static_assert(offsetof(BufferRecord, token) == 8);  // patched per subscriber
+static_assert(offsetof(BufferRecord, segment_id) == 16);
+static_assert(offsetof(BufferRecord, sequence) == 80);
+static_assert(offsetof(BufferRecord, entries_bytes) == 100);
+static_assert(offsetof(BufferRecord, send_ns) == 104);  // patched per subscriber
+static_assert(offsetof(BufferRecord, send_ns) == kSendNsWord * 8);
+static_assert(sizeof(EventRecord) == 16);
+static_assert(sizeof(SegmentPayload) == 80);
+static_assert(sizeof(StatsRequestMsg) == 32);
+static_assert(sizeof(StatsPublisherMsg) == 152);
+static_assert(sizeof(StatsSegmentMsg) == 40);
+static_assert(sizeof(StatsSubscriberMsg) == 160);
+static_assert(sizeof(StatsEndMsg) == 24);
 
 }  // namespace parallax::link::wire

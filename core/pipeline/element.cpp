@@ -259,6 +259,16 @@ PropertyValue Element::stored_property(std::string_view name) const {
   return PropertyValue{};
 }
 
+std::int64_t Element::prop_enum(std::string_view name) const {
+  const PropertySpec* spec = find_property(name);
+  const PropertyValue v = stored_property(name);
+  const std::string* nick = std::get_if<std::string>(&v);
+  if (spec != nullptr && spec->type == PropertyType::enumeration && nick != nullptr)
+    for (const EnumValue& e : spec->enum_values)
+      if (e.nick == *nick) return e.value;
+  prop_type_panic(name);
+}
+
 void Element::prop_type_panic(std::string_view name) {
   std::fprintf(stderr, "parallax: property '%.*s' read with the wrong type (bug)\n",
                static_cast<int>(name.size()), name.data());

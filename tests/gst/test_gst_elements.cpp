@@ -20,6 +20,7 @@
 #include <string>
 #include <thread>
 
+#include "child_process.h"
 #include "parallax-gst/allocator.h"
 #include "parallax-gst/buffer_pool.h"
 #include "parallax-gst/convert.h"
@@ -427,30 +428,18 @@ TEST(ParallaxSink, WaitForConnectionIsUnlockedByAStateChange) {
 }
 
 // A helper process from tests/gst (PLX_GST_HELPERS), SIGKILLed and reaped at destruction.
-class HelperProcess {
+// tests/helpers spawns with posix_spawn, not fork: this process runs GStreamer threads.
+class HelperProcess : public parallax::test::Process {
  public:
-  explicit HelperProcess(std::vector<std::string> args) {
-    const char* dir = std::getenv("PLX_GST_HELPERS");
-    args[0] = std::string(dir ? dir : ".") + "/" + args[0];
-    std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    // posix_spawn, not fork: this process runs GStreamer threads.
-    if (::posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
-  }
-  HelperProcess(const HelperProcess&) = delete;
-  HelperProcess& operator=(const HelperProcess&) = delete;
-  ~HelperProcess() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int st;
-    ::waitpid(pid_, &st, 0);
-  }
-  [[nodiscard]] bool started() const { return pid_ > 0; }
+  explicit HelperProcess(std::vector<std::string> args)
+      : Process(in_helpers_dir(std::move(args))) {}
 
  private:
-  pid_t pid_{-1};
+  static std::vector<std::string> in_helpers_dir(std::vector<std::string> args) {
+    const char* dir = std::getenv("PLX_GST_HELPERS");
+    args[0] = std::string(dir ? dir : ".") + "/" + args[0];
+    return args;
+  }
 };
 
 template <typename F>
@@ -496,6 +485,81 @@ TEST(ParallaxSink, SendBlockedOnAStalledConsumerProcessIsUnlockedByAStateChange)
   EXPECT_EQ(gst_element_set_state(pipeline, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
   gst_object_unref(sink);
   gst_object_unref(pipeline);
+}
+
+// Enum properties are GEnums: the nicks users write keep working, and a bad value is an error
+// from the parser (gst-launch's "could not set property") or a GLib warning from g_object_set
+// that leaves the property unchanged, never a silent fallback to `block`.
+TEST(ParallaxElements, EnumPropertiesTakeTheirNicksAndRefuseBadValues) {
+  GError* error = nullptr;
+  GstElement* p = gst_parse_launch_full("fakesrc ! parallaxsink name=s policy=drop-everything",
+                                        nullptr, GST_PARSE_FLAG_FATAL_ERRORS, &error);
+  EXPECT_EQ(p, nullptr);
+  ASSERT_NE(error, nullptr);
+  EXPECT_NE(std::string(error->message).find("policy"), std::string::npos) << error->message;
+  g_clear_error(&error);
+  p = gst_parse_launch_full("parallaxsrc name=s policy=never ! fakesink", nullptr,
+                            GST_PARSE_FLAG_FATAL_ERRORS, &error);
+  EXPECT_EQ(p, nullptr);
+  ASSERT_NE(error, nullptr);
+  g_clear_error(&error);
+  p = gst_parse_launch_full("fakesrc ! parallaxsink name=s memory=floppy", nullptr,
+                            GST_PARSE_FLAG_FATAL_ERRORS, &error);
+  EXPECT_EQ(p, nullptr);
+  ASSERT_NE(error, nullptr);
+  g_clear_error(&error);
+
+  GstElement* sink = gst_element_factory_make("parallaxsink", nullptr);
+  GstElement* src = gst_element_factory_make("parallaxsrc", nullptr);
+  ASSERT_NE(sink, nullptr);
+  ASSERT_NE(src, nullptr);
+  gint policy = -7;
+  for (const auto& [nick, value] :
+       {std::pair{"block", 0}, {"drop-oldest", 1}, {"drop-newest", 2}}) {
+    gst_util_set_object_arg(G_OBJECT(sink), "policy", nick);
+    g_object_get(sink, "policy", &policy, nullptr);
+    EXPECT_EQ(policy, value) << nick;
+    EXPECT_EQ(policy, static_cast<int>(*link::policy_from_string(nick)));
+    gst_util_set_object_arg(G_OBJECT(src), "policy", nick);
+    g_object_get(src, "policy", &policy, nullptr);
+    EXPECT_EQ(policy, value) << nick;
+  }
+  gst_util_set_object_arg(G_OBJECT(src), "policy", "default");
+  g_object_get(src, "policy", &policy, nullptr);
+  EXPECT_EQ(policy, -1);
+  // An out-of-range number through g_object_set: GLib's warning, and the value stays.
+  gst_util_set_object_arg(G_OBJECT(sink), "policy", "drop-oldest");
+  std::atomic<int> warnings{0};
+  const guint handler = g_log_set_handler(
+      "GLib-GObject", static_cast<GLogLevelFlags>(G_LOG_LEVEL_WARNING | G_LOG_LEVEL_CRITICAL),
+      [](const gchar*, GLogLevelFlags, const gchar*, gpointer data) {
+        static_cast<std::atomic<int>*>(data)->fetch_add(1);
+      },
+      &warnings);
+  g_object_set(sink, "policy", 7, nullptr);
+  g_log_remove_handler("GLib-GObject", handler);
+  EXPECT_EQ(warnings.load(), 1);
+  g_object_get(sink, "policy", &policy, nullptr);
+  EXPECT_EQ(policy, 1);  // still drop-oldest, not block
+  gst_object_unref(sink);
+  gst_object_unref(src);
+}
+
+// The plugin's metadata: a license name GStreamer accepts for the sources' MIT OR Apache-2.0,
+// and the elements registered through GST_ELEMENT_REGISTER.
+TEST(ParallaxElements, PluginMetadata) {
+  GstPlugin* plugin = gst_registry_find_plugin(gst_registry_get(), "parallax");
+  ASSERT_NE(plugin, nullptr);
+  EXPECT_STREQ(gst_plugin_get_license(plugin), "MIT/X11");
+  EXPECT_STREQ(gst_plugin_get_package(plugin), "Parallax");
+  EXPECT_NE(gst_plugin_get_origin(plugin), nullptr);
+  gst_object_unref(plugin);
+  for (const char* name : {"parallaxsink", "parallaxsrc"}) {
+    GstElementFactory* f = gst_element_factory_find(name);
+    ASSERT_NE(f, nullptr) << name;
+    EXPECT_STREQ(gst_plugin_feature_get_plugin_name(GST_PLUGIN_FEATURE(f)), "parallax");
+    gst_object_unref(f);
+  }
 }
 
 TEST(ParallaxElements, DefaultsSharedWithTheNativeElements) {

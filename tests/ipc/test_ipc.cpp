@@ -74,6 +74,32 @@ TEST(IpcPublisher, BindRejectsBadArguments) {
   EXPECT_EQ(IpcPublisher::bind(dir.file("s"), po).error().code, Errc::invalid_argument);
 }
 
+// Subscribers map only sealed memfds: a file-backed pool would be refused by every one of
+// them, so the publisher refuses it up front (bind and replace_pool), saying why.
+TEST(IpcPublisher, RefusesAFileBackedPool) {
+  TempDir dir;
+  auto file_pool = [&](const std::string& name) {
+    return memory::MemoryPool::create(
+               memory::MappedFileSegment::create(dir.file(name), 65536).value(), 4096)
+        .value();
+  };
+  auto po = small_pool();
+  po.pool = file_pool("pool.bin");
+  auto r = IpcPublisher::bind(dir.file("f.sock"), po);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::invalid_argument);
+  EXPECT_NE(r.error().message.find("file-backed"), std::string::npos) << r.error().message;
+  struct stat st {};
+  EXPECT_NE(::stat(dir.file("f.sock").c_str(), &st), 0) << "socket bound for a refused pool";
+  // A memfd pool is fine, and cannot be swapped for a file-backed one later.
+  auto pub = IpcPublisher::bind(dir.file("m.sock"), small_pool());
+  ASSERT_TRUE(pub.ok()) << pub.error().to_string();
+  auto rp = pub->replace_pool(file_pool("pool2.bin"));
+  ASSERT_FALSE(rp.ok());
+  EXPECT_EQ(rp.error().code, Errc::invalid_argument);
+  EXPECT_NE(rp.error().message.find("file-backed"), std::string::npos) << rp.error().message;
+}
+
 TEST(IpcPublisher, SocketModeAndCleanUnlink) {
   TempDir dir;
   const auto path = dir.file("pub.sock");

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// Two real processes (fork + exec of segment_peer) share a memfd segment: each sees the other's
+// Two real processes (a spawned segment_peer) share a memfd segment: each sees the other's
 // writes, and a read-only import cannot write by any means.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "child_process.h"
 #include "parallax/segment.h"
 
 using namespace parallax;
@@ -18,24 +19,17 @@ using namespace parallax::memory;
 
 namespace {
 
-// Runs segment_peer with `fd` as its fd 3; returns the raw wait status.
+// Runs segment_peer with `fd` as its fd 3; returns its exit code (128 + signal if killed).
 int run_peer(int fd, const std::vector<std::string>& args) {
   const char* peer = std::getenv("PLX_SEGMENT_PEER");
   if (peer == nullptr) ADD_FAILURE() << "PLX_SEGMENT_PEER is not set";
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (dup2(fd, 3) < 0) _exit(90);  // dup2 clears FD_CLOEXEC on the copy
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(peer));
-    for (auto& a : args)
-      argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(peer, argv.data());
-    _exit(91);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return status;
+  std::vector<std::string> argv{peer ? peer : "segment_peer"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  test::SpawnOptions o;
+  o.fds = {{fd, 3}};
+  test::Process p(argv, o);
+  EXPECT_TRUE(p.started());
+  return p.wait();
 }
 
 TEST(MultiProcess, PeerSeesOurWritesThroughReadOnlyImport) {
@@ -45,12 +39,10 @@ TEST(MultiProcess, PeerSeesOurWritesThroughReadOnlyImport) {
   auto fd = seg->export_fd(Access::read_only);
   ASSERT_TRUE(fd.ok());
   int st = run_peer(fd->get(), {"read", std::to_string(seg->size()), std::to_string(0x5A)});
-  ASSERT_TRUE(WIFEXITED(st));
-  EXPECT_EQ(WEXITSTATUS(st), 0);
+  EXPECT_EQ(st, 0);
   // And the check can fail: a different pattern is reported as a mismatch.
   st = run_peer(fd->get(), {"read", std::to_string(seg->size()), std::to_string(0x11)});
-  ASSERT_TRUE(WIFEXITED(st));
-  EXPECT_EQ(WEXITSTATUS(st), 1);
+  EXPECT_EQ(st, 1);
 }
 
 TEST(MultiProcess, WeSeeThePeersWritesThroughReadWriteImport) {
@@ -59,8 +51,7 @@ TEST(MultiProcess, WeSeeThePeersWritesThroughReadWriteImport) {
   auto fd = seg->export_fd(Access::read_write);
   ASSERT_TRUE(fd.ok());
   int st = run_peer(fd->get(), {"write", std::to_string(seg->size()), std::to_string(0x33)});
-  ASSERT_TRUE(WIFEXITED(st));
-  ASSERT_EQ(WEXITSTATUS(st), 0);
+  ASSERT_EQ(st, 0);
   for (std::size_t i = 0; i < seg->size(); i += 4096)
     EXPECT_EQ(seg->data()[i], std::byte{0x33});
 }
@@ -71,9 +62,8 @@ TEST(MultiProcess, ReadOnlyImportCannotWriteByAnyMeans) {
   auto fd = seg->export_fd(Access::read_only);
   ASSERT_TRUE(fd.ok());
   int st = run_peer(fd->get(), {"try-write", "4096"});
-  ASSERT_TRUE(WIFEXITED(st));
-  EXPECT_EQ(WEXITSTATUS(st), 77) << "3: mprotect allowed, 4: writable mmap allowed, "
-                                    "5: a plain store did not fault";
+  EXPECT_EQ(st, 77) << "3: mprotect allowed, 4: writable mmap allowed, "
+                       "5: a plain store did not fault";
   EXPECT_EQ(seg->data()[0], std::byte{0});
 }
 
@@ -83,8 +73,7 @@ TEST(MultiProcess, PeerRefusesAReadOnlyFdForWriting) {
   auto fd = seg->export_fd(Access::read_only);
   ASSERT_TRUE(fd.ok());
   int st = run_peer(fd->get(), {"write", "4096", "1"});
-  ASSERT_TRUE(WIFEXITED(st));
-  EXPECT_EQ(WEXITSTATUS(st), 2);  // import refused
+  EXPECT_EQ(st, 2);  // import refused
   EXPECT_EQ(seg->data()[0], std::byte{0});
 }
 

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "child_process.h"
 #include "parallax/affinity.h"
 #include "parallax/ipc.h"
 #include "parallax/pipeline.h"
@@ -43,73 +44,24 @@ std::string socket_path(const char* what) {
          ".sock";
 }
 
-// --- A child process (parallax-launch) with its output in files.
-class Child {
+// --- A child process (parallax-launch) with its output in files (tests/helpers).
+class Child : public parallax::test::Process {
  public:
-  explicit Child(std::vector<std::string> args) {
-    const char* tool = std::getenv("PARALLAX_LAUNCH");
-    if (tool == nullptr) {
-      ADD_FAILURE() << "PARALLAX_LAUNCH is not set (run through meson test)";
-      return;
-    }
-    out_ = "/tmp/plx-ipcel-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int o = ::open((out_ + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int e = ::open((out_ + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      ::dup2(o, 1);
-      ::dup2(e, 2);
-      std::vector<char*> argv{const_cast<char*>(tool)};
-      for (auto& a : args)
-        argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(tool, argv.data());
-      ::_exit(127);
-    }
-  }
-  ~Child() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      (void)wait();
-    }
-    if (!out_.empty()) {
-      ::unlink((out_ + ".out").c_str());
-      ::unlink((out_ + ".err").c_str());
-    }
-  }
-  // Exit code (128 + signal), or -1 when it had to be killed after `limit`.
-  int wait(std::chrono::milliseconds limit = 30s) {
-    if (pid_ <= 0) return -1;
-    const auto end = Clock::now() + limit;
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (Clock::now() > end) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        reaped_ = true;
-        return -1;
-      }
-      std::this_thread::sleep_for(5ms);
-    }
-    reaped_ = true;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  void kill9() { ::kill(pid_, SIGKILL); }
-  [[nodiscard]] std::string out() const { return slurp(out_ + ".out"); }
-  [[nodiscard]] std::string err() const { return slurp(out_ + ".err"); }
+  explicit Child(const std::vector<std::string>& args) : Process(launch_args(args), files()) {}
 
  private:
-  static std::atomic<int>& counter() {
-    static std::atomic<int> c{0};
-    return c;
+  static std::vector<std::string> launch_args(const std::vector<std::string>& args) {
+    const char* tool = std::getenv("PARALLAX_LAUNCH");
+    if (tool == nullptr) ADD_FAILURE() << "PARALLAX_LAUNCH is not set (run through meson test)";
+    std::vector<std::string> argv{tool ? tool : "parallax-launch"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
   }
-  static std::string slurp(const std::string& f) {
-    std::ifstream in(f, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), {}};
+  static parallax::test::SpawnOptions files() {
+    parallax::test::SpawnOptions o;
+    o.output_files = parallax::test::unique_path("ipcel");
+    return o;
   }
-  pid_t pid_{-1};
-  bool reaped_{false};
-  std::string out_;
 };
 
 bool contains(const std::string& s, const std::string& what) {

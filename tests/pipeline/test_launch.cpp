@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "child_process.h"
+
 namespace {
 
 struct ToolRun {
@@ -21,15 +23,6 @@ struct ToolRun {
   std::string err;
 };
 
-std::string read_all(int fd) {
-  std::string s;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0)
-    s.append(buf, static_cast<std::size_t>(n));
-  return s;
-}
-
 // Runs `tool` with `args`; when `interrupt_after_ms` >= 0, sends SIGINT after that delay.
 ToolRun run(const char* env_var, std::vector<std::string> args, int interrupt_after_ms = -1) {
   const char* tool = std::getenv(env_var);
@@ -37,42 +30,32 @@ ToolRun run(const char* env_var, std::vector<std::string> args, int interrupt_af
     ADD_FAILURE() << env_var << " is not set (run through meson test)";
     return {};
   }
-  int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) return {};
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(tool));
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(tool, argv.data());
-    ::_exit(127);
+  std::vector<std::string> argv{tool};
+  argv.insert(argv.end(), args.begin(), args.end());
+  parallax::test::SpawnOptions o;
+  o.capture_stdout = true;
+  o.capture_stderr = true;
+  parallax::test::Process p(argv, o);
+  if (!p.started()) {
+    ADD_FAILURE() << "could not start " << tool;
+    return {};
   }
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
   ToolRun r;
-  std::thread err_reader([&] { r.err = read_all(err_pipe[0]); });
+  std::thread err_reader([&] { r.err = p.read_all_stderr(); });
   if (interrupt_after_ms >= 0) {
     // The handler is installed before this line is printed: wait for it, so the signal can
     // never hit the default action on a slow (loaded, sanitized) start.
     char buf[256];
     ssize_t n;
     while (r.out.find("Setting pipeline to PLAYING") == std::string::npos &&
-           (n = ::read(out_pipe[0], buf, sizeof buf)) > 0)
+           (n = ::read(p.stdout_fd(), buf, sizeof buf)) > 0)
       r.out.append(buf, static_cast<std::size_t>(n));
     std::this_thread::sleep_for(std::chrono::milliseconds(interrupt_after_ms));
-    ::kill(pid, SIGINT);
+    p.signal(SIGINT);
   }
-  r.out += read_all(out_pipe[0]);
+  r.out += p.read_all_stdout();
   err_reader.join();
-  ::close(out_pipe[0]);
-  ::close(err_pipe[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.exit_code = p.wait(std::chrono::minutes(5));
   return r;
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "child_process.h"
 #include "parallax/pipeline.h"
 
 namespace plx_test {
@@ -26,22 +27,7 @@ inline std::vector<std::string> edges(const Pipeline& p) {
   return out;
 }
 
-/// A fresh directory under the system temp dir, removed at destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "plx-pipeline-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  [[nodiscard]] std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using parallax::test::TempDir;  // tests/helpers/child_process.h
 
 /// A sink that records what it receives (thread-safe reads via snapshot()).
 class RecordingSink final : public SinkElement {

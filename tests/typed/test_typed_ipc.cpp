@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "child_process.h"
 #include "parallax/typed_ipc.h"
 
 using namespace parallax;
@@ -173,51 +174,17 @@ int peer_main(int argc, char** argv) {
 
 // --- the test side ---
 
-std::string self_exe() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return {};
-  return std::string(buf, static_cast<std::size_t>(n));
-}
-
 std::string unique_path() {
   static std::atomic<int> counter{0};
   return "/tmp/plx-typed-ipc-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
          ".sock";
 }
 
-// A peer process: this binary re-executed with --typed-ipc-peer.
-class Peer {
+// A peer process: this binary re-executed with --typed-ipc-peer (tests/helpers).
+class Peer : public parallax::test::Process {
  public:
-  Peer(const std::string& role, const std::string& path, int n) {
-    const std::string exe = self_exe();
-    const std::string count = std::to_string(n);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::execl(exe.c_str(), exe.c_str(), "--typed-ipc-peer", role.c_str(), path.c_str(),
-              count.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-  }
-  Peer(const Peer&) = delete;
-  Peer& operator=(const Peer&) = delete;
-  ~Peer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  [[nodiscard]] bool started() const { return pid_ > 0; }
-  /// The peer's exit code (-1 if it did not exit normally).
-  int wait() {
-    int st = 0;
-    if (::waitpid(pid_, &st, 0) != pid_) return -1;
-    pid_ = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  }
-
- private:
-  pid_t pid_{-1};
+  Peer(const std::string& role, const std::string& path, int n)
+      : Process({parallax::test::self_exe(), "--typed-ipc-peer", role, path, std::to_string(n)}) {}
 };
 
 template <typename T>

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "parallax/buffer.h"
+#include "parallax/ipc.h"
 #include "parallax/metadata.h"
 
 namespace parallax::gst {
@@ -25,6 +26,11 @@ inline constexpr std::string_view kReferenceTimestampsKey = "gst.reference-times
 /// The GstBufferFlags Parallax carries (all the ones defined as buffer flags, not the
 /// mini-object lock bits).
 inline constexpr std::uint32_t kCarriedFlags = 0x1FFF0u;
+
+/// GstFormat <-> link::SegmentFormat. The core's values are GStreamer's (static_asserts in
+/// convert.cpp keep them so); formats registered at run time pass through as their number.
+[[nodiscard]] link::SegmentFormat segment_format_from_gst(GstFormat f) noexcept;
+[[nodiscard]] GstFormat segment_format_to_gst(link::SegmentFormat f) noexcept;
 
 /// Fills `meta` (all fields replaced) from `buf`: pts, dts, duration, offset, offset_end,
 /// flags, GstVideoMeta, GstReferenceTimestampMeta. `sequence` becomes meta.sequence.

@@ -245,6 +245,9 @@ class Element {
     if (const T* p = std::get_if<T>(&v)) return *p;
     prop_type_panic(name);
   }
+  /// The number of an enumeration property's stored nick (set_property accepts only listed
+  /// nicks or numbers, so there is always one; aborts for a non-enumeration: a bug).
+  [[nodiscard]] std::int64_t prop_enum(std::string_view name) const;
   /// Forwards an event to every src pad; false if any peer refused it.
   bool forward_event(const Event& ev);
   /// The executor driving this element, or nullptr when not running.
@@ -347,8 +350,8 @@ struct ElementInfo {
 };
 
 /// Element factories by name. Thread-safe. Other source files (plugins, the IPC elements)
-/// register into the global registry with register_element(), typically through a
-/// PLX_REGISTER_ELEMENT static registrar.
+/// register into the global registry with register_element(), typically through a static
+/// ElementRegistrar (below).
 class ElementRegistry {
  public:
   [[nodiscard]] static ElementRegistry& global();

@@ -36,11 +36,23 @@ enum class Policy : std::uint8_t {
 /// Parses the names above (also accepts '_' for '-'); invalid_argument otherwise.
 [[nodiscard]] Result<Policy> policy_from_string(std::string_view s);
 
+/// The unit of a segment's positions. Carried on the wire as its u32 value; a value not
+/// listed (a format registered by an application) passes through unchanged. The bridge
+/// (libparallax-gst, convert.h) maps GstFormat to this and back.
+enum class SegmentFormat : std::uint32_t {
+  undefined = 0,
+  default_units = 1,  ///< the stream's own unit (samples, frames)
+  bytes = 2,
+  time = 3,  ///< nanoseconds
+  buffers = 4,
+  percent = 5,
+};
+
 /// The essentials of a GstSegment. Times in nanoseconds; kNone mirrors GST_CLOCK_TIME_NONE.
 struct SegmentInfo {
   static constexpr std::uint64_t kNone = UINT64_MAX;
-  std::uint32_t format{3};  ///< GstFormat (3 = GST_FORMAT_TIME)
-  std::uint32_t flags{0};   ///< GstSegmentFlags
+  SegmentFormat format{SegmentFormat::time};
+  std::uint32_t flags{0};  ///< GstSegmentFlags
   double rate{1.0};
   double applied_rate{1.0};
   std::uint64_t base{0};
