@@ -136,6 +136,7 @@ class Child {
   }
   /// Exit status (-1 when killed by a signal, -2 on timeout: the child is then killed).
   int wait(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    if (pid_ <= 0) return -1;  // not started or already reaped (never waitpid/kill -1)
     const auto until = std::chrono::steady_clock::now() + timeout;
     int st = 0;
     for (;;) {
@@ -153,6 +154,9 @@ class Child {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   }
   void kill9() {
+    // Never kill(-1) (every process we may signal) or kill(0) (our process group): a second
+    // kill9(), or one after wait(), is a no-op.
+    if (pid_ <= 0) return;
     ::kill(pid_, SIGKILL);
     int st;
     ::waitpid(pid_, &st, 0);
