@@ -8,6 +8,7 @@
 // ring, leases and counters); Impl::seg_mu_ (exported segment fds) is a leaf.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -127,6 +128,8 @@ struct IpcPublisher::Impl {
   std::atomic<bool> interrupted{false};
   ino_t sock_ino{0};
   dev_t sock_dev{0};
+  std::string lock_path;  // PATH.lock, flock()ed while we own PATH (take_lock)
+  UniqueFd lock_fd;
   std::thread thread;
   std::atomic<bool> stopping{false};
   bool closed{false};
@@ -163,13 +166,68 @@ struct IpcPublisher::Impl {
   std::atomic<std::uint64_t> stats_requests{0};
   std::chrono::steady_clock::time_point bound_at{std::chrono::steady_clock::now()};
 
-  ~Impl() { shutdown(); }
+  ~Impl() {
+    shutdown();
+    drop_lock();
+  }
 
   // ---- setup ------------------------------------------------------------------------------
+
+  // Takes PATH.lock (created 0600, never through a symlink) with flock(LOCK_EX | LOCK_NB) for the
+  // publisher's lifetime, so that of two publishers starting together on a stale socket only one
+  // probes, unlinks and binds (the way Wayland compositors guard their sockets). A lock file
+  // that was unlinked and replaced while we waited for it is not the lock: retry on the new one.
+  Result<void> take_lock() {
+    lock_path = path + ".lock";
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+      if (!fd) {
+        if (errno == ELOOP)
+          return err(Errc::already_exists, lock_path + " is a symlink; not touching it");
+        return Error::from_errno("open lock file " + lock_path);
+      }
+      struct stat fst {};
+      if (::fstat(fd.get(), &fst) != 0) return Error::from_errno("fstat " + lock_path);
+      if (!S_ISREG(fst.st_mode))
+        return err(Errc::already_exists, lock_path + " is not a regular file; not touching it");
+      if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+          return err(Errc::already_exists, "another publisher holds " + lock_path);
+        return Error::from_errno("flock " + lock_path);
+      }
+      struct stat pst {};
+      if (::lstat(lock_path.c_str(), &pst) == 0 && pst.st_ino == fst.st_ino &&
+          pst.st_dev == fst.st_dev) {
+        lock_fd = std::move(fd);
+        return {};
+      }
+      // Its owner removed it at close between our open and flock: take the new one.
+    }
+    return err(Errc::unavailable, "could not take " + lock_path + " (replaced repeatedly)");
+  }
+
+  // Removes the lock file while we still hold the lock (a publisher that opened it meanwhile
+  // sees it unlinked after its flock and retries), then releases it.
+  void drop_lock() {
+    if (!lock_fd) return;
+    struct stat fst {};
+    struct stat pst {};
+    if (::fstat(lock_fd.get(), &fst) == 0 && ::lstat(lock_path.c_str(), &pst) == 0 &&
+        fst.st_ino == pst.st_ino && fst.st_dev == pst.st_dev)
+      ::unlink(lock_path.c_str());
+    lock_fd.reset();
+  }
 
   Result<void> listen_on(std::string_view p) {
     PLX_ASSIGN(sockaddr_un addr, os::make_addr(p));
     path = std::string(p);
+    PLX_TRY(take_lock());
+    auto r = listen_locked(addr);
+    if (!r) drop_lock();
+    return r;
+  }
+
+  Result<void> listen_locked(sockaddr_un& addr) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) == 0) {
       if (!S_ISSOCK(st.st_mode))
@@ -891,7 +949,7 @@ struct IpcPublisher::Impl {
   Result<void> setup_sub(Sub& s, const wire::Hello& hello) {
     s.policy = hello.policy == wire::kPolicyDefault ? opts.default_policy
                                                     : static_cast<Policy>(hello.policy);
-    s.quota = opts.max_leases_per_subscriber;
+    if (s.quota == 0) s.quota = opts.max_leases_per_subscriber;
     s.cap = opts.ring_bytes;
     s.ret_cap = next_pow2(s.quota);
     PLX_ASSIGN(s.ring_region,
@@ -936,6 +994,30 @@ struct IpcPublisher::Impl {
     s.info.max_leases = s.quota;
     s.active = true;
     return {};
+  }
+
+  // The quota a joining subscriber gets (0: refuse it). Called with mu_ held. For a slot pool,
+  // the quotas of the subscribers (active, dead not yet reaped, and quarantined ones) never sum
+  // to more than the pool's slots minus the producer's reserve, and a newcomer gets at most three
+  // quarters of what is left, so a subscriber that keeps every buffer cannot starve the producer
+  // nor the subscribers after it (docs/protocol.md, "Quotas and the pool").
+  std::uint32_t grant_quota_locked() const {
+    const std::uint32_t want = opts.max_leases_per_subscriber;
+    if (pool->variable_size()) return want;  // arenas: bytes vary per buffer, quota only
+    const std::size_t slots = pool->capacity();
+    const std::size_t reserve =
+        opts.pool_reserve != 0 ? opts.pool_reserve : std::max<std::size_t>(1, slots / 8);
+    if (slots <= reserve) return 0;
+    std::size_t granted = 0;
+    for (const auto& o : subs_)
+      granted += o->quota;
+    for (const auto& z : zombies_)
+      granted += z->quota;
+    const std::size_t budget = slots - reserve;
+    if (granted >= budget) return 0;
+    const std::size_t left = budget - granted;
+    const std::size_t share = std::max<std::size_t>(1, left - left / 4);
+    return static_cast<std::uint32_t>(std::min<std::size_t>(want, share));
   }
 
   // Called with mu_ held: the handshake and the sticky events happen atomically with respect
@@ -990,7 +1072,16 @@ struct IpcPublisher::Impl {
       s.dead = true;
       return;
     }
+    const std::uint32_t grant = grant_quota_locked();
+    if (grant == 0) {
+      const std::string why = "the pool has no room for another subscriber's quota";
+      PLX_LOG(warn, kLog, "refusing pid %d: %s", static_cast<int>(s.cred.pid), why.c_str());
+      refuse(s.sock.get(), Errc::resource_exhausted, why);
+      s.dead = true;
+      return;
+    }
     std::lock_guard sl(s.mu);
+    s.quota = grant;
     if (auto st = setup_sub(s, *hello); !st) {
       PLX_LOG(warn, kLog, "handshake with pid %d failed: %s", static_cast<int>(s.cred.pid),
               st.error().message.c_str());
@@ -1361,6 +1452,7 @@ struct IpcPublisher::Impl {
         ::unlink(path.c_str());
       listen_fd.reset();
     }
+    drop_lock();
   }
 };
 
@@ -1417,6 +1509,8 @@ Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions 
   }
   PLX_TRY(check_publishable_pool(*options.pool));
   impl->pool = options.pool;
+  if (!options.pool->variable_size() && options.pool_reserve >= options.pool->capacity())
+    return err(Errc::invalid_argument, "pool_reserve must be below the pool's slot count");
   if (options.numa_node) {
     if (*options.numa_node == PublisherOptions::kAutoNode) {
       auto node = topology::current_thread_node();

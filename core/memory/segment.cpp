@@ -7,6 +7,7 @@
 #include <linux/memfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@ namespace parallax::memory {
 // receiver that verified the size can never SIGBUS), and nobody may add or remove seals.
 constexpr int kRequiredSeals = F_SEAL_SHRINK | F_SEAL_GROW;
 constexpr int kAppliedSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+constexpr std::uint64_t kHugetlbfsMagic = 0x958458f6;  // linux/magic.h HUGETLBFS_MAGIC
 
 std::string_view to_string(Backend b) noexcept {
   switch (b) {
@@ -122,6 +124,22 @@ struct SegmentFactory {
     PLX_ASSIGN(UniqueFd fd, make_memfd(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | extra_flags));
     if (::ftruncate(fd.get(), static_cast<off_t>(map_size)) != 0)
       return Error::from_errno("ftruncate(memfd)");
+    if (huge == HugePages::hugetlb) {
+      // hugetlbfs: a hole punched into the file makes the next read of a mapping fault in a
+      // huge page the system may not have (SIGBUS in the subscriber), so importers require a
+      // write seal (Segment::import). F_SEAL_FUTURE_WRITE after our own writable mapping: it
+      // forbids fallocate(PUNCH_HOLE), write() and new writable mappings, not this one.
+      if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0)
+        return Error::from_errno("fcntl(F_ADD_SEALS)");
+      PLX_ASSIGN(std::byte * base, map_fd(fd.get(), map_size, Access::read_write));
+      if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0) {
+        auto e = Error::from_errno("fcntl(F_ADD_SEALS, F_SEAL_FUTURE_WRITE) on hugetlbfs");
+        ::munmap(base, map_size);
+        return e;
+      }
+      return make(base, size, map_size, std::move(fd), std::string(name), backend,
+                  Access::read_write, huge);
+    }
     if (::fcntl(fd.get(), F_ADD_SEALS, kAppliedSeals) != 0)
       return Error::from_errno("fcntl(F_ADD_SEALS)");
     PLX_ASSIGN(std::byte * base, map_fd(fd.get(), map_size, Access::read_write));
@@ -185,6 +203,15 @@ Result<Segment> Segment::import(UniqueFd fd, Access access, std::size_t expected
   if ((seals & kRequiredSeals) != kRequiredSeals)
     return err(Errc::data_loss, "import: memfd is not sealed against shrink and grow (seals=" +
                                     std::to_string(seals) + ")");
+  // hugetlbfs: without a write seal the sender can punch holes (fallocate) and our next read of
+  // the hole faults in a huge page the system may not have: SIGBUS instead of an error.
+  struct statfs sfs {};
+  if (::fstatfs(fd.get(), &sfs) != 0) return Error::from_errno("import: fstatfs");
+  const bool hugetlbfs = static_cast<std::uint64_t>(sfs.f_type) == kHugetlbfsMagic;
+  if (hugetlbfs && (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) == 0)
+    return err(Errc::data_loss,
+               "import: hugetlbfs memfd not sealed against writes (F_SEAL_WRITE or "
+               "F_SEAL_FUTURE_WRITE): its sender could punch holes that fault as SIGBUS");
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error::from_errno("import: fstat");
   if (static_cast<std::uint64_t>(st.st_size) != expected_size)
@@ -196,7 +223,7 @@ Result<Segment> Segment::import(UniqueFd fd, Access access, std::size_t expected
   if (access == Access::read_write && !fd_writable)
     return err(Errc::permission_denied, "import: fd is read-only, cannot map read-write");
   PLX_ASSIGN(std::byte * base, map_fd(fd.get(), expected_size, access));
-  HugePages huge = HugePages::none;
+  HugePages huge = hugetlbfs ? HugePages::hugetlb : HugePages::none;
   return SegmentFactory::make(base, expected_size, expected_size, std::move(fd), std::string(name),
                               Backend::memfd, access, huge);
 }

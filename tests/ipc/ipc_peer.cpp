@@ -33,6 +33,8 @@ int usage() {
   std::fprintf(stderr,
                "ipc_peer subscribe PATH N [policy] [delay_us]\n"
                "ipc_peer hold PATH\n"
+               "ipc_peer hoard PATH\n"
+               "ipc_peer race-bind PATH\n"
                "ipc_peer stall PATH\n"
                "ipc_peer publish PATH SIZE [interval_us]\n"
                "ipc_peer setuid-connect PATH UID\n"
@@ -109,6 +111,30 @@ int hold(const std::string& path) {
     held.push_back(std::move(**r));
     if (held.size() > 8) held.erase(held.begin());
   }
+}
+
+// Connects (drop-newest: the publisher never waits for it), prints "ready" and keeps every
+// buffer it receives, never returning one: a subscriber hoarding the pool. Prints the number
+// held each time it grows; killed by the test.
+int hoard(const std::string& path) {
+  SubscriberOptions so;
+  so.connect_timeout = 5s;
+  so.policy = Policy::drop_newest;
+  auto sub = IpcSubscriber::connect(path, so);
+  if (!sub) {
+    std::fprintf(stderr, "connect: %s\n", sub.error().to_string().c_str());
+    return 2;
+  }
+  std::printf("ready %u\n", sub->stats().quota);
+  std::fflush(stdout);
+  std::vector<memory::Buffer> held;
+  for (;;) {
+    auto r = sub->recv();
+    if (!r || !*r) break;
+    held.push_back(std::move(**r));
+  }
+  for (;;)
+    ::pause();
 }
 
 // Connects, prints "ready" and never reads again, without dying: a consumer that stopped
@@ -256,15 +282,40 @@ int bind_taken(const std::string& path) {
   return pub.error().code == Errc::already_exists ? 0 : 2;
 }
 
+// One side of a bind race: waits for a line on stdin (the test releases every racer at once),
+// binds PATH, and prints "taken" when refused, or "bound N" when bound, N = 1 when a subscriber
+// connecting to PATH 100 ms later reaches this process (0: another racer replaced our socket,
+// which is the bug). Then waits for stdin to close.
+int race_bind(const std::string& path) {
+  char line[16];
+  if (std::fgets(line, sizeof line, stdin) == nullptr) return 2;
+  auto pub = IpcPublisher::bind(path);
+  if (!pub) {
+    std::printf("taken %s\n", pub.error().to_string().c_str());
+    std::fflush(stdout);
+    return pub.error().code == Errc::already_exists ? 0 : 3;
+  }
+  std::this_thread::sleep_for(100ms);  // the other racers have bound or given up by then
+  SubscriberOptions so;
+  so.connect_timeout = 2s;
+  auto sub = IpcSubscriber::connect(path, so);
+  const bool mine = sub && sub->stats().publisher_pid == ::getpid();
+  std::printf("bound %d\n", mine ? 1 : 0);
+  std::fflush(stdout);
+  while (std::fgets(line, sizeof line, stdin) != nullptr) {
+  }
+  return 0;
+}
+
 // The soak publisher (tests/ipc/soak.sh): sends checksummed 4 KiB buffers for `seconds`
-// (block policy by default, block_timeout 500 ms, quota 8 of 64 slots), printing one line of
+// (block policy by default, block_timeout 500 ms, quota 8 of 128 slots), printing one line of
 // figures a second; then eos, a drain of up to 5 s, and the final figures once every
 // subscriber is gone. Exits 0 when no send() took longer than block_timeout + 250 ms and the
 // pool came back to empty.
 int soak_pub(const std::string& path, long seconds, long wait_subs) {
   PublisherOptions po;
   po.slot_size = 4096;
-  po.slot_count = 64;
+  po.slot_count = 128;  // quotas of 8 for the 8 subscribers, hostile joins and quarantined ones
   po.max_leases_per_subscriber = 8;
   po.max_subscribers = 32;
   po.default_policy = Policy::block;
@@ -643,9 +694,24 @@ int hostile_pub(const std::string& path, const std::string& mode) {
     return finish();
   }
   // A segment of 4096 bytes, then a descriptor.
-  const std::size_t seg_size = 4096;
+  // hugetlb-unsealed: a hugetlbfs memfd (one 2 MiB huge page) sealed against shrink and grow but
+  // not against writes: the publisher could punch a hole into it and make the subscriber's next
+  // read fault in a huge page the system may not have (SIGBUS).
+  const std::size_t seg_size = mode == "hugetlb-unsealed" ? std::size_t{2} << 20 : 4096;
   UniqueFd seg_fd;
-  if (mode == "unsealed") {
+  if (mode == "hugetlb-unsealed") {
+    seg_fd.reset(::memfd_create("hostile-huge", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB));
+    if (!seg_fd) {
+      std::fprintf(stderr, "memfd_create(MFD_HUGETLB): %s\n", std::strerror(errno));
+      return 2;
+    }
+    if (::ftruncate(seg_fd.get(), static_cast<off_t>(seg_size)) != 0) return 2;
+    if (::fcntl(seg_fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) return 2;
+    // Sent read-only, as an honest publisher does (the hostile part is the missing write seal).
+    seg_fd.reset(
+        ::open(("/proc/self/fd/" + std::to_string(seg_fd.get())).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!seg_fd) return 2;
+  } else if (mode == "unsealed") {
     seg_fd.reset(::memfd_create("unsealed", MFD_CLOEXEC));
     if (::ftruncate(seg_fd.get(), seg_size) != 0) return 2;
   } else {
@@ -700,8 +766,8 @@ int hostile_pub(const std::string& path, const std::string& mode) {
     return 0;
   }
   if (mode == "oob" || mode == "unsealed" || mode == "writable" || mode == "truncated" ||
-      mode == "bad-record" || mode == "bad-write-pos" || mode == "retire-unknown" ||
-      mode == "retire-then-use")
+      mode == "hugetlb-unsealed" || mode == "bad-record" || mode == "bad-write-pos" ||
+      mode == "retire-unknown" || mode == "retire-then-use")
     return finish();
   return usage();
 }
@@ -716,12 +782,14 @@ int main(int argc, char** argv) {
     return subscribe(path, argc > 3 ? std::atol(argv[3]) : -1, argc > 4 ? argv[4] : nullptr,
                      argc > 5 ? std::atol(argv[5]) : 0);
   if (cmd == "hold") return hold(path);
+  if (cmd == "hoard") return hoard(path);
   if (cmd == "publish-n") return publish_n(path, argc > 3 ? std::atol(argv[3]) : 50);
   if (cmd == "recv-drop") return recv_drop(path);
   if (cmd == "soak-pub")
     return soak_pub(path, argc > 3 ? std::atol(argv[3]) : 60, argc > 4 ? std::atol(argv[4]) : 0);
   if (cmd == "connect-within") return connect_within(path, argc > 3 ? std::atol(argv[3]) : 300);
   if (cmd == "bind-taken") return bind_taken(path);
+  if (cmd == "race-bind") return race_bind(path);
   if (cmd == "keep-after-close") return keep_after_close(path, argc > 3 ? std::atol(argv[3]) : 4);
   if (cmd == "stall") return stall(path);
   if (cmd == "publish")

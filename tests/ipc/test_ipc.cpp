@@ -605,7 +605,7 @@ TEST(IpcLeasePressure, CopiesPastTheThresholdAndReturnsTheLeaseAtOnce) {
 
 TEST(IpcLeasePressure, AutoThresholdIsHalfTheQuotaAndCappedBelowIt) {
   TempDir dir;
-  auto po = small_pool(4096, 16);
+  auto po = small_pool(4096, 32);  // room for two grants of 8 (reserve 4, then 28 and 20 left)
   po.max_leases_per_subscriber = 8;
   auto pub = IpcPublisher::bind(dir.file("s"), po).value();
   SubscriberOptions so;
@@ -1193,23 +1193,32 @@ TEST_P(IpcHostilePublisher, SubscriberRefusesAndSurvives) {
   so.connect_timeout = 2s;
   auto sub = IpcSubscriber::connect(path, so);
   Errc code = Errc::internal;
+  std::string why;
   if (!sub.ok()) {
     code = sub.error().code;
+    why = sub.error().message;
   } else {
     auto b = sub->recv_for(2s);
     ASSERT_FALSE(b.ok()) << "accepted a malformed stream";
     code = b.error().code;
+    why = b.error().message;
     sub->close();
     sub = Error{};  // drop the connection so the helper sees it closed
   }
   EXPECT_EQ(code, Errc::data_loss) << GetParam();
+  // Refused for the missing write seal, before any mapping (without reserved huge pages the
+  // mapping itself would fail too, which proves nothing about the seal check).
+  if (std::string_view(GetParam()) == "hugetlb-unsealed") {
+    EXPECT_NE(why.find("hugetlbfs memfd not sealed against writes"), std::string::npos) << why;
+  }
   EXPECT_EQ(hostile.wait(10s), 0) << "the subscriber did not close the connection";
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, IpcHostilePublisher,
                          ::testing::Values("garbage", "version", "writable-ring", "welcome-no-fds",
                                            "oob", "unsealed", "writable", "truncated", "bad-record",
-                                           "bad-write-pos", "retire-unknown", "retire-then-use"));
+                                           "bad-write-pos", "retire-unknown", "retire-then-use",
+                                           "hugetlb-unsealed"));
 
 // ---- hostile peers against the wake-ups (issue 12, item 1) ------------------------------------
 
@@ -1251,7 +1260,7 @@ TEST(IpcHostileWakeups, JammedPublisherCannotBlockTheSubscriber) {
 TEST(IpcQuarantine, SlotsOfAClosedSubscriberAreNotReusedUntilItDropsThem) {
   TempDir dir;
   const auto path = dir.file("q.sock");
-  auto po = small_pool(4096, 8);
+  auto po = small_pool(4096, 16);  // a grant of 4 (reserve 2, at most 3/4 of the 14 left)
   po.max_leases_per_subscriber = 4;
   po.default_policy = Policy::block;
   auto pub = IpcPublisher::bind(path, po).value();
@@ -1560,4 +1569,179 @@ TEST(IpcPoolReplacement, SubscriberProcessesFollowGrowingPools) {
   EXPECT_EQ(st.pools_replaced, 2u);
   EXPECT_TRUE(st.pool.variable_size);
   EXPECT_LE(st.pool.bytes_capacity, std::size_t{8} << 20);
+}
+
+// ---- quotas against the pool (issue 12 item 6) -------------------------------------------------
+
+// A subscriber process that keeps every buffer it gets and never returns one joins first, then a
+// well-behaved one (block policy, returns each buffer at once). With the native defaults (32
+// slots, quota 32) the hoarder used to be granted the whole pool: the producer's loan() then
+// timed out on every other send and the well-behaved subscriber lost half the stream. The quota
+// granted is bounded by the pool minus the producer's reserve (at most 3/4 of what is left).
+TEST(IpcQuotaVsPool, HoardingSubscriberCannotStarveTheProducerNorAWellBehavedOne) {
+  TempDir dir;
+  const auto path = dir.file("hoard.sock");
+  PublisherOptions po;  // native defaults: 32 slots of 1 MiB, quota 32, reserve auto (4)
+  po.slot_size = 64 * 1024;
+  po.default_policy = Policy::drop_newest;
+  po.loan_timeout = 300ms;
+  auto pub = IpcPublisher::bind(path, po).value();
+  ASSERT_TRUE(pub.set_format("test/x-checksummed").ok());
+  Child hoarder({ipc_test::peer_binary(), "hoard", path}, true);
+  const std::string ready = hoarder.read_line();
+  ASSERT_EQ(ready.rfind("ready ", 0), 0u) << ready;
+  const unsigned hoarder_quota = static_cast<unsigned>(std::stoul(ready.substr(6)));
+  EXPECT_EQ(hoarder_quota, 21u);  // 3/4 of 32 - 4
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 5s).ok());
+  constexpr int kN = 200;
+  Child polite({ipc_test::peer_binary(), "subscribe", path, std::to_string(kN), "block"});
+  ASSERT_TRUE(pub.wait_for_subscribers(2, 5s).ok());
+  int loan_failures = 0;
+  for (int i = 0; i < kN; ++i) {
+    Result<void> r = send_seq(pub, static_cast<std::uint64_t>(i));
+    while (!r.ok() && r.error().code == Errc::timeout && loan_failures < 20) {
+      ++loan_failures;  // retry the same sequence number: the polite one checks for gaps
+      r = send_seq(pub, static_cast<std::uint64_t>(i));
+    }
+    ASSERT_TRUE(r.ok()) << "send " << i << ": " << r.error().to_string();
+  }
+  ASSERT_TRUE(pub.send_eos().ok());
+  EXPECT_EQ(polite.wait(20s), 0) << "the well-behaved subscriber did not receive all " << kN;
+  EXPECT_EQ(loan_failures, 0) << "loan() timed out while a subscriber hoarded";
+  bool hoarder_seen = false;
+  for (const auto& s : pub.stats().subscribers) {
+    if (s.pid != hoarder.pid()) continue;
+    hoarder_seen = true;
+    EXPECT_EQ(s.max_leases, hoarder_quota);
+    EXPECT_GT(s.dropped_newest, 0u);  // it was cut off at its quota, not the pool
+  }
+  EXPECT_TRUE(hoarder_seen);
+  hoarder.kill9();
+}
+
+// The sum of the quotas is bounded by the pool: once it is granted, a newcomer is refused with a
+// clear error rather than admitted to starve the others; the grant comes back when a subscriber
+// leaves. Many hoarders together still leave the producer its reserve.
+TEST(IpcQuotaVsPool, GrantsSumToThePoolMinusTheReserveAndNewcomersAreRefusedBeyond) {
+  TempDir dir;
+  const auto path = dir.file("grants.sock");
+  PublisherOptions po = small_pool(4096, 16);
+  po.pool_reserve = 2;  // budget 14: grants 11, 3, then refusal
+  po.default_policy = Policy::drop_newest;
+  po.loan_timeout = 300ms;
+  auto pub = IpcPublisher::bind(path, po).value();
+  ASSERT_TRUE(pub.set_format("test/x-checksummed").ok());
+  std::vector<Child> hoarders;
+  std::vector<unsigned> grants;
+  for (int i = 0; i < 2; ++i) {
+    hoarders.emplace_back(std::vector<std::string>{ipc_test::peer_binary(), "hoard", path}, true);
+    const std::string ready = hoarders.back().read_line();
+    ASSERT_EQ(ready.rfind("ready ", 0), 0u) << ready;
+    grants.push_back(static_cast<unsigned>(std::stoul(ready.substr(6))));
+  }
+  EXPECT_EQ(grants, (std::vector<unsigned>{11, 3}));
+  ASSERT_TRUE(pub.wait_for_subscribers(2, 5s).ok());
+  auto refused = IpcSubscriber::connect(path);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::resource_exhausted) << refused.error().to_string();
+  // Every hoarder fills its quota; the producer still loans (its reserve and the slots the
+  // hoarders' quotas do not cover).
+  for (int i = 0; i < 100; ++i)
+    ASSERT_TRUE(send_seq(pub, static_cast<std::uint64_t>(i)).ok()) << "send " << i;
+  EXPECT_GE(pub.pool()->capacity() - pub.pool()->in_use(), 2u);
+  hoarders.front().kill9();  // its grant (and, once its mappings are gone, its slots) come back
+  ASSERT_TRUE(eventually([&] { return pub.subscriber_count() == 1; }, 5s));
+  ASSERT_TRUE(eventually(
+      [&] {
+        (void)send_seq(pub, 1000);  // refreshes the producer's view
+        return IpcSubscriber::connect(path).ok();
+      },
+      5s));
+  for (auto& h : hoarders)
+    h.kill9();  // the first one already was: kill9() is then a no-op
+}
+
+TEST(IpcQuotaVsPool, ReserveMustLeaveSlotsForSubscribers) {
+  TempDir dir;
+  PublisherOptions po = small_pool(4096, 8);
+  po.pool_reserve = 8;
+  auto r = IpcPublisher::bind(dir.file("r.sock"), po);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::invalid_argument);
+}
+
+// ---- stale-socket replacement race (issue 12 item 7) -------------------------------------------
+
+// Publisher processes started at the same moment on a path holding a stale socket: exactly one
+// binds, and the one that bound is the one subscribers reach (without the lock file, both could
+// probe the stale socket, and the second's unlink + bind silently replaced the first's socket).
+TEST(IpcBindRace, PublishersStartingTogetherOnAStaleSocketOneWins) {
+  TempDir dir;
+  const auto path = dir.file("race.sock");
+  const char* env = std::getenv("PLX_IPC_RACE_ROUNDS");
+  // Without the lock file the race hit in round 37 of a run of the old code with 4 racers
+  // (two publishers bound, one lost its socket): 8 racers x 50 rounds by default.
+  const int rounds = env ? std::atoi(env) : 50;
+  constexpr int kRacers = 8;
+  for (int round = 0; round < rounds; ++round) {
+    {
+      auto addr = os::make_addr(path).value();
+      UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET, 0));
+      ::unlink(path.c_str());
+      ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    }  // closed without unlink: stale
+    std::vector<Child> racers;
+    for (int i = 0; i < kRacers; ++i)
+      racers.emplace_back(std::vector<std::string>{ipc_test::peer_binary(), "race-bind", path},
+                          true, true);
+    std::this_thread::sleep_for(50ms);  // every racer is waiting on its stdin
+    for (auto& r : racers)
+      r.write_line("go");
+    int bound = 0, owners = 0;
+    std::string lines;
+    for (auto& r : racers) {
+      const std::string l = r.read_line();
+      lines += l + "; ";
+      if (l.rfind("bound", 0) == 0) {
+        ++bound;
+        if (l == "bound 1") ++owners;
+      } else {
+        ASSERT_EQ(l.rfind("taken", 0), 0u) << l;
+      }
+    }
+    EXPECT_EQ(bound, 1) << "round " << round << ": " << lines;
+    EXPECT_EQ(owners, bound) << "round " << round
+                             << ": a bound publisher lost its socket: " << lines;
+    for (auto& r : racers)
+      r.kill9();
+    if (HasFailure()) break;
+  }
+}
+
+// The lock file: a second publisher on the same path is refused while the first lives, even
+// when the socket file was removed behind the first one's back; the lock file goes with the
+// publisher.
+TEST(IpcBindRace, LockFileRefusesASecondPublisherAndIsRemovedAtClose) {
+  TempDir dir;
+  const auto path = dir.file("lock.sock");
+  {
+    auto a = IpcPublisher::bind(path, small_pool());
+    ASSERT_TRUE(a.ok()) << a.error().to_string();
+    struct stat st {};
+    ASSERT_EQ(::lstat((path + ".lock").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    ::unlink(path.c_str());  // someone removed the socket file
+    auto b = IpcPublisher::bind(path, small_pool());
+    ASSERT_FALSE(b.ok());
+    EXPECT_EQ(b.error().code, Errc::already_exists) << b.error().to_string();
+  }
+  struct stat st {};
+  EXPECT_NE(::lstat((path + ".lock").c_str(), &st), 0) << "lock file left behind";
+  EXPECT_TRUE(IpcPublisher::bind(path, small_pool()).ok());
+  // A lock path that is not a regular file is not touched.
+  const auto other = dir.file("sym.sock");
+  ASSERT_EQ(::symlink("/etc/passwd", (other + ".lock").c_str()), 0);
+  auto c = IpcPublisher::bind(other, small_pool());
+  ASSERT_FALSE(c.ok());
 }

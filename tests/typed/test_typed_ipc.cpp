@@ -3,6 +3,7 @@
 // itself with --typed-ipc-peer ROLE PATH N to play the publisher (typed, of another type, or a
 // hostile raw publisher), and the test process subscribes.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -143,7 +144,7 @@ int peer_raw(const std::string& role, const std::string& path) {
 // string lengths.
 int peer_overwrite(const std::string& path, int n) {
   auto o = small_slots();
-  o.slot_count = 8;
+  o.slot_count = 16;  // a grant of 4 (reserve 2, at most 3/4 of the 14 left)
   o.max_leases_per_subscriber = 4;
   auto pub = link::TypedPublisher<Reading>::bind(path, o);
   if (!pub || !pub->wait_for_subscribers(1, 10s)) return 2;
@@ -162,6 +163,35 @@ int peer_overwrite(const std::string& path, int n) {
   return 0;
 }
 
+// A hostile publisher: sends make_reading(7) and keeps writing access to the slot (its pool is
+// mapped writable). Once PATH.go exists (the subscriber validated the archive) it rewrites the
+// slot: "rewrite-valid" with a valid archive of the same shape whose seq is 99, "rewrite-hostile"
+// with 'A' bytes (string lengths 0x41414141). Then creates PATH.done and waits for the
+// subscriber to leave.
+int peer_rewrite(const std::string& role, const std::string& path) {
+  auto pub = link::TypedPublisher<Reading>::bind(path, small_slots());
+  if (!pub || !pub->wait_for_subscribers(1, 10s)) return 2;
+  auto loan = pub->untyped().loan();
+  if (!loan) return 2;
+  auto n = link::serialize_archive_into(make_reading(7), *loan);
+  if (!n) return 2;
+  std::byte* slot = loan->data().data();
+  Reading alt = make_reading(7);
+  alt.seq = 99;
+  auto alt_bytes = archive::serialize(alt, {.header = true});
+  if (!alt_bytes || alt_bytes->size() != *n) return 2;
+  if (!pub->untyped().send(std::move(*loan))) return 3;
+  struct stat st {};
+  for (int i = 0; i < 1000 && ::stat((path + ".go").c_str(), &st) != 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  if (role == "rewrite-valid")
+    std::memcpy(slot, alt_bytes->data(), alt_bytes->size());
+  else
+    std::memset(slot + 16, 0x41, *n - 16);  // keep the header, forge everything after it
+  if (FILE* f = std::fopen((path + ".done").c_str(), "w")) std::fclose(f);
+  return finish(*pub);
+}
+
 int peer_main(int argc, char** argv) {
   if (argc != 5) return 64;
   const std::string role = argv[2], path = argv[3];
@@ -169,6 +199,7 @@ int peer_main(int argc, char** argv) {
   if (role == "readings") return peer_readings(path, n);
   if (role == "other") return peer_other(path, n);
   if (role == "overwrite") return peer_overwrite(path, n);
+  if (role == "rewrite-valid" || role == "rewrite-hostile") return peer_rewrite(role, path);
   return peer_raw(role, path);
 }
 
@@ -447,5 +478,74 @@ TEST(TypedIpcCrossProcess, ViewsKeptAfterCloseAreNotOverwritten) {
   for (std::uint64_t i = 0; i < kept.size(); ++i) {
     EXPECT_EQ(std::string_view(kept[i]->sensor), make_reading(i).sensor) << i;
     EXPECT_EQ(kept[i].deserialize(), make_reading(i)) << i;
+  }
+}
+
+// ---- a publisher rewriting a slot it sent (issue 12) -------------------------------------------
+
+namespace {
+
+// Receives the one archive of a rewrite peer, signals it to rewrite, and waits until it did.
+link::Typed<Reading> receive_then_let_rewrite(link::TypedSubscriber<Reading>& sub,
+                                              const std::string& path) {
+  auto r = sub.recv_for(10s);
+  EXPECT_TRUE(r.ok() && r->has_value()) << (r.ok() ? "eos" : r.error().to_string());
+  if (!r.ok() || !r->has_value()) return {};
+  link::Typed<Reading> t = std::move(**r);
+  EXPECT_EQ(t->seq, 7u);
+  if (FILE* f = std::fopen((path + ".go").c_str(), "w")) std::fclose(f);
+  struct stat st {};
+  for (int i = 0; i < 1000 && ::stat((path + ".done").c_str(), &st) != 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(::stat((path + ".done").c_str(), &st), 0) << "the peer did not rewrite";
+  return t;
+}
+
+}  // namespace
+
+// What private_copy protects against: a zero-copy view reads the publisher's slot, and the
+// publisher can still write there after validation (here a valid archive, so reading it is
+// safe): the view's value changes under it.
+TEST(TypedIpcRewrite, ZeroCopyViewSeesAPublisherRewritingItsSlot) {
+  const std::string path = unique_path();
+  Peer peer("rewrite-valid", path, 1);
+  ASSERT_TRUE(peer.started());
+  auto sub = connect_to<Reading>(path);
+  auto t = receive_then_let_rewrite(sub, path);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->seq, 99u) << "the slot was not rewritten under the view (test premise)";
+  t = {};
+  sub.close();
+  EXPECT_EQ(peer.wait(), 0);
+  ::unlink((path + ".go").c_str());
+  ::unlink((path + ".done").c_str());
+}
+
+// With private_copy the view reads only the bytes it validated, whatever the publisher writes
+// into its slot afterwards: the same value for a valid rewrite, and no read outside the archive
+// for a hostile one (lengths of 0x41414141).
+TEST(TypedIpcRewrite, PrivateCopyViewIsImmuneToRewrites) {
+  for (const char* role : {"rewrite-valid", "rewrite-hostile"}) {
+    SCOPED_TRACE(role);
+    const std::string path = unique_path();
+    Peer peer(role, path, 1);
+    ASSERT_TRUE(peer.started());
+    link::TypedSubscriberOptions o;
+    o.ipc.connect_timeout = 10s;
+    o.private_copy = true;
+    auto sub = link::TypedSubscriber<Reading>::connect(path, o);
+    ASSERT_TRUE(sub.ok()) << sub.error().to_string();
+    auto t = receive_then_let_rewrite(*sub, path);
+    ASSERT_TRUE(t.has_value());
+    EXPECT_EQ(t->seq, 7u);
+    EXPECT_EQ(std::string_view(t->sensor), make_reading(7).sensor);
+    EXPECT_EQ(t.deserialize(), make_reading(7));
+    EXPECT_EQ(sub->private_copies(), 1u);
+    EXPECT_EQ(sub->stats().leases, 0u);  // the slot's lease went back at the copy
+    t = {};
+    sub->close();
+    EXPECT_EQ(peer.wait(), 0);
+    ::unlink((path + ".go").c_str());
+    ::unlink((path + ".done").c_str());
   }
 }

@@ -117,7 +117,16 @@ struct PublisherOptions {
   std::size_t slot_size{1 << 20};
   std::size_t slot_count{32};
   /// Most buffers one subscriber may hold at once (sent and not yet returned). 1..4096.
+  /// What a subscriber is granted is bounded by the pool (slot pools): see pool_reserve.
   std::uint32_t max_leases_per_subscriber{32};
+  /// Slots of a slot pool kept for the producer: the quotas granted to subscribers (plus the
+  /// quotas of gone subscribers whose slots are quarantined) never sum to more than the pool's
+  /// slots minus this reserve, so subscribers that hold every buffer they get cannot make
+  /// loan() time out. Each joining subscriber is granted min(max_leases_per_subscriber, 3/4
+  /// of the slots not yet granted, at least 1); when no slot is left it is refused with
+  /// resource_exhausted. 0 = auto: max(1, slots / 8). Must be below the pool's slots.
+  /// Variable-size (arena) pools are not bounded this way (quota only).
+  std::uint32_t pool_reserve{0};
   /// Bytes of each subscriber's descriptor ring (power of two, 16 KiB .. 16 MiB).
   std::uint32_t ring_bytes{256 * 1024};
   /// Used when a subscriber does not ask for a policy of its own.

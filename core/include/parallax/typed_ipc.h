@@ -261,6 +261,15 @@ struct TypedSubscriberOptions {
   /// Refuse buffers that arrive before any format event. Off by default: the per-archive
   /// header still checks the schema hash.
   bool require_format{false};
+  /// Copy each received archive into memory of this process (one read of the shared slot)
+  /// before validating it, and return the slot's lease at once. Validation proves the bytes
+  /// it read; the zero-copy view reads the publisher's slot again later, and a publisher that
+  /// keeps writing into a slot it sent (its mapping is writable) can change it under a view:
+  /// values change, and a string or vector length rewritten after validation points outside
+  /// the archive. With private_copy the view only ever reads the validated private copy, so a
+  /// hostile publisher cannot make it read anything else. Costs one copy per message (counted
+  /// in TypedSubscriber::private_copies()). Off by default (zero copy).
+  bool private_copy{false};
 };
 
 /// Receives archives of T. recv() validates each buffer once and hands out a Typed<T> view of
@@ -299,6 +308,8 @@ class TypedSubscriber {
   /// The latest format seen (archive_format<T>() from a TypedPublisher).
   [[nodiscard]] const std::optional<std::string>& format() const { return sub_.format(); }
   [[nodiscard]] SubscriberStats stats() const { return sub_.stats(); }
+  /// Archives copied out of shared memory (TypedSubscriberOptions::private_copy).
+  [[nodiscard]] std::uint64_t private_copies() const noexcept { return private_copies_; }
   [[nodiscard]] bool connected() const { return !broken_ && sub_.connected(); }
   void interrupt() { sub_.interrupt(); }
   void resume() { sub_.resume(); }
@@ -329,6 +340,12 @@ class TypedSubscriber {
       return fail(Error{Errc::failed_precondition,
                         "typed subscriber: a buffer arrived before any format event"});
     }
+    if (opts_.private_copy) {
+      // One copy out of the shared slot; the lease goes back with `shared` right here.
+      memory::Buffer shared = std::move(**r);
+      **r = memory::Buffer::copy_from(shared.data(), shared.metadata());
+      ++private_copies_;
+    }
     archive::AccessOptions ao;
     ao.level = opts_.validation;
     ao.max_depth = opts_.max_depth;
@@ -346,6 +363,7 @@ class TypedSubscriber {
 
   IpcSubscriber sub_;
   TypedSubscriberOptions opts_;
+  std::uint64_t private_copies_{0};
   std::optional<std::string> checked_format_;
   std::optional<Error> broken_;
 };
