@@ -43,10 +43,10 @@ class SpscQueue {
       if (!ring_.wait_readable([&] { return closed(); }) && ring_.available() == 0)
         return std::nullopt;  // closed and nothing was published before
     }
-    std::optional<T> out(std::move(ring_.at(0)));
+    T v = std::move(*ring_.at(0));
     ring_.at(0).reset();
     ring_.consume(1);
-    return out;
+    return std::optional<T>(std::in_place, std::move(v));
   }
 
   /// Either side; idempotent. Items already queued stay poppable.
