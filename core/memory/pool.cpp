@@ -1,19 +1,25 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// MemoryPool: a lock-free LIFO free list of slot indices packed with the free count, two state
-// bits and an ABA tag into one 64-bit word, so a loan is one CAS and a release is one CAS.
+// MemoryPool: a lock-free LIFO free list of slot indices packed with the free count, three state
+// bits and an ABA tag into one 64-bit word (a loan from it is one CAS, a release one CAS), in
+// front of which each thread keeps a small cache of free slots (docs/memory.md: "Thread caches").
 #include "parallax/pool.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sched.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <ctime>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 
 #include "arena.h"
+#include "parallax/cpu_relax.h"
 #include "parallax/log.h"
 #include "parallax/trace.h"
 
@@ -43,10 +49,11 @@ namespace {
 
 // Layout of the free-list head (one std::atomic<uint64_t>):
 //   bits  0..15  index of the top free slot, kEmpty when none is free
-//   bits 16..32  number of free slots (17 bits: up to 65535)
+//   bits 16..32  number of free slots on the list (17 bits: up to 65535)
 //   bit  33      kWaiting: a blocked loan sleeps on the futex (high 32 bits of the word)
 //   bit  34      kOrphan: the MemoryPool handle is gone; the last release frees the pool
-//   bits 35..63  ABA tag, +1 on every successful CAS (29 bits: 536M operations to wrap)
+//   bit  35      kNoCache: the handle is going away; releases bypass the thread caches
+//   bits 36..63  ABA tag, +1 on every successful CAS (28 bits: 268M operations to wrap)
 // Every CAS that succeeds bumps the tag, so the high 32 bits change on every push and pop:
 // that is what the futex waits on.
 constexpr std::uint64_t kEmpty = 0xFFFF;
@@ -54,8 +61,11 @@ constexpr int kCountShift = 16;
 constexpr std::uint64_t kCountMask = 0x1FFFF;
 constexpr std::uint64_t kWaiting = std::uint64_t{1} << 33;
 constexpr std::uint64_t kOrphan = std::uint64_t{1} << 34;
-constexpr int kTagShift = 35;
-constexpr std::uint64_t kFlagMask = kWaiting | kOrphan;
+constexpr std::uint64_t kNoCache = std::uint64_t{1} << 35;
+constexpr int kTagShift = 36;
+constexpr std::uint64_t kFlagMask = kWaiting | kOrphan | kNoCache;
+// A release that sees one of these hands its slot (and its thread's cache) to the shared list.
+constexpr std::uint64_t kFlushFlags = kWaiting | kNoCache;
 
 constexpr std::uint64_t top_of(std::uint64_t h) {
   return h & 0xFFFF;
@@ -71,6 +81,82 @@ constexpr std::uint64_t pack(std::uint64_t top, std::uint64_t count, std::uint64
   return top | (count << kCountShift) | (flags & kFlagMask) | (tag << kTagShift);
 }
 
+// ---- Thread caches ----
+// Each pool has kMaxCaches caches of up to kCacheSlots free slots; a thread claims one the first
+// time it loans or releases from the pool and then loans from / releases into it under a
+// spin lock only it takes on the fast path (one uncontended RMW), so two threads on one pool
+// stop sharing the head's cache line. Anyone may take the lock to move a cache's slots to the
+// shared list: a loan that finds the list empty, a loan about to sleep, the handle's
+// destructor. in_use() counts cached slots as free.
+constexpr std::size_t kMaxCaches = 16;
+constexpr std::size_t kCacheSlots = 16;
+
+struct alignas(64) SlotCache {
+  std::atomic<std::uint32_t> lock{0};
+  std::atomic<std::uint32_t> count{0};  ///< slots held (read without the lock by in_use())
+  std::atomic<std::uint64_t> owner{0};  ///< thread token, 0 when no live thread owns it
+  std::uint16_t slots[kCacheSlots]{};
+
+  bool try_lock() noexcept { return lock.exchange(1, std::memory_order_acquire) == 0; }
+  void lock_slow() noexcept {
+    for (unsigned spins = 0; !try_lock(); ++spins) {
+      // The owner holds it for a few instructions, unless it was preempted inside.
+      if (spins < 64)
+        cpu_relax();
+      else
+        sched_yield();
+    }
+  }
+  void unlock() noexcept { lock.store(0, std::memory_order_release); }
+};
+
+// What a thread remembers: the cache it owns in each of the last kThreadRefs pools it used
+// (nullptr when that pool had no cache left). Trivially destructible, so it can be read during
+// thread exit after ThreadCacheCleanup ran (then `dead` routes every call to the shared list).
+constexpr std::size_t kThreadRefs = 4;
+struct ThreadCacheRef {
+  std::uint64_t pool_id;
+  SlotCache* cache;
+};
+struct ThreadCaches {
+  ThreadCacheRef refs[kThreadRefs];
+  std::uint64_t token;
+  unsigned next;
+  bool armed;
+  bool dead;
+};
+thread_local constinit ThreadCaches t_caches{};
+
+// Pools alive now, by id: a thread that exits (or forgets a pool) gives its cache back only if
+// the pool still exists. Pool deletion takes the same lock, so the pool cannot go meanwhile.
+struct PoolRegistry {
+  std::mutex mu;
+  std::unordered_set<std::uint64_t> live;
+};
+PoolRegistry& registry() {
+  static auto* r = new PoolRegistry;  // never destroyed: threads may exit after main
+  return *r;
+}
+void disown(const ThreadCacheRef& r) noexcept {
+  if (r.cache == nullptr) return;
+  // The slots stay in the cache (free, counted as free, taken by loans that find the shared
+  // list empty); the next thread that claims the cache uses them.
+  r.cache->owner.store(0, std::memory_order_release);
+}
+
+struct ThreadCacheCleanup {
+  ~ThreadCacheCleanup() {
+    ThreadCaches& t = t_caches;
+    t.dead = true;
+    std::lock_guard lock(registry().mu);
+    for (const ThreadCacheRef& r : t.refs)
+      if (r.pool_id != 0 && registry().live.count(r.pool_id) != 0) disown(r);
+  }
+};
+thread_local ThreadCacheCleanup t_cleanup;
+
+std::atomic<std::uint64_t> g_next_thread_token{1};
+
 std::atomic<std::uint64_t> g_next_pool_id{1};
 
 long futex(std::uint32_t* addr, int op, std::uint32_t val, const timespec* ts) {
@@ -84,6 +170,8 @@ struct MemoryPool::Impl {
   alignas(64) std::atomic<std::uint64_t> head{pack(kEmpty, 0, 0, 0)};
   std::atomic<std::size_t> capacity{0};
   std::atomic<std::size_t> high_water{0};
+  std::atomic<std::uint32_t> cache_limit{0};  // slots one thread cache may hold (0: no caches)
+  std::uint64_t id{0};
   // Slow-path counters on a line of their own.
   alignas(64) std::atomic<std::uint64_t> waits{0};
   std::atomic<std::uint64_t> failed{0};
@@ -92,15 +180,21 @@ struct MemoryPool::Impl {
   std::size_t slot_size{0};
   std::size_t slots_per_segment{0};
   std::size_t max_segments{1};
-  std::uint64_t id{0};
   std::function<Result<Segment>(std::size_t)> grow_fn;
 
   // Fixed-size arrays sized for max_segments so addresses never move while slots are out.
   std::unique_ptr<std::atomic<std::uint16_t>[]> next;  // next[i]: slot below i on the stack
   std::unique_ptr<Segment[]> segments;
   std::unique_ptr<std::unique_ptr<detail::BufferCore[]>[]> cores;
+  std::unique_ptr<detail::BufferCore*[]> core_of;  // slot index -> its core (no division)
   std::atomic<std::size_t> segment_count{0};
   std::mutex grow_mu;  // serialises growth only; never taken on the loan/release fast path
+  SlotCache caches[kMaxCaches];
+
+  ~Impl() {
+    std::lock_guard lock(registry().mu);
+    registry().live.erase(id);
+  }
 
   std::uint32_t* futex_word() noexcept {
     // The high half of the head word on a little-endian machine.
@@ -108,12 +202,79 @@ struct MemoryPool::Impl {
     return reinterpret_cast<std::uint32_t*>(&head) + 1;
   }
 
-  detail::BufferCore* core(std::uint32_t slot) noexcept {
-    return &cores[slot / slots_per_segment][slot % slots_per_segment];
+  detail::BufferCore* core(std::uint32_t slot) noexcept { return core_of[slot]; }
+
+  // The calling thread's cache for this pool (claimed on first use), or nullptr.
+  SlotCache* thread_cache() noexcept {
+    if (cache_limit.load(std::memory_order_relaxed) == 0) return nullptr;
+    ThreadCaches& t = t_caches;
+    for (const ThreadCacheRef& r : t.refs)
+      if (r.pool_id == id) return r.cache;
+    return claim_cache(t);
   }
 
-  // Pops a free slot; nullptr when none is free.
-  detail::BufferCore* try_pop() noexcept {
+  [[gnu::noinline]] SlotCache* claim_cache(ThreadCaches& t) noexcept {
+    if (t.dead) return nullptr;
+    if (!t.armed) {
+      t.armed = true;
+      // Registers ThreadCacheCleanup for this thread's exit.
+      static_cast<void>(&t_cleanup);  // odr-use only: the object has no state to read
+    }
+    if (t.token == 0) t.token = g_next_thread_token.fetch_add(1, std::memory_order_relaxed);
+    SlotCache* mine = nullptr;
+    for (SlotCache& c : caches) {  // one this thread owned before it forgot the pool
+      if (c.owner.load(std::memory_order_relaxed) == t.token) {
+        mine = &c;
+        break;
+      }
+    }
+    for (std::size_t i = 0; mine == nullptr && i < kMaxCaches; ++i) {
+      std::uint64_t none = 0;
+      if (caches[i].owner.compare_exchange_strong(none, t.token, std::memory_order_acquire))
+        mine = &caches[i];
+    }
+    ThreadCacheRef& slot = t.refs[t.next++ % kThreadRefs];
+    if (slot.pool_id != 0) {  // forget the oldest pool: give its cache back if it still exists
+      std::lock_guard lock(registry().mu);
+      if (registry().live.count(slot.pool_id) != 0) disown(slot);
+    }
+    slot = ThreadCacheRef{id, mine};
+    return mine;
+  }
+
+  void note_high_water(std::uint64_t head_now, const SlotCache* own) noexcept {
+    // Slots off the shared list, less this thread's cache: exact with one thread; with several,
+    // other threads' cached slots count as in use here (an upper bound; see pool.h).
+    const std::size_t off_list = capacity.load(std::memory_order_relaxed) - count_of(head_now);
+    const std::size_t cached = own ? own->count.load(std::memory_order_relaxed) : 0;
+    const std::size_t used = off_list > cached ? off_list - cached : 0;
+    std::size_t hw = high_water.load(std::memory_order_relaxed);
+    while (used > hw && !high_water.compare_exchange_weak(hw, used, std::memory_order_relaxed)) {
+    }
+  }
+
+  detail::BufferCore* hand_out(std::uint32_t slot) noexcept {
+    detail::BufferCore* c = core(slot);
+    c->refs.store(1, std::memory_order_relaxed);
+    return c;
+  }
+
+  // A slot from this thread's cache; nullptr when it is empty (or being drained right now).
+  detail::BufferCore* pop_cached(SlotCache* tc) noexcept {
+    if (tc->count.load(std::memory_order_relaxed) == 0 || !tc->try_lock()) return nullptr;
+    const std::uint32_t n = tc->count.load(std::memory_order_relaxed);
+    if (n == 0) {
+      tc->unlock();
+      return nullptr;
+    }
+    const std::uint16_t s = tc->slots[n - 1];
+    tc->count.store(n - 1, std::memory_order_relaxed);
+    tc->unlock();
+    return hand_out(s);
+  }
+
+  // Pops a free slot from the shared list; nullptr when none is free.
+  detail::BufferCore* try_pop(const SlotCache* own) noexcept {
     std::uint64_t old = head.load(std::memory_order_acquire);
     for (;;) {
       const std::uint64_t top = top_of(old);
@@ -122,16 +283,60 @@ struct MemoryPool::Impl {
       const std::uint64_t now = pack(nxt, count_of(old) - 1, old, tag_of(old) + 1);
       if (head.compare_exchange_weak(old, now, std::memory_order_acquire,
                                      std::memory_order_acquire)) {
-        const std::size_t used = capacity.load(std::memory_order_relaxed) - count_of(now);
-        std::size_t hw = high_water.load(std::memory_order_relaxed);
-        while (used > hw &&
-               !high_water.compare_exchange_weak(hw, used, std::memory_order_relaxed)) {
-        }
-        detail::BufferCore* c = core(static_cast<std::uint32_t>(top));
-        c->refs.store(1, std::memory_order_relaxed);
-        return c;
+        note_high_water(now, own);
+        return hand_out(static_cast<std::uint32_t>(top));
       }
     }
+  }
+
+  // This thread's cache first, then the shared list.
+  detail::BufferCore* try_take() noexcept {
+    SlotCache* tc = thread_cache();
+    if (tc != nullptr) {
+      if (detail::BufferCore* c = pop_cached(tc)) return c;
+    }
+    return try_pop(tc);
+  }
+
+  // Pushes slots s[0..k) (s[0] ends on top) onto the shared list in one CAS, waking sleeping
+  // loans. After the CAS the pool may be freed by someone else; if this push is the one that
+  // brings an orphaned pool back to "all free", it frees it.
+  void push_chain(const std::uint16_t* s, std::size_t k) noexcept {
+    for (std::size_t i = 0; i + 1 < k; ++i)
+      next[s[i]].store(s[i + 1], std::memory_order_relaxed);
+    const std::size_t cap = capacity.load(std::memory_order_relaxed);
+    std::uint32_t* fw = futex_word();
+    std::uint64_t old = head.load(std::memory_order_relaxed);
+    std::uint64_t now;
+    do {
+      next[s[k - 1]].store(static_cast<std::uint16_t>(top_of(old)), std::memory_order_relaxed);
+      now = pack(s[0], count_of(old) + k, old & ~kWaiting, tag_of(old) + 1);
+    } while (!head.compare_exchange_weak(old, now, std::memory_order_acq_rel,
+                                         std::memory_order_relaxed));
+    // A futex wake only names an address; it does not touch the memory, so it is safe even if
+    // the pool was freed meanwhile (a stale kWaiting bit is possible after a timed-out loan).
+    if (old & kWaiting) futex(fw, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
+    if ((old & kOrphan) && count_of(now) == cap) delete this;
+  }
+
+  // Moves the slots of every thread cache to the shared list; returns how many moved. Callers
+  // hold the pool alive (a MemoryPool handle, before kOrphan is set).
+  std::size_t drain_caches() noexcept {
+    std::size_t moved = 0;
+    for (SlotCache& c : caches) {
+      // Every cache is locked, even one that reads empty: a release that put a slot into it
+      // before this lock is seen here; one after it sees the flag the caller set first.
+      c.lock_slow();
+      std::uint16_t taken[kCacheSlots];
+      const std::uint32_t n = c.count.load(std::memory_order_relaxed);
+      for (std::uint32_t i = 0; i < n; ++i)
+        taken[i] = c.slots[n - 1 - i];
+      c.count.store(0, std::memory_order_relaxed);
+      c.unlock();
+      if (n != 0) push_chain(taken, n);
+      moved += n;
+    }
+    return moved;
   }
 
   // Adds a segment's worth of slots. Called with grow_mu held.
@@ -151,12 +356,18 @@ struct MemoryPool::Impl {
       c.pool_id = id;
       c.owner = this;
       c.release = &Impl::release;
+      core_of[base + i] = &c;
       next[base + i].store(
           static_cast<std::uint16_t>(i + 1 < slots_per_segment ? base + i + 1 : kEmpty),
           std::memory_order_relaxed);
     }
     cores[index] = std::move(chunk);
-    capacity.fetch_add(slots_per_segment, std::memory_order_relaxed);
+    const std::size_t cap =
+        capacity.fetch_add(slots_per_segment, std::memory_order_relaxed) + slots_per_segment;
+    // A thread may park an eighth of the pool (at most kCacheSlots): pools of fewer than 8
+    // slots (large frames) keep no caches; their loans and releases go to the list directly.
+    cache_limit.store(static_cast<std::uint32_t>(std::min(kCacheSlots, cap / 8)),
+                      std::memory_order_relaxed);
     segment_count.store(index + 1, std::memory_order_release);
     // Push the whole chain [base, base+n) in one CAS.
     const std::size_t last = base + slots_per_segment - 1;
@@ -174,6 +385,7 @@ struct MemoryPool::Impl {
   Result<bool> try_grow() {
     std::lock_guard lock(grow_mu);
     if (top_of(head.load(std::memory_order_acquire)) != kEmpty) return true;  // raced: refilled
+    if (drain_caches() != 0) return true;  // free slots were parked in thread caches
     const std::size_t n = segment_count.load(std::memory_order_relaxed);
     if (n >= max_segments) return false;
     PLX_ASSIGN(Segment seg, grow_fn(slots_per_segment * slot_size));
@@ -186,27 +398,47 @@ struct MemoryPool::Impl {
     return true;
   }
 
-  // Returns a slot. Lock order / lifetime: everything this function needs from the pool is
-  // read BEFORE the CAS that publishes the slot as free. After that CAS the pool may be freed
-  // by a concurrent ~MemoryPool or by another release, unless this call is the one that
-  // brought an orphaned pool back to "all free", in which case it frees it.
+  // Returns a slot: into this thread's cache, or onto the shared list when the cache is full
+  // (then the older half of the cache goes with it), when a loan sleeps (kWaiting) or when the
+  // handle is going away (kNoCache). The flags are read under the cache's lock, which a
+  // sleeping loan (drain_caches) takes after setting kWaiting: either the drain sees this
+  // slot, or this release sees the flag. Lifetime: the pool is alive while this slot is out.
   static void release(detail::BufferCore* c) noexcept {
     auto* p = static_cast<Impl*>(c->owner);
     c->meta.clear();  // the next loan starts from empty metadata
     const auto slot = static_cast<std::uint16_t>(c->slot);
-    const std::size_t cap = p->capacity.load(std::memory_order_relaxed);
-    std::uint32_t* fw = p->futex_word();
-    std::uint64_t old = p->head.load(std::memory_order_relaxed);
-    std::uint64_t now;
-    do {
-      p->next[slot].store(static_cast<std::uint16_t>(top_of(old)), std::memory_order_relaxed);
-      now = pack(slot, count_of(old) + 1, old & ~kWaiting, tag_of(old) + 1);
-    } while (!p->head.compare_exchange_weak(old, now, std::memory_order_acq_rel,
-                                            std::memory_order_relaxed));
-    // A futex wake only names an address; it does not touch the memory, so it is safe even if
-    // the pool was freed meanwhile (a stale kWaiting bit is possible after a timed-out loan).
-    if (old & kWaiting) futex(fw, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
-    if ((old & kOrphan) && count_of(now) == cap) delete p;
+    SlotCache* tc = p->thread_cache();
+    if (tc == nullptr || !tc->try_lock()) {
+      p->push_chain(&slot, 1);
+      return;
+    }
+    const std::uint64_t h = p->head.load(std::memory_order_acquire);
+    const std::uint32_t n = tc->count.load(std::memory_order_relaxed);
+    if (!(h & kFlushFlags) && n < p->cache_limit.load(std::memory_order_relaxed)) {
+      tc->slots[n] = slot;
+      tc->count.store(n + 1, std::memory_order_relaxed);
+      tc->unlock();
+      return;
+    }
+    std::uint16_t out[kCacheSlots + 1];
+    std::size_t k = 0;
+    std::uint32_t keep = 0;
+    if (h & kFlushFlags) {
+      out[k++] = slot;
+      for (std::uint32_t i = n; i-- > 0;)
+        out[k++] = tc->slots[i];
+    } else {
+      // Full: the older half goes to the list, the newest (hottest) slots and this one stay.
+      const std::uint32_t move = n - n / 2;
+      for (std::uint32_t i = move; i-- > 0;)
+        out[k++] = tc->slots[i];
+      for (std::uint32_t i = move; i < n; ++i)
+        tc->slots[keep++] = tc->slots[i];
+      tc->slots[keep++] = slot;
+    }
+    tc->count.store(keep, std::memory_order_relaxed);
+    tc->unlock();
+    if (k != 0) p->push_chain(out, k);  // may free p: nothing of it is touched after
   }
 };
 
@@ -242,10 +474,15 @@ Result<std::shared_ptr<MemoryPool>> MemoryPool::create(Segment segment, std::siz
   impl->slots_per_segment = per_segment;
   impl->max_segments = opts.max_segments;
   impl->id = g_next_pool_id.fetch_add(1, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(registry().mu);
+    registry().live.insert(impl->id);
+  }
   impl->grow_fn = opts.grow ? std::move(opts.grow) : default_grow(segment, "pool");
   impl->next = std::make_unique<std::atomic<std::uint16_t>[]>(per_segment * opts.max_segments);
   impl->segments = std::make_unique<Segment[]>(opts.max_segments);
   impl->cores = std::make_unique<std::unique_ptr<detail::BufferCore[]>[]>(opts.max_segments);
+  impl->core_of = std::make_unique<detail::BufferCore*[]>(per_segment * opts.max_segments);
   PLX_TRY(impl->add_segment(std::move(segment)));
   return std::shared_ptr<MemoryPool>(new MemoryPool(impl.release()));
 }
@@ -301,9 +538,16 @@ MemoryPool::~MemoryPool() {
   }
   // Mark the pool orphaned. If every slot is home, free it now; otherwise the release that
   // brings the count back to capacity frees it (see Impl::release).
+  // First stop caching (kNoCache) and move every cached slot to the list, so that "all free"
+  // can only be reached on the list; then mark it orphaned.
   Impl* p = impl_;
   const std::size_t cap = p->capacity.load(std::memory_order_relaxed);
   std::uint64_t old = p->head.load(std::memory_order_relaxed);
+  while (!p->head.compare_exchange_weak(old, old | kNoCache, std::memory_order_acq_rel,
+                                        std::memory_order_relaxed)) {
+  }
+  p->drain_caches();
+  old = p->head.load(std::memory_order_relaxed);
   while (!p->head.compare_exchange_weak(old, old | kOrphan, std::memory_order_acq_rel,
                                         std::memory_order_relaxed)) {
   }
@@ -314,7 +558,7 @@ Result<Loan> MemoryPool::try_loan() {
   PLX_TRACE_SPAN("pool.loan");
   if (arena_ != nullptr) return arena_needs_size();
   for (;;) {
-    if (detail::BufferCore* c = impl_->try_pop()) return Loan(c, impl_->slot_size);
+    if (detail::BufferCore* c = impl_->try_take()) return Loan(c, impl_->slot_size);
     PLX_ASSIGN(bool grown, impl_->try_grow());
     if (!grown) break;
   }
@@ -328,7 +572,7 @@ Result<Loan> MemoryPool::loan_for(std::chrono::nanoseconds timeout) {
   PLX_TRACE_SPAN("pool.loan");
   if (arena_ != nullptr) return arena_needs_size();
   for (;;) {
-    if (detail::BufferCore* c = impl_->try_pop()) return Loan(c, impl_->slot_size);
+    if (detail::BufferCore* c = impl_->try_take()) return Loan(c, impl_->slot_size);
     PLX_ASSIGN(bool grown, impl_->try_grow());
     if (!grown) break;
   }
@@ -337,15 +581,19 @@ Result<Loan> MemoryPool::loan_for(std::chrono::nanoseconds timeout) {
   const auto deadline =
       std::chrono::steady_clock::now() + (forever ? std::chrono::hours(0) : timeout);
   for (;;) {
-    if (detail::BufferCore* c = impl_->try_pop()) return Loan(c, impl_->slot_size);
+    if (detail::BufferCore* c = impl_->try_take()) return Loan(c, impl_->slot_size);
     std::uint64_t old = impl_->head.load(std::memory_order_acquire);
     if (top_of(old) != kEmpty) continue;
-    // Announce the sleeper in the head word itself, so a release sees it in its CAS.
+    // Announce the sleeper in the head word itself, so a release sees it in its CAS (or, for a
+    // release into a thread cache, under that cache's lock), then take what the caches hold.
     if (!(old & kWaiting) &&
         !impl_->head.compare_exchange_strong(old, old | kWaiting, std::memory_order_acq_rel)) {
       continue;
     }
-    const auto expected = static_cast<std::uint32_t>((old | kWaiting) >> 32);
+    if (impl_->drain_caches() != 0) continue;
+    old = impl_->head.load(std::memory_order_acquire);
+    if (top_of(old) != kEmpty || !(old & kWaiting)) continue;
+    const auto expected = static_cast<std::uint32_t>(old >> 32);
     timespec ts{};
     const timespec* tsp = nullptr;
     if (!forever) {
@@ -377,9 +625,13 @@ std::size_t MemoryPool::capacity() const noexcept {
 }
 std::size_t MemoryPool::in_use() const noexcept {
   if (arena_ != nullptr) return arena_->bytes_in_use.load(std::memory_order_relaxed);
-  const std::uint64_t h = impl_->head.load(std::memory_order_relaxed);
+  // Free = on the shared list + parked in thread caches. Exact when no loan or release runs;
+  // during one, a slot moving between a cache and the list can be missed or seen twice.
+  std::size_t free = 0;
+  for (const SlotCache& c : impl_->caches)
+    free += c.count.load(std::memory_order_relaxed);
+  free += count_of(impl_->head.load(std::memory_order_relaxed));
   const std::size_t cap = capacity();
-  const std::size_t free = count_of(h);
   return free > cap ? 0 : cap - free;
 }
 std::uint64_t MemoryPool::id() const noexcept {

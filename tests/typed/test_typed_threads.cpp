@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -61,6 +62,70 @@ TEST(TypedBoundedQueue, CloseWakesABlockedProducer) {
   q.close();
   producer.join();
   EXPECT_FALSE(pushed);
+}
+
+// ----- SpscQueue (parallel's hand-over) -----
+
+TEST(TypedSpscQueue, FifoAndCloseDrains) {
+  SpscQueue<int> q(2);
+  ASSERT_TRUE(q.push(1));
+  ASSERT_TRUE(q.push(2));
+  q.close();
+  EXPECT_FALSE(q.push(3));
+  EXPECT_EQ(q.pop(), 1);
+  EXPECT_EQ(q.pop(), 2);
+  EXPECT_EQ(q.pop(), std::nullopt);
+}
+
+TEST(TypedSpscQueue, HoldsAtMostItsCapacity) {
+  SpscQueue<int> q(3);  // the ring below is 4 slots; the limit is 3
+  ASSERT_TRUE(q.push(1));
+  ASSERT_TRUE(q.push(2));
+  ASSERT_TRUE(q.push(3));
+  std::atomic<bool> returned{false};
+  std::jthread producer([&] {
+    EXPECT_TRUE(q.push(4));  // full: blocks until the consumer takes one
+    returned = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(returned.load());
+  EXPECT_EQ(q.pop(), 1);
+  producer.join();
+  EXPECT_TRUE(returned.load());
+  EXPECT_EQ(q.pop(), 2);
+}
+
+TEST(TypedSpscQueue, CloseWakesABlockedProducerAndABlockedConsumer) {
+  SpscQueue<int> full(1);
+  ASSERT_TRUE(full.push(1));
+  SpscQueue<int> empty(1);
+  bool pushed = true;
+  std::optional<int> popped = 7;
+  std::jthread producer([&] { pushed = full.push(2); });
+  std::jthread consumer([&] { popped = empty.pop(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  full.close();
+  empty.close();
+  producer.join();
+  consumer.join();
+  EXPECT_FALSE(pushed);
+  EXPECT_EQ(popped, std::nullopt);
+}
+
+TEST(TypedSpscQueue, TwoThreadsKeepEveryItemInOrder) {
+  SpscQueue<std::unique_ptr<int>> q(4);
+  constexpr int kItems = 100000;
+  std::jthread producer([&] {
+    for (int i = 0; i < kItems; ++i)
+      ASSERT_TRUE(q.push(std::make_unique<int>(i)));
+    q.close();
+  });
+  int expected = 0;
+  while (auto v = q.pop()) {
+    ASSERT_EQ(**v, expected);
+    ++expected;
+  }
+  EXPECT_EQ(expected, kItems);
 }
 
 // ----- queue() -----

@@ -25,6 +25,7 @@
 #include <parallax/result.h>
 #include <parallax/spsc_ring.h>
 #include <parallax/typed/bounded_queue.h>
+#include <parallax/typed/spsc_queue.h>
 
 #include <atomic>
 #include <concepts>
@@ -612,8 +613,8 @@ class ParallelNode : public NodeBase<Next> {
       in.close();
       out.close();
     }
-    BoundedQueue<V> in;
-    BoundedQueue<Result<Out>> out;
+    SpscQueue<V> in;             // this thread -> the worker (one producer, one consumer)
+    SpscQueue<Result<Out>> out;  // the worker -> this thread
     F f;  // each worker owns a copy, so a stateful callable is never shared between threads
     std::jthread thread;  // last: joined before the queues go
   };
