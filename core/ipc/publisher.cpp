@@ -25,6 +25,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "ipc/metrics_export.h"
 #include "ipc/os.h"
 #include "ipc/ring.h"
 #include "ipc/wire.h"
@@ -1349,6 +1350,10 @@ struct IpcPublisher::Impl {
       listen_fd.reset();
     }
   }
+
+  // Our collector in the process's MetricsRegistry (reads stats() at export time). The last
+  // member: unregistered (waiting for a running export) before anything it reads is destroyed.
+  observe::MetricsRegistry::Registration metrics;
 };
 
 // ---- public API -----------------------------------------------------------------------------
@@ -1358,6 +1363,10 @@ IpcPublisher::IpcPublisher(std::unique_ptr<Impl> impl) noexcept : impl_(std::mov
 IpcPublisher::IpcPublisher(IpcPublisher&&) noexcept = default;
 IpcPublisher& IpcPublisher::operator=(IpcPublisher&&) noexcept = default;
 IpcPublisher::~IpcPublisher() = default;
+
+namespace {
+PublisherStats publisher_stats(IpcPublisher::Impl& im);  // stats(), also for the metrics collector
+}  // namespace
 
 Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions options) {
   if (options.max_leases_per_subscriber == 0 || options.max_leases_per_subscriber > 4096)
@@ -1406,6 +1415,8 @@ Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions 
   impl->closed = false;
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->run(); });
+  impl->metrics =
+      detail::register_publisher_metrics(impl->path, [raw] { return publisher_stats(*raw); });
   return IpcPublisher(std::move(impl));
 }
 
@@ -1632,9 +1643,13 @@ void IpcPublisher::collect_returns() {
 }
 
 PublisherStats IpcPublisher::stats() const {
+  if (!impl_) return {};
+  return publisher_stats(*impl_);  // syncs subscribers (under their lock): not logically a change
+}
+
+namespace {
+PublisherStats publisher_stats(IpcPublisher::Impl& im) {
   PublisherStats st;
-  if (!impl_) return st;
-  Impl& im = *impl_;  // syncs subscribers (under their lock): not logically a change
   std::vector<std::shared_ptr<Sub>> subs, gone;
   std::optional<Event> format;
   std::shared_ptr<memory::MemoryPool> pool;
@@ -1668,6 +1683,7 @@ PublisherStats IpcPublisher::stats() const {
   }
   return st;
 }
+}  // namespace
 
 std::shared_ptr<memory::MemoryPool> IpcPublisher::pool() const {
   if (!impl_) return nullptr;

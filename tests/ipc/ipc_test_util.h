@@ -106,6 +106,11 @@ class Child {
     const std::string l = s + "\n";
     (void)!::write(in_, l.data(), l.size());
   }
+  /// Closes the child's stdin (pipe_stdin): it reads end of file.
+  void close_stdin() {
+    if (in_ >= 0) ::close(in_);
+    in_ = -1;
+  }
   Child(Child&& o) noexcept
       : pid_(std::exchange(o.pid_, -1)),
         out_(std::exchange(o.out_, -1)),
