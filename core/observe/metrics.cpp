@@ -488,10 +488,9 @@ MetricsFileExporter::~MetricsFileExporter() {
     stop_ = true;
   }
   cv_.notify_all();
-  if (!thread_.joinable()) return;  // start() failed: nothing was ever written
-  thread_.join();
-  if (auto r = write_now(); !r)
-    PLX_LOG(warn, "metrics", "last write of %s: %s", path_.c_str(), r.error().message.c_str());
+  if (thread_.joinable()) thread_.join();
+  // No last write: at exit the components are gone, and an empty file would replace their
+  // last figures (parallax-launch writes once more itself before it tears the pipeline down).
 }
 
 void MetricsFileExporter::run() {
@@ -587,6 +586,13 @@ bool start_metrics_from_env() noexcept {
   } catch (...) {
     return false;  // out of memory or no thread: no metrics file, the stream goes on
   }
+}
+
+Result<void> write_process_metrics_now() {
+  ProcessExporter& p = process_exporter();
+  std::lock_guard lk(p.mu);
+  if (!p.exporter) return err(Errc::failed_precondition, "no metrics file is written");
+  return p.exporter->write_now();
 }
 
 Result<void> start_process_metrics_file(std::string path, std::chrono::milliseconds interval) {

@@ -111,7 +111,7 @@ TEST(IpcMetricsFile, PublisherAndSubscriberProcessesWriteTheirFigures) {
   EXPECT_EQ(s.families.count("parallax_publisher_buffers_sent_total"), 0u);
   EXPECT_EQ(p.families.count("parallax_receiver_buffers_total"), 0u);
 
-  // Normal exit: the exporter stops and writes a last, whole file; no temporary file is left.
+  // Normal exit: the exporter stops promptly; the file is whole, no temporary file is left.
   sub.close_stdin();
   EXPECT_EQ(sub.wait(10s), 0);
   pub.close_stdin();

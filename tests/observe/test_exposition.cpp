@@ -196,7 +196,7 @@ TEST(MetricsFile, AReaderNeverSeesAPartialFileWhileItIsRewritten) {
     ++reads;
   }
   const std::uint64_t writes = (*exp)->writes();
-  exp->reset();  // stops the thread promptly, writes once more
+  exp->reset();  // stops the thread promptly
   EXPECT_GT(reads, 20);
   EXPECT_GT(writes, 20u) << "the file was not rewritten while read";
   // No temporary file left behind, and nothing but x.prom in the directory.
@@ -249,7 +249,7 @@ TEST(MetricsFile, StopIsPromptWithALongInterval) {
   const auto t0 = std::chrono::steady_clock::now();
   exp->reset();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
-  EXPECT_TRUE(std::filesystem::exists(dir.p / "y.prom"));
+  EXPECT_TRUE(std::filesystem::exists(dir.p / "y.prom"));  // the first write, made by start()
 }
 
 }  // namespace

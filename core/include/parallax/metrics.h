@@ -163,7 +163,7 @@ class MetricsRegistry {
 /// Writes a registry's prometheus() text to `path` every `interval`, the way node_exporter's
 /// textfile collector expects: a temporary file in the same directory, then rename(), so a
 /// reader sees the old file or the new one, never a part. A background thread does it; the
-/// destructor stops it promptly and writes a last snapshot.
+/// destructor stops it promptly (no last write: call write_now() while the components live).
 class MetricsFileExporter {
  public:
   /// invalid_argument for an empty path or a non-positive interval; the first write happens
@@ -198,14 +198,16 @@ class MetricsFileExporter {
 
 /// The process's exporter from the environment: PARALLAX_METRICS_FILE=/path/x.prom (and
 /// PARALLAX_METRICS_INTERVAL in seconds, default 5, fractions allowed). Started once, by the
-/// first call (publishers and subscribers call it when created); stopped at exit after a last
-/// write. Returns whether one is running; a bad value or an unwritable file is logged as an
-/// error once and leaves it off.
+/// first call (publishers and subscribers call it when created); stopped at exit (the file
+/// keeps the last periodic write). Returns whether one is running; a bad value or an unwritable
+/// file is logged as an error once and leaves it off.
 bool start_metrics_from_env() noexcept;
 /// Starts the process's exporter explicitly (parallax-launch --metrics); already_exists when
 /// one runs. Stopped at exit like the environment's.
 [[nodiscard]] Result<void> start_process_metrics_file(std::string path,
                                                       std::chrono::milliseconds interval);
+/// Rewrites the process's metrics file now (failed_precondition when there is none).
+[[nodiscard]] Result<void> write_process_metrics_now();
 /// Parses a PARALLAX_METRICS_INTERVAL value (seconds, > 0, at most a day).
 [[nodiscard]] Result<std::chrono::milliseconds> parse_metrics_interval(std::string_view text);
 
