@@ -33,6 +33,7 @@
 #include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 #include "parallax/log.h"
+#include "parallax/trace.h"
 
 namespace parallax::link {
 
@@ -103,6 +104,7 @@ struct Sub {
   std::vector<std::uint32_t> free_leases;
   std::uint32_t leases_out{0};
   std::unordered_set<std::uint64_t> segments_sent;
+  std::uint64_t last_segment{UINT64_MAX};  // in segments_sent: the last buffer's (no lookup)
   // The slots of a subscriber that is gone (hang-up, close(), expelled) but may still read
   // them: they are not reused until its end of the wake socket closes (its connection object,
   // and with it every mapping, is destroyed, or its process exited).
@@ -271,7 +273,11 @@ struct IpcPublisher::Impl {
   }
 
   Result<void> announce_segment(Sub& s, const memory::Segment& seg) {
-    if (s.segments_sent.count(seg.id()) != 0) return {};
+    if (seg.id() == s.last_segment) return {};  // the usual case: the same segment again
+    if (s.segments_sent.count(seg.id()) != 0) {
+      s.last_segment = seg.id();
+      return {};
+    }
     PLX_ASSIGN(int fd, segment_fd(seg));
     // The fd holds mapped_size() bytes (a huge-page segment is rounded up): the importer
     // checks the memfd's size against what we announce.
@@ -279,6 +285,7 @@ struct IpcPublisher::Impl {
     int fds[1] = {fd};
     PLX_TRY(os::send_msg(s.sock.get(), msg, fds));
     s.segments_sent.insert(seg.id());
+    s.last_segment = seg.id();
     return {};
   }
 
@@ -383,6 +390,7 @@ struct IpcPublisher::Impl {
 
   void write_locked(Sub& s, const std::uint64_t* words, std::size_t bytes, Kind kind,
                     std::uint64_t token) {
+    PLX_TRACE_SPAN("ipc.ring_write");
     std::uint64_t idx = s.write_pos & (s.cap - 1);
     const std::uint64_t contiguous = s.cap - idx;
     if (bytes > contiguous) {
@@ -408,6 +416,7 @@ struct IpcPublisher::Impl {
     s.wake_needed = false;
     if (s.ah->sub_sleeping.load(std::memory_order_seq_cst) != 0 &&
         s.ah->sub_sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
+      PLX_TRACE_SPAN("ipc.wake");
       os::send_wake(s.wake.get());
     }
   }
@@ -1289,6 +1298,7 @@ struct IpcPublisher::Impl {
           continue;
         }
         s.segments_sent.erase(id);
+        if (s.last_segment == id) s.last_segment = UINT64_MAX;
         segments_retired.fetch_add(1, std::memory_order_relaxed);
       }
     }
@@ -1505,6 +1515,7 @@ Result<void> IpcPublisher::send(memory::Loan&& loan) {
 }
 
 Result<void> IpcPublisher::send(const memory::Buffer& buffer) {
+  PLX_TRACE_SPAN_ARG("ipc.send", "bytes", buffer.size());
   PLX_NEED_IMPL();
   Impl& im = *impl_;
   if (im.interrupted.load(std::memory_order_acquire))
@@ -1529,8 +1540,7 @@ Result<void> IpcPublisher::send(const memory::Buffer& buffer) {
   d.segment_id = b.segment()->id();
   d.offset = b.segment_offset();
   d.length = b.size();
-  d.meta = b.metadata();
-  wire::encode_buffer(im.scratch_, d);
+  wire::encode_buffer(im.scratch_, d, b.metadata());  // the metadata where it is, no copy
   if (im.scratch_.size() * 8 > wire::kMaxRecordBytes ||
       im.scratch_.size() * 8 > im.opts.ring_bytes / 4)
     return err(Errc::invalid_argument, "buffer metadata too large for the transport");

@@ -25,6 +25,7 @@
 #include "parallax/ipc.h"
 #include "parallax/log.h"
 #include "parallax/segment.h"
+#include "parallax/trace.h"
 
 namespace parallax::link {
 
@@ -33,6 +34,8 @@ constexpr const char* kLog = "ipc";
 using Clock = std::chrono::steady_clock;
 
 }  // namespace
+
+struct RemoteCore;
 
 /// The shared state of one connection.
 struct Conn {
@@ -59,6 +62,18 @@ struct Conn {
   bool alive{true};
   std::atomic<std::uint32_t> leases{0};
 
+  // Buffer cores of this connection, recycled instead of a new/delete per received buffer.
+  // A dropped Buffer pushes its core onto `returned` (any thread: a lock-free stack, push
+  // only); the consumer thread takes the whole stack at once into `spare` when that is empty,
+  // so no pop ever races a push (no ABA). Bounded by the most Buffers alive at once. Cores
+  // here hold no reference to the Conn (that would be a cycle): ~Conn deletes them.
+  std::atomic<RemoteCore*> returned{nullptr};
+  RemoteCore* spare{nullptr};  // consumer thread only
+
+  ~Conn();
+  RemoteCore* take_core();
+  void recycle(RemoteCore* c) noexcept;
+
   void return_lease(std::uint64_t token) noexcept {
     leases.fetch_sub(1, std::memory_order_relaxed);
     {
@@ -80,8 +95,10 @@ struct Conn {
                             ah->wake_ret.load(std::memory_order_relaxed) ||
                         ah->read_pos.load(std::memory_order_relaxed) >=
                             ah->wake_read.load(std::memory_order_relaxed);
-    if (enough && ah->pub_waiting.exchange(0, std::memory_order_seq_cst) != 0)
+    if (enough && ah->pub_waiting.exchange(0, std::memory_order_seq_cst) != 0) {
+      PLX_TRACE_SPAN("ipc.wake");
       os::send_wake(wake.get());
+    }
   }
 
   void shut() {
@@ -95,16 +112,53 @@ struct Conn {
 
 namespace {
 
+void release_remote(memory::detail::BufferCore* c) noexcept;
+
+}  // namespace
+
 struct RemoteCore : memory::detail::BufferCore {
-  std::shared_ptr<Conn> conn;
+  std::shared_ptr<Conn> conn;                      // empty while recycled
   std::shared_ptr<const memory::Segment> mapping;  // keeps a retired segment mapped
   std::uint64_t token{0};
+  RemoteCore* next{nullptr};  // in Conn::returned / Conn::spare
 };
+
+Conn::~Conn() {
+  RemoteCore* lists[2] = {returned.exchange(nullptr, std::memory_order_acquire), spare};
+  for (RemoteCore* c : lists) {
+    while (c != nullptr)
+      delete std::exchange(c, c->next);
+  }
+}
+
+RemoteCore* Conn::take_core() {
+  if (spare == nullptr) spare = returned.exchange(nullptr, std::memory_order_acquire);
+  if (spare == nullptr) {
+    auto* c = new RemoteCore;
+    c->release = &release_remote;
+    c->owner = this;
+    return c;
+  }
+  return std::exchange(spare, spare->next);
+}
+
+void Conn::recycle(RemoteCore* c) noexcept {
+  c->next = returned.load(std::memory_order_relaxed);
+  while (!returned.compare_exchange_weak(c->next, c, std::memory_order_release,
+                                         std::memory_order_relaxed)) {
+  }
+}
+
+namespace {
 
 void release_remote(memory::detail::BufferCore* c) noexcept {
   auto* rc = static_cast<RemoteCore*>(c);
-  rc->conn->return_lease(rc->token);
-  delete rc;
+  // The core goes back to its Conn with no reference to it; `conn` keeps the Conn alive until
+  // we are done (if it is the last one, ~Conn deletes the core with the rest).
+  const std::shared_ptr<Conn> conn = std::move(rc->conn);
+  rc->mapping.reset();
+  conn->return_lease(rc->token);
+  conn->recycle(rc);
 }
 
 }  // namespace
@@ -126,7 +180,10 @@ struct IpcSubscriber::Impl {
   // returning. Safe because the publisher writes it only after it saw sub_sleeping = 1,
   // which we store after the drain.
   bool wake_pending{false};
+  // The record being decoded: copied out of the ring before the claim (the publisher may
+  // retract and overwrite it meanwhile under drop-oldest; what we copied is then discarded).
   std::vector<std::uint64_t> scratch;
+  wire::BufferDesc desc;  // reused for every buffer record (its metadata storage too)
   SubscriberStats st;
   bool copy_logged{false};
 
@@ -394,7 +451,7 @@ struct IpcSubscriber::Impl {
   }
 
   Result<memory::Buffer> make_buffer(wire::BufferDesc& d) {
-    const std::shared_ptr<Conn> keep = conn;
+    std::shared_ptr<Conn> keep = conn;  // drain_socket() may drop conn; the core takes it
     Conn& c = *keep;
     auto it = c.segments.find(d.segment_id);
     if (it == c.segments.end()) {
@@ -412,7 +469,7 @@ struct IpcSubscriber::Impl {
     // With a quota of 1 the effective threshold is 0: every buffer is copied.
     if (opts.copy_threshold != 0 && c.leases.load(std::memory_order_relaxed) >= copy_threshold())
       return copy_out(c, seg, d);
-    auto* core = new RemoteCore;
+    RemoteCore* core = c.take_core();
     core->refs.store(1, std::memory_order_relaxed);
     // The mapping is PROT_READ: Buffer only ever exposes const bytes of it.
     core->data = const_cast<std::byte*>(seg.data()) + d.offset;
@@ -420,10 +477,8 @@ struct IpcSubscriber::Impl {
     core->segment = &seg;
     core->mapping = it->second;
     core->segment_offset = d.offset;
-    core->release = &release_remote;
-    core->owner = &c;
-    core->meta = std::move(d.meta);
-    core->conn = conn;
+    std::swap(core->meta, d.meta);  // d.meta gets the old entries' storage back for the next
+    core->conn = std::move(keep);
     core->token = d.token;
     c.leases.fetch_add(1, std::memory_order_relaxed);
     return memory::Buffer::adopt(core, 0, d.length);
@@ -516,6 +571,7 @@ struct IpcSubscriber::Impl {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       timeout = static_cast<int>(std::max<std::int64_t>(0, left.count() + 1));
     }
+    PLX_TRACE_SPAN("ipc.sleep");
     int n = ::poll(p, 3, timeout);
     c.ah->sub_sleeping.store(0, std::memory_order_relaxed);
     ++st.wakeups;
@@ -556,8 +612,20 @@ struct IpcSubscriber::Impl {
       }
       PLX_ASSIGN(bool got, take_record());
       if (got) {
-        auto rec = wire::decode_record(std::span<const std::byte>(
-            reinterpret_cast<const std::byte*>(scratch.data()), scratch.size() * 8));
+        PLX_TRACE_SPAN("ipc.receive");
+        const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(scratch.data()),
+                                               scratch.size() * 8);
+        if (wire::peek_record_type(bytes) == static_cast<std::uint16_t>(wire::RecordType::buffer)) {
+          // The common record, decoded into a reused descriptor (no variant, no allocation).
+          if (auto r = wire::decode_buffer(bytes, desc); !r)
+            return protocol_error(r.error().message);
+          const std::uint64_t send_ns = desc.send_ns;
+          PLX_ASSIGN(memory::Buffer b, make_buffer(desc));
+          ++st.buffers;
+          note_transit(send_ns);
+          return std::optional<Item>(Item(std::move(b)));
+        }
+        auto rec = wire::decode_record(bytes);
         if (!rec) return protocol_error(rec.error().message);
         if (std::holds_alternative<wire::Pad>(*rec)) continue;
         if (std::holds_alternative<wire::Goodbye>(*rec)) {

@@ -150,9 +150,13 @@ void put_entries(WordWriter& w, const Metadata& m) {
 
 Result<void> get_entries(Reader& r, std::uint32_t count, Metadata& m) {
   if (count > kMaxEntries) return bad("too many metadata entries");
+  if (count == 0) return {};  // most buffers: no hash set to build
   m.entries.reserve(count);
-  std::unordered_set<std::string> keys;  // duplicate check in O(1) per entry, not a scan
-  keys.reserve(count);
+  // Duplicate keys: a scan of the few entries so far for small counts (no allocation), a hash
+  // set in O(1) per entry for more (a hostile peer's 256 entries would cost a quadratic scan).
+  constexpr std::uint32_t kScanBelow = 8;
+  std::unordered_set<std::string> keys;
+  if (count >= kScanBelow) keys.reserve(count);
   for (std::uint32_t i = 0; i < count; ++i) {
     std::uint16_t klen = 0;
     std::uint8_t type = 0, zero = 0;
@@ -162,7 +166,11 @@ Result<void> get_entries(Reader& r, std::uint32_t count, Metadata& m) {
     if (zero != 0 || klen == 0 || klen > kMaxKeyBytes) return bad("bad metadata entry header");
     std::string key;
     if (!r.get_string(key, klen)) return bad("truncated metadata key");
-    if (!keys.insert(key).second) return bad("duplicate metadata key");
+    const bool duplicate = count >= kScanBelow
+                               ? !keys.insert(key).second
+                               : std::any_of(m.entries.begin(), m.entries.end(),
+                                             [&](const MetaEntry& e) { return e.key == key; });
+    if (duplicate) return bad("duplicate metadata key");
     MetaValue value;
     switch (type) {
       case 1: {
@@ -261,7 +269,11 @@ void encode_simple(std::vector<std::uint64_t>& out, RecordType t, std::size_t to
 }
 
 void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d) {
-  const std::size_t eb = entries_size(d.meta);
+  encode_buffer(out, d, d.meta);
+}
+
+void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d, const Metadata& m) {
+  const std::size_t eb = entries_size(m);
   const std::size_t total = sizeof(BufferRecord) + eb;
   WordWriter w{out};
   w.reserve_bytes(total);
@@ -272,7 +284,6 @@ void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d) {
   r.segment_id = d.segment_id;
   r.offset = d.offset;
   r.length = d.length;
-  const Metadata& m = d.meta;
   if (m.pts) r.pts = *m.pts, r.present |= kHasPts;
   if (m.dts) r.dts = *m.dts, r.present |= kHasDts;
   if (m.duration) r.duration = *m.duration, r.present |= kHasDuration;
@@ -340,13 +351,56 @@ Result<void> encode_event(std::vector<std::uint64_t>& out, const Event& e) {
   return {};
 }
 
-Result<Record> decode_record(std::span<const std::byte> bytes) {
+namespace {
+Result<RecordHeader> check_record_header(std::span<const std::byte> bytes) {
   RecordHeader h{};
   if (bytes.size() < sizeof h) return bad("record shorter than its header");
   std::memcpy(&h, bytes.data(), sizeof h);
   if (h.size != bytes.size() || h.size % 8 != 0 || h.size > kMaxRecordBytes)
     return bad("bad record size " + std::to_string(h.size));
   if (h.flags != 0) return bad("record flags are not zero");
+  return h;
+}
+}  // namespace
+
+std::uint16_t peek_record_type(std::span<const std::byte> bytes) noexcept {
+  RecordHeader h{};
+  if (bytes.size() < sizeof h) return 0;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  return h.type;
+}
+
+Result<void> decode_buffer(std::span<const std::byte> bytes, BufferDesc& d) {
+  PLX_ASSIGN(const RecordHeader h, check_record_header(bytes));
+  if (static_cast<RecordType>(h.type) != RecordType::buffer) return bad("not a buffer record");
+  BufferRecord r{};
+  if (bytes.size() < sizeof r) return bad("truncated buffer record");
+  std::memcpy(&r, bytes.data(), sizeof r);
+  if (r.present & ~std::uint32_t{31}) return bad("unknown metadata presence bits");
+  if (round8(sizeof r + std::size_t{r.entries_bytes}) != h.size)
+    return bad("buffer record size disagrees with its entries");
+  d.token = r.token;
+  d.segment_id = r.segment_id;
+  d.offset = r.offset;
+  d.length = r.length;
+  d.send_ns = r.send_ns;
+  Metadata& m = d.meta;
+  m.clear();
+  if (r.present & kHasPts) m.pts = r.pts;
+  if (r.present & kHasDts) m.dts = r.dts;
+  if (r.present & kHasDuration) m.duration = r.duration;
+  if (r.present & kHasOffset) m.offset = r.offset_value;
+  if (r.present & kHasOffsetEnd) m.offset_end = r.offset_end;
+  m.sequence = r.sequence;
+  m.flags = r.flags;
+  Reader rd{bytes.subspan(sizeof r, r.entries_bytes)};
+  PLX_TRY(get_entries(rd, r.entry_count, m));
+  if (rd.pos != rd.b.size()) return bad("trailing bytes after metadata entries");
+  return {};
+}
+
+Result<Record> decode_record(std::span<const std::byte> bytes) {
+  PLX_ASSIGN(const RecordHeader h, check_record_header(bytes));
   switch (static_cast<RecordType>(h.type)) {
     case RecordType::pad:
       return Record{Pad{}};
@@ -354,28 +408,8 @@ Result<Record> decode_record(std::span<const std::byte> bytes) {
       if (h.size != 8) return bad("goodbye record with a body");
       return Record{Goodbye{}};
     case RecordType::buffer: {
-      BufferRecord r{};
-      if (bytes.size() < sizeof r) return bad("truncated buffer record");
-      std::memcpy(&r, bytes.data(), sizeof r);
-      if (r.present & ~std::uint32_t{31}) return bad("unknown metadata presence bits");
-      if (round8(sizeof r + std::size_t{r.entries_bytes}) != h.size)
-        return bad("buffer record size disagrees with its entries");
       BufferDesc d;
-      d.token = r.token;
-      d.segment_id = r.segment_id;
-      d.offset = r.offset;
-      d.length = r.length;
-      d.send_ns = r.send_ns;
-      if (r.present & kHasPts) d.meta.pts = r.pts;
-      if (r.present & kHasDts) d.meta.dts = r.dts;
-      if (r.present & kHasDuration) d.meta.duration = r.duration;
-      if (r.present & kHasOffset) d.meta.offset = r.offset_value;
-      if (r.present & kHasOffsetEnd) d.meta.offset_end = r.offset_end;
-      d.meta.sequence = r.sequence;
-      d.meta.flags = r.flags;
-      Reader rd{bytes.subspan(sizeof r, r.entries_bytes)};
-      PLX_TRY(get_entries(rd, r.entry_count, d.meta));
-      if (rd.pos != rd.b.size()) return bad("trailing bytes after metadata entries");
+      PLX_TRY(decode_buffer(bytes, d));
       return Record{std::move(d)};
     }
     case RecordType::event: {

@@ -339,12 +339,22 @@ using StatsMsg = std::variant<PublisherStats, StatsSegment, SubscriberInfo, Stat
 
 // Encoders write whole records as 64-bit words (so the ring copy is word-atomic).
 void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d);
+/// The same record with the metadata taken from `meta` (d.meta is ignored): the publisher's
+/// send path encodes a Buffer's metadata where it is instead of copying it into a BufferDesc.
+void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d, const Metadata& meta);
 /// invalid_argument if the event is too large.
 [[nodiscard]] Result<void> encode_event(std::vector<std::uint64_t>& out, const Event& e);
 void encode_simple(std::vector<std::uint64_t>& out, RecordType t, std::size_t total_bytes = 8);
 
 /// Decodes one ring record (the exact bytes of one record, header included).
 [[nodiscard]] Result<Record> decode_record(std::span<const std::byte> bytes);
+/// The type field of a record's header (0 when `bytes` is shorter than a header); nothing is
+/// validated: decode_record() / decode_buffer() do that.
+[[nodiscard]] std::uint16_t peek_record_type(std::span<const std::byte> bytes) noexcept;
+/// Decodes a buffer record into `out` (every field overwritten; its metadata's entry storage
+/// is reused), with exactly decode_record()'s checks: the subscriber's receive path, without
+/// building a Record variant per buffer.
+[[nodiscard]] Result<void> decode_buffer(std::span<const std::byte> bytes, BufferDesc& out);
 
 std::vector<std::byte> encode_hello(const Hello& h);
 std::vector<std::byte> encode_welcome(const Welcome& w);

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "parallax/log.h"
+#include "parallax/trace.h"
 
 namespace parallax::memory {
 namespace {
@@ -163,6 +164,7 @@ std::size_t MemoryPool::Arena::largest_block() const noexcept {
 
 Result<detail::BufferCore*> MemoryPool::Arena::loan(std::size_t size,
                                                     std::optional<std::chrono::nanoseconds> wait) {
+  PLX_TRACE_SPAN("pool.loan");
   if (size > kMaxSegmentSize)
     return err(Errc::invalid_argument, "arena: block of " + std::to_string(size) + " bytes");
   const std::size_t want = round_up(std::max<std::size_t>(size, 1), alignment);

@@ -15,6 +15,7 @@
 
 #include "arena.h"
 #include "parallax/log.h"
+#include "parallax/trace.h"
 
 namespace parallax::memory {
 
@@ -310,6 +311,7 @@ MemoryPool::~MemoryPool() {
 }
 
 Result<Loan> MemoryPool::try_loan() {
+  PLX_TRACE_SPAN("pool.loan");
   if (arena_ != nullptr) return arena_needs_size();
   for (;;) {
     if (detail::BufferCore* c = impl_->try_pop()) return Loan(c, impl_->slot_size);
@@ -323,6 +325,7 @@ Result<Loan> MemoryPool::try_loan() {
 }
 
 Result<Loan> MemoryPool::loan_for(std::chrono::nanoseconds timeout) {
+  PLX_TRACE_SPAN("pool.loan");
   if (arena_ != nullptr) return arena_needs_size();
   for (;;) {
     if (detail::BufferCore* c = impl_->try_pop()) return Loan(c, impl_->slot_size);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// Metrics registry (Prometheus/JSON export) and the Chrome-trace span recorder.
+// Metrics registry (Prometheus/JSON export). The span recorder is trace.cpp.
 #include "parallax/metrics.h"
 
 #include <fcntl.h>
@@ -603,117 +603,6 @@ Result<void> start_process_metrics_file(std::string path, std::chrono::milliseco
   PLX_ASSIGN(p.exporter, MetricsFileExporter::start(std::move(path), interval));
   p.env_checked = true;  // the explicit file wins over the environment
   return {};
-}
-
-// ---- Tracer ----
-
-namespace {
-
-struct TraceEvent {
-  std::string name;
-  std::string category;
-  std::uint64_t begin_ns;
-  std::uint64_t duration_ns;
-  std::uint64_t tid;
-};
-
-struct TraceState {
-  std::atomic<bool> on{false};
-  std::mutex mu;
-  std::string path;
-  std::size_t max_events{0};
-  std::uint64_t dropped{0};
-  std::vector<TraceEvent> events;
-  std::chrono::steady_clock::time_point epoch{std::chrono::steady_clock::now()};
-};
-
-TraceState& trace_state() {
-  static TraceState* s = [] {
-    auto* st = new TraceState;  // never destroyed: spans may end during static destruction
-    if (const char* env = std::getenv("PARALLAX_TRACE"); env != nullptr && *env != '\0') {
-      st->path = env;
-      st->max_events = 1'000'000;
-      st->on.store(true);
-      std::atexit([] { (void)Tracer::flush(); });
-    }
-    return st;
-  }();
-  return *s;
-}
-
-}  // namespace
-
-Result<void> Tracer::start(std::string path, std::size_t max_events) {
-  if (path.empty()) return err(Errc::invalid_argument, "trace path is empty");
-  if (max_events == 0) return err(Errc::invalid_argument, "max_events is zero");
-  TraceState& s = trace_state();
-  std::lock_guard lock(s.mu);
-  s.path = std::move(path);
-  s.max_events = max_events;
-  s.events.clear();
-  s.dropped = 0;
-  s.epoch = std::chrono::steady_clock::now();
-  s.on.store(true, std::memory_order_release);
-  return {};
-}
-
-bool Tracer::enabled() noexcept {
-  return trace_state().on.load(std::memory_order_relaxed);
-}
-
-std::uint64_t Tracer::now_ns() noexcept {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now() - trace_state().epoch)
-                                        .count());
-}
-
-void Tracer::record(std::string_view name, std::string_view category, std::uint64_t begin_ns,
-                    std::uint64_t duration_ns) noexcept {
-  TraceState& s = trace_state();
-  if (!s.on.load(std::memory_order_relaxed)) return;
-  const auto tid = static_cast<std::uint64_t>(::gettid());
-  try {
-    std::lock_guard lock(s.mu);
-    if (s.events.size() >= s.max_events) {
-      ++s.dropped;
-      return;
-    }
-    s.events.push_back(
-        TraceEvent{std::string(name), std::string(category), begin_ns, duration_ns, tid});
-  } catch (...) {
-    // Out of memory while tracing: drop the event rather than the process.
-  }
-}
-
-Result<std::size_t> Tracer::flush() {
-  TraceState& s = trace_state();
-  std::lock_guard lock(s.mu);
-  if (s.path.empty()) return err(Errc::failed_precondition, "tracing was never started");
-  s.on.store(false);
-  const int pid = ::getpid();
-  std::string doc = "{\"traceEvents\":[";
-  char num[64];
-  for (std::size_t i = 0; i < s.events.size(); ++i) {
-    const auto& e = s.events[i];
-    if (i != 0) doc += ",";
-    doc += "{\"name\":\"" + json_escape(e.name) + "\",\"cat\":\"" + json_escape(e.category) +
-           "\",\"ph\":\"X\",\"ts\":";
-    std::snprintf(num, sizeof num, "%.3f", static_cast<double>(e.begin_ns) / 1000.0);
-    doc += num;
-    doc += ",\"dur\":";
-    std::snprintf(num, sizeof num, "%.3f", static_cast<double>(e.duration_ns) / 1000.0);
-    doc += num;
-    doc += ",\"pid\":" + std::to_string(pid) + ",\"tid\":" + std::to_string(e.tid) + "}";
-  }
-  doc += "],\"displayTimeUnit\":\"ns\",\"otherData\":{\"dropped_events\":" +
-         std::to_string(s.dropped) + "}}";
-  std::ofstream out(s.path, std::ios::trunc);
-  if (!out) return Error::from_errno("open trace file " + s.path);
-  out << doc;
-  if (!out) return Error::from_errno("write trace file " + s.path);
-  const std::size_t n = s.events.size();
-  s.events.clear();
-  return n;
 }
 
 }  // namespace parallax::observe

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,25 +69,41 @@ void sleep_until_ns(std::uint64_t until) {
 
 // The floor: the same one-way measurement (stamp, hand over, stamp on the other side, `gap`
 // between messages, the sender sleeping in between) with nothing but the hand-over itself.
-// eventfd: the receiver blocks in poll() on an eventfd (our sleeping path minus everything
-// else); spin: the receiver spins on a shared-memory counter (our busy-poll path minus
-// everything else). Both processes share an anonymous MAP_SHARED mapping with one send stamp
-// per message, so a message the receiver only sees late (it was descheduled) counts with its
-// real latency, as in our own measurement.
+// socket: the receiver blocks in poll() on its end of an AF_UNIX SOCK_SEQPACKET socketpair and
+// the sender sends one byte with MSG_DONTWAIT — the wake-up our sleeping path uses (one wake
+// socket per connection), minus everything else; eventfd: the same with an eventfd (what the
+// transport used before the wake sockets, for comparison); spin: the receiver spins on a
+// shared-memory counter (our busy-poll path minus everything else). Both processes share an
+// anonymous MAP_SHARED mapping with one send stamp per message, so a message the receiver only
+// sees late (it was descheduled) counts with its real latency, as in our own measurement. Like
+// our subscriber, the sleeping receivers stamp as soon as poll() returns and read the wake-up
+// afterwards.
 struct alignas(64) FloorShared {
   std::atomic<std::uint64_t> seq{0};  // the stamps (n + 1 of them) follow on the next line
 };
 
-Percentiles floor_latency(bool spin, int n, std::chrono::microseconds gap) {
+enum class Floor { eventfd, socket, spin };
+
+Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
+  const bool spin = kind == Floor::spin;
   const std::size_t map_size = 64 + 8 * static_cast<std::size_t>(n + 1);
   void* mem = ::mmap(nullptr, map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) std::abort();
   // Zero-filled: every counter starts at 0.
   auto* sh = static_cast<FloorShared*>(mem);
   auto* stamps = reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(mem) + 64);
-  const int efd = ::eventfd(0, EFD_CLOEXEC);
+  int efd = -1, sv[2] = {-1, -1};
+  if (kind == Floor::socket) {
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
+      std::abort();
+  } else {
+    efd = ::eventfd(0, EFD_CLOEXEC);
+    if (efd < 0) std::abort();
+  }
+  // The receiver's and the sender's wake-up fd.
+  const int rx = kind == Floor::socket ? sv[1] : efd, tx = kind == Floor::socket ? sv[0] : efd;
   int res[2];
-  if (efd < 0 || ::pipe(res) != 0) std::abort();
+  if (::pipe(res) != 0) std::abort();
   pid_t pid = ::fork();
   if (pid == 0) {
     ::close(res[0]);
@@ -98,13 +115,17 @@ Percentiles floor_latency(bool spin, int n, std::chrono::microseconds gap) {
         while (sh->seq.load(std::memory_order_acquire) == seen)
           parallax::cpu_relax();
       } else {
-        pollfd p{efd, POLLIN, 0};
+        pollfd p{rx, POLLIN, 0};
         (void)::poll(&p, 1, -1);
       }
       const std::uint64_t t = now_ns();
-      if (!spin) {
+      if (kind == Floor::eventfd) {
         std::uint64_t v;
         (void)!::read(efd, &v, sizeof v);
+      } else if (kind == Floor::socket) {
+        char buf[16];
+        while (::recv(rx, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+        }
       }
       const std::uint64_t now_seen = sh->seq.load(std::memory_order_acquire);
       for (std::uint64_t k = seen + 1; k <= now_seen; ++k)
@@ -119,9 +140,12 @@ Percentiles floor_latency(bool spin, int n, std::chrono::microseconds gap) {
     const std::uint64_t t0 = now_ns();
     stamps[i].store(t0, std::memory_order_relaxed);
     sh->seq.store(static_cast<std::uint64_t>(i), std::memory_order_release);
-    if (!spin) {
+    if (kind == Floor::eventfd) {
       const std::uint64_t one = 1;
       (void)!::write(efd, &one, sizeof one);
+    } else if (kind == Floor::socket) {
+      const char one = 1;
+      (void)!::send(tx, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
     }
     sleep_until_ns(t0 + static_cast<std::uint64_t>(gap.count()) * 1000);
   }
@@ -134,7 +158,8 @@ Percentiles floor_latency(bool spin, int n, std::chrono::microseconds gap) {
     got += static_cast<std::size_t>(r);
   lat.resize(got / sizeof(std::uint64_t));
   ::close(res[0]);
-  ::close(efd);
+  for (int fd : {efd, sv[0], sv[1]})
+    if (fd >= 0) ::close(fd);
   int st;
   ::waitpid(pid, &st, 0);
   ::munmap(mem, map_size);
@@ -272,13 +297,25 @@ int main(int argc, char** argv) {
                 p.p50, p.p99, p.p999);
     std::fflush(stdout);
   };
-  for (const char* mode : {"sleep", "busy"}) {
-    std::string out = latency(self, path, mode, nlat, gap);
+  // Each row is followed by its floor from the same run, and the ratio the targets use.
+  auto parse = [](const std::string& out) {
     Percentiles p;
     std::sscanf(out.c_str(), "%zu %lf %lf %lf", &p.n, &p.p50, &p.p99, &p.p999);
-    print(std::strcmp(mode, "sleep") == 0 ? "4 KiB sleep (spin=0)" : "4 KiB busy-poll", p);
-    print(std::strcmp(mode, "sleep") == 0 ? "floor: eventfd wake-up" : "floor: shm spin hand-off",
-          floor_latency(std::strcmp(mode, "busy") == 0, nlat, gap));
-  }
+    return p;
+  };
+  const Percentiles sleep = parse(latency(self, path, "sleep", nlat, gap));
+  print("4 KiB sleep (spin=0)", sleep);
+  const Percentiles wake = floor_latency(Floor::socket, nlat, gap);
+  print("floor: wake socket", wake);
+  print("floor: eventfd wake-up", floor_latency(Floor::eventfd, nlat, gap));
+  std::printf(
+      "sleeping vs wake-socket floor: p50 +%.2f us (target <= +1.5), p99 %.2fx (target <= 1.5x)\n",
+      sleep.p50 - wake.p50, wake.p99 > 0 ? sleep.p99 / wake.p99 : 0.0);
+  const Percentiles busy = parse(latency(self, path, "busy", nlat, gap));
+  print("4 KiB busy-poll", busy);
+  const Percentiles spin = floor_latency(Floor::spin, nlat, gap);
+  print("floor: shm spin hand-off", spin);
+  std::printf("busy-poll vs spin floor: p50 %.2fx (target <= 2x)\n",
+              spin.p50 > 0 ? busy.p50 / spin.p50 : 0.0);
   return 0;
 }

@@ -297,6 +297,57 @@ TEST(IpcTransport, LeasesReturnWhenBuffersDrop) {
   EXPECT_EQ(pub.stats().subscribers.at(0).leases, 0u);
 }
 
+// Received buffers' cores are recycled per connection (dropped on any thread, reused by the
+// consumer thread): a reused core carries its new buffer's metadata and nothing of the old one,
+// and buffers dropped after the subscriber is gone still return cleanly.
+TEST(IpcTransport, RecycledBuffersCarryOnlyTheirOwnMetadataAcrossThreads) {
+  TempDir dir;
+  auto pub = IpcPublisher::bind(dir.file("s"), small_pool()).value();
+  auto sub = IpcSubscriber::connect(dir.file("s")).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 2s).ok());
+  std::uint64_t seq = 0;
+  for (int round = 0; round < 20; ++round) {
+    std::vector<memory::Buffer> held;
+    for (int i = 0; i < 8; ++i, ++seq) {
+      if (seq % 3 == 0) {  // a buffer with no metadata entries after ones with two
+        auto l = pub.loan().value();
+        (void)l.set_size(16);
+        l.metadata().sequence = seq;
+        ASSERT_TRUE(pub.send(std::move(l)).ok());
+      } else {
+        ASSERT_TRUE(send_seq(pub, seq, 64 + 8 * i).ok());
+      }
+      auto b = sub.recv_for(2s);
+      ASSERT_TRUE(b.ok() && b->has_value());
+      const memory::Buffer& got = **b;
+      EXPECT_EQ(got.metadata().sequence, seq);
+      if (seq % 3 == 0) {
+        EXPECT_TRUE(got.metadata().entries.empty()) << seq;
+        EXPECT_FALSE(got.metadata().pts.has_value()) << seq;
+        EXPECT_EQ(got.size(), 16u);
+      } else {
+        EXPECT_EQ(ipc_test::check_payload(got), "") << seq;
+      }
+      held.push_back(std::move(**b));
+    }
+    // Dropped on another thread, half of them while the consumer thread receives again.
+    std::thread dropper([h = std::move(held)]() mutable { h.clear(); });
+    dropper.join();
+  }
+  std::vector<memory::Buffer> late;
+  for (int i = 0; i < 4; ++i, ++seq) {
+    ASSERT_TRUE(send_seq(pub, seq).ok());
+    late.push_back(std::move(**sub.recv_for(2s)));
+  }
+  sub.close();
+  std::thread([l = std::move(late)]() mutable {
+    for (const auto& b : l)
+      EXPECT_EQ(ipc_test::check_payload(b), "");
+    l.clear();  // the connection (and its recycled cores) go with the last one, here
+  }).join();
+  EXPECT_EQ(sub.stats().buffers, seq);
+}
+
 TEST(IpcTransport, CleanCloseEndsTheStreamAndBuffersOutliveIt) {
   TempDir dir;
   auto pub = IpcPublisher::bind(dir.file("s"), small_pool()).value();

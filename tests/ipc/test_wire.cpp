@@ -370,3 +370,88 @@ TEST(IpcPolicyNames, RoundTrip) {
   EXPECT_EQ(policy_from_string("drop_oldest").value(), Policy::drop_oldest);
   EXPECT_FALSE(policy_from_string("leaky").ok());
 }
+
+// The subscriber's receive path decodes every buffer record into one reused BufferDesc.
+TEST(IpcWire, DecodeBufferIntoAReusedDescriptorOverwritesEveryField) {
+  wire::BufferDesc full;
+  full.token = 7;
+  full.segment_id = 3;
+  full.offset = 64;
+  full.length = 100;
+  full.send_ns = 55;
+  full.meta.pts = 10;
+  full.meta.dts = 11;
+  full.meta.duration = 12;
+  full.meta.offset = 13;
+  full.meta.offset_end = 14;
+  full.meta.sequence = 15;
+  full.meta.flags = kFlagDiscont;
+  full.meta.set("video", std::vector<std::byte>(40, std::byte{9}));
+  wire::BufferDesc bare;
+  bare.token = 8;
+  bare.length = 1;
+  std::vector<std::uint64_t> wf, wb;
+  wire::encode_buffer(wf, full);
+  wire::encode_buffer(wb, bare);
+  EXPECT_EQ(wire::peek_record_type(bytes_of(wf)),
+            static_cast<std::uint16_t>(wire::RecordType::buffer));
+  wire::BufferDesc out;
+  ASSERT_TRUE(wire::decode_buffer(bytes_of(wf), out).ok());
+  EXPECT_EQ(out.meta, full.meta);
+  EXPECT_EQ(out.send_ns, 55u);
+  // A record without metadata leaves nothing of the previous one behind.
+  ASSERT_TRUE(wire::decode_buffer(bytes_of(wb), out).ok());
+  EXPECT_EQ(out.token, 8u);
+  EXPECT_EQ(out.segment_id, 0u);
+  EXPECT_EQ(out.send_ns, 0u);
+  EXPECT_EQ(out.meta, bare.meta);
+  // Same answer as decode_record, and anything but a buffer record is refused.
+  ASSERT_TRUE(wire::decode_buffer(bytes_of(wf), out).ok());
+  auto r = wire::decode_record(bytes_of(wf));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(std::get<wire::BufferDesc>(*r).meta, out.meta);
+  std::vector<std::uint64_t> ev;
+  ASSERT_TRUE(wire::encode_event(ev, Event::eos()).ok());
+  EXPECT_FALSE(wire::decode_buffer(bytes_of(ev), out).ok());
+  EXPECT_EQ(wire::peek_record_type({}), 0u);
+}
+
+// Encoding a Buffer's metadata in place gives the same record as copying it into the desc.
+TEST(IpcWire, EncodeBufferWithSeparateMetadataIsTheSameRecord) {
+  wire::BufferDesc d;
+  d.token = 1;
+  d.segment_id = 2;
+  d.offset = 3;
+  d.length = 4;
+  Metadata m;
+  m.pts = 5;
+  m.set("k", std::string("v"));
+  std::vector<std::uint64_t> a, b;
+  wire::encode_buffer(a, d, m);
+  d.meta = m;
+  wire::encode_buffer(b, d);
+  EXPECT_EQ(a, b);
+}
+
+// Duplicate keys are refused whether the decoder scans the few entries or hashes many.
+TEST(IpcWire, DuplicateMetadataKeysAreRejectedAtAnyCount) {
+  for (std::size_t count : {2u, 7u, 8u, 40u}) {
+    wire::BufferDesc d;
+    d.length = 1;
+    for (std::size_t i = 0; i + 1 < count; ++i)
+      d.meta.entries.push_back(MetaEntry{"key" + std::to_string(i), std::int64_t(i)});
+    std::vector<std::uint64_t> ok;
+    d.meta.entries.push_back(MetaEntry{"last", std::int64_t{0}});
+    wire::encode_buffer(ok, d);
+    wire::BufferDesc out;
+    EXPECT_TRUE(wire::decode_buffer(bytes_of(ok), out).ok()) << count;
+    EXPECT_EQ(out.meta.entries.size(), count);
+    d.meta.entries.back().key = "key0";  // the first key again
+    std::vector<std::uint64_t> dup;
+    wire::encode_buffer(dup, d);
+    auto r = wire::decode_buffer(bytes_of(dup), out);
+    ASSERT_FALSE(r.ok()) << count;
+    EXPECT_NE(r.error().message.find("duplicate"), std::string::npos);
+    EXPECT_FALSE(wire::decode_record(bytes_of(dup)).ok()) << count;
+  }
+}

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// Metrics and tracing tests: concurrent updates, quantiles, export formats, trace files.
+// Metrics tests: concurrent updates, quantiles, export formats (tracing: test_trace.cpp).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -82,38 +82,6 @@ TEST(Metrics, PrometheusAndJsonExport) {
   EXPECT_EQ(j["plx_leases"], -2);
   EXPECT_EQ(j["plx_latency_ns"]["count"], 2);
   EXPECT_EQ(j["plx_latency_ns"]["max"], 100);
-}
-
-TEST(Tracing, SpansAreWrittenAsChromeTraceEvents) {
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("plx-trace-" + std::to_string(getpid()) + ".json"))
-          .string();
-  EXPECT_FALSE(Tracer::enabled());
-  { PLX_TRACE_SPAN("not-recorded"); }
-  ASSERT_TRUE(Tracer::start(path).ok());
-  EXPECT_TRUE(Tracer::enabled());
-  {
-    PLX_TRACE_SPAN("outer");
-    std::thread([] { PLX_TRACE_SPAN("in-thread"); }).join();
-  }
-  auto n = Tracer::flush();
-  ASSERT_TRUE(n.ok()) << n.error().to_string();
-  EXPECT_EQ(*n, 2u);
-  EXPECT_FALSE(Tracer::enabled());
-  std::ifstream in(path);
-  auto doc = nlohmann::json::parse(in);
-  ASSERT_EQ(doc["traceEvents"].size(), 2u);
-  std::set<std::string> names;
-  std::set<std::uint64_t> tids;
-  for (auto& e : doc["traceEvents"]) {
-    EXPECT_EQ(e["ph"], "X");
-    names.insert(e["name"].get<std::string>());
-    tids.insert(e["tid"].get<std::uint64_t>());
-  }
-  EXPECT_EQ(names, (std::set<std::string>{"outer", "in-thread"}));
-  EXPECT_EQ(tids.size(), 2u);
-  std::filesystem::remove(path);
-  EXPECT_EQ(Tracer::start("").error().code, Errc::invalid_argument);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "parallax/archive/traits.h"
 #include "parallax/buffer.h"
 #include "parallax/result.h"
+#include "parallax/trace.h"
 
 namespace parallax::archive {
 
@@ -153,6 +154,7 @@ template <typename T>
 [[nodiscard]] Result<const Archived<T>*> access(std::span<const std::byte> bytes,
                                                 AccessOptions opts = {}) {
   static_assert(Archivable<T>, "T is not archivable: add PLX_ARCHIVE(T, fields...)");
+  PLX_TRACE_SPAN_ARG("archive.validate", "bytes", bytes.size());
   using A = Archived<T>;
   std::size_t body = 0;
   if (opts.header) {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // Observability: named counters, gauges and latency histograms in a registry that exports
-// Prometheus text and JSON, and lightweight tracing spans written as Chrome trace events.
+// Prometheus text and JSON. (Tracing spans: parallax/trace.h.)
 #pragma once
 
 #include <array>
@@ -211,44 +211,4 @@ bool start_metrics_from_env() noexcept;
 /// Parses a PARALLAX_METRICS_INTERVAL value (seconds, > 0, at most a day).
 [[nodiscard]] Result<std::chrono::milliseconds> parse_metrics_interval(std::string_view text);
 
-/// Tracing: when enabled (Tracer::start, or PARALLAX_TRACE=file.json in the environment at
-/// the first use), Span objects record complete events that flush() writes as a Chrome trace
-/// (load it in chrome://tracing or Perfetto). Disabled spans cost one relaxed load.
-class Tracer {
- public:
-  /// Starts recording; flush() (or process exit) writes `path`. At most `max_events` are kept.
-  static Result<void> start(std::string path, std::size_t max_events = 1'000'000);
-  [[nodiscard]] static bool enabled() noexcept;
-  /// Records one complete event (times in ns since the tracer started).
-  static void record(std::string_view name, std::string_view category, std::uint64_t begin_ns,
-                     std::uint64_t duration_ns) noexcept;
-  /// Nanoseconds since the tracer's epoch.
-  [[nodiscard]] static std::uint64_t now_ns() noexcept;
-  /// Writes the trace file and stops recording. Returns the number of events written.
-  static Result<std::size_t> flush();
-};
-
-/// RAII span: records [construction, destruction) when tracing is enabled.
-class Span {
- public:
-  explicit Span(std::string_view name, std::string_view category = "parallax") noexcept
-      : name_(name), category_(category), begin_(Tracer::enabled() ? Tracer::now_ns() : kOff) {}
-  ~Span() {
-    if (begin_ != kOff) Tracer::record(name_, category_, begin_, Tracer::now_ns() - begin_);
-  }
-  Span(const Span&) = delete;
-  Span& operator=(const Span&) = delete;
-
- private:
-  static constexpr std::uint64_t kOff = UINT64_MAX;
-  std::string_view name_;
-  std::string_view category_;
-  std::uint64_t begin_;
-};
-
 }  // namespace parallax::observe
-
-#define PLX_TRACE_CONCAT2_(a, b) a##b
-#define PLX_TRACE_CONCAT_(a, b) PLX_TRACE_CONCAT2_(a, b)
-/// Traces the enclosing scope: `PLX_TRACE_SPAN("queue.push");` (name must be a literal).
-#define PLX_TRACE_SPAN(name) ::parallax::observe::Span PLX_TRACE_CONCAT_(plx_span_, __LINE__)(name)

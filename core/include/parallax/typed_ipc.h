@@ -30,6 +30,7 @@
 #include "parallax/buffer.h"
 #include "parallax/ipc.h"
 #include "parallax/result.h"
+#include "parallax/trace.h"
 
 namespace parallax::link {
 
@@ -219,6 +220,7 @@ class TypedPublisher {
   [[nodiscard]] Result<void> send(const T& v) { return send(v, Metadata{}); }
   /// Same, with metadata (pts, sequence, entries...) travelling with the buffer.
   [[nodiscard]] Result<void> send(const T& v, Metadata meta) {
+    PLX_TRACE_SPAN("typed.send");
     PLX_ASSIGN(memory::Loan loan, pub_.loan());
     PLX_TRY(serialize_archive_into(v, loan));
     loan.metadata() = std::move(meta);
@@ -312,6 +314,7 @@ class TypedSubscriber {
   }
 
   Result<std::optional<Typed<T>>> next(Result<std::optional<memory::Buffer>> r) {
+    PLX_TRACE_SPAN("typed.receive");
     if (broken_) return *broken_;
     if (!r.ok()) return std::move(r).error();
     if (!r->has_value()) return std::optional<Typed<T>>{};
