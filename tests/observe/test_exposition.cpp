@@ -181,8 +181,9 @@ TEST(MetricsFile, AReaderNeverSeesAPartialFileWhileItIsRewritten) {
   auto exp = MetricsFileExporter::start(path, 1ms, reg);
   ASSERT_TRUE(exp.ok()) << exp.error().to_string();
   int reads = 0;
-  const auto until = std::chrono::steady_clock::now() + 1500ms;
-  while (std::chrono::steady_clock::now() < until) {
+  // At least 20 rewrites seen while reading (a loaded machine may need a few seconds for them).
+  const auto until = std::chrono::steady_clock::now() + 8s;
+  while (std::chrono::steady_clock::now() < until && ((*exp)->writes() < 20 || reads < 20)) {
     const std::string text = slurp(path);
     std::string why;
     auto p = prom::parse(text, &why);
@@ -197,8 +198,8 @@ TEST(MetricsFile, AReaderNeverSeesAPartialFileWhileItIsRewritten) {
   }
   const std::uint64_t writes = (*exp)->writes();
   exp->reset();  // stops the thread promptly
-  EXPECT_GT(reads, 20);
-  EXPECT_GT(writes, 20u) << "the file was not rewritten while read";
+  EXPECT_GE(reads, 20);
+  EXPECT_GE(writes, 20u) << "the file was not rewritten while read";
   // No temporary file left behind, and nothing but x.prom in the directory.
   std::size_t files = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir.p)) {
