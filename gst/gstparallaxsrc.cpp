@@ -384,7 +384,7 @@ static GstCaps* gst_parallax_src_get_caps(GstBaseSrc* src, GstCaps* filter) {
   return caps;
 }
 
-static GstStructure* make_stats(GstParallaxSrc* self);
+static GstStructure* make_stats(GstParallaxSrc* self, bool from_tick = false);
 
 // Peer logging, from the stats tick: the publisher (pid) we connected to or lost, and the
 // buffers dropped (drop-oldest) or copied (past copy-threshold) since the last tick.
@@ -440,7 +440,7 @@ static gboolean gst_parallax_src_start(GstBaseSrc* src) {
       tick != 0)
     st.ticker.start(
         GST_ELEMENT(src), tick, st.stats_interval != 0, "parallaxsrc-stats",
-        [self] { return make_stats(self); }, [self] { watch_peer(self); });
+        [self] { return make_stats(self, true); }, [self] { watch_peer(self); });
   return TRUE;
 }
 
@@ -472,14 +472,16 @@ static gboolean gst_parallax_src_unlock_stop(GstBaseSrc* src) {
   return TRUE;
 }
 
-static GstStructure* make_stats(GstParallaxSrc* self) {
+static GstStructure* make_stats(GstParallaxSrc* self, bool from_tick) {
   State& st = *self->state;
   parallax::link::SubscriberStats ss;
   bool connected = false;
   {
     std::lock_guard lock(st.mu);
     if (st.sub) {
-      ss = st.sub->stats_snapshot();  // not stats(): the streaming thread may be in recv
+      // The tick (another thread, periodic) reads the thread-safe snapshot; the stats
+      // property keeps its exact read (its locking is issue 14's).
+      ss = from_tick ? st.sub->stats_snapshot() : st.sub->stats();
       connected = st.sub->connected();
     }
   }
