@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "gstplacement.h"
+#include "gststatsticker.h"
 #include "parallax-gst/allocator.h"
 #include "parallax-gst/buffer_pool.h"
 #include "parallax-gst/convert.h"
@@ -68,6 +70,7 @@ enum {
   PROP_NUMA_NODE,
   PROP_PLACEMENT_BEST_EFFORT,
   PROP_MAX_MEMORY,
+  PROP_STATS_INTERVAL,
 };
 
 constexpr guint64 kDefaultLinger = 2 * GST_SECOND;
@@ -88,6 +91,7 @@ struct Settings {
   bool placement_best_effort{false};
   guint64 linger{kDefaultLinger};
   guint64 max_memory{kDefaultMaxMemory};
+  guint64 stats_interval{0};  // ns; 0 = no stats messages
 };
 
 // Everything the element owns. Lock order: mu (settings, publisher creation, pending events)
@@ -110,6 +114,14 @@ struct State {
   bool copy_logged{false};
   std::optional<std::optional<unsigned>> numa;  // numa_node checked at start (inner nullopt: auto)
   bool pinned{false};                           // the rendering thread
+  // stats-interval messages and peer logging (gststatsticker.h); `seen` is the tick's own.
+  parallax::gst::StatsTicker ticker;
+  struct Seen {
+    pid_t pid;
+    std::uint64_t dropped;
+  };
+  std::map<std::uint64_t, Seen> seen;  // by connection id
+  std::uint64_t copied_seen{0};
 };
 
 }  // namespace
@@ -479,6 +491,9 @@ static void gst_parallax_sink_set_property(GObject* object, guint id, const GVal
     case PROP_PLACEMENT_BEST_EFFORT:
       s.placement_best_effort = g_value_get_boolean(value);
       break;
+    case PROP_STATS_INTERVAL:
+      s.stats_interval = g_value_get_uint64(value);
+      break;
     case PROP_MAX_MEMORY:
       s.max_memory = g_value_get_uint64(value);
       break;
@@ -580,6 +595,9 @@ static void gst_parallax_sink_get_property(GObject* object, guint id, GValue* va
     case PROP_PLACEMENT_BEST_EFFORT:
       g_value_set_boolean(value, s.placement_best_effort);
       break;
+    case PROP_STATS_INTERVAL:
+      g_value_set_uint64(value, s.stats_interval);
+      break;
     case PROP_MAX_MEMORY:
       g_value_set_uint64(value, s.max_memory);
       break;
@@ -587,6 +605,45 @@ static void gst_parallax_sink_get_property(GObject* object, guint id, GValue* va
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
       break;
   }
+}
+
+// Peer logging, from the stats tick: subscribers that joined or left (with their pid), their
+// drops, and the buffers we had to copy into the pool since the last tick.
+static void watch_peers(GstParallaxSink* self) {
+  State& st = *self->state;
+  link::PublisherStats ps;
+  {
+    std::lock_guard lock(st.mu);
+    if (!st.publisher) return;
+    ps = st.publisher->stats();
+  }
+  std::map<std::uint64_t, State::Seen> now;
+  for (const auto& sub : ps.subscribers) {
+    const std::uint64_t dropped = sub.dropped_oldest + sub.dropped_newest;
+    auto it = st.seen.find(sub.id);
+    if (it == st.seen.end()) {
+      GST_INFO_OBJECT(self, "subscriber %" G_GUINT64_FORMAT " connected: pid %d uid %u policy %s",
+                      sub.id, static_cast<int>(sub.pid), static_cast<unsigned>(sub.uid),
+                      std::string(link::to_string(sub.policy)).c_str());
+    } else if (dropped > it->second.dropped) {
+      GST_DEBUG_OBJECT(self,
+                       "subscriber %" G_GUINT64_FORMAT " (pid %d): %" G_GUINT64_FORMAT
+                       " buffers dropped (%" G_GUINT64_FORMAT " in all)",
+                       sub.id, static_cast<int>(sub.pid), dropped - it->second.dropped, dropped);
+    }
+    now[sub.id] = State::Seen{sub.pid, dropped};
+  }
+  for (const auto& [id, seen] : st.seen)
+    if (!now.count(id))
+      GST_INFO_OBJECT(self, "subscriber %" G_GUINT64_FORMAT " (pid %d) disconnected", id,
+                      static_cast<int>(seen.pid));
+  st.seen = std::move(now);
+  const std::uint64_t copied = st.copied.load();
+  if (copied > st.copied_seen)
+    GST_DEBUG_OBJECT(
+        self, "%" G_GUINT64_FORMAT " buffers copied into the pool (%" G_GUINT64_FORMAT " in all)",
+        copied - st.copied_seen, copied);
+  st.copied_seen = copied;
 }
 
 static gboolean gst_parallax_sink_start(GstBaseSink* sink) {
@@ -598,6 +655,8 @@ static gboolean gst_parallax_sink_start(GstBaseSink* sink) {
   st.pending.clear();
   st.format.clear();
   st.pinned = false;
+  st.seen.clear();
+  st.copied_seen = st.copied.load();
   if (!parallax::gst::check_affinity(GST_ELEMENT(sink), st.settings.affinity,
                                      st.settings.placement_best_effort) ||
       !parallax::gst::check_numa_node(GST_ELEMENT(sink), st.settings.numa_node,
@@ -605,8 +664,14 @@ static gboolean gst_parallax_sink_start(GstBaseSink* sink) {
     return FALSE;
   // With an explicit slot-size the socket appears at once (subscribers may connect before the
   // caps are known); otherwise it appears with the first caps, sized from them.
-  if (st.settings.slot_size != 0) return ensure_publisher(self, 0);
-  if (st.settings.socket_path.empty()) return ensure_publisher(self, 0);
+  if ((st.settings.slot_size != 0 || st.settings.socket_path.empty()) && !ensure_publisher(self, 0))
+    return FALSE;
+  if (const GstClockTime tick =
+          parallax::gst::tick_period(st.settings.stats_interval, gst_parallax_sink_debug);
+      tick != 0)
+    st.ticker.start(
+        GST_ELEMENT(sink), tick, st.settings.stats_interval != 0, "parallaxsink-stats",
+        [self] { return make_stats(self); }, [self] { watch_peers(self); });
   return TRUE;
 }
 
@@ -615,6 +680,7 @@ static gboolean gst_parallax_sink_stop(GstBaseSink* sink) {
   State& st = *self->state;
   std::optional<link::IpcPublisher> pub;
   GstAllocator* allocator = nullptr;
+  st.ticker.stop();
   {
     std::lock_guard lock(st.mu);
     {
@@ -1015,6 +1081,12 @@ static void gst_parallax_sink_class_init(GstParallaxSinkClass* klass) {
           "raw caps, the variable-size pool of encoded/byte streams. Caps or buffers that need "
           "more fail with an error naming this property",
           4096, G_MAXUINT64, kDefaultMaxMemory, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_STATS_INTERVAL,
+      g_param_spec_uint64("stats-interval", "Stats interval",
+                          "Post the stats as an element message named parallaxsink-stats every "
+                          "this many nanoseconds (like level's interval; 0 = off)",
+                          0, G_MAXUINT64, 0, rw));
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",

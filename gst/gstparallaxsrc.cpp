@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "gstplacement.h"
+#include "gststatsticker.h"
 #include "parallax-gst/allocator.h"
 #include "parallax-gst/convert.h"
 #include "parallax/ipc.h"
@@ -41,6 +42,7 @@ enum {
   PROP_STATS,
   PROP_AFFINITY,
   PROP_PLACEMENT_BEST_EFFORT,
+  PROP_STATS_INTERVAL,
 };
 
 // What this subscriber asks the publisher to do when it falls behind (as the native element).
@@ -101,6 +103,11 @@ struct State {
   bool placement_best_effort{false};
   bool pinned{false};  // streaming thread
   std::atomic<std::uint64_t> copied_before{0}, bytes_copied_before{0};
+  // stats-interval messages and peer logging (gststatsticker.h); the *_seen are the tick's.
+  guint64 stats_interval{0};  // ns, 0 = off (mu)
+  parallax::gst::StatsTicker ticker;
+  pid_t publisher_seen{0};
+  std::uint64_t dropped_seen{0}, copied_seen{0};
 };
 
 }  // namespace
@@ -150,7 +157,9 @@ GstFlowReturn connect_publisher(GstParallaxSrc* self, bool reconnect) {
       st.sub_stats = st.sub->stats();
       st.sub_connected = st.sub->connected();
       st.ever_connected = true;
-      GST_INFO_OBJECT(self, "%s %s", reconnect ? "reconnected to" : "connected to", path.c_str());
+      GST_INFO_OBJECT(self, "%s %s: publisher pid %d",
+                      reconnect ? "reconnected to" : "connected to", path.c_str(),
+                      static_cast<int>(st.sub->stats().publisher_pid));
       return GST_FLOW_OK;
     }
     last = r.error();
@@ -413,6 +422,43 @@ static GstCaps* gst_parallax_src_get_caps(GstBaseSrc* src, GstCaps* filter) {
   return caps;
 }
 
+static GstStructure* make_stats(GstParallaxSrc* self);
+
+// Peer logging, from the stats tick: the publisher (pid) we connected to or lost, and the
+// buffers dropped (drop-oldest) or copied (past copy-threshold) since the last tick.
+static void watch_peer(GstParallaxSrc* self) {
+  State& st = *self->state;
+  link::SubscriberStats ss;
+  {
+    std::lock_guard lock(st.mu);
+    if (st.sub) ss = st.sub->stats_snapshot();
+  }
+  if (ss.publisher_pid != st.publisher_seen) {
+    if (st.publisher_seen != 0)
+      GST_INFO_OBJECT(self, "disconnected from publisher pid %d",
+                      static_cast<int>(st.publisher_seen));
+    if (ss.publisher_pid != 0)
+      GST_INFO_OBJECT(self, "connected to publisher pid %d (quota %u, copy-threshold %u)",
+                      static_cast<int>(ss.publisher_pid), ss.quota, ss.copy_threshold);
+    st.publisher_seen = ss.publisher_pid;
+  }
+  const std::uint64_t dropped = st.dropped_before.load() + ss.dropped;
+  const std::uint64_t copied = st.copied_before.load() + ss.copies;
+  if (dropped > st.dropped_seen)
+    GST_DEBUG_OBJECT(self,
+                     "publisher pid %d dropped %" G_GUINT64_FORMAT
+                     " buffers for us (%" G_GUINT64_FORMAT " in all)",
+                     static_cast<int>(ss.publisher_pid), dropped - st.dropped_seen, dropped);
+  if (copied > st.copied_seen)
+    GST_DEBUG_OBJECT(self,
+                     "%" G_GUINT64_FORMAT
+                     " buffers of publisher pid %d copied past "
+                     "copy-threshold (%" G_GUINT64_FORMAT " in all)",
+                     copied - st.copied_seen, static_cast<int>(ss.publisher_pid), copied);
+  st.dropped_seen = dropped;
+  st.copied_seen = copied;
+}
+
 static gboolean gst_parallax_src_start(GstBaseSrc* src) {
   auto* self = GST_PARALLAX_SRC(src);
   State& st = *self->state;
@@ -422,12 +468,24 @@ static gboolean gst_parallax_src_start(GstBaseSrc* src) {
   st.pinned = false;
   st.copy_logged = false;
   gst_base_src_set_live(src, st.is_live);
-  return parallax::gst::check_affinity(GST_ELEMENT(src), st.affinity, st.placement_best_effort);
+  if (!parallax::gst::check_affinity(GST_ELEMENT(src), st.affinity, st.placement_best_effort))
+    return FALSE;
+  st.publisher_seen = 0;
+  st.dropped_seen = st.dropped_before.load();
+  st.copied_seen = st.copied_before.load();
+  if (const GstClockTime tick =
+          parallax::gst::tick_period(st.stats_interval, gst_parallax_src_debug);
+      tick != 0)
+    st.ticker.start(
+        GST_ELEMENT(src), tick, st.stats_interval != 0, "parallaxsrc-stats",
+        [self] { return make_stats(self); }, [self] { watch_peer(self); });
+  return TRUE;
 }
 
 static gboolean gst_parallax_src_stop(GstBaseSrc* src) {
   auto* self = GST_PARALLAX_SRC(src);
   State& st = *self->state;
+  st.ticker.stop();
   drop_subscriber(st);
   std::lock_guard lock(st.mu);
   gst_caps_replace(&st.caps, nullptr);
@@ -518,6 +576,9 @@ static void gst_parallax_src_set_property(GObject* object, guint id, const GValu
     case PROP_POLICY:
       st.policy = g_value_get_enum(value);
       break;
+    case PROP_STATS_INTERVAL:
+      st.stats_interval = g_value_get_uint64(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
       break;
@@ -557,6 +618,9 @@ static void gst_parallax_src_get_property(GObject* object, guint id, GValue* val
       break;
     case PROP_POLICY:
       g_value_set_enum(value, st.policy);
+      break;
+    case PROP_STATS_INTERVAL:
+      g_value_set_uint64(value, st.stats_interval);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
@@ -649,6 +713,13 @@ static void gst_parallax_src_class_init(GstParallaxSrcClass* klass) {
                         "What the publisher should do when we fall behind (default: the "
                         "publisher's own policy)",
                         src_policy_get_type(), kPolicyDefault, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_STATS_INTERVAL,
+      g_param_spec_uint64("stats-interval", "Stats interval",
+                          "Post the stats as an element message named parallaxsrc-stats every "
+                          "this many nanoseconds (like level's interval; 0 = off)",
+                          0, G_MAXUINT64, 0,
+                          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",

@@ -720,6 +720,14 @@ class ParallaxSrc final : public Element {
       if (spec.name == "copied") return copied_before_.load() + ss.copies;
       return bytes_copied_before_.load() + ss.bytes_copied;
     }
+    if (spec.name.starts_with("latency-")) {  // transit latency, docs/observability.md
+      std::lock_guard l(mu_);
+      const link::SubscriberStats ss = sub_ ? sub_->stats_snapshot() : last_stats_;
+      if (spec.name == "latency-count") return ss.latency_count;
+      if (spec.name == "latency-p50") return ss.latency_p50_ns;
+      if (spec.name == "latency-p99") return ss.latency_p99_ns;
+      return ss.latency_max_ns;
+    }
     if (spec.name == "dropped" || spec.name == "connected") {
       std::lock_guard l(mu_);
       if (spec.name == "connected") return sub_ != nullptr && sub_->connected();
@@ -764,6 +772,10 @@ class ParallaxSrc final : public Element {
       dropped_before_.fetch_add(ss.dropped);
       copied_before_.fetch_add(ss.copies);
       bytes_copied_before_.fetch_add(ss.bytes_copied);
+      {
+        std::lock_guard l(mu_);
+        last_stats_ = ss;  // the latency of the last connection stays readable
+      }
       old->close();  // Buffers already received stay valid on their own
     }
   }
@@ -919,6 +931,7 @@ class ParallaxSrc final : public Element {
 
   std::atomic<std::uint64_t> buffers_{0}, bytes_{0}, events_{0}, reconnects_{0}, dropped_before_{0};
   std::atomic<std::uint64_t> copied_before_{0}, bytes_copied_before_{0};
+  link::SubscriberStats last_stats_;  // of the last connection (mu_)
 };
 
 template <typename T>
@@ -1022,6 +1035,11 @@ const ElementRegistrar reg_parallaxsrc{ElementInfo{
      counter("bytes-copied", "Bytes of the copied buffers"),
      counter("dropped", "Buffers the publisher retracted before we read them (drop-oldest)"),
      counter("reconnects", "Times the publisher vanished and we reconnected"),
+     counter("latency-count",
+             "Buffers with a transit latency measured (current or last connection)"),
+     counter("latency-p50", "Transit latency median, ns (log2 bucket upper bound)"),
+     counter("latency-p99", "Transit latency 99th percentile, ns (log2 bucket upper bound)"),
+     counter("latency-max", "Largest transit latency, ns"),
      PropertySpec::boolean("connected", false, "Whether a publisher is connected now")
          .with_flags(kPropReadable),
      affinity_property()}}};

@@ -26,6 +26,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "ipc/metrics_export.h"
 #include "ipc/os.h"
 #include "ipc/ring.h"
 #include "ipc/wire.h"
@@ -1454,6 +1455,10 @@ struct IpcPublisher::Impl {
     }
     drop_lock();
   }
+
+  // Our collector in the process's MetricsRegistry (reads stats() at export time). The last
+  // member: unregistered (waiting for a running export) before anything it reads is destroyed.
+  observe::MetricsRegistry::Registration metrics;
 };
 
 // ---- public API -----------------------------------------------------------------------------
@@ -1484,6 +1489,10 @@ static Result<void> check_publishable_pool(const memory::MemoryPool& pool) {
   }
   return {};
 }
+
+namespace {
+PublisherStats publisher_stats(IpcPublisher::Impl& im);  // stats(), also for the metrics collector
+}  // namespace
 
 Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions options) {
   if (options.max_leases_per_subscriber == 0 || options.max_leases_per_subscriber > 4096)
@@ -1530,6 +1539,8 @@ Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions 
   impl->closed = false;
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->run(); });
+  impl->metrics =
+      detail::register_publisher_metrics(impl->path, [raw] { return publisher_stats(*raw); });
   return IpcPublisher(std::move(impl));
 }
 
@@ -1752,9 +1763,13 @@ void IpcPublisher::collect_returns() {
 }
 
 PublisherStats IpcPublisher::stats() const {
+  if (!impl_) return {};
+  return publisher_stats(*impl_);  // syncs subscribers (under their lock): not logically a change
+}
+
+namespace {
+PublisherStats publisher_stats(IpcPublisher::Impl& im) {
   PublisherStats st;
-  if (!impl_) return st;
-  Impl& im = *impl_;  // syncs subscribers (under their lock): not logically a change
   std::vector<std::shared_ptr<Sub>> subs, gone;
   std::optional<Event> format;
   std::shared_ptr<memory::MemoryPool> pool;
@@ -1788,6 +1803,7 @@ PublisherStats IpcPublisher::stats() const {
   }
   return st;
 }
+}  // namespace
 
 std::shared_ptr<memory::MemoryPool> IpcPublisher::pool() const {
   if (!impl_) return nullptr;

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <thread>
 
+#include "ipc/metrics_export.h"
 #include "ipc/os.h"
 #include "ipc/ring.h"
 #include "ipc/wire.h"
@@ -387,6 +388,7 @@ struct IpcSubscriber::Impl {
     const std::size_t k = wire::latency_bucket(lat);
     ++st.latency_log2[k];
     ++st.latency_count;
+    st.latency_sum_ns += lat;
     if (lat > st.latency_max_ns) st.latency_max_ns = lat;
     if (!conn) return;
     wire::AckReport& rep = conn->ah->report;
@@ -541,6 +543,7 @@ struct IpcSubscriber::Impl {
       for (unsigned i = 0;; ++i) {
         if (has_data()) return;
         if ((i & 255) == 255) {
+          publish_metrics();
           if (interrupted.load(std::memory_order_relaxed)) return;
           const auto now = Clock::now();
           if (now >= deadline) return;
@@ -569,6 +572,7 @@ struct IpcSubscriber::Impl {
         return;
       }
     }
+    publish_metrics(/*force=*/true);  // about to sleep: the exporter sees where we stopped
     if (wake_pending) {
       wake_pending = false;
       if (!os::drain_wake(c.wake.get())) {
@@ -678,6 +682,30 @@ struct IpcSubscriber::Impl {
       wait(deadline);
     }
   }
+
+  // Metrics: `st` belongs to the consumer thread, so the exporter reads a snapshot that the
+  // consumer copies on its way out of recv*() when the exporter asked for one (one relaxed
+  // load per call otherwise), and always before going to sleep. So the figures of a receiver
+  // that waits are exact; those of a busy one lag by up to one export interval.
+  std::mutex metrics_mu;
+  std::optional<SubscriberStats> metrics_snap;  // metrics_mu
+  std::atomic<bool> metrics_want{true};
+  void publish_metrics(bool force = false) {
+    if (!force && !metrics_want.load(std::memory_order_relaxed)) return;
+    SubscriberStats s = st;
+    s.copy_threshold = copy_threshold();
+    if (conn) s.leases = conn->leases.load(std::memory_order_relaxed);
+    std::lock_guard lk(metrics_mu);
+    metrics_snap = std::move(s);
+    metrics_want.store(false, std::memory_order_relaxed);
+  }
+  std::optional<SubscriberStats> metrics_snapshot() {
+    std::lock_guard lk(metrics_mu);
+    metrics_want.store(true, std::memory_order_relaxed);
+    return metrics_snap;
+  }
+  // The last member: unregistered (waiting for a running export) before the snapshot goes.
+  observe::MetricsRegistry::Registration metrics;
 };
 
 // ---- public API -----------------------------------------------------------------------------
@@ -697,6 +725,10 @@ Result<IpcSubscriber> IpcSubscriber::connect(std::string_view path, SubscriberOp
   impl->spin_budget = options.spin;
   PLX_ASSIGN(impl->interrupt_efd, os::make_eventfd());
   PLX_TRY(impl->handshake(Clock::now() + options.connect_timeout));
+  impl->publish_metrics();
+  Impl* raw = impl.get();
+  impl->metrics =
+      detail::register_subscriber_metrics(impl->path, [raw] { return raw->metrics_snapshot(); });
   return IpcSubscriber(std::move(impl));
 }
 
@@ -710,19 +742,25 @@ Clock::time_point deadline_after(std::chrono::nanoseconds t) {
 
 Result<std::optional<Item>> IpcSubscriber::recv_item() {
   if (!impl_) return err(Errc::failed_precondition, "empty subscriber");
-  return impl_->next_item(Clock::time_point::max());
+  auto r = impl_->next_item(Clock::time_point::max());
+  impl_->publish_metrics();
+  return r;
 }
 
 Result<std::optional<Item>> IpcSubscriber::recv_item_for(std::chrono::nanoseconds timeout) {
   if (!impl_) return err(Errc::failed_precondition, "empty subscriber");
-  return impl_->next_item(deadline_after(timeout));
+  auto r = impl_->next_item(deadline_after(timeout));
+  impl_->publish_metrics();
+  return r;
 }
 
 Result<std::optional<memory::Buffer>> IpcSubscriber::recv_for(std::chrono::nanoseconds timeout) {
   if (!impl_) return err(Errc::failed_precondition, "empty subscriber");
   const auto deadline = deadline_after(timeout);
   for (;;) {
-    PLX_ASSIGN(std::optional<Item> item, impl_->next_item(deadline));
+    auto next = impl_->next_item(deadline);
+    impl_->publish_metrics();
+    PLX_ASSIGN(std::optional<Item> item, std::move(next));
     if (!item) return std::optional<memory::Buffer>();
     if (auto* b = std::get_if<memory::Buffer>(&*item))
       return std::optional<memory::Buffer>(std::move(*b));
@@ -761,6 +799,14 @@ SubscriberStats IpcSubscriber::stats() const {
   SubscriberStats s = impl_->st;
   s.copy_threshold = impl_->copy_threshold();
   if (impl_->conn) s.leases = impl_->conn->leases.load(std::memory_order_relaxed);
+  s.latency_p50_ns = wire::latency_quantile(s.latency_log2, 0.5, s.latency_max_ns);
+  s.latency_p99_ns = wire::latency_quantile(s.latency_log2, 0.99, s.latency_max_ns);
+  return s;
+}
+
+SubscriberStats IpcSubscriber::stats_snapshot() const {
+  if (!impl_) return {};
+  SubscriberStats s = impl_->metrics_snapshot().value_or(SubscriberStats{});
   s.latency_p50_ns = wire::latency_quantile(s.latency_log2, 0.5, s.latency_max_ns);
   s.latency_p99_ns = wire::latency_quantile(s.latency_log2, 0.99, s.latency_max_ns);
   return s;

@@ -118,6 +118,11 @@ class Process {
     const std::string l = s + "\n";
     (void)!::write(in_, l.data(), l.size());  // a child that died shows in its exit status
   }
+  /// Closes the child's stdin (pipe_stdin): it reads end of file.
+  void close_stdin() {
+    if (in_ >= 0) ::close(in_);
+    in_ = -1;
+  }
   /// Reads one line from the child's stdout (capture_stdout; blocks; empty at end of file).
   std::string read_line() {
     std::string s;

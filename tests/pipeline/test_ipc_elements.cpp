@@ -504,6 +504,11 @@ TEST(IpcElements, CountersAndTheCopyIntoASlot) {
   EXPECT_EQ(u64(*c.src, "buffers"), 64u);
   EXPECT_GE(u64(*c.src, "events"), 3u);  // stream-start, segment, eos at least
   EXPECT_EQ(c.sink->count(), 64u);
+  // Transit latency of the (last) connection: every buffer measured.
+  EXPECT_EQ(u64(*c.src, "latency-count"), 64u);
+  EXPECT_GT(u64(*c.src, "latency-p50"), 0u);
+  EXPECT_GE(u64(*c.src, "latency-p99"), u64(*c.src, "latency-p50"));
+  EXPECT_GE(u64(*c.src, "latency-max"), u64(*c.src, "latency-p99"));
 }
 
 // A buffer larger than the slots gets a larger pool (the old one is retired); one that cannot

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "parallax/affinity.h"
+#include "parallax/metrics.h"
 #include "parallax/pipeline.h"
 #include "parallax/placement.h"
 #include "parallax/plugin.h"
@@ -110,6 +111,14 @@ int main(int argc, char** argv) {
                  "'src*:numa:0;queue*:core:1'. An element's own affinity property wins");
   app.add_flag("--affinity-best-effort", affinity_best_effort,
                "An affinity that cannot be applied is a warning instead of an error");
+  std::string metrics_file;
+  double metrics_interval = 5.0;
+  app.add_option("--metrics", metrics_file,
+                 "Write Prometheus metrics (text format) to this file every --metrics-interval "
+                 "seconds, replaced atomically (node_exporter's textfile collector): the "
+                 "pipeline's elements and its Parallax publishers, subscribers and pools");
+  app.add_option("--metrics-interval", metrics_interval, "Seconds between --metrics rewrites")
+      ->check(CLI::Range(0.01, 86400.0));
   app.add_option("pipeline", words, "The pipeline description (may span several arguments)")
       ->required();
   try {
@@ -210,6 +219,23 @@ int main(int argc, char** argv) {
   opts.thread_hook =
       parallax::pipeline::pin_by_rules_hook(std::move(*affinity_rules), {affinity_best_effort});
   PipelineExecutor exec(opts);
+  // The elements' counters in the metrics (labels element, factory), read at export time.
+  auto element_metrics = parallax::observe::MetricsRegistry::global().add_collector(
+      [&exec](parallax::observe::Exposition& ex) {
+        for (const auto& e : exec.stats()) {
+          const parallax::observe::Labels l{{"element", e.name}, {"factory", e.factory}};
+          ex.counter("parallax_element_buffers_total",
+                     "Buffers that entered the element (sources: that left it)", l, e.buffers);
+          ex.counter("parallax_element_bytes_total", "Bytes of those buffers", l, e.bytes);
+        }
+      });
+  if (!metrics_file.empty()) {
+    const auto ms = std::chrono::milliseconds(static_cast<long long>(metrics_interval * 1000));
+    if (auto r = parallax::observe::start_process_metrics_file(metrics_file, ms); !r) {
+      std::fprintf(stderr, "ERROR: --metrics: %s\n", r.error().message.c_str());
+      return kExitInvalid;
+    }
+  }
   if (!quiet) std::printf("Setting pipeline to PLAYING ...\n");
   std::fflush(stdout);
   const auto t0 = Clock::now();
@@ -257,6 +283,10 @@ int main(int argc, char** argv) {
     }
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (!metrics_file.empty()) {  // the final figures, while the elements still exist
+    if (auto r = parallax::observe::write_process_metrics_now(); !r)
+      std::fprintf(stderr, "WARNING: --metrics: %s\n", r.error().message.c_str());
+  }
   pipeline.bus().set_sync_handler(nullptr);
   if (stats) print_stats_table(exec.stats(), seconds);
   if (hard_stop) {

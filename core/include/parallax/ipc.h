@@ -401,6 +401,7 @@ struct SubscriberStats {
   std::uint64_t latency_p50_ns{0};  ///< bucket upper bounds: accurate to a factor of two
   std::uint64_t latency_p99_ns{0};
   std::uint64_t latency_max_ns{0};
+  std::uint64_t latency_sum_ns{0};  ///< sum of the measured latencies (mean = sum / count)
   std::array<std::uint64_t, 64> latency_log2{};
 };
 
@@ -447,6 +448,11 @@ class IpcSubscriber {
   void resume();
 
   [[nodiscard]] SubscriberStats stats() const;
+  /// The same figures, safe to read from any thread while recv*() runs (stats() is for the
+  /// consumer thread): a copy the consumer publishes before it sleeps and, after a request like
+  /// this one, on its way out of recv*(). Exact for a waiting consumer; for a busy one it lags
+  /// by up to the time between two calls. What the metrics export and parallaxsrc read.
+  [[nodiscard]] SubscriberStats stats_snapshot() const;
   /// Whether the connection is up (false after the publisher went away or a protocol error).
   [[nodiscard]] bool connected() const;
   /// Closes the connection; Buffers already received stay valid. Idempotent.
