@@ -198,8 +198,11 @@ TEST(MetricsFile, AReaderNeverSeesAPartialFileWhileItIsRewritten) {
   }
   const std::uint64_t writes = (*exp)->writes();
   exp->reset();  // stops the thread promptly
-  EXPECT_GE(reads, 20);
-  EXPECT_GE(writes, 20u) << "the file was not rewritten while read";
+  // Aims for 20 of each; under ThreadSanitizer on a loaded 2-core machine an export of 2000
+  // series can take ~0.4 s, so 8 s may give fewer: 5 rewrites overlapping the reads still
+  // make every read a race against a rename.
+  EXPECT_GE(reads, 5);
+  EXPECT_GE(writes, 5u) << "the file was not rewritten while read";
   // No temporary file left behind, and nothing but x.prom in the directory.
   std::size_t files = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir.p)) {
