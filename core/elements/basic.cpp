@@ -24,9 +24,11 @@ class NullSource final : public SourceElement {
     std::size_t slots =
         std::clamp<std::size_t>((64u << 20) / std::max<std::uint64_t>(size_, 1), 8, 1024);
     PLX_ASSIGN(pool_, make_heap_pool(size_, slots));
+    pool_metrics_ = pool_metrics(*this, pool_);
     return ok();
   }
   Result<void> stop() override {
+    pool_metrics_.reset();
     pool_.reset();
     return ok();
   }
@@ -60,6 +62,7 @@ class NullSource final : public SourceElement {
   int pattern_{0};
   std::uint64_t produced_{0};
   std::shared_ptr<memory::MemoryPool> pool_;
+  observe::MetricsRegistry::Registration pool_metrics_;  // pool_ in the metrics
 };
 
 // --- nullsink: drops everything.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "ipc/metrics_export.h"
 #include "parallax/segment.h"
 
 namespace parallax::elements {
@@ -14,6 +15,11 @@ Result<std::shared_ptr<memory::MemoryPool>> make_heap_pool(std::size_t slot_size
   const std::size_t stride = (slot_size + 63) & ~std::size_t{63};
   PLX_ASSIGN(auto seg, memory::HeapSegment::create(stride * count));
   return memory::MemoryPool::create(std::move(seg), slot_size);
+}
+
+observe::MetricsRegistry::Registration pool_metrics(
+    const pipeline::Element& e, const std::shared_ptr<memory::MemoryPool>& pool) {
+  return link::detail::register_pool_metrics(e.name(), pool);
 }
 
 FlowReturn loan_slot(pipeline::Element& e, memory::MemoryPool& pool, memory::Loan& out) {

@@ -23,11 +23,13 @@ class FileSrc final : public SourceElement {
     if (fd < 0) return Error::from_errno("could not open '" + location_ + "' for reading");
     fd_.reset(fd);
     PLX_ASSIGN(pool_, make_heap_pool(blocksize_, 16));
+    pool_metrics_ = pool_metrics(*this, pool_);
     offset_ = 0;
     return ok();
   }
   Result<void> stop() override {
     fd_.reset();
+    pool_metrics_.reset();
     pool_.reset();
     return ok();
   }
@@ -63,6 +65,7 @@ class FileSrc final : public SourceElement {
   std::uint64_t offset_{0};
   UniqueFd fd_;
   std::shared_ptr<memory::MemoryPool> pool_;
+  observe::MetricsRegistry::Registration pool_metrics_;  // pool_ in the metrics
 };
 
 class FileSink final : public SinkElement {

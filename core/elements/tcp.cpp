@@ -186,11 +186,13 @@ class TcpSrc final : public SourceElement {
     PLX_TRY(ep_.open(*this, prop<std::string>("mode") == "server", prop<std::string>("host"),
                      prop<std::int64_t>("port")));
     PLX_ASSIGN(pool_, make_heap_pool(blocksize_, 16));
+    pool_metrics_ = pool_metrics(*this, pool_);
     offset_ = 0;
     return ok();
   }
   Result<void> stop() override {
     ep_.close();
+    pool_metrics_.reset();
     pool_.reset();
     return ok();
   }
@@ -236,6 +238,7 @@ class TcpSrc final : public SourceElement {
   std::uint64_t blocksize_{4096};
   std::uint64_t offset_{0};
   std::shared_ptr<memory::MemoryPool> pool_;
+  observe::MetricsRegistry::Registration pool_metrics_;  // pool_ in the metrics
 };
 
 class TcpSink final : public SinkElement {

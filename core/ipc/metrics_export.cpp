@@ -7,10 +7,37 @@
 
 namespace parallax::link::detail {
 
-namespace {
-
 using observe::Exposition;
 using observe::Labels;
+
+void pool_samples(Exposition& ex, Labels labels, const memory::PoolStats& p) {
+  labels.emplace_back("pool", p.variable_size ? "arena" : "slots");
+  const Labels& pl = labels;
+  const auto pg = [&](const char* name, const char* help, double v) {
+    ex.gauge(name, help, pl, v);
+  };
+  const auto pc = [&](const char* name, const char* help, std::uint64_t v) {
+    ex.counter(name, help, pl, v);
+  };
+  pg("parallax_pool_capacity_bytes", "Bytes of all the pool's segments",
+     static_cast<double>(p.bytes_capacity));
+  pg("parallax_pool_in_use_bytes", "Bytes loaned, in flight or held by subscribers",
+     static_cast<double>(p.bytes_in_use));
+  pg("parallax_pool_high_water_bytes", "Most bytes in use at once",
+     static_cast<double>(p.bytes_high_water));
+  pg("parallax_pool_segments", "Memory segments of the pool", static_cast<double>(p.segments));
+  if (!p.variable_size) {
+    pg("parallax_pool_slots", "Slots of the pool", static_cast<double>(p.capacity));
+    pg("parallax_pool_slots_in_use", "Slots loaned, in flight or held by subscribers",
+       static_cast<double>(p.in_use));
+    pg("parallax_pool_slot_size_bytes", "Bytes per slot", static_cast<double>(p.slot_size));
+  }
+  pc("parallax_pool_loan_waits_total", "Loans that had to wait for memory", p.waits);
+  pc("parallax_pool_failed_loans_total", "Loans refused (exhausted, timeout)", p.failed_loans);
+  pc("parallax_pool_grows_total", "Segments added after creation", p.grows);
+}
+
+namespace {
 
 void publisher_samples(Exposition& ex, const std::string& socket, const PublisherStats& s) {
   const Labels l{{"socket", socket}};
@@ -41,31 +68,8 @@ void publisher_samples(Exposition& ex, const std::string& socket, const Publishe
   g("parallax_publisher_uptime_seconds", "Seconds since bind()",
     static_cast<double>(s.uptime_ns) / 1e9);
 
-  const memory::PoolStats& p = s.pool;
   // The pool is the publisher's current one; `socket` names it across processes.
-  const Labels pl{{"socket", socket}, {"pool", p.variable_size ? "arena" : "slots"}};
-  const auto pg = [&](const char* name, const char* help, double v) {
-    ex.gauge(name, help, pl, v);
-  };
-  const auto pc = [&](const char* name, const char* help, std::uint64_t v) {
-    ex.counter(name, help, pl, v);
-  };
-  pg("parallax_pool_capacity_bytes", "Bytes of all the pool's segments",
-     static_cast<double>(p.bytes_capacity));
-  pg("parallax_pool_in_use_bytes", "Bytes loaned, in flight or held by subscribers",
-     static_cast<double>(p.bytes_in_use));
-  pg("parallax_pool_high_water_bytes", "Most bytes in use at once",
-     static_cast<double>(p.bytes_high_water));
-  pg("parallax_pool_segments", "Memory segments of the pool", static_cast<double>(p.segments));
-  if (!p.variable_size) {
-    pg("parallax_pool_slots", "Slots of the pool", static_cast<double>(p.capacity));
-    pg("parallax_pool_slots_in_use", "Slots loaned, in flight or held by subscribers",
-       static_cast<double>(p.in_use));
-    pg("parallax_pool_slot_size_bytes", "Bytes per slot", static_cast<double>(p.slot_size));
-  }
-  pc("parallax_pool_loan_waits_total", "Loans that had to wait for memory", p.waits);
-  pc("parallax_pool_failed_loans_total", "Loans refused (exhausted, timeout)", p.failed_loans);
-  pc("parallax_pool_grows_total", "Segments added after creation", p.grows);
+  pool_samples(ex, {{"socket", socket}}, s.pool);
 
   for (const SubscriberInfo& sub : s.subscribers) {
     const Labels sl{{"socket", socket},
@@ -147,6 +151,15 @@ observe::MetricsRegistry::Registration register_subscriber_metrics(
   return observe::MetricsRegistry::global().add_collector(
       [socket = std::move(socket), snapshot = std::move(snapshot), instance](Exposition& ex) {
         if (auto s = snapshot()) subscriber_samples(ex, socket, instance, *s);
+      });
+}
+
+observe::MetricsRegistry::Registration register_pool_metrics(
+    std::string element, std::weak_ptr<memory::MemoryPool> pool) {
+  observe::start_metrics_from_env();
+  return observe::MetricsRegistry::global().add_collector(
+      [element = std::move(element), pool = std::move(pool)](Exposition& ex) {
+        if (auto p = pool.lock()) pool_samples(ex, {{"element", element}}, p->stats());
       });
 }
 

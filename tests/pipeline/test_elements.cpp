@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // Element tests: file round trip, TCP round trip on loopback (ephemeral ports), TCP waits
-// interrupted by stop/EOS, nullsource patterns.
+// interrupted by stop/EOS, nullsource patterns, sources' own pools in the metrics.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -8,6 +8,8 @@
 #include <random>
 #include <thread>
 
+#include "../observe/prom_parser.h"
+#include "parallax/metrics.h"
 #include "test_util.h"
 
 namespace {
@@ -190,6 +192,83 @@ TEST(TcpElements, EosRequestInterruptsAWaitingSource) {
   auto r = ex.wait_for(2s);
   ASSERT_TRUE(r.has_value());
   EXPECT_TRUE(r->ok()) << r->error().message;
+}
+
+// A sink that keeps the first `keep` buffers it renders (their slots stay in use) and then
+// discards the rest; held() says how many it keeps.
+class HoldingSink final : public SinkElement {
+ public:
+  explicit HoldingSink(std::size_t keep) : keep_(keep) {}
+  [[nodiscard]] std::size_t held() const {
+    std::lock_guard l(mu_);
+    return held_.size();
+  }
+  [[nodiscard]] std::uint64_t rendered() const {
+    std::lock_guard l(mu_);
+    return rendered_;
+  }
+
+ protected:
+  FlowReturn render(const Buffer& buf) override {
+    std::lock_guard l(mu_);
+    ++rendered_;
+    if (held_.size() < keep_) held_.push_back(buf);
+    return FlowReturn::ok;
+  }
+
+ private:
+  const std::size_t keep_;
+  mutable std::mutex mu_;
+  std::vector<Buffer> held_;
+  std::uint64_t rendered_{0};
+};
+
+prom::Parsed scrape() {
+  std::string error;
+  auto parsed = prom::parse(parallax::observe::MetricsRegistry::global().prometheus(), &error);
+  EXPECT_TRUE(parsed.has_value()) << error;
+  return parsed.value_or(prom::Parsed{});
+}
+
+// A native source's own pool (not a publisher's) is in the process's metrics, labelled by the
+// element's name, read from the pool at export time; gone with the element's stop().
+TEST(PoolMetrics, SourcePoolReportsItsSlotsAndWhatIsHeld) {
+  Pipeline p;
+  auto src = ElementRegistry::global().create("nullsource");
+  ASSERT_TRUE(src.ok()) << src.error().message;
+  ASSERT_TRUE((*src)->set_property("size", std::uint64_t{1} << 20).ok());  // 64 slots of 1 MiB
+  const NodeId s = p.add_node("poolsrc", std::move(*src)).value();
+  auto sink = std::make_unique<HoldingSink>(5);
+  HoldingSink* hold = sink.get();
+  ASSERT_TRUE(p.link(s, p.add_node("hold", std::move(sink)).value()).ok());
+  const std::map<std::string, std::string> lab{{"element", "poolsrc"}, {"pool", "slots"}};
+  EXPECT_FALSE(scrape().value("parallax_pool_slots", "parallax_pool_slots", lab).has_value());
+
+  PipelineExecutor ex;
+  ASSERT_TRUE(ex.start(p).ok());
+  // Wait until the sink holds its 5 and has discarded some more (those slots came back).
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while ((hold->held() < 5 || hold->rendered() < 200) && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(hold->held(), 5u);
+  const prom::Parsed m = scrape();
+  EXPECT_EQ(m.value("parallax_pool_slots", "parallax_pool_slots", lab), 64.0);
+  EXPECT_EQ(m.value("parallax_pool_slot_size_bytes", "parallax_pool_slot_size_bytes", lab),
+            double(1 << 20));
+  EXPECT_EQ(m.value("parallax_pool_segments", "parallax_pool_segments", lab), 1.0);
+  // The 5 held, plus at most the one the source is filling and the one being rendered.
+  const auto in_use = m.value("parallax_pool_slots_in_use", "parallax_pool_slots_in_use", lab);
+  ASSERT_TRUE(in_use.has_value());
+  EXPECT_GE(*in_use, 5.0);
+  EXPECT_LE(*in_use, 7.0);
+  const auto hw = m.value("parallax_pool_high_water_bytes", "parallax_pool_high_water_bytes", lab);
+  ASSERT_TRUE(hw.has_value());
+  EXPECT_GE(*hw, 5.0 * (1 << 20));
+  EXPECT_EQ(m.families.at("parallax_pool_slots").type, "gauge");
+  ex.stop();
+  EXPECT_EQ(ex.wait().error().code, Errc::cancelled);
+  EXPECT_FALSE(scrape().value("parallax_pool_slots", "parallax_pool_slots", lab).has_value())
+      << "a stopped element's pool is no longer reported";
 }
 
 }  // namespace

@@ -7,12 +7,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "../observe/prom_parser.h"
 #include "child_process.h"
 
 namespace {
@@ -179,6 +184,93 @@ TEST(Inspect, UnknownElementSuggests) {
   ToolRun r = run("PARALLAX_INSPECT", {"queu"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.err, "No such element or plugin 'queu'; did you mean 'queue'?")) << r.err;
+}
+
+std::optional<prom::Parsed> parse_metrics_file(const std::string& path, std::string* error) {
+  std::ifstream in(path);
+  if (!in) {
+    *error = "cannot open " + path;
+    return std::nullopt;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return prom::parse(text.str(), error);
+}
+
+// --metrics FILE: after the run the file holds the final per-element counts, in the strict
+// text format.
+TEST(LaunchMetrics, FileHoldsTheFinalPerElementCounts) {
+  parallax::test::TempDir dir;
+  const std::string file = dir.file("launch.prom");
+  ToolRun r = run("PARALLAX_LAUNCH",
+                  {"--metrics", file, "nullsource", "name=src", "num-buffers=100", "size=1000", "!",
+                   "queue", "name=q", "!", "identity", "name=id", "!", "nullsink", "name=sink"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string error;
+  auto m = parse_metrics_file(file, &error);
+  ASSERT_TRUE(m.has_value()) << error;
+  ASSERT_TRUE(m->families.count("parallax_element_buffers_total"));
+  EXPECT_EQ(m->families.at("parallax_element_buffers_total").type, "counter");
+  for (const char* e : {"src", "q", "id", "sink"}) {
+    EXPECT_EQ(m->value("parallax_element_buffers_total", "parallax_element_buffers_total",
+                       {{"element", e}}),
+              100.0)
+        << e;
+    EXPECT_EQ(
+        m->value("parallax_element_bytes_total", "parallax_element_bytes_total", {{"element", e}}),
+        100000.0)
+        << e;
+  }
+  EXPECT_EQ(m->value("parallax_element_buffers_total", "parallax_element_buffers_total",
+                     {{"element", "q"}, {"factory", "queue"}}),
+            100.0);
+  // No temporary file left next to it.
+  std::size_t entries = 0;
+  for ([[maybe_unused]] const auto& f : std::filesystem::directory_iterator(dir.path()))
+    ++entries;
+  EXPECT_EQ(entries, 1u);
+}
+
+// While the pipeline runs, the file is rewritten every --metrics-interval: a reader polling it
+// always parses a whole file, and sees the source's own pool (parallax_pool_*{element="src"}).
+TEST(LaunchMetrics, FileIsRewrittenWhileRunningWithTheSourcePool) {
+  parallax::test::TempDir dir;
+  const std::string file = dir.file("live.prom");
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0}, bad_reads{0};
+  std::atomic<double> slots{-1}, src_buffers{-1};
+  std::string first_error;
+  std::thread reader([&] {
+    while (!done.load()) {
+      std::string error;
+      if (std::filesystem::exists(file)) {
+        auto m = parse_metrics_file(file, &error);
+        ++reads;
+        if (!m) {
+          if (bad_reads++ == 0) first_error = error;
+        } else {
+          if (auto v = m->value("parallax_pool_slots", "parallax_pool_slots",
+                                {{"element", "src"}, {"pool", "slots"}}))
+            slots = *v;
+          if (auto v = m->value("parallax_element_buffers_total", "parallax_element_buffers_total",
+                                {{"element", "src"}}))
+            src_buffers = *v;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  ToolRun r = run("PARALLAX_LAUNCH",
+                  {"--metrics", file, "--metrics-interval", "0.02", "nullsource", "name=src",
+                   "size=4096", "!", "queue", "!", "nullsink"},
+                  400);
+  done = true;
+  reader.join();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GT(reads.load(), 5);
+  EXPECT_EQ(bad_reads.load(), 0) << first_error;
+  EXPECT_EQ(slots.load(), 1024.0) << "nullsource size=4096 carves 1024 slots";
+  EXPECT_GT(src_buffers.load(), 0.0);
 }
 
 }  // namespace
