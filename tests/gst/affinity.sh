@@ -12,17 +12,7 @@
 # Needs GST_PLUGIN_PATH, GST_REGISTRY (and PARALLAX_LAUNCH for 'launch'), as set by meson test.
 set -u
 scenario=${1:?scenario}
-export GST_DEBUG_NO_COLOR=1
-T=$(mktemp -d /tmp/plx-aff-XXXXXX)
-S=$T/s.sock
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL [$scenario]: $*" >&2; for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; grep -v "^$" "$f" | tail -25; }; done >&2; exit 1; }
-ok() { echo "ok [$scenario]: $*"; exit 0; }
+. "$(dirname "$0")/lib.sh" aff
 GL="timeout 60 gst-launch-1.0"
 
 # Two CPUs this process may use (the same one twice on a one-CPU box).

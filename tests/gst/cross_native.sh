@@ -6,17 +6,7 @@
 set -u
 scenario=${1:?scenario}
 PL=${PARALLAX_LAUNCH:?PARALLAX_LAUNCH is not set (run through meson test)}
-export GST_DEBUG_NO_COLOR=1
-T=$(mktemp -d /tmp/plx-cross-XXXXXX)
-S=$T/s.sock
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL [$scenario]: $*" >&2; for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done >&2; exit 1; }
-ok() { echo "ok [$scenario]: $*"; exit 0; }
+. "$(dirname "$0")/lib.sh" cross
 GL="timeout 30 gst-launch-1.0 -q"
 PLT="timeout 30 $PL"
 V240="video/x-raw,format=I420,width=320,height=240,framerate=30/1"

@@ -7,17 +7,7 @@
 set -u
 scenario=${1:?scenario}
 helpers=${PLX_GST_HELPERS:?}
-export GST_DEBUG_NO_COLOR=1
-T=$(mktemp -d /tmp/plx-e2e-XXXXXX)
-S=$T/s.sock
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL [$scenario]: $*" >&2; for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done >&2; exit 1; }
-ok() { echo "ok [$scenario]: $*"; exit 0; }
+. "$(dirname "$0")/lib.sh" e2e
 GL="timeout 60 gst-launch-1.0 -q"
 V720="video/x-raw,format=I420,width=1280,height=720,framerate=30/1"
 V240="video/x-raw,format=I420,width=320,height=240,framerate=30/1"

@@ -8,17 +8,7 @@
 set -u
 scenario=${1:?scenario}
 helpers=${PLX_GST_HELPERS:?}
-export GST_DEBUG_NO_COLOR=1
-T=$(mktemp -d /tmp/plx-sizes-XXXXXX)
-S=$T/s.sock
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL [$scenario]: $*" >&2; for f in "$T"/*.log "$T"/*.out; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done >&2; exit 1; }
-ok() { echo "ok [$scenario]: $*"; exit 0; }
+. "$(dirname "$0")/lib.sh" sizes
 GL="timeout 60 gst-launch-1.0 -q"
 LONG_TIMEOUT=20000000000  # parallaxsrc timeout (ns) while waiting for the producer to start
 stamped() { grep -E '^[0-9]+:[0-9]{2}:[0-9]{2}\.[0-9]{9} [0-9a-f]{40}$' "$1"; }

@@ -8,20 +8,7 @@
 # native scenarios.
 set -u
 scenario=${1:?scenario}
-export GST_DEBUG_NO_COLOR=1
-T=$(mktemp -d /tmp/plx-flow-XXXXXX)
-S=$T/s.sock
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do
-    kill -CONT "$p" 2>/dev/null
-    kill -9 "$p" 2>/dev/null
-  done
-  rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL [$scenario]: $*" >&2; for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done >&2; exit 1; }
-ok() { echo "ok [$scenario]: $*"; exit 0; }
+. "$(dirname "$0")/lib.sh" flow
 GL="timeout 40 gst-launch-1.0 -q"
 WAIT_NS=20000000000  # parallaxsrc timeout while the producer starts (ns)
 # checksumsink lines: "H:MM:SS.NNNNNNNNN <sha1>"
