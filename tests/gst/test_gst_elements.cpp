@@ -170,6 +170,61 @@ TEST(Bridge, NoneTimestampsAndMalformedEntriesStayNone) {
   gst_buffer_unref(out);
 }
 
+// Issue 12: entries found by fuzz_video_meta that reached GStreamer's g_return_if_fail checks
+// (a CRITICAL per buffer; fatal under G_DEBUG=fatal-criticals): a video format number past
+// GStreamer's table, a reference timestamp of GST_CLOCK_TIME_NONE, reference caps whose
+// structure name gst_caps_from_string() asserts on. Each is dropped quietly; a good one stays.
+TEST(Bridge, HostileEntriesAreDroppedWithoutCriticals) {
+  static int criticals = 0;
+  criticals = 0;
+  auto count = [](const gchar*, GLogLevelFlags, const gchar*, gpointer) { ++criticals; };
+  std::vector<std::pair<const char*, guint>> handlers;
+  for (const char* domain : {"GStreamer", "GStreamer-Video"})
+    handlers.emplace_back(domain, g_log_set_handler(domain, G_LOG_LEVEL_CRITICAL, count, nullptr));
+  auto put = [](std::vector<std::byte>& v, auto x) {
+    const auto* p = reinterpret_cast<const std::byte*>(&x);
+    v.insert(v.end(), p, p + sizeof x);
+  };
+  std::vector<std::byte> vm;
+  for (std::uint32_t x : {1u, 5000u, 0u, 8u, 8u, 1u})  // version, format 5000, flags, 8x8, 1 plane
+    put(vm, x);
+  for (int i = 0; i < 4; ++i)
+    put(vm, std::uint64_t{0});
+  for (std::int32_t x : {8, 0, 0, 0})
+    put(vm, x);
+  std::vector<std::byte> refs;
+  put(refs, std::uint32_t{1});  // version
+  put(refs, std::uint32_t{3});  // count
+  const std::pair<guint64, std::string> items[] = {
+      {GST_CLOCK_TIME_NONE, "timestamp/x-ntp"},
+      {5, "0bad/name, a=(int)1"},
+      {7, "timestamp/x-unix"},
+  };
+  for (const auto& [ts, caps] : items) {
+    put(refs, ts);
+    put(refs, std::uint64_t{1});
+    put(refs, static_cast<std::uint32_t>(caps.size()));
+    const auto* p = reinterpret_cast<const std::byte*>(caps.data());
+    refs.insert(refs.end(), p, p + caps.size());
+  }
+  parallax::Metadata meta;
+  meta.set(parallax::gst::kVideoMetaKey, vm);
+  meta.set(parallax::gst::kReferenceTimestampsKey, refs);
+  GstBuffer* out = gst_buffer_new();
+  parallax::gst::metadata_to_gst(meta, out, 4096);
+  for (const auto& [domain, id] : handlers)
+    g_log_remove_handler(domain, id);
+  EXPECT_EQ(criticals, 0);
+  EXPECT_EQ(gst_buffer_get_video_meta(out), nullptr);
+  std::vector<guint64> kept;
+  gpointer state = nullptr;
+  while (GstMeta* m =
+             gst_buffer_iterate_meta_filtered(out, &state, GST_REFERENCE_TIMESTAMP_META_API_TYPE))
+    kept.push_back(reinterpret_cast<GstReferenceTimestampMeta*>(m)->timestamp);
+  EXPECT_EQ(kept, std::vector<guint64>{7});
+  gst_buffer_unref(out);
+}
+
 TEST(Bridge, AllocatorMapsSlotsSharesAndSpans) {
   auto pool = make_pool(4096, 4);
   GstAllocator* alloc = parallax::gst::allocator_new(pool);
