@@ -17,6 +17,15 @@ namespace parallax::typed {
 
 namespace detail {
 
+/// For the Result a callable returned: records its error in ctx (the first error wins) and says
+/// whether there was one, so the node can stop the stream (push() returns false).
+template <typename R>
+bool failed(R& r, RunContext& ctx) {
+  if (r.ok()) return false;
+  ctx.fail(std::move(r).error());
+  return true;
+}
+
 /// Common parts of every non-sink node: open/finish/sink_node forward to the next node.
 template <typename Next>
 class NodeBase {
@@ -40,10 +49,7 @@ class MapNode : public NodeBase<Next> {
   bool push(U&& x) {
     if constexpr (is_result_v<std::invoke_result_t<F&, U&&>>) {
       auto r = std::invoke(f_, std::forward<U>(x));
-      if (!r.ok()) {
-        this->ctx_->fail(std::move(r).error());
-        return false;
-      }
+      if (failed(r, *this->ctx_)) return false;
       return this->next_.push(std::move(r).value());
     } else {
       return this->next_.push(std::invoke(f_, std::forward<U>(x)));
@@ -64,10 +70,7 @@ class FilterNode : public NodeBase<Next> {
     const std::remove_cvref_t<U>& view = x;
     if constexpr (is_result_v<std::invoke_result_t<P&, decltype(view)>>) {
       auto r = std::invoke(p_, view);
-      if (!r.ok()) {
-        this->ctx_->fail(std::move(r).error());
-        return false;
-      }
+      if (failed(r, *this->ctx_)) return false;
       if (!r.value()) return true;
     } else {
       if (!std::invoke(p_, view)) return true;
@@ -88,10 +91,7 @@ class FilterMapNode : public NodeBase<Next> {
   bool push(U&& x) {
     if constexpr (is_result_v<std::invoke_result_t<F&, U&&>>) {
       auto r = std::invoke(f_, std::forward<U>(x));
-      if (!r.ok()) {
-        this->ctx_->fail(std::move(r).error());
-        return false;
-      }
+      if (failed(r, *this->ctx_)) return false;
       auto& o = r.value();
       if (!o) return true;
       return this->next_.push(std::move(*o));
@@ -116,10 +116,7 @@ class InspectNode : public NodeBase<Next> {
     const std::remove_cvref_t<U>& view = x;
     if constexpr (is_result_v<std::invoke_result_t<F&, decltype(view)>>) {
       auto r = std::invoke(f_, view);
-      if (!r.ok()) {
-        this->ctx_->fail(std::move(r).error());
-        return false;
-      }
+      if (failed(r, *this->ctx_)) return false;
     } else {
       std::invoke(f_, view);
     }
@@ -233,10 +230,7 @@ class ForEachNode : public SinkNodeBase<ForEachNode<F>> {
   bool push(U&& x) {
     if constexpr (is_result_v<std::invoke_result_t<F&, U&&>>) {
       auto r = std::invoke(f_, std::forward<U>(x));
-      if (!r.ok()) {
-        ctx_->fail(std::move(r).error());
-        return false;
-      }
+      if (failed(r, *ctx_)) return false;
     } else {
       std::invoke(f_, std::forward<U>(x));
     }
@@ -258,10 +252,7 @@ class FoldNode : public SinkNodeBase<FoldNode<Acc, F>> {
   bool push(U&& x) {
     if constexpr (is_result_v<std::invoke_result_t<F&, Acc&&, U&&>>) {
       auto r = std::invoke(f_, std::move(acc_), std::forward<U>(x));
-      if (!r.ok()) {
-        ctx_->fail(std::move(r).error());
-        return false;
-      }
+      if (failed(r, *ctx_)) return false;
       acc_ = std::move(r).value();
     } else {
       acc_ = std::invoke(f_, std::move(acc_), std::forward<U>(x));

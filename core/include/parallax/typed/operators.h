@@ -151,7 +151,10 @@ Inspect<std::decay_t<F>> inspect(F&& f) {
   return {{}, std::forward<F>(f)};
 }
 
-struct Take : stage_tag {
+namespace detail {
+/// take(n) and skip(n): a count, any item accepted and passed on as it came.
+template <template <typename> class CountNode>
+struct CountStage : stage_tag {
   std::size_t n;
   template <typename In>
   static constexpr bool accepts = true;
@@ -161,30 +164,21 @@ struct Take : stage_tag {
   static void diagnose() {}
   template <typename In, typename Next>
   auto bind(Next&& next, RunContext& ctx) && {
-    return detail::TakeNode<Next>(n, std::move(next), ctx);
+    return CountNode<Next>(n, std::move(next), ctx);
   }
 };
+}  // namespace detail
+
+struct Take : detail::CountStage<detail::TakeNode> {};
 /// take(n): the first n items, then the source is told to stop (take(0) runs no source at all).
 inline Take take(std::size_t n) {
-  return {{}, n};
+  return {{{}, n}};
 }
 
-struct Skip : stage_tag {
-  std::size_t n;
-  template <typename In>
-  static constexpr bool accepts = true;
-  template <typename In>
-  using output = In;
-  template <typename In>
-  static void diagnose() {}
-  template <typename In, typename Next>
-  auto bind(Next&& next, RunContext& ctx) && {
-    return detail::SkipNode<Next>(n, std::move(next), ctx);
-  }
-};
+struct Skip : detail::CountStage<detail::SkipNode> {};
 /// skip(n): drops the first n items.
 inline Skip skip(std::size_t n) {
-  return {{}, n};
+  return {{{}, n}};
 }
 
 struct Batch : stage_tag {

@@ -212,38 +212,16 @@ requires std::invocable < std::decay_t<F>
   return RepeatWith<std::decay_t<F>>(std::forward<F>(f));
 }
 
-/// merge(a, b): items of two sources of the same item type, interleaved one from each while both
-/// have items, then the rest of the longer one. Items are taken as values (pulled one by one).
-template <Source A, Source B>
-class Merge : public source_tag {
+namespace detail {
+/// A source built from two others (merge, zip): it pulls items through its Cursor, which takes
+/// both sources' cursors; run() pushes what the cursor yields.
+template <typename Cursor, typename A, typename B>
+class TwoSourceBase : public source_tag {
  public:
-  using value_type = typename A::value_type;
+  using value_type = typename Cursor::value_type;
   using reference = value_type&&;
-  Merge(A a, B b) : a_(std::move(a)), b_(std::move(b)) {}
+  TwoSourceBase(A a, B b) : a_(std::move(a)), b_(std::move(b)) {}
 
-  class Cursor {
-   public:
-    Cursor(A&& a, B&& b) : ca_(std::move(a).cursor()), cb_(std::move(b).cursor()) {}
-    std::optional<value_type> next() {
-      for (int tries = 0; tries < 2; ++tries) {
-        bool from_a = take_a_;
-        if (from_a ? a_done_ : b_done_) {
-          take_a_ = !take_a_;
-          continue;
-        }
-        auto v = from_a ? ca_.next() : cb_.next();
-        take_a_ = !take_a_;
-        if (v) return v;
-        (from_a ? a_done_ : b_done_) = true;
-      }
-      return std::nullopt;
-    }
-
-   private:
-    decltype(std::declval<A>().cursor()) ca_;
-    decltype(std::declval<B>().cursor()) cb_;
-    bool take_a_ = true, a_done_ = false, b_done_ = false;
-  };
   Cursor cursor() && { return Cursor(std::move(a_), std::move(b_)); }
 
   template <typename Node>
@@ -257,6 +235,60 @@ class Merge : public source_tag {
  private:
   A a_;
   B b_;
+};
+
+template <typename A, typename B>
+class MergeCursor {
+ public:
+  using value_type = typename A::value_type;
+  MergeCursor(A&& a, B&& b) : ca_(std::move(a).cursor()), cb_(std::move(b).cursor()) {}
+  std::optional<value_type> next() {
+    for (int tries = 0; tries < 2; ++tries) {
+      bool from_a = take_a_;
+      if (from_a ? a_done_ : b_done_) {
+        take_a_ = !take_a_;
+        continue;
+      }
+      auto v = from_a ? ca_.next() : cb_.next();
+      take_a_ = !take_a_;
+      if (v) return v;
+      (from_a ? a_done_ : b_done_) = true;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  decltype(std::declval<A>().cursor()) ca_;
+  decltype(std::declval<B>().cursor()) cb_;
+  bool take_a_ = true, a_done_ = false, b_done_ = false;
+};
+
+template <typename A, typename B>
+class ZipCursor {
+ public:
+  using value_type = std::pair<typename A::value_type, typename B::value_type>;
+  ZipCursor(A&& a, B&& b) : ca_(std::move(a).cursor()), cb_(std::move(b).cursor()) {}
+  std::optional<value_type> next() {
+    auto x = ca_.next();
+    if (!x) return std::nullopt;
+    auto y = cb_.next();
+    if (!y) return std::nullopt;
+    return value_type(std::move(*x), std::move(*y));
+  }
+
+ private:
+  decltype(std::declval<A>().cursor()) ca_;
+  decltype(std::declval<B>().cursor()) cb_;
+};
+}  // namespace detail
+
+/// merge(a, b): items of two sources of the same item type, interleaved one from each while both
+/// have items, then the rest of the longer one. Items are taken as values (pulled one by one).
+template <Source A, Source B>
+class Merge : public detail::TwoSourceBase<detail::MergeCursor<A, B>, A, B> {
+ public:
+  using Cursor = detail::MergeCursor<A, B>;
+  using detail::TwoSourceBase<Cursor, A, B>::TwoSourceBase;
 };
 template <typename A, typename B>
 auto merge(A a, B b) {
@@ -273,40 +305,10 @@ auto merge(A a, B b) {
 
 /// zip(a, b): pairs (a0, b0), (a1, b1), ... until either source ends.
 template <Source A, Source B>
-class Zip : public source_tag {
+class Zip : public detail::TwoSourceBase<detail::ZipCursor<A, B>, A, B> {
  public:
-  using value_type = std::pair<typename A::value_type, typename B::value_type>;
-  using reference = value_type&&;
-  Zip(A a, B b) : a_(std::move(a)), b_(std::move(b)) {}
-
-  class Cursor {
-   public:
-    Cursor(A&& a, B&& b) : ca_(std::move(a).cursor()), cb_(std::move(b).cursor()) {}
-    std::optional<value_type> next() {
-      auto x = ca_.next();
-      if (!x) return std::nullopt;
-      auto y = cb_.next();
-      if (!y) return std::nullopt;
-      return value_type(std::move(*x), std::move(*y));
-    }
-
-   private:
-    decltype(std::declval<A>().cursor()) ca_;
-    decltype(std::declval<B>().cursor()) cb_;
-  };
-  Cursor cursor() && { return Cursor(std::move(a_), std::move(b_)); }
-
-  template <typename Node>
-  void run(Node& node) {
-    Cursor c(std::move(a_), std::move(b_));
-    while (auto v = c.next()) {
-      if (!node.push(std::move(*v))) return;
-    }
-  }
-
- private:
-  A a_;
-  B b_;
+  using Cursor = detail::ZipCursor<A, B>;
+  using detail::TwoSourceBase<Cursor, A, B>::TwoSourceBase;
 };
 template <typename A, typename B>
 auto zip(A a, B b) {
