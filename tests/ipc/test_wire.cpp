@@ -29,6 +29,31 @@ std::vector<std::uint64_t> encoded(const wire::BufferDesc& d) {
   return w;
 }
 
+/// A descriptor with every field and every metadata value type set.
+wire::BufferDesc desc_with_every_field() {
+  wire::BufferDesc d;
+  d.token = 0x0000000700000003ull;
+  d.segment_id = 99;
+  d.offset = 4096;
+  d.length = 1234;
+  d.send_ns = 55;
+  d.meta.pts = 1;
+  d.meta.dts = 0;
+  d.meta.duration = 40000000;
+  d.meta.offset = 13;
+  d.meta.offset_end = 77;
+  d.meta.sequence = 5;
+  d.meta.flags = kFlagDiscont | kFlagDeltaUnit;
+  d.meta.set("i", std::int64_t{-3});
+  d.meta.set("u", std::uint64_t{1} << 63);
+  d.meta.set("d", 0.25);
+  d.meta.set("b", true);
+  d.meta.set("s", std::string("héllo"));
+  d.meta.set("bytes", std::vector<std::byte>{std::byte{1}, std::byte{0}, std::byte{255}});
+  d.meta.set("video", std::vector<std::byte>(40, std::byte{9}));
+  return d;
+}
+
 /// decode_record() of a record that must be a buffer record: its descriptor, or the error.
 Result<wire::BufferDesc> decode_buffer_record(std::span<const std::byte> bytes) {
   auto r = wire::decode_record(bytes);
@@ -174,23 +199,7 @@ TEST(IpcWire, LatencyBucketsAreLog2) {
 }
 
 TEST(IpcWire, BufferRecordRoundTripsAllMetadata) {
-  wire::BufferDesc d;
-  d.token = 0x0000000700000003ull;
-  d.segment_id = 99;
-  d.offset = 4096;
-  d.length = 1234;
-  d.meta.pts = 1;
-  d.meta.dts = 0;
-  d.meta.duration = 40000000;
-  d.meta.offset_end = 77;
-  d.meta.sequence = 5;
-  d.meta.flags = kFlagDiscont | kFlagDeltaUnit;
-  d.meta.set("i", std::int64_t{-3});
-  d.meta.set("u", std::uint64_t{1} << 63);
-  d.meta.set("d", 0.25);
-  d.meta.set("b", true);
-  d.meta.set("s", std::string("héllo"));
-  d.meta.set("bytes", std::vector<std::byte>{std::byte{1}, std::byte{0}, std::byte{255}});
+  const wire::BufferDesc d = desc_with_every_field();
   auto r = decode_buffer_record(bytes_of(encoded(d)));
   ASSERT_TRUE(r.ok()) << r.error().to_string();
   const wire::BufferDesc& got = *r;
@@ -198,8 +207,16 @@ TEST(IpcWire, BufferRecordRoundTripsAllMetadata) {
   EXPECT_EQ(got.segment_id, 99u);
   EXPECT_EQ(got.offset, 4096u);
   EXPECT_EQ(got.length, 1234u);
+  EXPECT_EQ(got.send_ns, 55u);
   EXPECT_EQ(got.meta, d.meta);
-  EXPECT_FALSE(got.meta.offset.has_value());
+  EXPECT_EQ(got.meta.offset, 13u);
+  // An unset optional field stays unset.
+  wire::BufferDesc bare;
+  bare.length = 1;
+  auto b = decode_buffer_record(bytes_of(encoded(bare)));
+  ASSERT_TRUE(b.ok()) << b.error().to_string();
+  EXPECT_FALSE(b->meta.offset.has_value());
+  EXPECT_FALSE(b->meta.pts.has_value());
 }
 
 TEST(IpcWire, EveryEventRoundTrips) {
@@ -330,20 +347,7 @@ TEST(IpcPolicyNames, RoundTrip) {
 
 // The subscriber's receive path decodes every buffer record into one reused BufferDesc.
 TEST(IpcWire, DecodeBufferIntoAReusedDescriptorOverwritesEveryField) {
-  wire::BufferDesc full;
-  full.token = 7;
-  full.segment_id = 3;
-  full.offset = 64;
-  full.length = 100;
-  full.send_ns = 55;
-  full.meta.pts = 10;
-  full.meta.dts = 11;
-  full.meta.duration = 12;
-  full.meta.offset = 13;
-  full.meta.offset_end = 14;
-  full.meta.sequence = 15;
-  full.meta.flags = kFlagDiscont;
-  full.meta.set("video", std::vector<std::byte>(40, std::byte{9}));
+  const wire::BufferDesc full = desc_with_every_field();
   wire::BufferDesc bare;
   bare.token = 8;
   bare.length = 1;
