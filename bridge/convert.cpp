@@ -171,7 +171,6 @@ bool plausible_reference_caps(std::string_view caps) {
 }  // namespace
 
 // The core's SegmentFormat values are GStreamer's: the mapping is a cast, kept true here.
-using link::SegmentFormat;
 static_assert(static_cast<int>(SegmentFormat::undefined) == GST_FORMAT_UNDEFINED);
 static_assert(static_cast<int>(SegmentFormat::default_units) == GST_FORMAT_DEFAULT);
 static_assert(static_cast<int>(SegmentFormat::bytes) == GST_FORMAT_BYTES);
@@ -185,6 +184,153 @@ SegmentFormat segment_format_from_gst(GstFormat f) noexcept {
 
 GstFormat segment_format_to_gst(SegmentFormat f) noexcept {
   return static_cast<GstFormat>(static_cast<std::uint32_t>(f));
+}
+
+// --- Events ----------------------------------------------------------------------------------
+StreamSegment segment_from_gst(const GstSegment& seg) noexcept {
+  StreamSegment s;
+  s.format = segment_format_from_gst(seg.format);
+  s.flags = static_cast<std::uint32_t>(seg.flags);
+  s.rate = seg.rate;
+  s.applied_rate = seg.applied_rate;
+  s.base = seg.base;
+  s.offset = seg.offset;
+  s.start = seg.start;
+  s.stop = seg.stop;
+  s.time = seg.time;
+  s.position = seg.position;
+  s.duration = seg.duration;
+  return s;
+}
+
+void segment_to_gst(const StreamSegment& s, GstSegment& seg) noexcept {
+  gst_segment_init(&seg, segment_format_to_gst(s.format));
+  seg.flags = static_cast<GstSegmentFlags>(s.flags);
+  seg.rate = s.rate;
+  seg.applied_rate = s.applied_rate;
+  seg.base = s.base;
+  seg.offset = s.offset;
+  seg.start = s.start;
+  seg.stop = s.stop;
+  seg.time = s.time;
+  seg.position = s.position;
+  seg.duration = s.duration;
+}
+
+namespace {
+
+// Custom events travel under their GStreamer type name (gst_event_type_get_name).
+constexpr struct {
+  const char* name;
+  GstEventType type;
+} kCustomTypes[] = {
+    {"custom-downstream", GST_EVENT_CUSTOM_DOWNSTREAM},
+    {"custom-downstream-oob", GST_EVENT_CUSTOM_DOWNSTREAM_OOB},
+    {"custom-downstream-sticky", GST_EVENT_CUSTOM_DOWNSTREAM_STICKY},
+    {"custom-both", GST_EVENT_CUSTOM_BOTH},
+    {"custom-both-oob", GST_EVENT_CUSTOM_BOTH_OOB},
+};
+
+std::string take_string(gchar* s) {
+  std::string out = s ? s : "";
+  g_free(s);
+  return out;
+}
+
+}  // namespace
+
+std::optional<Event> event_from_gst(GstEvent* event) {
+  switch (GST_EVENT_TYPE(event)) {
+    case GST_EVENT_STREAM_START: {
+      const gchar* id = nullptr;
+      guint group = 0;
+      gst_event_parse_stream_start(event, &id);
+      if (!gst_event_parse_group_id(event, &group)) group = 0;
+      return Event::stream_start(id ? id : "", group);
+    }
+    case GST_EVENT_CAPS: {
+      GstCaps* caps = nullptr;
+      gst_event_parse_caps(event, &caps);
+      if (caps == nullptr) return std::nullopt;
+      return Event::make_caps(Caps::from_text(caps_to_format(caps)));
+    }
+    case GST_EVENT_SEGMENT: {
+      const GstSegment* seg = nullptr;
+      gst_event_parse_segment(event, &seg);
+      if (seg == nullptr) return std::nullopt;
+      return Event::make_segment(segment_from_gst(*seg));
+    }
+    case GST_EVENT_EOS:
+      return Event::eos();
+    case GST_EVENT_FLUSH_START:
+      return Event::flush_start();
+    case GST_EVENT_FLUSH_STOP: {
+      gboolean reset = TRUE;
+      gst_event_parse_flush_stop(event, &reset);
+      return Event::flush_stop(reset != FALSE);
+    }
+    case GST_EVENT_TAG: {
+      GstTagList* tags = nullptr;
+      gst_event_parse_tag(event, &tags);
+      if (tags == nullptr) return std::nullopt;
+      return Event::custom(gst_event_type_get_name(GST_EVENT_TYPE(event)),
+                           take_string(gst_tag_list_to_string(tags)));
+    }
+    case GST_EVENT_CUSTOM_DOWNSTREAM:
+    case GST_EVENT_CUSTOM_DOWNSTREAM_OOB:
+    case GST_EVENT_CUSTOM_DOWNSTREAM_STICKY:
+    case GST_EVENT_CUSTOM_BOTH:
+    case GST_EVENT_CUSTOM_BOTH_OOB: {
+      const GstStructure* s = gst_event_get_structure(event);
+      if (s == nullptr) return std::nullopt;
+      return Event::custom(gst_event_type_get_name(GST_EVENT_TYPE(event)),
+                           take_string(gst_structure_to_string(s)));
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+GstEvent* event_to_gst(const Event& e) {
+  switch (e.type) {
+    case EventType::stream_start: {
+      GstEvent* ev = gst_event_new_stream_start(e.stream_id.c_str());
+      if (e.group_id != 0) gst_event_set_group_id(ev, e.group_id);
+      return ev;
+    }
+    case EventType::caps: {
+      GstCaps* caps = caps_from_format(e.caps.text());
+      if (caps == nullptr) return nullptr;
+      GstEvent* ev = gst_event_new_caps(caps);
+      gst_caps_unref(caps);
+      return ev;
+    }
+    case EventType::segment: {
+      GstSegment seg;
+      segment_to_gst(e.segment, seg);
+      return gst_event_new_segment(&seg);
+    }
+    case EventType::eos:
+      return gst_event_new_eos();
+    case EventType::flush_start:
+      return gst_event_new_flush_start();
+    case EventType::flush_stop:
+      return gst_event_new_flush_stop(e.reset_time);
+    case EventType::custom: {
+      if (e.name == "tag") {
+        GstTagList* tags = gst_tag_list_new_from_string(e.data.c_str());
+        return tags ? gst_event_new_tag(tags) : nullptr;
+      }
+      for (const auto& t : kCustomTypes) {
+        if (e.name == t.name) {
+          GstStructure* s = gst_structure_from_string(e.data.c_str(), nullptr);
+          return s ? gst_event_new_custom(t.type, s) : nullptr;
+        }
+      }
+      return nullptr;
+    }
+  }
+  return nullptr;
 }
 
 void metadata_from_gst(GstBuffer* buf, std::uint64_t sequence, Metadata& meta) {

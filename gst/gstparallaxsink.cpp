@@ -394,30 +394,6 @@ void drain(GstParallaxSink* self) {
     GST_DEBUG_OBJECT(self, "drain at EOS: %s", r.error().message.c_str());
 }
 
-// The transport form of a custom, tag or other serializable downstream event.
-std::optional<link::Event> custom_event(GstEvent* event) {
-  const GstStructure* s = gst_event_get_structure(event);
-  std::string data;
-  if (GST_EVENT_TYPE(event) == GST_EVENT_TAG) {
-    GstTagList* tags = nullptr;
-    gst_event_parse_tag(event, &tags);
-    // Stream tags only: global tags are the producer pipeline's business.
-    if (tags == nullptr) return std::nullopt;
-    gchar* str = gst_tag_list_to_string(tags);
-    data = str ? str : "";
-    g_free(str);
-  } else if (s != nullptr) {
-    gchar* str = gst_structure_to_string(s);
-    data = str ? str : "";
-    g_free(str);
-  } else {
-    return std::nullopt;
-  }
-  std::vector<std::byte> bytes(data.size());
-  std::memcpy(bytes.data(), data.data(), data.size());
-  return link::Event::custom(gst_event_type_get_name(GST_EVENT_TYPE(event)), std::move(bytes));
-}
-
 unsigned long long segment_inode(const pmem::Segment* seg) {
   struct stat sb {};
   if (seg == nullptr || ::fstat(seg->fd(), &sb) != 0) return 0;
@@ -777,58 +753,11 @@ static gboolean gst_parallax_sink_propose_allocation(GstBaseSink* sink, GstQuery
 
 static gboolean gst_parallax_sink_event(GstBaseSink* sink, GstEvent* event) {
   auto* self = GST_PARALLAX_SINK(sink);
-  std::optional<link::Event> out;
-  switch (GST_EVENT_TYPE(event)) {
-    case GST_EVENT_STREAM_START: {
-      const gchar* id = nullptr;
-      guint group = 0;
-      gst_event_parse_stream_start(event, &id);
-      if (!gst_event_parse_group_id(event, &group)) group = 0;
-      out = link::Event::stream_start(id ? id : "", group);
-      break;
-    }
-    case GST_EVENT_SEGMENT: {
-      const GstSegment* seg = nullptr;
-      gst_event_parse_segment(event, &seg);
-      link::SegmentInfo si;
-      si.format = parallax::gst::segment_format_from_gst(seg->format);
-      si.flags = seg->flags;
-      si.rate = seg->rate;
-      si.applied_rate = seg->applied_rate;
-      si.base = seg->base;
-      si.offset = seg->offset;
-      si.start = seg->start;
-      si.stop = seg->stop;
-      si.time = seg->time;
-      si.position = seg->position;
-      si.duration = seg->duration;
-      out = link::Event::make_segment(si);
-      break;
-    }
-    case GST_EVENT_EOS:
-      out = link::Event::eos();
-      break;
-    case GST_EVENT_FLUSH_START:
-      out = link::Event::flush_start();
-      break;
-    case GST_EVENT_FLUSH_STOP: {
-      gboolean reset = TRUE;
-      gst_event_parse_flush_stop(event, &reset);
-      out = link::Event::flush_stop(reset);
-      break;
-    }
-    case GST_EVENT_TAG:
-    case GST_EVENT_CUSTOM_DOWNSTREAM:
-    case GST_EVENT_CUSTOM_DOWNSTREAM_OOB:
-    case GST_EVENT_CUSTOM_DOWNSTREAM_STICKY:
-    case GST_EVENT_CUSTOM_BOTH:
-    case GST_EVENT_CUSTOM_BOTH_OOB:
-      out = custom_event(event);
-      break;
-    default:
-      break;
+  // Caps reach the publisher through set_caps(); every other event that has a Parallax form
+  // (parallax::gst::event_from_gst) is published in order with the buffers.
+  if (GST_EVENT_TYPE(event) != GST_EVENT_CAPS) {
+    if (auto out = parallax::gst::event_from_gst(event)) send_event(self, std::move(*out));
   }
-  if (out) send_event(self, std::move(*out));
   if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) drain(self);
   return GST_BASE_SINK_CLASS(gst_parallax_sink_parent_class)->event(sink, event);
 }

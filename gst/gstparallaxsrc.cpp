@@ -211,31 +211,6 @@ void refresh_stats(State& st) {
   st.sub_connected = connected;
 }
 
-GstEvent* gst_event_from_custom(const link::Event& e) {
-  const std::string text(reinterpret_cast<const char*>(e.data.data()), e.data.size());
-  static const struct {
-    const char* name;
-    GstEventType type;
-  } kTypes[] = {
-      {"custom-downstream", GST_EVENT_CUSTOM_DOWNSTREAM},
-      {"custom-downstream-oob", GST_EVENT_CUSTOM_DOWNSTREAM_OOB},
-      {"custom-downstream-sticky", GST_EVENT_CUSTOM_DOWNSTREAM_STICKY},
-      {"custom-both", GST_EVENT_CUSTOM_BOTH},
-      {"custom-both-oob", GST_EVENT_CUSTOM_BOTH_OOB},
-  };
-  if (e.name == "tag") {
-    GstTagList* tags = gst_tag_list_new_from_string(text.c_str());
-    return tags ? gst_event_new_tag(tags) : nullptr;
-  }
-  for (const auto& t : kTypes) {
-    if (e.name == t.name) {
-      GstStructure* s = gst_structure_from_string(text.c_str(), nullptr);
-      return s ? gst_event_new_custom(t.type, s) : nullptr;
-    }
-  }
-  return nullptr;
-}
-
 // Applies one received event. Returns GST_FLOW_OK to go on reading.
 // A live or re-timestamping source keeps its own running time: it does not take the
 // publisher's segments and sends its own instead.
@@ -248,11 +223,12 @@ GstFlowReturn handle_event(GstParallaxSrc* self, const link::Event& e) {
   st.events.fetch_add(1, std::memory_order_relaxed);
   GstBaseSrc* base = GST_BASE_SRC(self);
   switch (e.type) {
-    case link::EventType::format: {
-      GstCaps* caps = parallax::gst::caps_from_format(e.caps);
+    case link::EventType::caps: {
+      const std::string text = e.caps.text();  // the publisher's string, unchanged
+      GstCaps* caps = parallax::gst::caps_from_format(text);
       if (caps == nullptr) {
         GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("The publisher sent unparsable caps"),
-                          ("format \"%s\"", e.caps.c_str()));
+                          ("format \"%s\"", text.c_str()));
         return GST_FLOW_ERROR;
       }
       if (st.caps != nullptr && gst_caps_is_equal(st.caps, caps)) {
@@ -269,7 +245,7 @@ GstFlowReturn handle_event(GstParallaxSrc* self, const link::Event& e) {
       gst_caps_unref(caps);
       if (!ok) {
         GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("Downstream refused the publisher's caps"),
-                          ("caps %s", e.caps.c_str()));
+                          ("caps %s", text.c_str()));
         return GST_FLOW_NOT_NEGOTIATED;
       }
       return GST_FLOW_OK;
@@ -278,15 +254,10 @@ GstFlowReturn handle_event(GstParallaxSrc* self, const link::Event& e) {
       if (keeps_own_time(base)) return GST_FLOW_OK;
       if (e.segment.format != link::SegmentFormat::time) return GST_FLOW_OK;
       GstSegment seg;
-      gst_segment_init(&seg, GST_FORMAT_TIME);
-      seg.flags = static_cast<GstSegmentFlags>(e.segment.flags);
-      seg.rate = e.segment.rate;
-      seg.applied_rate = e.segment.applied_rate;
-      seg.start = e.segment.start;
-      seg.stop = e.segment.stop;
-      seg.time = e.segment.time;
-      seg.position = e.segment.position;
-      seg.duration = e.segment.duration;
+      parallax::gst::segment_to_gst(e.segment, seg);
+      // base and offset are the producer pipeline's running-time bookkeeping, not ours.
+      seg.base = 0;
+      seg.offset = 0;
       if (!gst_base_src_new_segment(base, &seg))
         GST_WARNING_OBJECT(self, "could not apply the publisher's segment");
       return GST_FLOW_OK;
@@ -312,7 +283,7 @@ GstFlowReturn handle_event(GstParallaxSrc* self, const link::Event& e) {
       return GST_FLOW_OK;
     }
     case link::EventType::custom:
-      if (GstEvent* ev = gst_event_from_custom(e)) {
+      if (GstEvent* ev = parallax::gst::event_to_gst(e)) {
         gst_pad_push_event(GST_BASE_SRC_PAD(base), ev);
       } else {
         GST_DEBUG_OBJECT(self, "ignoring custom event %s", e.name.c_str());
@@ -320,7 +291,7 @@ GstFlowReturn handle_event(GstParallaxSrc* self, const link::Event& e) {
       return GST_FLOW_OK;
     case link::EventType::stream_start:
       // basesrc sends its own stream-start; the publisher's id is logged for correlation.
-      GST_DEBUG_OBJECT(self, "publisher stream %s", e.name.c_str());
+      GST_DEBUG_OBJECT(self, "publisher stream %s", e.stream_id.c_str());
       return GST_FLOW_OK;
   }
   return GST_FLOW_OK;

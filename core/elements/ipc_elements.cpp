@@ -8,7 +8,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -37,111 +36,11 @@ constexpr std::uint64_t kDefaultTimeoutNs = 5'000'000'000;  // parallaxsrc, as G
 constexpr auto kPoll = 50ms;  // longest a streaming thread waits before re-checking stop/EOS
 constexpr std::uint64_t kDefaultLingerNs = 2'000'000'000;  // parallaxsink, as GStreamer
 
-// --- Formats ---------------------------------------------------------------------------------
-// Our Caps parser drops GStreamer's type casts ("(string)", "(buffer)") and cannot read every
-// GStreamer value (arrays "< >", nested structures). A format received by a parallaxsrc is
-// remembered here under the canonical text of the Caps it became, so a parallaxsink in the same
-// process (a native relay between two GStreamer pipelines) republishes the original string
-// byte for byte instead of the lossy canonical form.
-class FormatMemory {
- public:
-  void remember(std::string canonical, std::string original) {
-    std::lock_guard l(mu_);
-    if (map_.size() >= kMax) map_.clear();  // a bound, not a cache policy: formats are few
-    map_[std::move(canonical)] = std::move(original);
-  }
-  [[nodiscard]] std::optional<std::string> lookup(const std::string& canonical) const {
-    std::lock_guard l(mu_);
-    auto it = map_.find(canonical);
-    if (it == map_.end()) return std::nullopt;
-    return it->second;
-  }
-
- private:
-  static constexpr std::size_t kMax = 256;
-  mutable std::mutex mu_;
-  std::map<std::string, std::string, std::less<>> map_;
-};
-
-FormatMemory& format_memory() {
-  static FormatMemory m;
-  return m;
-}
-
-// The format string a parallaxsink publishes for `caps` (nullopt: ANY/EMPTY, no format).
-std::optional<std::string> format_for(const Caps& caps) {
-  if (caps.is_any() || caps.is_empty()) return std::nullopt;
-  std::string canonical = caps.to_string();
-  if (auto original = format_memory().lookup(canonical)) return original;
-  return canonical;
-}
-
-// The Caps a parallaxsrc announces for a received format. `exact` is false when the parser
-// could not read the whole string and only its media type is announced.
-std::optional<Caps> caps_for(const std::string& format, bool& exact) {
-  exact = true;
-  if (auto c = Caps::parse(format)) {
-    format_memory().remember(c->to_string(), format);
-    return std::move(*c);
-  }
-  exact = false;
-  std::string media = format.substr(0, format.find_first_of(",;"));
-  while (!media.empty() && media.back() == ' ')
-    media.pop_back();
-  auto c = Caps::parse(media);
-  if (!c || c->is_any() || c->is_empty()) return std::nullopt;
-  format_memory().remember(c->to_string(), format);
-  return std::move(*c);
-}
-
-// --- Event mapping ---------------------------------------------------------------------------
-constexpr link::SegmentFormat kFormatTime = link::SegmentFormat::time;
-
-link::SegmentInfo to_link(const StreamSegment& s) {
-  link::SegmentInfo si;
-  si.format = kFormatTime;
-  si.rate = s.rate;
-  si.start = s.start;
-  si.stop = s.stop.value_or(link::SegmentInfo::kNone);
-  si.time = s.time;
-  si.position = s.start;
-  return si;
-}
-
-// Only TIME segments have a pipeline form (StreamSegment is time-only).
-std::optional<StreamSegment> to_pipeline(const link::SegmentInfo& si) {
-  if (si.format != kFormatTime) return std::nullopt;
-  StreamSegment s;
-  s.start = si.start;
-  if (si.stop != link::SegmentInfo::kNone) s.stop = si.stop;
-  s.time = si.time;
-  s.rate = si.rate;
-  return s;
-}
-
-std::optional<link::Event> to_link(const Event& ev) {
-  switch (ev.type) {
-    case EventType::stream_start:
-      return link::Event::stream_start(ev.stream_id);
-    case EventType::caps:
-      if (auto f = format_for(ev.caps)) return link::Event::format(std::move(*f));
-      return std::nullopt;
-    case EventType::segment:
-      return link::Event::make_segment(to_link(ev.segment));
-    case EventType::eos:
-      return link::Event::eos();
-    case EventType::flush_start:
-      return link::Event::flush_start();
-    case EventType::flush_stop:
-      return link::Event::flush_stop(true);
-    case EventType::custom: {
-      std::vector<std::byte> data(ev.data.size());
-      if (!data.empty()) std::memcpy(data.data(), ev.data.data(), data.size());
-      return link::Event::custom(ev.name, std::move(data));
-    }
-  }
-  return std::nullopt;
-}
+// --- Events --------------------------------------------------------------------------------
+// The pipeline's events are the transport's (parallax/event.h): the sink publishes what it
+// receives and the source pushes what it reads. A caps event carries its Caps' text(), so a
+// format a parallaxsrc received (casts, values our parser cannot read) is republished byte for
+// byte by a parallaxsink downstream, and caps a capsfilter changed go out in canonical form.
 
 // The enumeration properties' numbers are the core enums' values (read with prop_enum()).
 constexpr std::int64_t kMemoryMemfd = 0;
@@ -251,17 +150,19 @@ class ParallaxSink final : public SinkElement {
             return false;
           }
         }
-        if (wait_for_subscriber() != FlowReturn::flushing && send_event(link::Event::eos()))
-          drain();
+        if (wait_for_subscriber() != FlowReturn::flushing && send_event(Event::eos())) drain();
       }
       return SinkElement::handle_event(pad, ev);
     }
-    if (auto out = to_link(ev)) {
-      if (out->type == link::EventType::format) {
-        if (out->caps == format_) return SinkElement::handle_event(pad, ev);
-        format_ = out->caps;
-      }
-      if (!send_event(std::move(*out)) && ev.type == EventType::caps) return false;
+    if (ev.type == EventType::caps) {
+      // ANY and EMPTY are not formats; an unchanged text is not sent again.
+      if (ev.caps.is_any() || ev.caps.is_empty()) return SinkElement::handle_event(pad, ev);
+      std::string text = ev.caps.text();
+      if (text == format_) return SinkElement::handle_event(pad, ev);
+      format_ = std::move(text);
+      if (!send_event(ev)) return false;  // the error is posted
+    } else {
+      send_event(ev);  // other events: a failure is a warning (posted)
     }
     if (ev.type == EventType::flush_stop) eos_sent_ = false;
     return SinkElement::handle_event(pad, ev);
@@ -474,7 +375,7 @@ class ParallaxSink final : public SinkElement {
   }
 
   // Sends (or keeps until the publisher exists) one event; false after posting an error.
-  bool send_event(link::Event e) {
+  bool send_event(Event e) {
     link::IpcPublisher* pub = publisher();
     if (pub == nullptr) {
       pending_.push_back(std::move(e));
@@ -485,9 +386,9 @@ class ParallaxSink final : public SinkElement {
       return pub->send_event(e);
     }();
     if (r) return true;
-    const std::string what = "could not send the " + std::string(link::to_string(e.type)) +
+    const std::string what = "could not send the " + std::string(parallax::to_string(e.type)) +
                              " event: " + r.error().message;
-    if (e.type == link::EventType::format) {
+    if (e.type == EventType::caps) {
       post_error(r.error().code, what);
       return false;
     }
@@ -547,8 +448,8 @@ class ParallaxSink final : public SinkElement {
   mutable std::mutex mu_;
   std::unique_ptr<link::IpcPublisher> pub_;
   std::mutex io_mu_;
-  std::vector<link::Event> pending_;  // events seen before the publisher was bound
-  std::string format_;                // last published format
+  std::vector<Event> pending_;  // events seen before the publisher was bound
+  std::string format_;          // last published format
   bool eos_sent_{false};
   bool unlocked_{false};  // guarded by mu_; reset by start()
   std::chrono::milliseconds linger_{kDefaultLingerNs / 1'000'000};
@@ -624,6 +525,7 @@ class ParallaxSrc final : public Element {
   void run_task() override {
     prerolled_ = false;
     stream_id_.clear();
+    group_id_ = 0;
     caps_.reset();
     pending_caps_.reset();
     pending_segment_.reset();
@@ -657,7 +559,7 @@ class ParallaxSrc final : public Element {
         fr = FlowReturn::eos;
         break;
       }
-      if (auto* ev = std::get_if<link::Event>(&**item)) {
+      if (auto* ev = std::get_if<Event>(&**item)) {
         events_.fetch_add(1, std::memory_order_relaxed);
         fr = on_event(*ev);
         continue;
@@ -824,65 +726,57 @@ class ParallaxSrc final : public Element {
   // Applies one event from the publisher. Before the first buffer, stream-start, caps and
   // segment are only remembered (the latest of each wins) and go out in GStreamer's order
   // with the first buffer or EOS; afterwards every event is forwarded as it comes.
-  FlowReturn on_event(const link::Event& e) {
+  FlowReturn on_event(const Event& e) {
     switch (e.type) {
-      case link::EventType::stream_start:
+      case EventType::stream_start:
         if (!prerolled_) {
-          stream_id_ = e.name;
-        } else if (e.name != stream_id_) {  // a new stream (e.g. a restarted publisher)
-          stream_id_ = e.name;
-          src_->push_event(Event::stream_start(stream_id_));
+          stream_id_ = e.stream_id;
+          group_id_ = e.group_id;
+        } else if (e.stream_id != stream_id_) {  // a new stream (e.g. a restarted publisher)
+          stream_id_ = e.stream_id;
+          group_id_ = e.group_id;
+          src_->push_event(Event::stream_start(stream_id_, group_id_));
         }
         return FlowReturn::ok;
-      case link::EventType::format: {
-        bool exact = true;
-        std::optional<Caps> caps = caps_for(e.caps, exact);
-        if (!exact && !warned_format_) {
+      case EventType::caps: {
+        // The caps keep the publisher's text whatever the parser made of it (Caps::from_text):
+        // a parallaxsink downstream republishes that text unchanged.
+        if (!e.caps.complete() && !warned_format_) {
           warned_format_ = true;
-          post_warning("format '" + e.caps +
-                       "' is not fully understood by the Parallax caps "
-                       "parser; announcing " +
-                       (caps ? "'" + caps->to_string() + "'" : std::string("no caps")) +
-                       " downstream (a parallaxsink in this process republishes the original)");
+          post_warning("format '" + e.caps.text() +
+                       "' is not fully understood by the Parallax caps parser; announcing " +
+                       (e.caps.is_any() ? std::string("no caps") : "'" + e.caps.to_string() + "'") +
+                       " downstream (a parallaxsink downstream republishes the original)");
         }
-        if (!caps) return FlowReturn::ok;
+        if (e.caps.is_any() || e.caps.is_empty()) return FlowReturn::ok;
         if (!prerolled_) {
-          pending_caps_ = std::move(caps);
+          pending_caps_ = e.caps;
           return FlowReturn::ok;
         }
-        if (caps_ && *caps_ == *caps) return FlowReturn::ok;
-        caps_ = caps;
-        return src_->push_event(Event::make_caps(std::move(*caps))) ? FlowReturn::ok
-                                                                    : FlowReturn::error;
+        if (caps_ && *caps_ == e.caps) return FlowReturn::ok;
+        caps_ = e.caps;
+        return src_->push_event(e) ? FlowReturn::ok : FlowReturn::error;
       }
-      case link::EventType::segment: {
-        auto seg = to_pipeline(e.segment);
-        if (!seg) return FlowReturn::ok;  // only TIME segments exist in the pipeline model
+      case EventType::segment:
         if (!prerolled_) {
-          pending_segment_ = seg;
+          pending_segment_ = e.segment;
           return FlowReturn::ok;
         }
-        src_->push_event(Event::make_segment(*seg));
+        src_->push_event(e);
         return FlowReturn::ok;
-      }
-      case link::EventType::eos:
+      case EventType::eos:
         return FlowReturn::eos;
-      case link::EventType::flush_start:
-        src_->push_event(Event::flush_start());
+      case EventType::flush_start:
+      case EventType::flush_stop:
+        src_->push_event(e);
         return FlowReturn::ok;
-      case link::EventType::flush_stop:
-        src_->push_event(Event::flush_stop());
-        return FlowReturn::ok;
-      case link::EventType::custom: {
-        Event ev = Event::custom(
-            e.name, std::string(reinterpret_cast<const char*>(e.data.data()), e.data.size()));
+      case EventType::custom:
         if (!prerolled_) {
-          pending_custom_.push_back(std::move(ev));
+          pending_custom_.push_back(e);
           return FlowReturn::ok;
         }
-        src_->push_event(ev);
+        src_->push_event(e);
         return FlowReturn::ok;
-      }
     }
     return FlowReturn::ok;
   }
@@ -892,7 +786,7 @@ class ParallaxSrc final : public Element {
     if (prerolled_) return FlowReturn::ok;
     prerolled_ = true;
     if (stream_id_.empty()) stream_id_ = name();
-    src_->push_event(Event::stream_start(stream_id_));
+    src_->push_event(Event::stream_start(stream_id_, group_id_));
     if (pending_caps_) {
       caps_ = std::exchange(pending_caps_, std::nullopt);
       if (!src_->push_event(Event::make_caps(*caps_))) return FlowReturn::error;
@@ -924,6 +818,7 @@ class ParallaxSrc final : public Element {
   bool auto_pending_{false};  // defer_auto_affinity(): pin on the first buffer
   bool auto_best_effort_{false};
   std::string stream_id_;
+  std::uint32_t group_id_{0};
   std::optional<Caps> caps_;
   std::optional<Caps> pending_caps_;
   std::optional<StreamSegment> pending_segment_;

@@ -18,7 +18,8 @@ struct Item {
   std::unique_ptr<Event> event;  // set for serialized events (rare: allocation is fine)
 };
 
-enum class Leaky { none, upstream, downstream };
+// The `leaky` property's numbers (read with prop_enum(); set_property refuses other values).
+enum class Leaky : std::int64_t { none = 0, upstream = 1, downstream = 2 };
 
 // The hand-over is an SpscRing: upstream's streaming thread is its producer, the queue's own
 // thread its consumer, and neither takes a lock while the stream runs. Levels: the count is
@@ -39,10 +40,7 @@ class Queue final : public Element {
     max_buffers_ = prop<std::uint64_t>("max-size-buffers");
     max_bytes_ = prop<std::uint64_t>("max-size-bytes");
     max_time_ = prop<std::uint64_t>("max-size-time");
-    const std::string leaky = prop<std::string>("leaky");
-    leaky_ = leaky == "upstream"     ? Leaky::upstream
-             : leaky == "downstream" ? Leaky::downstream
-                                     : Leaky::none;
+    leaky_ = static_cast<Leaky>(prop_enum("leaky"));
     // Room for max-size-buffers plus serialized events (which never count as buffers and are
     // never dropped); without a buffer limit the ring's capacity is the limit.
     const std::size_t cap = max_buffers_ > 0 && max_buffers_ <= kMaxRing - kEventRoom
@@ -320,11 +318,14 @@ const ElementRegistrar reg_queue{ElementInfo{
                           "Max bytes queued (0 = no limit)"),
      PropertySpec::uint64("max-size-time", 1'000'000'000, 0, UINT64_MAX,
                           "Max span of timestamps queued in ns (0 = no limit)"),
-     PropertySpec::enumeration("leaky", "none",
-                               {{0, "none", "block upstream when full (backpressure)"},
-                                {1, "upstream", "drop new buffers when full"},
-                                {2, "downstream", "drop the oldest buffers when full"}},
-                               "What to do when the queue is full"),
+     PropertySpec::enumeration(
+         "leaky", "none",
+         {{static_cast<std::int64_t>(Leaky::none), "none",
+           "block upstream when full (backpressure)"},
+          {static_cast<std::int64_t>(Leaky::upstream), "upstream", "drop new buffers when full"},
+          {static_cast<std::int64_t>(Leaky::downstream), "downstream",
+           "drop the oldest buffers when full"}},
+         "What to do when the queue is full"),
      PropertySpec::uint64("current-level-buffers", 0, 0, UINT64_MAX, "Buffers queued now")
          .with_flags(kPropReadable),
      PropertySpec::uint64("current-level-bytes", 0, 0, UINT64_MAX, "Bytes queued now")

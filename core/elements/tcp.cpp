@@ -162,12 +162,17 @@ class TcpEndpoint {
   std::atomic<std::uint64_t> bound_port_{0};
 };
 
+// The `mode` property's numbers (read with prop_enum(); set_property refuses other values).
+constexpr std::int64_t kModeClient = 0;
+constexpr std::int64_t kModeServer = 1;
+
 std::vector<PropertySpec> tcp_properties(bool src) {
   std::vector<PropertySpec> v = {
-      PropertySpec::enumeration("mode", "client",
-                                {{0, "client", "connect to host:port"},
-                                 {1, "server", "listen on host:port and serve the first client"}},
-                                "Connect or listen"),
+      PropertySpec::enumeration(
+          "mode", "client",
+          {{kModeClient, "client", "connect to host:port"},
+           {kModeServer, "server", "listen on host:port and serve the first client"}},
+          "Connect or listen"),
       PropertySpec::string("host", "127.0.0.1", "Host to connect to, or address to listen on"),
       PropertySpec::int64("port", 4953, 0, 65535, "TCP port (0 in server mode: any free port)"),
       PropertySpec::uint64("bound-port", 0, 0, 65535, "The port actually listened on (server mode)")
@@ -183,7 +188,7 @@ class TcpSrc final : public SourceElement {
  public:
   Result<void> start() override {
     blocksize_ = prop<std::uint64_t>("blocksize");
-    PLX_TRY(ep_.open(*this, prop<std::string>("mode") == "server", prop<std::string>("host"),
+    PLX_TRY(ep_.open(*this, prop_enum("mode") == kModeServer, prop<std::string>("host"),
                      prop<std::int64_t>("port")));
     PLX_ASSIGN(pool_, make_heap_pool(blocksize_, 16));
     pool_metrics_ = pool_metrics(*this, pool_);
@@ -244,7 +249,7 @@ class TcpSrc final : public SourceElement {
 class TcpSink final : public SinkElement {
  public:
   Result<void> start() override {
-    return ep_.open(*this, prop<std::string>("mode") == "server", prop<std::string>("host"),
+    return ep_.open(*this, prop_enum("mode") == kModeServer, prop<std::string>("host"),
                     prop<std::int64_t>("port"));
   }
   Result<void> stop() override {

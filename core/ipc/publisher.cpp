@@ -1131,7 +1131,7 @@ struct IpcPublisher::Impl {
     st.uptime_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                   std::chrono::steady_clock::now() - bound_at)
                                                   .count());
-    if (format) st.format = format->caps;
+    if (format) st.format = format->caps.text();
     const memory::PoolStats ps = p.stats();
     st.pool = ps;
     st.slot_size = ps.slot_size;
@@ -1676,7 +1676,7 @@ Result<void> IpcPublisher::send_event(const Event& event) {
   {
     std::lock_guard lk(im.mu_);
     switch (event.type) {
-      case EventType::format:
+      case EventType::caps:
         im.sticky_format_ = event;
         break;
       case EventType::stream_start:
@@ -1708,7 +1708,7 @@ Result<void> IpcPublisher::send_event(const Event& event) {
 }
 
 Result<void> IpcPublisher::set_format(std::string caps) {
-  return send_event(Event::format(std::move(caps)));
+  return send_event(Event::make_caps(Caps::from_text(std::move(caps))));
 }
 
 Result<void> IpcPublisher::send_eos() {

@@ -172,7 +172,7 @@ struct IpcSubscriber::Impl {
   bool goodbye{false};  // the publisher closed cleanly
   bool ended{false};    // nothing more will come (clean end)
   std::optional<std::string> format;
-  std::optional<SegmentInfo> segment;
+  std::optional<StreamSegment> segment;
   UniqueFd interrupt_efd;
   std::atomic<bool> interrupted{false};
   // The wake socket woke us and was not read yet. It is drained before the next sleep, not
@@ -664,7 +664,7 @@ struct IpcSubscriber::Impl {
           return std::optional<Item>(Item(std::move(b)));
         }
         Event& e = std::get<Event>(*rec);
-        if (e.type == EventType::format) format = e.caps;
+        if (e.type == EventType::caps) format = e.caps.text();
         if (e.type == EventType::segment) segment = e.segment;
         ++st.events;
         return std::optional<Item>(Item(std::move(e)));
@@ -777,8 +777,8 @@ const std::optional<std::string>& IpcSubscriber::format() const {
   return impl_ ? impl_->format : none;
 }
 
-const std::optional<SegmentInfo>& IpcSubscriber::segment() const {
-  static const std::optional<SegmentInfo> none;
+const std::optional<StreamSegment>& IpcSubscriber::segment() const {
+  static const std::optional<StreamSegment> none;
   return impl_ ? impl_->segment : none;
 }
 

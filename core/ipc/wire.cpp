@@ -8,6 +8,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 #include <unordered_set>
 
@@ -217,12 +218,12 @@ Result<void> get_entries(Reader& r, std::uint32_t count, Metadata& m) {
   return {};
 }
 
-std::size_t event_payload_size(const Event& e) {
+std::size_t event_payload_size(const Event& e, const std::string& caps_text) {
   switch (e.type) {
-    case EventType::format:
-      return e.caps.size();
+    case EventType::caps:
+      return caps_text.size();
     case EventType::stream_start:
-      return 8 + e.name.size();
+      return 8 + e.stream_id.size();
     case EventType::segment:
       return sizeof(SegmentPayload);
     case EventType::flush_stop:
@@ -232,6 +233,26 @@ std::size_t event_payload_size(const Event& e) {
     default:
       return 0;
   }
+}
+
+std::optional<EventKind> event_kind(EventType t) {
+  switch (t) {
+    case EventType::caps:
+      return EventKind::caps;
+    case EventType::stream_start:
+      return EventKind::stream_start;
+    case EventType::segment:
+      return EventKind::segment;
+    case EventType::eos:
+      return EventKind::eos;
+    case EventType::flush_start:
+      return EventKind::flush_start;
+    case EventType::flush_stop:
+      return EventKind::flush_stop;
+    case EventType::custom:
+      return EventKind::custom;
+  }
+  return std::nullopt;
 }
 
 MsgHeader header(MsgType t, std::size_t size) {
@@ -299,9 +320,10 @@ void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d, const M
 }
 
 Result<void> encode_event(std::vector<std::uint64_t>& out, const Event& e) {
-  if (e.type < EventType::format || e.type > EventType::custom)
-    return err(Errc::invalid_argument, "unknown event type");
-  const std::size_t pb = event_payload_size(e);
+  const std::optional<EventKind> kind = event_kind(e.type);
+  if (!kind) return err(Errc::invalid_argument, "unknown event type");
+  const std::string caps_text = e.type == EventType::caps ? e.caps.text() : std::string();
+  const std::size_t pb = event_payload_size(e, caps_text);
   if (pb > kMaxEventBytes)
     return err(Errc::invalid_argument,
                "event of " + std::to_string(pb) + " bytes exceeds the transport's limit");
@@ -310,21 +332,21 @@ Result<void> encode_event(std::vector<std::uint64_t>& out, const Event& e) {
   w.reserve_bytes(total);
   EventRecord r{RecordHeader{static_cast<std::uint32_t>(round8(total)),
                              static_cast<std::uint16_t>(RecordType::event), 0},
-                static_cast<std::uint32_t>(e.type), static_cast<std::uint32_t>(pb)};
+                static_cast<std::uint32_t>(*kind), static_cast<std::uint32_t>(pb)};
   w.put_val(r);
   switch (e.type) {
-    case EventType::format:
-      w.put(e.caps.data(), e.caps.size());
+    case EventType::caps:
+      w.put(caps_text.data(), caps_text.size());
       break;
     case EventType::stream_start: {
-      const auto len = static_cast<std::uint32_t>(e.name.size());
+      const auto len = static_cast<std::uint32_t>(e.stream_id.size());
       w.put_val(e.group_id);
       w.put_val(len);
-      w.put(e.name.data(), e.name.size());
+      w.put(e.stream_id.data(), e.stream_id.size());
       break;
     }
     case EventType::segment: {
-      const SegmentInfo& s = e.segment;
+      const StreamSegment& s = e.segment;
       SegmentPayload p{static_cast<std::uint32_t>(s.format),
                        s.flags,
                        s.rate,
@@ -429,42 +451,45 @@ Result<Record> decode_record(std::span<const std::byte> bytes) {
         return bad("event record size disagrees with its payload");
       Reader rd{bytes.subspan(sizeof r, r.payload_bytes)};
       Event e;
-      switch (static_cast<EventType>(r.kind)) {
-        case EventType::format:
-          e.type = EventType::format;
-          rd.get_string(e.caps, r.payload_bytes);
+      switch (static_cast<EventKind>(r.kind)) {
+        case EventKind::caps: {
+          e.type = EventType::caps;
+          std::string text;
+          rd.get_string(text, r.payload_bytes);
+          e.caps = Caps::from_text(std::move(text));  // never fails: the text is kept whole
           break;
-        case EventType::stream_start: {
+        }
+        case EventKind::stream_start: {
           e.type = EventType::stream_start;
           std::uint32_t len = 0;
-          if (!rd.get(e.group_id) || !rd.get(len) || !rd.get_string(e.name, len))
+          if (!rd.get(e.group_id) || !rd.get(len) || !rd.get_string(e.stream_id, len))
             return bad("truncated stream-start event");
           break;
         }
-        case EventType::segment: {
+        case EventKind::segment: {
           e.type = EventType::segment;
           SegmentPayload p{};
           if (!rd.get(p)) return bad("truncated segment event");
-          e.segment = SegmentInfo{static_cast<SegmentFormat>(p.format),
-                                  p.flags,
-                                  p.rate,
-                                  p.applied_rate,
-                                  p.base,
-                                  p.offset,
-                                  p.start,
-                                  p.stop,
-                                  p.time,
-                                  p.position,
-                                  p.duration};
+          e.segment = StreamSegment{static_cast<SegmentFormat>(p.format),
+                                    p.flags,
+                                    p.rate,
+                                    p.applied_rate,
+                                    p.base,
+                                    p.offset,
+                                    p.start,
+                                    p.stop,
+                                    p.time,
+                                    p.position,
+                                    p.duration};
           break;
         }
-        case EventType::eos:
+        case EventKind::eos:
           e.type = EventType::eos;
           break;
-        case EventType::flush_start:
+        case EventKind::flush_start:
           e.type = EventType::flush_start;
           break;
-        case EventType::flush_stop: {
+        case EventKind::flush_stop: {
           e.type = EventType::flush_stop;
           std::uint32_t reset = 0, zero = 0;
           if (!rd.get(reset) || !rd.get(zero) || reset > 1 || zero != 0)
@@ -472,11 +497,11 @@ Result<Record> decode_record(std::span<const std::byte> bytes) {
           e.reset_time = reset == 1;
           break;
         }
-        case EventType::custom: {
+        case EventKind::custom: {
           e.type = EventType::custom;
           std::uint32_t nlen = 0, dlen = 0;
           if (!rd.get(nlen) || !rd.get(dlen) || !rd.get_string(e.name, nlen) ||
-              !rd.get_bytes(e.data, dlen))
+              !rd.get_string(e.data, dlen))
             return bad("truncated custom event");
           break;
         }

@@ -257,9 +257,21 @@ struct BufferRecord {
 /// Word index of BufferRecord::send_ns (the publisher patches it per subscriber).
 inline constexpr std::size_t kSendNsWord = 13;
 
+/// EventRecord::kind: the wire's numbers for the kinds of parallax::EventType (frozen by wire
+/// version 2; encode_event/decode_record map between the two).
+enum class EventKind : std::uint32_t {
+  caps = 1,  ///< payload: the caps text
+  stream_start = 2,
+  segment = 3,
+  eos = 4,
+  flush_start = 5,
+  flush_stop = 6,
+  custom = 7,
+};
+
 struct EventRecord {
   RecordHeader h;
-  std::uint32_t kind;  ///< EventType
+  std::uint32_t kind;  ///< EventKind
   std::uint32_t payload_bytes;
   // followed by the payload
 };

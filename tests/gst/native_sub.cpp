@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
     }
     if (!item->has_value()) break;
     if (auto* e = std::get_if<parallax::link::Event>(&**item)) {
-      if (e->type == parallax::link::EventType::format) std::printf("caps %s\n", e->caps.c_str());
+      if (e->type == parallax::EventType::caps) std::printf("caps %s\n", e->caps.text().c_str());
       if (e->type == parallax::link::EventType::eos) break;
       continue;
     }

@@ -357,6 +357,118 @@ GstHarness* sink_harness(const std::string& path, bool wait_for_connection = fal
 
 constexpr const char* kSmallVideo = "video/x-raw,format=I420,width=64,height=48,framerate=30/1";
 
+// GstEvent -> parallax::Event -> GstEvent keeps what the transport carries, for every kind.
+TEST(Bridge, EventsRoundTripThroughTheOneEventModel) {
+  namespace pg = parallax::gst;
+  auto round_trip = [](GstEvent* in) {
+    std::optional<parallax::Event> e = pg::event_from_gst(in);
+    GstEvent* out = e ? pg::event_to_gst(*e) : nullptr;
+    gst_event_unref(in);
+    return std::make_pair(e, out);
+  };
+
+  GstEvent* ss = gst_event_new_stream_start("the-id");
+  gst_event_set_group_id(ss, 42);
+  auto [e1, g1] = round_trip(ss);
+  ASSERT_TRUE(e1 && g1);
+  EXPECT_EQ(e1->type, parallax::EventType::stream_start);
+  EXPECT_EQ(e1->stream_id, "the-id");
+  EXPECT_EQ(e1->group_id, 42u);
+  const gchar* id = nullptr;
+  guint group = 0;
+  gst_event_parse_stream_start(g1, &id);
+  EXPECT_STREQ(id, "the-id");
+  EXPECT_TRUE(gst_event_parse_group_id(g1, &group));
+  EXPECT_EQ(group, 42u);
+  gst_event_unref(g1);
+
+  // Caps keep GStreamer's text whole, also what the Parallax parser cannot read.
+  GstCaps* caps = gst_caps_from_string(
+      "video/x-h264, stream-format=(string)avc, "
+      "codec_data=(buffer)0142, levels=(string)< 4, 5 >");
+  ASSERT_NE(caps, nullptr);
+  gchar* caps_text = gst_caps_to_string(caps);
+  auto [e2, g2] = round_trip(gst_event_new_caps(caps));
+  ASSERT_TRUE(e2 && g2);
+  EXPECT_EQ(e2->type, parallax::EventType::caps);
+  EXPECT_EQ(e2->caps.text(), caps_text);
+  EXPECT_FALSE(e2->caps.complete());
+  GstCaps* back = nullptr;
+  gst_event_parse_caps(g2, &back);
+  EXPECT_TRUE(gst_caps_is_equal(back, caps));
+  gst_event_unref(g2);
+  g_free(caps_text);
+  gst_caps_unref(caps);
+
+  GstSegment seg;
+  gst_segment_init(&seg, GST_FORMAT_BYTES);
+  seg.rate = -2.0;
+  seg.applied_rate = 0.5;
+  seg.base = 11;
+  seg.offset = 12;
+  seg.start = 100;
+  seg.stop = 200;
+  seg.time = 13;
+  seg.position = 150;
+  seg.duration = 1000;
+  seg.flags = GST_SEGMENT_FLAG_RESET;
+  auto [e3, g3] = round_trip(gst_event_new_segment(&seg));
+  ASSERT_TRUE(e3 && g3);
+  EXPECT_EQ(e3->segment.format, parallax::SegmentFormat::bytes);
+  EXPECT_EQ(e3->segment.rate, -2.0);
+  EXPECT_EQ(e3->segment.base, 11u);
+  EXPECT_EQ(e3->segment.duration, 1000u);
+  const GstSegment* seg_back = nullptr;
+  gst_event_parse_segment(g3, &seg_back);
+  EXPECT_TRUE(gst_segment_is_equal(seg_back, &seg));
+  EXPECT_EQ(seg_back->flags, seg.flags);
+  gst_event_unref(g3);
+
+  auto [e4, g4] = round_trip(gst_event_new_flush_stop(FALSE));
+  ASSERT_TRUE(e4 && g4);
+  EXPECT_FALSE(e4->reset_time);
+  gboolean reset = TRUE;
+  gst_event_parse_flush_stop(g4, &reset);
+  EXPECT_FALSE(reset);
+  gst_event_unref(g4);
+
+  for (GstEvent* plain : {gst_event_new_eos(), gst_event_new_flush_start()}) {
+    const GstEventType t = GST_EVENT_TYPE(plain);
+    auto [e, g] = round_trip(plain);
+    ASSERT_TRUE(e && g);
+    EXPECT_EQ(GST_EVENT_TYPE(g), t);
+    gst_event_unref(g);
+  }
+
+  GstStructure* st = gst_structure_new("hello", "n", G_TYPE_INT, 5, nullptr);
+  auto [e5, g5] = round_trip(gst_event_new_custom(GST_EVENT_CUSTOM_DOWNSTREAM, st));
+  ASSERT_TRUE(e5 && g5);
+  EXPECT_EQ(e5->name, "custom-downstream");
+  EXPECT_EQ(GST_EVENT_TYPE(g5), GST_EVENT_CUSTOM_DOWNSTREAM);
+  gint n = 0;
+  EXPECT_TRUE(gst_structure_get_int(gst_event_get_structure(g5), "n", &n));
+  EXPECT_EQ(n, 5);
+  gst_event_unref(g5);
+
+  auto [e6, g6] = round_trip(gst_event_new_tag(gst_tag_list_new(GST_TAG_TITLE, "t1", nullptr)));
+  ASSERT_TRUE(e6 && g6);
+  EXPECT_EQ(e6->name, "tag");
+  GstTagList* tags = nullptr;
+  gst_event_parse_tag(g6, &tags);
+  gchar* title = nullptr;
+  EXPECT_TRUE(gst_tag_list_get_string(tags, GST_TAG_TITLE, &title));
+  EXPECT_STREQ(title, "t1");
+  g_free(title);
+  gst_event_unref(g6);
+
+  // A peer's bad input has no GStreamer form: nullptr, the caller drops it.
+  EXPECT_EQ(pg::event_to_gst(parallax::Event::custom("custom-both", "not a {structure")), nullptr);
+  EXPECT_EQ(pg::event_to_gst(parallax::Event::custom("my-own", "x")), nullptr);
+  GstEvent* internal = gst_event_new_reconfigure();
+  EXPECT_EQ(pg::event_from_gst(internal), std::nullopt);
+  gst_event_unref(internal);
+}
+
 TEST(ParallaxSink, PublishesBuffersEventsAndMetadataToANativeSubscriber) {
   const std::string path = unique_socket("sink");
   GstHarness* h = sink_harness(path);
@@ -1023,8 +1135,7 @@ TEST_F(SrcFixture, CleanPublisherCloseIsEos) {
   ASSERT_TRUE(pub->set_format("application/x-test"));
   GstStructure* s = gst_structure_new("hello", "n", G_TYPE_INT, 5, nullptr);
   gchar* str = gst_structure_to_string(s);
-  std::vector<std::byte> bytes(strlen(str));
-  std::memcpy(bytes.data(), str, bytes.size());
+  std::string bytes(str);
   g_free(str);
   gst_structure_free(s);
   ASSERT_TRUE(pub->send_event(link::Event::custom("custom-downstream", bytes)));
@@ -1063,7 +1174,7 @@ void run_src_flush(SrcFixture& f, bool live) {
     gst_event_unref(e);  // stream-start, caps, segment
   ASSERT_TRUE(f.pub->send_event(link::Event::flush_start()));
   ASSERT_TRUE(f.pub->send_event(link::Event::flush_stop(true)));
-  link::SegmentInfo si;
+  parallax::StreamSegment si;
   si.start = 2 * GST_SECOND;
   si.time = 2 * GST_SECOND;
   ASSERT_TRUE(f.pub->send_event(link::Event::make_segment(si)));

@@ -170,6 +170,32 @@ TEST(TcpElements, ConnectionRefusedIsAnError) {
             std::string::npos);
 }
 
+// `mode` is a typed enumeration: a value that is not one of its nicks or numbers is a parse
+// error naming the property and the choices (no silent fallback to client).
+TEST(TcpElements, BadModeIsAClearError) {
+  for (const char* d : {"tcpsrc mode=listen ! nullsink", "nullsource ! tcpsink mode=2",
+                        "tcpsrc mode=Server ! nullsink"}) {
+    auto p = Pipeline::from_string(d);
+    ASSERT_FALSE(p.ok()) << d;
+    EXPECT_EQ(p.error().code, Errc::invalid_argument) << d;
+    EXPECT_NE(p.error().message.find("for property 'mode'"), std::string::npos)
+        << p.error().message;
+    EXPECT_NE(p.error().message.find("client"), std::string::npos) << p.error().message;
+    EXPECT_NE(p.error().message.find("server"), std::string::npos) << p.error().message;
+  }
+}
+
+// The number of an enumeration value selects it as its nick does: mode=1 listens.
+TEST(TcpElements, ModeByNumberListens) {
+  auto p = Pipeline::from_string("tcpsrc mode=1 port=0 name=rx ! nullsink");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  PipelineExecutor ex;
+  ASSERT_TRUE(ex.start(*p).ok());
+  EXPECT_GT(std::get<std::uint64_t>(*p->find("rx")->property("bound-port")), 0u);
+  ex.stop();
+  EXPECT_EQ(ex.wait().error().code, Errc::cancelled);
+}
+
 TEST(TcpElements, StopInterruptsAServerWaitingForAClient) {
   auto p = Pipeline::from_string("tcpsrc mode=server port=0 ! nullsink");
   ASSERT_TRUE(p.ok());

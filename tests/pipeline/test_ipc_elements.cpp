@@ -587,12 +587,12 @@ TEST(IpcElements, EventsMapAndUnparsableFormatsSurviveARelay) {
   ASSERT_TRUE(sub.has_value());
   ASSERT_TRUE(pub->send_event(link::Event::stream_start("the-stream", 7)));
   ASSERT_TRUE(pub->set_format(fmt));
-  link::SegmentInfo si;
+  StreamSegment si;
   si.start = 5;
   si.time = 7;
   si.rate = 2.0;
   ASSERT_TRUE(pub->send_event(link::Event::make_segment(si)));
-  ASSERT_TRUE(pub->send_event(link::Event::custom("my-event", {std::byte{'h'}, std::byte{'i'}})));
+  ASSERT_TRUE(pub->send_event(link::Event::custom("my-event", "hi")));
   auto loan = pub->loan();
   ASSERT_TRUE(loan);
   ASSERT_TRUE(loan->set_size(16));
@@ -625,11 +625,14 @@ TEST(IpcElements, EventsMapAndUnparsableFormatsSurviveARelay) {
   ASSERT_EQ(types, (std::vector<EventType>{EventType::stream_start, EventType::caps,
                                            EventType::segment, EventType::custom, EventType::eos}));
   EXPECT_EQ(got.events[0].stream_id, "the-stream");
+  EXPECT_EQ(got.events[0].group_id, 7u);
   EXPECT_EQ(got.events[1].caps.to_string(), "video/x-h264");
+  EXPECT_FALSE(got.events[1].caps.complete());
+  EXPECT_EQ(got.events[1].caps.text(), fmt);  // the caps keep the publisher's string
   EXPECT_EQ(got.events[2].segment.start, 5u);
   EXPECT_EQ(got.events[2].segment.time, 7u);
   EXPECT_EQ(got.events[2].segment.rate, 2.0);
-  EXPECT_FALSE(got.events[2].segment.stop.has_value());
+  EXPECT_EQ(got.events[2].segment.stop, StreamSegment::kNone);
   EXPECT_EQ(got.events[3].name, "my-event");
   EXPECT_EQ(got.events[3].data, "hi");
   EXPECT_EQ(got.buffers.size(), 1u);
@@ -638,21 +641,21 @@ TEST(IpcElements, EventsMapAndUnparsableFormatsSurviveARelay) {
   EXPECT_EQ(buffers, 1);
   bool saw_format = false, saw_custom = false, saw_segment = false;
   for (const auto& e : relayed) {
-    if (e.type == link::EventType::format) {
+    if (e.type == link::EventType::caps) {
       saw_format = true;
-      EXPECT_EQ(e.caps, fmt);
+      EXPECT_EQ(e.caps.text(), fmt);
     }
     if (e.type == link::EventType::custom) {
       saw_custom = true;
       EXPECT_EQ(e.name, "my-event");
-      EXPECT_EQ(e.data, (std::vector<std::byte>{std::byte{'h'}, std::byte{'i'}}));
+      EXPECT_EQ(e.data, "hi");
     }
     if (e.type == link::EventType::segment) {
       saw_segment = true;
       EXPECT_EQ(e.segment.start, 5u);
       EXPECT_EQ(e.segment.time, 7u);
       EXPECT_EQ(e.segment.rate, 2.0);
-      EXPECT_EQ(e.segment.stop, link::SegmentInfo::kNone);
+      EXPECT_EQ(e.segment.stop, StreamSegment::kNone);
     }
   }
   EXPECT_TRUE(saw_format);

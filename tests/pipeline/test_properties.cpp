@@ -99,6 +99,21 @@ TEST(PropertyValue, EnumByNickOrNumber) {
   EXPECT_FALSE(e->set_property_from_string("leaky", "sideways").ok());
 }
 
+// `leaky` is a typed enumeration read with prop_enum(): a bad value is a parse error naming
+// the property and its choices, never a silent fallback to `none`.
+TEST(PropertyValue, BadLeakyIsAClearError) {
+  for (const char* d :
+       {"nullsource ! queue leaky=sideways ! nullsink", "nullsource ! queue leaky=3 ! nullsink",
+        "nullsource ! queue leaky=-1 ! nullsink"}) {
+    auto p = Pipeline::from_string(d);
+    ASSERT_FALSE(p.ok()) << d;
+    EXPECT_EQ(p.error().code, Errc::invalid_argument) << d;
+    EXPECT_NE(p.error().message.find("for property 'leaky'"), std::string::npos)
+        << p.error().message;
+    EXPECT_NE(p.error().message.find("downstream"), std::string::npos) << p.error().message;
+  }
+}
+
 TEST(PropertyValue, CapsPropertyIsValidated) {
   auto e = ElementRegistry::global().create("capsfilter").value();
   EXPECT_TRUE(e->set_property_from_string("caps", "audio/x-raw,rate=48000").ok());
@@ -186,6 +201,48 @@ TEST(Caps, CompatibilityFollowsGStreamerIntersection) {
   EXPECT_TRUE(compatible("ANY", "video/x-raw"));
   EXPECT_FALSE(compatible("EMPTY", "video/x-raw"));
   EXPECT_TRUE(compatible("audio/x-raw; video/x-raw,format=RGBA", "video/x-raw"));
+}
+
+// Caps keep the text they were made from: re-serialising gives the original string.
+TEST(Caps, KeepTheirText) {
+  const std::string text = "video/x-raw,format=(string)RGBA, width=(int)640";
+  Caps c = Caps::parse(text).value();
+  EXPECT_EQ(c.text(), text);
+  EXPECT_EQ(c.to_string(), "video/x-raw, format=RGBA, width=640");
+  EXPECT_TRUE(c.complete());
+  Caps copy = c;
+  EXPECT_EQ(copy.text(), text);
+  // Equality is about the format: the same format spelt differently is equal.
+  EXPECT_EQ(c, Caps::parse("video/x-raw, format=RGBA, width=640").value());
+  // Caps computed by an intersection that narrowed something have no source text.
+  Caps narrowed = c.intersect(Caps::parse("video/x-raw, height=480").value());
+  EXPECT_EQ(narrowed.text(), "video/x-raw, format=RGBA, width=640, height=480");
+  // ... and an intersection that narrowed nothing is the same format, with its text.
+  EXPECT_EQ(c.intersect(Caps::parse("video/x-raw").value()).text(), text);
+  EXPECT_EQ(Caps::any().intersect(c).text(), text);
+  // Default caps have no text: their canonical form.
+  EXPECT_EQ(Caps().text(), "ANY");
+}
+
+// from_text() never fails: what the parser cannot read keeps its text whole and announces its
+// media type (complete() false); unequal texts of such caps are unequal caps.
+TEST(Caps, FromTextKeepsWhatTheParserCannotRead) {
+  const std::string arr = "video/x-h264, stream-format=(string)avc, x=(int)< 1, 2 >";
+  ASSERT_FALSE(Caps::parse(arr).ok());
+  Caps c = Caps::from_text(arr);
+  EXPECT_FALSE(c.complete());
+  EXPECT_EQ(c.text(), arr);
+  EXPECT_EQ(c.to_string(), "video/x-h264");
+  EXPECT_NE(c, Caps::from_text("video/x-h264, x=(int)< 3 >"));
+  EXPECT_NE(c, Caps::parse("video/x-h264").value());
+  EXPECT_EQ(c, Caps::from_text(arr));
+  Caps junk = Caps::from_text("!!not caps");
+  EXPECT_FALSE(junk.complete());
+  EXPECT_TRUE(junk.is_any());
+  EXPECT_EQ(junk.text(), "!!not caps");
+  Caps ok = Caps::from_text("audio/x-raw, rate=(int)48000");
+  EXPECT_TRUE(ok.complete());
+  EXPECT_EQ(ok.text(), "audio/x-raw, rate=(int)48000");
 }
 
 TEST(Caps, IntersectionKeepsFieldsOfBothSides) {

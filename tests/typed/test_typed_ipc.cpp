@@ -314,7 +314,7 @@ TEST(TypedIpcPublisher, ValueLargerThanASlotIsResourceExhausted) {
 TEST(TypedIpcPublisher, RefusesToChangeItsFormat) {
   auto pub = link::TypedPublisher<Reading>::bind(unique_path(), small_slots());
   ASSERT_TRUE(pub.ok());
-  auto r = pub->send_event(link::Event::format("text/plain"));
+  auto r = pub->send_event(link::Event::make_caps(Caps::from_text("text/plain")));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::invalid_argument);
 }

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "parallax/buffer.h"
+#include "parallax/event.h"
 #include "parallax/ipc.h"
 #include "parallax/metadata.h"
 
@@ -27,10 +28,27 @@ inline constexpr std::string_view kReferenceTimestampsKey = "gst.reference-times
 /// mini-object lock bits).
 inline constexpr std::uint32_t kCarriedFlags = 0x1FFF0u;
 
-/// GstFormat <-> link::SegmentFormat. The core's values are GStreamer's (static_asserts in
+/// GstFormat <-> SegmentFormat. The core's values are GStreamer's (static_asserts in
 /// convert.cpp keep them so); formats registered at run time pass through as their number.
-[[nodiscard]] link::SegmentFormat segment_format_from_gst(GstFormat f) noexcept;
-[[nodiscard]] GstFormat segment_format_to_gst(link::SegmentFormat f) noexcept;
+[[nodiscard]] SegmentFormat segment_format_from_gst(GstFormat f) noexcept;
+[[nodiscard]] GstFormat segment_format_to_gst(SegmentFormat f) noexcept;
+
+/// GstSegment <-> StreamSegment (every field; the format through segment_format_*_gst).
+[[nodiscard]] StreamSegment segment_from_gst(const GstSegment& seg) noexcept;
+void segment_to_gst(const StreamSegment& s, GstSegment& seg) noexcept;
+
+/// The Parallax event (parallax/event.h, what the transport carries) of a downstream GstEvent:
+/// stream-start (id, group id), caps (the gst_caps_to_string text, kept whole by
+/// Caps::from_text), segment, eos, flush-start, flush-stop (reset-time), and as `custom`
+/// events named by gst_event_type_get_name(): tag (the tag list as text),
+/// custom-downstream[-oob|-sticky] and custom-both[-oob] (the structure as text).
+/// std::nullopt for anything else (GStreamer-internal events, a custom event without a
+/// structure).
+[[nodiscard]] std::optional<Event> event_from_gst(GstEvent* event);
+/// The GstEvent of an event (a new reference), the inverse of event_from_gst; nullptr when it
+/// has no GStreamer form: a custom event of another name, or whose text GStreamer cannot parse
+/// (a peer's bad input: the caller drops it), caps text gst_caps_from_string refuses.
+[[nodiscard]] GstEvent* event_to_gst(const Event& event);
 
 /// Fills `meta` (all fields replaced) from `buf`: pts, dts, duration, offset, offset_end,
 /// flags, GstVideoMeta, GstReferenceTimestampMeta. `sequence` becomes meta.sequence.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // Caps: a stream format in GStreamer's caps syntax ("video/x-raw,format=RGBA,width=640"),
-// parsed just far enough to check compatibility (capsfilter) and to print it back.
+// parsed just far enough to check compatibility (capsfilter) and to print it back. Caps made
+// from text keep that text, so a format crosses processes and relays byte for byte.
 #pragma once
 
 #include <cstddef>
@@ -11,7 +12,7 @@
 
 #include "parallax/result.h"
 
-namespace parallax::pipeline {
+namespace parallax {
 
 /// The value of one caps field: a fixed value, a list of alternatives (`{ RGBA, BGRA }`) or an
 /// integer range (`[ 1, 4096 ]`). Values are kept as text with type casts ("(int)") and quotes
@@ -50,7 +51,13 @@ class Caps {
 
   /// Parses GStreamer caps syntax. When `error_pos` is given, it receives the byte offset of
   /// the first character that could not be parsed.
+  /// The caps keep `text` (text()).
   [[nodiscard]] static Result<Caps> parse(std::string_view text, std::size_t* error_pos = nullptr);
+  /// Caps from a format string of any origin (a GStreamer peer, the wire); never fails. What
+  /// the parser reads whole is parsed; otherwise (GStreamer arrays `< … >`, nested structures)
+  /// the caps hold the media type alone (ANY when even that cannot be read) and complete() is
+  /// false. Either way text() is `text` unchanged.
+  [[nodiscard]] static Caps from_text(std::string text);
   [[nodiscard]] static Caps any() { return Caps{}; }
   [[nodiscard]] static Caps empty_caps();
 
@@ -71,12 +78,33 @@ class Caps {
 
   /// Canonical text: "video/x-raw, format=RGBA, width=640".
   [[nodiscard]] std::string to_string() const;
+  /// The text these caps were made from (parse(), from_text()), casts and spacing as given;
+  /// the canonical to_string() for caps that were computed (intersect() of two parsed caps).
+  /// This is what crosses a process boundary.
+  [[nodiscard]] std::string text() const { return text_.empty() ? to_string() : text_; }
+  /// Whether the structures hold everything text() says (false: from_text() could read only
+  /// the media type, or nothing).
+  [[nodiscard]] bool complete() const noexcept { return complete_; }
 
-  bool operator==(const Caps&) const = default;
+  /// Equal formats: the same structures (ANY / EMPTY alike). Caps that are not complete() are
+  /// equal only when their texts are too, since their structures hold only part of them.
+  [[nodiscard]] bool operator==(const Caps& o) const {
+    return any_ == o.any_ && structures_ == o.structures_ && complete_ == o.complete_ &&
+           (complete_ || text_ == o.text_);
+  }
 
  private:
   bool any_{true};
+  bool complete_{true};
   std::vector<CapsStructure> structures_;
+  std::string text_;  ///< source text, empty when computed
 };
 
-}  // namespace parallax::pipeline
+namespace pipeline {
+using parallax::Caps;
+using parallax::CapsField;
+using parallax::CapsStructure;
+using parallax::CapsValue;
+}  // namespace pipeline
+
+}  // namespace parallax

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "parallax/buffer.h"
+#include "parallax/event.h"
 #include "parallax/pool.h"
 #include "parallax/result.h"
 
@@ -36,66 +37,9 @@ enum class Policy : std::uint8_t {
 /// Parses the names above (also accepts '_' for '-'); invalid_argument otherwise.
 [[nodiscard]] Result<Policy> policy_from_string(std::string_view s);
 
-/// The unit of a segment's positions. Carried on the wire as its u32 value; a value not
-/// listed (a format registered by an application) passes through unchanged. The bridge
-/// (libparallax-gst, convert.h) maps GstFormat to this and back.
-enum class SegmentFormat : std::uint32_t {
-  undefined = 0,
-  default_units = 1,  ///< the stream's own unit (samples, frames)
-  bytes = 2,
-  time = 3,  ///< nanoseconds
-  buffers = 4,
-  percent = 5,
-};
-
-/// The essentials of a GstSegment. Times in nanoseconds; kNone mirrors GST_CLOCK_TIME_NONE.
-struct SegmentInfo {
-  static constexpr std::uint64_t kNone = UINT64_MAX;
-  SegmentFormat format{SegmentFormat::time};
-  std::uint32_t flags{0};  ///< GstSegmentFlags
-  double rate{1.0};
-  double applied_rate{1.0};
-  std::uint64_t base{0};
-  std::uint64_t offset{0};
-  std::uint64_t start{0};
-  std::uint64_t stop{kNone};
-  std::uint64_t time{0};
-  std::uint64_t position{0};
-  std::uint64_t duration{kNone};
-  bool operator==(const SegmentInfo&) const = default;
-};
-
-enum class EventType : std::uint8_t {
-  format = 1,        ///< `caps`: the stream format, a caps string in GStreamer syntax (opaque here)
-  stream_start = 2,  ///< `name`: the stream id; `group_id`
-  segment = 3,       ///< `segment`
-  eos = 4,           ///< end of stream: recv() returns std::nullopt
-  flush_start = 5,
-  flush_stop = 6,  ///< `reset_time`
-  custom = 7,      ///< `name` + `data` (opaque bytes)
-};
-[[nodiscard]] std::string_view to_string(EventType t) noexcept;
-
-/// An in-band stream event. Events travel in the same ordered stream as buffers and are never
-/// dropped by a drop policy. Build them with the factories below.
-struct Event {
-  EventType type{EventType::custom};
-  std::string caps;             ///< format
-  std::string name;             ///< stream_start: stream id; custom: event name
-  std::uint32_t group_id{0};    ///< stream_start
-  SegmentInfo segment;          ///< segment
-  bool reset_time{true};        ///< flush_stop
-  std::vector<std::byte> data;  ///< custom
-
-  [[nodiscard]] static Event format(std::string caps);
-  [[nodiscard]] static Event stream_start(std::string stream_id, std::uint32_t group_id = 0);
-  [[nodiscard]] static Event make_segment(const SegmentInfo& s);
-  [[nodiscard]] static Event eos();
-  [[nodiscard]] static Event flush_start();
-  [[nodiscard]] static Event flush_stop(bool reset_time = true);
-  [[nodiscard]] static Event custom(std::string name, std::vector<std::byte> data);
-  bool operator==(const Event&) const = default;
-};
+// Events are the one model of parallax/event.h (link::Event is parallax::Event); the wire
+// encodes them as in docs/protocol.md. A caps event carries its Caps' text() unchanged; the
+// subscriber rebuilds the Caps with Caps::from_text, which never fails.
 
 /// Largest encoded event (caps string, custom payload...) the transport carries. Larger events
 /// are refused with invalid_argument. Also bounded by a quarter of the ring size.
@@ -295,11 +239,11 @@ class IpcPublisher {
   /// freeze()s the loan and sends it.
   [[nodiscard]] Result<void> send(memory::Loan&& loan);
 
-  /// Sends an event in order with the buffers. format, stream_start and segment are sticky:
+  /// Sends an event in order with the buffers. caps, stream_start and segment are sticky:
   /// a subscriber joining later receives the latest of each first (then eos if the stream
   /// has ended). flush_stop clears a sticky eos.
   [[nodiscard]] Result<void> send_event(const Event& event);
-  /// send_event(Event::format(caps)).
+  /// send_event(Event::make_caps(Caps::from_text(caps))): `caps` is sent unchanged.
   [[nodiscard]] Result<void> set_format(std::string caps);
   /// send_event(Event::eos()).
   [[nodiscard]] Result<void> send_eos();
@@ -437,10 +381,10 @@ class IpcSubscriber {
   [[nodiscard]] Result<std::optional<Item>> recv_item();
   [[nodiscard]] Result<std::optional<Item>> recv_item_for(std::chrono::nanoseconds timeout);
 
-  /// The latest format (caps string) seen, if any.
+  /// The latest format (the caps event's text) seen, if any.
   [[nodiscard]] const std::optional<std::string>& format() const;
   /// The latest segment seen, if any.
-  [[nodiscard]] const std::optional<SegmentInfo>& segment() const;
+  [[nodiscard]] const std::optional<StreamSegment>& segment() const;
 
   /// Makes a blocked (or the next) recv*() return cancelled until resume(). Thread-safe
   /// (GStreamer's unlock()/unlock_stop()).

@@ -231,7 +231,7 @@ class TypedPublisher {
   /// Any other event (segment, custom...). A format event would change what subscribers
   /// expect: it is refused with invalid_argument.
   [[nodiscard]] Result<void> send_event(const Event& ev) {
-    if (ev.type == EventType::format)
+    if (ev.type == EventType::caps)
       return err(Errc::invalid_argument, "a TypedPublisher's format is archive_format<T>()");
     return pub_.send_event(ev);
   }

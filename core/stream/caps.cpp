@@ -7,7 +7,7 @@
 #include <charconv>
 #include <optional>
 
-namespace parallax::pipeline {
+namespace parallax {
 namespace {
 
 class CapsParser {
@@ -320,6 +320,21 @@ Result<Caps> Caps::parse(std::string_view text, std::size_t* error_pos) {
     return std::move(r).error();
   }
   c.any_ = any;
+  c.text_.assign(text);
+  return c;
+}
+
+Caps Caps::from_text(std::string text) {
+  if (auto c = parse(text)) return std::move(*c);
+  // What the parser cannot read whole: announce the media type (up to the first ',' or ';').
+  Caps c;
+  std::string_view media(text);
+  media = media.substr(0, media.find_first_of(",;"));
+  while (!media.empty() && std::isspace(static_cast<unsigned char>(media.back())))
+    media.remove_suffix(1);
+  if (auto m = parse(media); m && !m->is_any() && !m->is_empty()) c = std::move(*m);
+  c.complete_ = false;
+  c.text_ = std::move(text);
   return c;
 }
 
@@ -346,6 +361,8 @@ Caps Caps::intersect(const Caps& other) const {
   for (const auto& a : structures_)
     for (const auto& b : other.structures_)
       if (auto s = intersect_structures(a, b)) r.structures_.push_back(std::move(*s));
+  // Nothing narrowed: the result is this format, so it keeps this format's text.
+  if (r.structures_ == structures_) return *this;
   return r;
 }
 
@@ -362,4 +379,4 @@ std::string Caps::to_string() const {
   return out;
 }
 
-}  // namespace parallax::pipeline
+}  // namespace parallax

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// Event constructors and their text form (used by parallax-launch -v).
+// The one event model: constructors, equality and the text form (used by parallax-launch -v).
 #include "parallax/event.h"
 
-namespace parallax::pipeline {
+namespace parallax {
 
 std::string_view to_string(EventType t) noexcept {
   switch (t) {
@@ -24,10 +24,11 @@ std::string_view to_string(EventType t) noexcept {
   return "unknown";
 }
 
-Event Event::stream_start(std::string id) {
+Event Event::stream_start(std::string id, std::uint32_t group_id) {
   Event e;
   e.type = EventType::stream_start;
   e.stream_id = std::move(id);
+  e.group_id = group_id;
   return e;
 }
 Event Event::make_caps(Caps c) {
@@ -36,7 +37,7 @@ Event Event::make_caps(Caps c) {
   e.caps = std::move(c);
   return e;
 }
-Event Event::make_segment(StreamSegment s) {
+Event Event::make_segment(const StreamSegment& s) {
   Event e;
   e.type = EventType::segment;
   e.segment = s;
@@ -52,9 +53,10 @@ Event Event::flush_start() {
   e.type = EventType::flush_start;
   return e;
 }
-Event Event::flush_stop() {
+Event Event::flush_stop(bool reset_time) {
   Event e;
   e.type = EventType::flush_stop;
+  e.reset_time = reset_time;
   return e;
 }
 Event Event::custom(std::string name, std::string data) {
@@ -65,17 +67,33 @@ Event Event::custom(std::string name, std::string data) {
   return e;
 }
 
+bool Event::operator==(const Event& o) const {
+  return type == o.type && stream_id == o.stream_id && group_id == o.group_id && caps == o.caps &&
+         caps.text() == o.caps.text() && segment == o.segment && reset_time == o.reset_time &&
+         name == o.name && data == o.data;
+}
+
 std::string Event::to_string() const {
-  std::string s(pipeline::to_string(type));
+  std::string s(parallax::to_string(type));
   switch (type) {
     case EventType::stream_start:
       return s + ": " + stream_id;
     case EventType::caps:
       return s + ": " + caps.to_string();
-    case EventType::segment:
-      return s + ": start=" + std::to_string(segment.start) +
-             " stop=" + (segment.stop ? std::to_string(*segment.stop) : std::string("none")) +
-             " time=" + std::to_string(segment.time) + " rate=" + std::to_string(segment.rate);
+    case EventType::segment: {
+      auto pos = [](std::uint64_t v) {
+        return v == StreamSegment::kNone ? std::string("none") : std::to_string(v);
+      };
+      std::string out = s;
+      if (segment.format != SegmentFormat::time)
+        out += ": format=" + std::to_string(static_cast<std::uint32_t>(segment.format)) + " start=";
+      else
+        out += ": start=";
+      return out + pos(segment.start) + " stop=" + pos(segment.stop) +
+             " time=" + pos(segment.time) + " rate=" + std::to_string(segment.rate);
+    }
+    case EventType::flush_stop:
+      return reset_time ? s : s + ": no reset-time";
     case EventType::custom:
       return s + ": " + name + (data.empty() ? "" : " " + data);
     default:
@@ -83,4 +101,4 @@ std::string Event::to_string() const {
   }
 }
 
-}  // namespace parallax::pipeline
+}  // namespace parallax
