@@ -1,19 +1,19 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // tcpsrc and tcpsink: a raw byte stream over TCP, as client or server. Sockets are
-// non-blocking and every wait also watches an eventfd, so stop() and EOS requests always
-// interrupt them: a stalled peer can hold up only the thread that talks to it.
+// non-blocking and every wait also watches an eventfd (base/wait.h), so stop() and EOS requests
+// always interrupt them: a stalled peer can hold up only the thread that talks to it.
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "base/wait.h"
 #include "common.h"
 #include "parallax/unique_fd.h"
 
@@ -34,9 +34,7 @@ class TcpEndpoint {
     port_ = static_cast<std::uint16_t>(port);
     conn_.reset();
     listen_.reset();
-    int w = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (w < 0) return Error::from_errno("eventfd");
-    wake_.reset(w);
+    PLX_ASSIGN(wake_, base::make_eventfd());
     bound_port_.store(0);
     if (!server_) return ok();
     PLX_ASSIGN(sockaddr_storage addr, resolve());
@@ -62,25 +60,19 @@ class TcpEndpoint {
     listen_.reset();
   }
   void wake() {
-    if (wake_.valid()) {
-      std::uint64_t one = 1;
-      (void)!::write(wake_.get(), &one,
-                     sizeof one);  // stays readable: every later wait returns too
-    }
+    if (wake_.valid()) base::signal_eventfd(wake_.get());  // never drained: later waits return too
   }
   [[nodiscard]] std::uint64_t bound_port() const { return bound_port_.load(); }
   [[nodiscard]] bool connected() const { return conn_.valid(); }
   [[nodiscard]] int fd() const { return conn_.get(); }
 
   Wait wait(int fd, short events) {
-    pollfd p[2] = {{fd, events, 0}, {wake_.get(), POLLIN, 0}};
-    for (;;) {
-      int r = ::poll(p, 2, -1);
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) return Wait::failed;
-      if (p[1].revents != 0) return Wait::woken;
-      return Wait::ready;
+    auto w = base::wait_fd(fd, events, wake_.get());
+    if (!w) {
+      wait_error_ = std::move(w).error();
+      return Wait::failed;
     }
+    return *w == base::Wait::ready ? Wait::ready : Wait::woken;
   }
 
   // Establishes the connection (accept or connect). ok with connected(), or a flow to return.
@@ -126,7 +118,11 @@ class TcpEndpoint {
     return FlowReturn::error;
   }
   FlowReturn woken(Wait w) {
-    if (w == Wait::failed) return fail("poll");
+    if (w == Wait::failed) {
+      conn_.reset();
+      owner_->post_error(wait_error_.code, wait_error_.message);
+      return FlowReturn::error;
+    }
     if (owner_->stopping()) return FlowReturn::flushing;
     return FlowReturn::eos;  // request_eos()
   }
@@ -159,6 +155,7 @@ class TcpEndpoint {
   UniqueFd listen_;
   UniqueFd conn_;
   UniqueFd wake_;
+  Error wait_error_;  // why the last wait() failed
   std::atomic<std::uint64_t> bound_port_{0};
 };
 

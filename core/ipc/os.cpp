@@ -3,102 +3,18 @@
 // EINTR retried, every received fd closed when the control data was truncated.
 #include "ipc/os.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <utility>
+#include <string>
 
 namespace parallax::link::os {
 
 namespace {
-constexpr int kRequiredSeals = F_SEAL_SHRINK | F_SEAL_GROW;
 constexpr std::size_t kMaxFdsPerMsg = 8;
 }  // namespace
-
-ShmRegion::ShmRegion(ShmRegion&& o) noexcept
-    : base_(std::exchange(o.base_, nullptr)),
-      size_(std::exchange(o.size_, 0)),
-      fd_(std::move(o.fd_)) {}
-
-ShmRegion& ShmRegion::operator=(ShmRegion&& o) noexcept {
-  if (this != &o) {
-    if (base_ != nullptr) ::munmap(base_, size_);
-    base_ = std::exchange(o.base_, nullptr);
-    size_ = std::exchange(o.size_, 0);
-    fd_ = std::move(o.fd_);
-  }
-  return *this;
-}
-
-ShmRegion::~ShmRegion() {
-  if (base_ != nullptr) ::munmap(base_, size_);
-}
-
-Result<ShmRegion> ShmRegion::create(const char* name, std::size_t size) {
-  UniqueFd fd(::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!fd) return Error::from_errno("memfd_create");
-  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) return Error::from_errno("ftruncate");
-  if (::fcntl(fd.get(), F_ADD_SEALS, kRequiredSeals | F_SEAL_SEAL) != 0)
-    return Error::from_errno("F_ADD_SEALS");
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-  if (p == MAP_FAILED) return Error::from_errno("mmap(ring)");
-  ShmRegion r;
-  r.base_ = static_cast<std::byte*>(p);
-  r.size_ = size;
-  r.fd_ = std::move(fd);
-  return r;
-}
-
-Result<void> check_readonly_fd(int fd) {
-  int fl = ::fcntl(fd, F_GETFL);
-  if (fl < 0) return Error::from_errno("F_GETFL");
-  if ((fl & O_ACCMODE) != O_RDONLY)
-    return err(Errc::data_loss, "peer sent a writable fd where a read-only one is required");
-  return {};
-}
-
-Result<ShmRegion> ShmRegion::import(UniqueFd fd, std::size_t size, bool writable) {
-  if (!fd) return err(Errc::data_loss, "missing fd");
-  int seals = ::fcntl(fd.get(), F_GET_SEALS);
-  if (seals < 0) return err(Errc::data_loss, "received fd is not a sealable memfd");
-  if ((seals & kRequiredSeals) != kRequiredSeals)
-    return err(Errc::data_loss, "received memfd is not sealed against shrink and grow");
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return Error::from_errno("fstat");
-  if (static_cast<std::uint64_t>(st.st_size) != size)
-    return err(Errc::data_loss, "received memfd has size " + std::to_string(st.st_size) +
-                                    ", announced " + std::to_string(size));
-  if (!writable) PLX_TRY(check_readonly_fd(fd.get()));
-  void* p =
-      ::mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd.get(), 0);
-  if (p == MAP_FAILED) return Error::from_errno("mmap(received memfd)");
-  ShmRegion r;
-  r.base_ = static_cast<std::byte*>(p);
-  r.size_ = size;
-  r.fd_ = std::move(fd);
-  return r;
-}
-
-Result<UniqueFd> ShmRegion::export_fd(bool writable) const {
-  if (writable) {
-    int fd = ::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) return Error::from_errno("dup");
-    return UniqueFd(fd);
-  }
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd_.get());
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error::from_errno("reopen memfd read-only");
-  return UniqueFd(fd);
-}
 
 Result<void> send_msg(int sock, std::span<const std::byte> bytes, std::span<const int> fds) {
   if (fds.size() > kMaxFdsPerMsg) return err(Errc::internal, "too many fds for one message");
@@ -189,28 +105,6 @@ Result<sockaddr_un> make_addr(std::string_view path) {
   return a;
 }
 
-Result<UniqueFd> make_eventfd() {
-  UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!fd) return Error::from_errno("eventfd");
-  return fd;
-}
-
-void signal_eventfd(int fd) noexcept {
-  const std::uint64_t one = 1;
-  ssize_t r;
-  do {
-    r = ::write(fd, &one, sizeof one);
-  } while (r < 0 && errno == EINTR);
-}
-
-void drain_eventfd(int fd) noexcept {
-  std::uint64_t v;
-  ssize_t r;
-  do {
-    r = ::read(fd, &v, sizeof v);
-  } while (r < 0 && errno == EINTR);
-}
-
 Result<WakePair> make_wake_pair() {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
@@ -265,17 +159,6 @@ bool drain_wake(int fd) noexcept {
     if (static_cast<unsigned>(n) < kBatch) return true;  // the queue is empty now
   }
   return true;
-}
-
-std::size_t count_open_fds() {
-  std::size_t n = 0;
-  DIR* d = ::opendir("/proc/self/fd");
-  if (d == nullptr) return 0;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') ++n;
-  }
-  ::closedir(d);
-  return n > 0 ? n - 1 : 0;  // the directory's own fd
 }
 
 }  // namespace parallax::link::os

@@ -85,7 +85,7 @@ struct Sub {
   Policy policy{Policy::block};
   std::uint32_t quota{0};
 
-  os::ShmRegion ring_region, ack_region;
+  memory::Segment ring_region, ack_region;  // sealed memfds, shared with the subscriber
   wire::RingHeader* rh{nullptr};
   std::byte* rdata{nullptr};
   std::uint32_t cap{0};
@@ -953,27 +953,27 @@ struct IpcPublisher::Impl {
     if (s.quota == 0) s.quota = opts.max_leases_per_subscriber;
     s.cap = opts.ring_bytes;
     s.ret_cap = next_pow2(s.quota);
-    PLX_ASSIGN(s.ring_region,
-               os::ShmRegion::create("parallax-ipc-ring", sizeof(wire::RingHeader) + s.cap));
-    PLX_ASSIGN(s.ack_region, os::ShmRegion::create("parallax-ipc-ack",
-                                                   sizeof(wire::AckHeader) + 8ull * s.ret_cap));
-    s.rh = new (s.ring_region.data()) wire::RingHeader{};
+    PLX_ASSIGN(s.ring_region, memory::SharedMemorySegment::create(
+                                  "parallax-ipc-ring", sizeof(wire::RingHeader) + s.cap));
+    PLX_ASSIGN(s.ack_region, memory::SharedMemorySegment::create(
+                                 "parallax-ipc-ack", sizeof(wire::AckHeader) + 8ull * s.ret_cap));
+    s.rh = new (s.ring_region.writable_data()) wire::RingHeader{};
     s.rh->magic = wire::kRingMagic;
     s.rh->version = wire::kVersion;
     s.rh->header_size = sizeof(wire::RingHeader);
     s.rh->capacity = s.cap;
-    s.rdata = s.ring_region.data() + sizeof(wire::RingHeader);
-    s.ah = new (s.ack_region.data()) wire::AckHeader{};
+    s.rdata = s.ring_region.writable_data() + sizeof(wire::RingHeader);
+    s.ah = new (s.ack_region.writable_data()) wire::AckHeader{};
     s.ah->magic = wire::kAckMagic;
     s.ah->version = wire::kVersion;
     s.ah->header_size = sizeof(wire::AckHeader);
     s.ah->return_capacity = s.ret_cap;
-    s.rets = reinterpret_cast<std::atomic<std::uint64_t>*>(s.ack_region.data() +
+    s.rets = reinterpret_cast<std::atomic<std::uint64_t>*>(s.ack_region.writable_data() +
                                                            sizeof(wire::AckHeader));
     PLX_ASSIGN(os::WakePair wake, os::make_wake_pair());
     s.wake = std::move(wake.first);
-    PLX_ASSIGN(UniqueFd ring_ro, s.ring_region.export_fd(false));
-    PLX_ASSIGN(UniqueFd ack_rw, s.ack_region.export_fd(true));
+    PLX_ASSIGN(UniqueFd ring_ro, s.ring_region.export_fd(memory::Access::read_only));
+    PLX_ASSIGN(UniqueFd ack_rw, s.ack_region.export_fd(memory::Access::read_write));
     wire::Welcome w{s.cap,
                     static_cast<std::uint32_t>(s.ring_region.size()),
                     static_cast<std::uint32_t>(s.ack_region.size()),

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "base/wait.h"
 #include "ipc/os.h"
 #include "ipc/wire.h"
 #include "parallax/ipc.h"
@@ -33,14 +34,9 @@ Result<PublisherStats> query_stats(std::string_view path, std::chrono::milliseco
   bool have_head = false;
   std::uint32_t want_segments = 0, want_subs = 0;
   for (;;) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return err(Errc::timeout, "no complete stats answer from " + std::string(path));
-    pollfd p{fd.get(), POLLIN, 0};
-    const int n = ::poll(&p, 1, static_cast<int>(left));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error::from_errno("poll");
-    if (n == 0) continue;  // the deadline check above ends it
+    PLX_ASSIGN(base::Wait w, base::wait_fd(fd.get(), POLLIN, -1, deadline));
+    if (w == base::Wait::timed_out)
+      return err(Errc::timeout, "no complete stats answer from " + std::string(path));
     std::byte buf[wire::kMaxMsgSize];
     PLX_ASSIGN(os::Received r, os::recv_msg(fd.get(), buf, true));
     if (r.would_block) continue;

@@ -40,7 +40,7 @@ struct RemoteCore;
 /// The shared state of one connection.
 struct Conn {
   UniqueFd sock;
-  os::ShmRegion ring, ack;
+  memory::Segment ring, ack;  // the publisher's sealed memfds: ring read-only, ack shared
   const wire::RingHeader* rh{nullptr};
   const std::byte* rdata{nullptr};
   std::uint32_t cap{0};
@@ -264,10 +264,8 @@ struct IpcSubscriber::Impl {
           failure = err(Errc::resource_exhausted, why);
           return *failure;
         }
-        if (auto ro = os::check_readonly_fd(r->fds[0].get()); !ro)
-          return protocol_error(ro.error().message);
         auto seg = memory::Segment::import(std::move(r->fds[0]), memory::Access::read_only,
-                                           sa->size, "parallax-ipc-remote");
+                                           sa->size, "parallax-ipc-remote", {.read_only_fd = true});
         if (!seg) return protocol_error("refusing segment: " + seg.error().message);
         c.segments.emplace(sa->segment_id,
                            std::make_shared<const memory::Segment>(std::move(seg).value()));
@@ -336,8 +334,11 @@ struct IpcSubscriber::Impl {
       return err(Errc::data_loss, "welcome without its three fds");
     auto c = std::make_shared<Conn>();
     c->welcome = *w;
-    PLX_ASSIGN(c->ring, os::ShmRegion::import(std::move(r.fds[0]), w->ring_map_size, false));
-    PLX_ASSIGN(c->ack, os::ShmRegion::import(std::move(r.fds[1]), w->ack_map_size, true));
+    PLX_ASSIGN(c->ring, memory::Segment::import(std::move(r.fds[0]), memory::Access::read_only,
+                                                w->ring_map_size, "parallax-ipc-ring",
+                                                {.read_only_fd = true}));
+    PLX_ASSIGN(c->ack, memory::Segment::import(std::move(r.fds[1]), memory::Access::read_write,
+                                               w->ack_map_size, "parallax-ipc-ack"));
     if (!os::is_wake_socket(r.fds[2].get()))
       return err(Errc::data_loss, "welcome: the wake-up fd is not a Unix seqpacket socket");
     c->wake = std::move(r.fds[2]);
@@ -345,10 +346,10 @@ struct IpcSubscriber::Impl {
     PLX_TRY(wire::check_ring_header(*c->rh, w->ring_bytes));
     c->rdata = c->ring.data() + sizeof(wire::RingHeader);
     c->cap = w->ring_bytes;
-    c->ah = reinterpret_cast<wire::AckHeader*>(c->ack.data());
+    c->ah = reinterpret_cast<wire::AckHeader*>(c->ack.writable_data());
     PLX_TRY(wire::check_ack_header(*c->ah, w->return_capacity));
-    c->rets =
-        reinterpret_cast<std::atomic<std::uint64_t>*>(c->ack.data() + sizeof(wire::AckHeader));
+    c->rets = reinterpret_cast<std::atomic<std::uint64_t>*>(c->ack.writable_data() +
+                                                            sizeof(wire::AckHeader));
     c->ret_cap = w->return_capacity;
     c->ret_write = c->ah->ret_write.load(std::memory_order_acquire);
     c->sock = std::move(sock);

@@ -7,17 +7,16 @@
 #include <linux/memfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
 
+#include "base/fd.h"
 #include "parallax/log.h"
 
 #ifndef MFD_HUGETLB
@@ -33,7 +32,6 @@ namespace parallax::memory {
 // receiver that verified the size can never SIGBUS), and nobody may add or remove seals.
 constexpr int kRequiredSeals = F_SEAL_SHRINK | F_SEAL_GROW;
 constexpr int kAppliedSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
-constexpr std::uint64_t kHugetlbfsMagic = 0x958458f6;  // linux/magic.h HUGETLBFS_MAGIC
 
 std::string_view to_string(Backend b) noexcept {
   switch (b) {
@@ -73,12 +71,10 @@ Result<void> check_size(std::size_t size) {
   return {};
 }
 
-Result<UniqueFd> make_memfd(std::string_view name, unsigned flags) {
-  std::string n(name.empty() ? "parallax" : name);
-  if (n.size() > 249) n.resize(249);  // memfd names are limited to 249 bytes
-  int fd = static_cast<int>(::syscall(SYS_memfd_create, n.c_str(), flags));
-  if (fd < 0) return Error::from_errno("memfd_create(" + n + ")");
-  return UniqueFd(fd);
+// A base-layer error said in the import's words.
+Error in_import(Error e) {
+  e.message = "import: " + e.message;
+  return e;
 }
 
 Result<std::byte*> map_fd(int fd, std::size_t size, Access access) {
@@ -121,7 +117,7 @@ struct SegmentFactory {
 
   static Result<Segment> memfd(std::string_view name, std::size_t size, unsigned extra_flags,
                                std::size_t map_size, Backend backend, HugePages huge) {
-    PLX_ASSIGN(UniqueFd fd, make_memfd(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | extra_flags));
+    PLX_ASSIGN(UniqueFd fd, base::make_memfd(name, extra_flags));
     if (::ftruncate(fd.get(), static_cast<off_t>(map_size)) != 0)
       return Error::from_errno("ftruncate(memfd)");
     if (huge == HugePages::hugetlb) {
@@ -129,19 +125,17 @@ struct SegmentFactory {
       // huge page the system may not have (SIGBUS in the subscriber), so importers require a
       // write seal (Segment::import). F_SEAL_FUTURE_WRITE after our own writable mapping: it
       // forbids fallocate(PUNCH_HOLE), write() and new writable mappings, not this one.
-      if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0)
-        return Error::from_errno("fcntl(F_ADD_SEALS)");
+      PLX_TRY(base::add_seals(fd.get(), F_SEAL_SHRINK | F_SEAL_GROW));
       PLX_ASSIGN(std::byte * base, map_fd(fd.get(), map_size, Access::read_write));
-      if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0) {
-        auto e = Error::from_errno("fcntl(F_ADD_SEALS, F_SEAL_FUTURE_WRITE) on hugetlbfs");
+      if (auto sealed = base::add_seals(fd.get(), F_SEAL_FUTURE_WRITE | F_SEAL_SEAL); !sealed) {
         ::munmap(base, map_size);
-        return e;
+        return err(sealed.error().code,
+                   "F_SEAL_FUTURE_WRITE on hugetlbfs: " + sealed.error().message);
       }
       return make(base, size, map_size, std::move(fd), std::string(name), backend,
                   Access::read_write, huge);
     }
-    if (::fcntl(fd.get(), F_ADD_SEALS, kAppliedSeals) != 0)
-      return Error::from_errno("fcntl(F_ADD_SEALS)");
+    PLX_TRY(base::add_seals(fd.get(), kAppliedSeals));
     PLX_ASSIGN(std::byte * base, map_fd(fd.get(), map_size, Access::read_write));
     return make(base, size, map_size, std::move(fd), std::string(name), backend, Access::read_write,
                 huge);
@@ -177,53 +171,44 @@ Result<UniqueFd> Segment::export_fd(Access access) const {
   if (access == Access::read_write) {
     if (access_ != Access::read_write)
       return err(Errc::permission_denied, "a read-only segment cannot export a writable fd");
-    int fd = ::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) return Error::from_errno("dup(segment fd)");
-    return UniqueFd(fd);
+    return base::dup_fd(fd_.get());
   }
-  // Reopening through /proc gives a new open file description that is O_RDONLY: the receiver
-  // cannot mmap it PROT_WRITE nor mprotect a mapping of it to writable.
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd_.get());
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error::from_errno("reopen segment fd read-only");
-  return UniqueFd(fd);
+  // A new open file description that is O_RDONLY: the receiver cannot mmap it PROT_WRITE nor
+  // mprotect a mapping of it to writable.
+  return base::reopen_read_only(fd_.get());
 }
 
 Result<Segment> Segment::import(UniqueFd fd, Access access, std::size_t expected_size,
-                                std::string_view name) {
+                                std::string_view name, ImportRules rules) {
   if (!fd.valid()) return err(Errc::invalid_argument, "import: invalid fd");
   PLX_TRY(check_size(expected_size));
-  int seals = ::fcntl(fd.get(), F_GET_SEALS);
-  if (seals < 0) {
-    if (errno == EINVAL)
-      return err(Errc::data_loss, "import: fd is not a sealable memfd (F_GET_SEALS: EINVAL)");
-    return Error::from_errno("import: F_GET_SEALS");
-  }
-  if ((seals & kRequiredSeals) != kRequiredSeals)
+  auto seals = base::get_seals(fd.get());
+  if (!seals) return in_import(std::move(seals).error());
+  if ((*seals & kRequiredSeals) != kRequiredSeals)
     return err(Errc::data_loss, "import: memfd is not sealed against shrink and grow (seals=" +
-                                    std::to_string(seals) + ")");
+                                    std::to_string(*seals) + ")");
   // hugetlbfs: without a write seal the sender can punch holes (fallocate) and our next read of
   // the hole faults in a huge page the system may not have: SIGBUS instead of an error.
-  struct statfs sfs {};
-  if (::fstatfs(fd.get(), &sfs) != 0) return Error::from_errno("import: fstatfs");
-  const bool hugetlbfs = static_cast<std::uint64_t>(sfs.f_type) == kHugetlbfsMagic;
-  if (hugetlbfs && (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) == 0)
+  auto hugetlbfs = base::on_hugetlbfs(fd.get());
+  if (!hugetlbfs) return in_import(std::move(hugetlbfs).error());
+  if (*hugetlbfs && (*seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) == 0)
     return err(Errc::data_loss,
                "import: hugetlbfs memfd not sealed against writes (F_SEAL_WRITE or "
                "F_SEAL_FUTURE_WRITE): its sender could punch holes that fault as SIGBUS");
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return Error::from_errno("import: fstat");
-  if (static_cast<std::uint64_t>(st.st_size) != expected_size)
-    return err(Errc::data_loss, "import: memfd size " + std::to_string(st.st_size) +
+  auto size = base::file_size(fd.get());
+  if (!size) return in_import(std::move(size).error());
+  if (*size != expected_size)
+    return err(Errc::data_loss, "import: memfd size " + std::to_string(*size) +
                                     " differs from the announced " + std::to_string(expected_size));
-  int fl = ::fcntl(fd.get(), F_GETFL);
-  if (fl < 0) return Error::from_errno("import: F_GETFL");
-  bool fd_writable = (fl & O_ACCMODE) != O_RDONLY;
-  if (access == Access::read_write && !fd_writable)
+  auto fd_writable = base::is_writable(fd.get());
+  if (!fd_writable) return in_import(std::move(fd_writable).error());
+  if (access == Access::read_write && !*fd_writable)
     return err(Errc::permission_denied, "import: fd is read-only, cannot map read-write");
+  if (rules.read_only_fd && *fd_writable)
+    return err(Errc::data_loss,
+               "import: the peer sent a writable fd where a read-only one is required");
   PLX_ASSIGN(std::byte * base, map_fd(fd.get(), expected_size, access));
-  HugePages huge = hugetlbfs ? HugePages::hugetlb : HugePages::none;
+  HugePages huge = *hugetlbfs ? HugePages::hugetlb : HugePages::none;
   return SegmentFactory::make(base, expected_size, expected_size, std::move(fd), std::string(name),
                               Backend::memfd, access, huge);
 }

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/fd.h"
 #include "ipc/os.h"
 #include "ipc/wire.h"
 #include "ipc_test_util.h"
@@ -432,7 +433,7 @@ bool closed_by_peer(int fd) {
 struct RawSession {
   int fd{-1};
   wire::Welcome w;
-  os::ShmRegion ring, ack;
+  memory::Segment ring, ack;
   std::vector<UniqueFd> wake;  // the wake-up fds of the welcome (whatever this version uses)
 };
 
@@ -470,8 +471,10 @@ bool raw_handshake(RawSession& s, const std::string& path) {
   auto m = wire::decode_publisher_msg(std::span<const std::byte>(buf, r->size));
   if (!m || !std::holds_alternative<wire::Welcome>(*m)) return false;
   s.w = std::get<wire::Welcome>(*m);
-  auto ring = os::ShmRegion::import(std::move(r->fds[0]), s.w.ring_map_size, false);
-  auto ack = os::ShmRegion::import(std::move(r->fds[1]), s.w.ack_map_size, true);
+  auto ring = memory::Segment::import(std::move(r->fds[0]), memory::Access::read_only,
+                                      s.w.ring_map_size, "raw-ring", {.read_only_fd = true});
+  auto ack = memory::Segment::import(std::move(r->fds[1]), memory::Access::read_write,
+                                     s.w.ack_map_size, "raw-ack");
   if (!ring || !ack) return false;
   s.ring = std::move(*ring);
   s.ack = std::move(*ack);
@@ -481,9 +484,9 @@ bool raw_handshake(RawSession& s, const std::string& path) {
 }
 
 void push_return(RawSession& s, std::uint64_t token) {
-  auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.data());
-  auto* rets =
-      reinterpret_cast<std::atomic<std::uint64_t>*>(s.ack.data() + sizeof(wire::AckHeader));
+  auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.writable_data());
+  auto* rets = reinterpret_cast<std::atomic<std::uint64_t>*>(s.ack.writable_data() +
+                                                             sizeof(wire::AckHeader));
   const std::uint64_t w = ah->ret_write.load();
   rets[w & (s.w.return_capacity - 1)].store(token);
   ah->ret_write.store(w + 1);
@@ -492,7 +495,7 @@ void push_return(RawSession& s, std::uint64_t token) {
 // Waits for the first buffer record and takes it; returns its token (or 0).
 std::uint64_t take_first_buffer(RawSession& s) {
   auto* rh = reinterpret_cast<const wire::RingHeader*>(s.ring.data());
-  auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.data());
+  auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.writable_data());
   const std::byte* data = s.ring.data() + sizeof(wire::RingHeader);
   const auto until = std::chrono::steady_clock::now() + 3s;
   std::uint64_t r = ah->read_pos.load();
@@ -565,17 +568,17 @@ int hostile_sub(const std::string& path, const std::string& mode) {
     push_return(s, tok);
     push_return(s, tok);
   } else if (mode == "bad-read-pos") {
-    auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.data());
+    auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.writable_data());
     ah->read_pos.store(ah->read_pos.load() + (1u << 20));
   } else if (mode == "bad-return-index") {
-    auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.data());
+    auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.writable_data());
     ah->ret_write.store(1u << 30);
   } else if (mode == "jam-wakeups") {
     // Blocks the publisher's wake-up writes if it can, says it sleeps so that the publisher
     // wakes it on every buffer, then never reads and stays alive (killed by the test).
     for (auto& fd : s.wake)
       jam(fd.get(), fd.get());  // a socket end: fills what the publisher reads... and our own
-    auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.data());
+    auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.writable_data());
     ah->sub_sleeping.store(1);
     std::printf("ready\n");
     std::fflush(stdout);
@@ -633,14 +636,14 @@ int hostile_pub(const std::string& path, const std::string& mode) {
                   Policy::block,
                   static_cast<std::uint64_t>(::getpid()),
                   1};
-  auto ring = os::ShmRegion::create("hostile-ring", w.ring_map_size).value();
-  auto ack = os::ShmRegion::create("hostile-ack", w.ack_map_size).value();
-  auto* rh = new (ring.data()) wire::RingHeader{};
+  auto ring = memory::SharedMemorySegment::create("hostile-ring", w.ring_map_size).value();
+  auto ack = memory::SharedMemorySegment::create("hostile-ack", w.ack_map_size).value();
+  auto* rh = new (ring.writable_data()) wire::RingHeader{};
   rh->magic = wire::kRingMagic;
   rh->version = wire::kVersion;
   rh->header_size = sizeof(wire::RingHeader);
   rh->capacity = w.ring_bytes;
-  auto* ah = new (ack.data()) wire::AckHeader{};
+  auto* ah = new (ack.writable_data()) wire::AckHeader{};
   ah->magic = wire::kAckMagic;
   ah->version = wire::kVersion;
   ah->header_size = sizeof(wire::AckHeader);
@@ -666,11 +669,11 @@ int hostile_pub(const std::string& path, const std::string& mode) {
       os::signal_eventfd(wake[0].get());
     }
   };
-  auto ring_ro = ring.export_fd(false).value();
-  auto ack_rw = ack.export_fd(true).value();
+  auto ring_ro = ring.export_fd(memory::Access::read_only).value();
+  auto ack_rw = ack.export_fd(memory::Access::read_write).value();
   auto msg = wire::encode_welcome(w);
   if (mode == "version") msg[4] = std::byte{7};
-  if (mode == "writable-ring") ring_ro = ring.export_fd(true).value();
+  if (mode == "writable-ring") ring_ro = ring.export_fd(memory::Access::read_write).value();
   std::vector<int> fds = {ring_ro.get(), ack_rw.get()};
   for (auto& f : wake)
     fds.push_back(f.get());
@@ -683,10 +686,10 @@ int hostile_pub(const std::string& path, const std::string& mode) {
     // until the subscriber's socket is full, or 1 TiB ones (sparse).
     const std::uint64_t size = mode == "huge-segments" ? (std::uint64_t{1} << 40) : 4096;
     for (std::uint64_t id = 100; id < 100 + 300; ++id) {
-      UniqueFd f(::memfd_create("hostile-many", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+      UniqueFd f = base::make_memfd("hostile-many").value();
       if (::ftruncate(f.get(), static_cast<off_t>(size)) != 0) return 2;
-      ::fcntl(f.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
-      UniqueFd ro(::open(("/proc/self/fd/" + std::to_string(f.get())).c_str(), O_RDONLY));
+      if (!base::add_seals(f.get(), F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) return 2;
+      UniqueFd ro = base::reopen_read_only(f.get()).value();
       auto m = wire::encode_segment({id, size});
       int one[1] = {ro.get()};
       if (!os::send_msg(c.get(), m, one)) break;  // its socket is full (or it hung up)
@@ -700,17 +703,17 @@ int hostile_pub(const std::string& path, const std::string& mode) {
   const std::size_t seg_size = mode == "hugetlb-unsealed" ? std::size_t{2} << 20 : 4096;
   UniqueFd seg_fd;
   if (mode == "hugetlb-unsealed") {
-    seg_fd.reset(::memfd_create("hostile-huge", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB));
-    if (!seg_fd) {
-      std::fprintf(stderr, "memfd_create(MFD_HUGETLB): %s\n", std::strerror(errno));
+    auto huge = base::make_memfd("hostile-huge", MFD_HUGETLB);
+    if (!huge) {
+      std::fprintf(stderr, "%s\n", huge.error().message.c_str());
       return 2;
     }
-    if (::ftruncate(seg_fd.get(), static_cast<off_t>(seg_size)) != 0) return 2;
-    if (::fcntl(seg_fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) return 2;
+    if (::ftruncate(huge->get(), static_cast<off_t>(seg_size)) != 0) return 2;
+    if (!base::add_seals(huge->get(), F_SEAL_SHRINK | F_SEAL_GROW)) return 2;
     // Sent read-only, as an honest publisher does (the hostile part is the missing write seal).
-    seg_fd.reset(
-        ::open(("/proc/self/fd/" + std::to_string(seg_fd.get())).c_str(), O_RDONLY | O_CLOEXEC));
-    if (!seg_fd) return 2;
+    auto ro = base::reopen_read_only(huge->get());
+    if (!ro) return 2;
+    seg_fd = std::move(ro).value();
   } else if (mode == "unsealed") {
     seg_fd.reset(::memfd_create("unsealed", MFD_CLOEXEC));
     if (::ftruncate(seg_fd.get(), seg_size) != 0) return 2;
@@ -742,7 +745,7 @@ int hostile_pub(const std::string& path, const std::string& mode) {
   std::vector<std::uint64_t> rec;
   wire::encode_buffer(rec, d);
   if (mode == "bad-record") rec[0] = 0xffff000000000011ull;  // odd size, unknown type
-  std::memcpy(ring.data() + sizeof(wire::RingHeader), rec.data(), rec.size() * 8);
+  std::memcpy(ring.writable_data() + sizeof(wire::RingHeader), rec.data(), rec.size() * 8);
   std::uint64_t wp = rec.size() * 8;
   if (mode == "bad-write-pos") wp = 1u << 30;
   if (mode == "jam-wakeups") {

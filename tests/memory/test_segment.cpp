@@ -172,6 +172,45 @@ TEST(SegmentImport, ReadOnlyFdCannotBeImportedReadWrite) {
   EXPECT_EQ(imported.error().code, Errc::permission_denied);
 }
 
+TEST(SegmentImport, ReadOnlyFdRuleRefusesAWritableFd) {
+  auto seg = SharedMemorySegment::create("plx-ro-rule", 4096);
+  ASSERT_TRUE(seg.ok());
+  auto rw = seg->export_fd(Access::read_write);
+  ASSERT_TRUE(rw.ok());
+  auto refused = Segment::import(std::move(rw).value(), Access::read_only, 4096, "rule",
+                                 {.read_only_fd = true});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::data_loss);
+  EXPECT_NE(refused.error().message.find("writable fd"), std::string::npos);
+  // The same rule accepts a read-only fd; without the rule a writable one maps read-only.
+  auto ro = seg->export_fd(Access::read_only);
+  ASSERT_TRUE(ro.ok());
+  EXPECT_TRUE(Segment::import(std::move(ro).value(), Access::read_only, 4096, "rule",
+                              {.read_only_fd = true})
+                  .ok());
+  auto rw2 = seg->export_fd(Access::read_write);
+  ASSERT_TRUE(rw2.ok());
+  auto lax = Segment::import(std::move(rw2).value(), Access::read_only, 4096);
+  ASSERT_TRUE(lax.ok());
+  EXPECT_EQ(lax->writable_data(), nullptr);
+}
+
+// What the IPC ack area is: one memfd both sides map read-write.
+TEST(SegmentImport, ReadWriteImportSharesWritesBothWays) {
+  auto seg = SharedMemorySegment::create("plx-rw-shared", 4096);
+  ASSERT_TRUE(seg.ok());
+  auto fd = seg->export_fd(Access::read_write);
+  ASSERT_TRUE(fd.ok());
+  auto peer = Segment::import(std::move(fd).value(), Access::read_write, 4096, "peer");
+  ASSERT_TRUE(peer.ok()) << peer.error().to_string();
+  ASSERT_NE(peer->writable_data(), nullptr);
+  EXPECT_NE(peer->data(), seg->data());  // a mapping of its own
+  seg->writable_data()[7] = std::byte{1};
+  peer->writable_data()[9] = std::byte{2};
+  EXPECT_EQ(peer->data()[7], std::byte{1});
+  EXPECT_EQ(seg->data()[9], std::byte{2});
+}
+
 TEST(SegmentImport, RefusesWrongSize) {
   auto seg = SharedMemorySegment::create("plx-size", 4096);
   ASSERT_TRUE(seg.ok());

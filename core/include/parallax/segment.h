@@ -26,6 +26,13 @@ enum class HugePages : std::uint8_t { none, hugetlb, transparent };
 /// or a hostile size, not as a request.
 inline constexpr std::size_t kMaxSegmentSize = std::size_t{1} << 40;
 
+/// What Segment::import requires of a received fd beyond its seals and size.
+struct ImportRules {
+  /// Refuse (data_loss) an fd opened for writing: its sender was to share read-only memory.
+  /// The IPC subscriber requires it of every segment and ring it maps read-only.
+  bool read_only_fd{false};
+};
+
 /// One mapped region. Move-only RAII: unmaps and closes its fd on destruction. Every segment
 /// has a process-unique id (the IPC layer names segments by it). Constructed only through the
 /// backend factories below.
@@ -65,10 +72,14 @@ class Segment {
   [[nodiscard]] Result<UniqueFd> export_fd(Access access) const;
 
   /// Maps a segment received from another process. The fd must be a memfd sealed against
-  /// shrink and grow (F_SEAL_SHRINK|F_SEAL_GROW) whose size equals `expected_size`; anything
-  /// else is refused with data_loss / permission_denied. The segment takes the fd.
+  /// shrink and grow (F_SEAL_SHRINK|F_SEAL_GROW) whose size equals `expected_size`, and a
+  /// hugetlbfs memfd must also be sealed against writes (its sender could punch holes that
+  /// fault as SIGBUS); anything else is refused with data_loss. Access::read_write needs a
+  /// writable fd (permission_denied otherwise): a mapping both processes write, such as the
+  /// IPC ack area. The segment takes the fd.
   [[nodiscard]] static Result<Segment> import(UniqueFd fd, Access access, std::size_t expected_size,
-                                              std::string_view name = "imported");
+                                              std::string_view name = "imported",
+                                              ImportRules rules = {});
 
   /// Commits every page of the mapping now (MADV_POPULATE_WRITE, or _READ for a read-only
   /// mapping), so the streaming path takes no page faults later and a segment the system
