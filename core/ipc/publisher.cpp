@@ -5,7 +5,7 @@
 // the subscriber returns through its ack area or that is reclaimed when it goes away.
 //
 // Lock order: Impl::mu_ (subscriber list, sticky events) before Sub::mu (one subscriber's
-// ring, leases and counters); Impl::seg_mu_ (exported segment fds) is a leaf.
+// ring, leases and counters); the segment exporter's lock (exported segment fds) is a leaf.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/file.h>
@@ -29,6 +29,7 @@
 #include "ipc/metrics_export.h"
 #include "ipc/os.h"
 #include "ipc/ring.h"
+#include "ipc/segment_exporter.h"
 #include "ipc/wire.h"
 #include "parallax/affinity.h"
 #include "parallax/cpu_relax.h"
@@ -148,11 +149,7 @@ struct IpcPublisher::Impl {
   bool sticky_eos_{false};
   std::uint64_t next_conn_id_{1};
 
-  std::mutex seg_mu_;
-  std::map<std::uint64_t, UniqueFd> seg_fds_;  // read-only exports, one per segment
-  std::map<std::uint64_t, int> seg_nodes_;     // NUMA node announced per segment (seg_mu_)
-  int numa_node_{-1};                          // PublisherOptions::numa_node resolved
-  std::uint64_t pages_{0}, pages_on_node_{0};  // set in bind() (seg_mu_ after)
+  detail::SegmentExporter exporter;  // segment fds and NUMA placement (its own leaf lock)
 
   // Producer-thread cache of subs_ (refreshed when subs_version_ moves).
   std::vector<std::shared_ptr<Sub>> cache_;
@@ -277,70 +274,16 @@ struct IpcPublisher::Impl {
 
   // ---- segments ---------------------------------------------------------------------------
 
-  Result<int> segment_fd(const memory::Segment& seg) {
-    std::lock_guard lk(seg_mu_);
-    auto it = seg_fds_.find(seg.id());
-    if (it != seg_fds_.end()) return it->second.get();
-    PLX_ASSIGN(UniqueFd fd, seg.export_fd(memory::Access::read_only));
-    int raw = fd.get();
-    seg_fds_.emplace(seg.id(), std::move(fd));
-    return raw;
-  }
-
-  // Places every segment of the pool on numa_node_ (bind, prefault, verify). Before the first
-  // loan: nobody writes the pool yet.
-  Result<void> place_pool() {
-    std::lock_guard lk(seg_mu_);
-    for (std::size_t i = 0; i < pool->segment_count(); ++i) {
-      const memory::Segment& seg = pool->segment(i);
-      auto placed = topology::place_memory(seg.writable_data(), seg.mapped_size(),
-                                           static_cast<unsigned>(numa_node_));
-      if (!placed) {
-        if (!opts.numa_best_effort)
-          return err(placed.error().code,
-                     "numa-node " + std::to_string(numa_node_) + ": " + placed.error().message);
-        PLX_LOG(warn, kLog, "numa-node %d not applied (best effort): %s", numa_node_,
-                placed.error().message.c_str());
-        continue;
-      }
-      pages_ += placed->pages;
-      pages_on_node_ += placed->pages_on_node;
-      seg_nodes_[seg.id()] = numa_node_;
-      PLX_LOG(info, kLog, "segment %llu: %zu of %zu pages on NUMA node %d",
-              static_cast<unsigned long long>(seg.id()), placed->pages_on_node, placed->pages,
-              numa_node_);
-    }
-    return {};
-  }
-
-  // The node announced for a segment: where it was placed, or (no numa_node asked, or a
-  // segment added later) where its pages are now if all on one node; -1 otherwise.
-  int segment_node(const memory::Segment& seg) {
-    std::lock_guard lk(seg_mu_);
-    if (auto it = seg_nodes_.find(seg.id()); it != seg_nodes_.end()) return it->second;
-    if (numa_node_ >= 0) {
-      // A segment the pool grew after bind(): bind it too (pages already there migrate).
-      if (auto r = topology::bind_memory(seg.data(), seg.mapped_size(),
-                                         static_cast<unsigned>(numa_node_));
-          !r)
-        PLX_LOG(warn, kLog, "segment %llu not bound to NUMA node %d: %s",
-                static_cast<unsigned long long>(seg.id()), numa_node_, r.error().message.c_str());
-    }
-    const int node = topology::memory_node(seg.data(), seg.mapped_size());
-    if (node >= 0) seg_nodes_[seg.id()] = node;  // unknown may become known once touched
-    return node;
-  }
-
   Result<void> announce_segment(Sub& s, const memory::Segment& seg) {
     if (seg.id() == s.last_segment) return {};  // the usual case: the same segment again
     if (s.segments_sent.count(seg.id()) != 0) {
       s.last_segment = seg.id();
       return {};
     }
-    PLX_ASSIGN(int fd, segment_fd(seg));
+    PLX_ASSIGN(int fd, exporter.fd(seg));
     // The fd holds mapped_size() bytes (a huge-page segment is rounded up): the importer
     // checks the memfd's size against what we announce.
-    auto msg = wire::encode_segment({seg.id(), seg.mapped_size(), segment_node(seg)});
+    auto msg = wire::encode_segment({seg.id(), seg.mapped_size(), exporter.node_of(seg)});
     int fds[1] = {fd};
     PLX_TRY(os::send_msg(s.sock.get(), msg, fds));
     s.segments_sent.insert(seg.id());
@@ -1690,19 +1633,21 @@ Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions 
   impl->pool = options.pool;
   if (!options.pool->variable_size() && options.pool_reserve >= options.pool->capacity())
     return err(Errc::invalid_argument, "pool_reserve must be below the pool's slot count");
+  int numa_node = -1;  // PublisherOptions::numa_node resolved
   if (options.numa_node) {
     if (*options.numa_node == PublisherOptions::kAutoNode) {
       auto node = topology::current_thread_node();
       if (!node) return err(node.error().code, "numa-node auto: " + node.error().message);
-      impl->numa_node_ = static_cast<int>(*node);
+      numa_node = static_cast<int>(*node);
     } else if (*options.numa_node < 0) {
       return err(Errc::invalid_argument, "numa_node must be a node number or kAutoNode");
     } else {
-      impl->numa_node_ = *options.numa_node;
+      numa_node = *options.numa_node;
     }
   }
   impl->opts = std::move(options);
-  if (impl->numa_node_ >= 0) PLX_TRY(impl->place_pool());
+  impl->exporter.set_node(numa_node, impl->opts.numa_best_effort);
+  if (numa_node >= 0) PLX_TRY(impl->exporter.place(*impl->pool));
   PLX_ASSIGN(impl->wake_efd, os::make_eventfd());
   PLX_ASSIGN(impl->interrupt_efd, os::make_eventfd());
   PLX_TRY(impl->listen_on(path));
@@ -1753,12 +1698,7 @@ Result<void> IpcPublisher::replace_pool(std::shared_ptr<memory::MemoryPool> pool
       im.retiring_.insert(old_ids.back());
     }
   }
-  {
-    // No descriptor will name these segments again: nobody new needs their fds.
-    std::lock_guard lk(im.seg_mu_);
-    for (std::uint64_t id : old_ids)
-      im.seg_fds_.erase(id);
-  }
+  im.exporter.forget(old_ids);  // no descriptor will name these again: nobody needs their fds
   im.pools_replaced.fetch_add(1, std::memory_order_relaxed);
   PLX_LOG(info, kLog, "publisher %s: new pool (%s, %zu bytes per %s); the old one is retired",
           im.path.c_str(), im.pool->variable_size() ? "variable-size" : "slots",
@@ -1995,10 +1935,10 @@ PublisherStats publisher_stats(IpcPublisher::Impl& im) {
   }
   st = im.own_stats(format, *pool);
   {
-    std::lock_guard lk(im.seg_mu_);
-    st.numa_node = im.numa_node_;
-    st.pages = im.pages_;
-    st.pages_on_node = im.pages_on_node_;
+    const detail::SegmentExporter::Placement pl = im.exporter.placement();
+    st.numa_node = pl.node;
+    st.pages = pl.pages;
+    st.pages_on_node = pl.pages_on_node;
   }
   for (auto& s : gone) {
     std::lock_guard sl(s->mu);
