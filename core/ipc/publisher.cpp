@@ -1522,10 +1522,12 @@ std::string bytes_text(std::uint64_t n) {
 }
 
 // Makes the pool's segments: the backend asked for, prefaulted when asked (not with numa_node:
-// the placement binds first, then prefaults).
-std::function<Result<memory::Segment>(std::size_t)> segment_maker(const PublisherOptions& o) {
+// the placement binds first, then prefaults; never for a variable-size pool: its pages are
+// committed as blocks touch them, so it costs what the blocks in flight use).
+std::function<Result<memory::Segment>(std::size_t)> segment_maker(const PublisherOptions& o,
+                                                                  bool slots) {
   const bool huge = o.memory == PoolMemory::hugepage;
-  const bool prefault = o.prefault && !o.numa_node;
+  const bool prefault = slots && o.prefault && !o.numa_node;
   return [name = o.pool_name, huge, prefault](std::size_t bytes) -> Result<memory::Segment> {
     auto seg = huge ? memory::HugePageSegment::create(name, bytes)
                     : memory::SharedMemorySegment::create(name, bytes);
@@ -1552,7 +1554,7 @@ std::uint64_t pool_budget(const PublisherOptions& o, std::uint64_t first) {
 // `block` bytes), by the options' rules.
 Result<std::shared_ptr<memory::MemoryPool>> make_pool(const PublisherOptions& o,
                                                       std::size_t slot_size, std::size_t block) {
-  auto segment = segment_maker(o);
+  auto segment = segment_maker(o, slot_size != 0);
   if (slot_size == 0) {
     const std::size_t count = o.slot_count != 0 ? o.slot_count : 1;
     const std::size_t want =

@@ -134,8 +134,9 @@ struct PublisherOptions {
   std::size_t arena_block{0};
   /// Shared memory of the pool the publisher makes.
   PoolMemory memory{PoolMemory::memfd};
-  /// Commit every page of each segment the publisher makes when it is made (slot pools; with
-  /// numa_node the placement prefaults instead): no page fault in the streaming path, and memory
+  /// Commit every page of each segment the publisher makes when it is made (slot pools only: a
+  /// variable-size pool commits pages as its blocks touch them; with numa_node the placement
+  /// prefaults instead): no page fault in the streaming path, and memory
   /// that cannot be backed is an error at bind() or growth rather than a SIGBUS later.
   bool prefault{false};
   /// Most bytes of shared memory the pool the publisher makes may take (0: its first segment,
