@@ -2,7 +2,11 @@
 // GstParallaxAllocator: GstMemory over Parallax slots. Each memory holds a SlotRef (a loan while
 // it is privately writable, a frozen Buffer once it has been shared), so the bytes stay valid
 // exactly as long as a GstMemory or a remote lease needs them.
+// GstParallaxFdAllocator: received Buffers as GstFdMemory of their segment's memfd (made by
+// gst_fd_allocator_alloc, so gst_fd_memory_get_fd works), holding the Buffer as qdata.
 #include "parallax-gst/allocator.h"
+
+#include "parallax/segment.h"
 
 #include <atomic>
 #include <cstring>
@@ -56,6 +60,20 @@ struct _GstParallaxAllocator {
 };
 
 G_DEFINE_TYPE(GstParallaxAllocator, gst_parallax_allocator, GST_TYPE_ALLOCATOR)
+
+namespace {
+struct FdAllocatorState {
+  GstAllocator* plain{nullptr};  // read-only GstParallaxAllocator for Buffers without a segment
+  std::atomic<std::uint64_t> wrapped{0};
+};
+}  // namespace
+
+struct _GstParallaxFdAllocator {
+  GstFdAllocator parent;
+  FdAllocatorState* state;
+};
+
+G_DEFINE_TYPE(GstParallaxFdAllocator, gst_parallax_fd_allocator, GST_TYPE_FD_ALLOCATOR)
 
 namespace {
 
@@ -220,6 +238,71 @@ static void gst_parallax_allocator_init(GstParallaxAllocator* self) {
   GST_OBJECT_FLAG_SET(self, GST_ALLOCATOR_FLAG_CUSTOM_ALLOC);
 }
 
+namespace {
+
+// What an fd memory holds (as qdata of the root memory; shares reach it through their parent):
+// the received Buffer, whose reference keeps the lease and the segment (mapping and fd) alive.
+struct FdRef {
+  Buffer buffer;
+  const std::byte* base;  // the segment's persistent mapping: GstMemory offset 0 = fd offset 0
+  gsize origin;           // offset of buffer.data() in the segment (the root memory's offset)
+};
+
+GQuark fd_ref_quark() {
+  static const GQuark q = g_quark_from_static_string("parallax-fd-ref");
+  return q;
+}
+
+void fd_ref_free(gpointer p) {
+  delete static_cast<FdRef*>(p);
+}
+
+FdRef* fd_ref_of(GstMemory* mem) {
+  GstMemory* root = mem->parent != nullptr ? mem->parent : mem;
+  return static_cast<FdRef*>(gst_mini_object_get_qdata(GST_MINI_OBJECT_CAST(root), fd_ref_quark()));
+}
+
+// GstFdAllocator would mmap the whole segment for every memory on first map: the segment is
+// mapped already, so map returns that mapping (GstMemory adds mem->offset).
+gpointer fd_map_fn(GstMemory* mem, gsize, GstMapFlags flags) {
+  if ((flags & GST_MAP_WRITE) != 0) return nullptr;  // the publisher's pages are PROT_READ here
+  FdRef* r = fd_ref_of(mem);
+  return r != nullptr ? const_cast<std::byte*>(r->base) : nullptr;
+}
+
+void fd_unmap_fn(GstMemory*) {}
+
+GstMemory* fd_alloc_fn(GstAllocator* allocator, gsize, GstAllocationParams*) {
+  GST_WARNING_OBJECT(allocator, "a read-only allocator: it only wraps received buffers");
+  return nullptr;
+}
+
+}  // namespace
+
+static void gst_parallax_fd_allocator_finalize(GObject* object) {
+  auto* self = GST_PARALLAX_FD_ALLOCATOR(object);
+  if (self->state != nullptr && self->state->plain != nullptr) gst_object_unref(self->state->plain);
+  delete std::exchange(self->state, nullptr);
+  G_OBJECT_CLASS(gst_parallax_fd_allocator_parent_class)->finalize(object);
+}
+
+static void gst_parallax_fd_allocator_class_init(GstParallaxFdAllocatorClass* klass) {
+  G_OBJECT_CLASS(klass)->finalize = gst_parallax_fd_allocator_finalize;
+  // free stays GstFdAllocator's: it frees the GstFdMemory and, with DONT_CLOSE and nothing
+  // mapped by it, neither closes the fd nor unmaps (the qdata's Buffer owns both).
+  GST_ALLOCATOR_CLASS(klass)->alloc = fd_alloc_fn;
+}
+
+static void gst_parallax_fd_allocator_init(GstParallaxFdAllocator* self) {
+  auto* alloc = GST_ALLOCATOR_CAST(self);
+  self->state = new FdAllocatorState;
+  alloc->mem_type = GST_PARALLAX_MEMORY_TYPE;
+  alloc->mem_map = fd_map_fn;
+  alloc->mem_unmap = fd_unmap_fn;
+  // mem_share stays GstFdAllocator's (a read-only GstFdMemory of the same fd whose parent is the
+  // root: our map finds the Buffer there); mem_copy / mem_is_span: GstAllocator's fallbacks.
+}
+
 namespace parallax::gst {
 
 GstAllocator* allocator_new(std::shared_ptr<memory::MemoryPool> pool) {
@@ -230,8 +313,13 @@ GstAllocator* allocator_new(std::shared_ptr<memory::MemoryPool> pool) {
 }
 
 GstAllocator* allocator_new_readonly() {
-  auto* a = static_cast<GstParallaxAllocator*>(g_object_new(GST_TYPE_PARALLAX_ALLOCATOR, nullptr));
+  auto* plain =
+      static_cast<GstParallaxAllocator*>(g_object_new(GST_TYPE_PARALLAX_ALLOCATOR, nullptr));
+  gst_object_ref_sink(plain);
+  auto* a =
+      static_cast<GstParallaxFdAllocator*>(g_object_new(GST_TYPE_PARALLAX_FD_ALLOCATOR, nullptr));
   gst_object_ref_sink(a);
+  a->state->plain = GST_ALLOCATOR_CAST(plain);
   return GST_ALLOCATOR_CAST(a);
 }
 
@@ -250,10 +338,37 @@ GstMemory* memory_new_unarmed(GstAllocator* allocator, gsize size) {
 }
 
 bool is_parallax_memory(GstMemory* mem) {
-  return mem != nullptr && mem->allocator != nullptr && GST_IS_PARALLAX_ALLOCATOR(mem->allocator);
+  return mem != nullptr && mem->allocator != nullptr &&
+         (GST_IS_PARALLAX_ALLOCATOR(mem->allocator) ||
+          GST_IS_PARALLAX_FD_ALLOCATOR(mem->allocator));
 }
 
 GstMemory* wrap_buffer(GstAllocator* allocator, memory::Buffer buffer) {
+  if (allocator != nullptr && GST_IS_PARALLAX_FD_ALLOCATOR(allocator)) {
+    FdAllocatorState* fst = GST_PARALLAX_FD_ALLOCATOR(allocator)->state;
+    const memory::Segment* seg = buffer.segment();
+    if (seg == nullptr || !seg->shareable()) return wrap_buffer(fst->plain, std::move(buffer));
+    // One GstFdMemory over the whole segment (maxsize), showing this buffer's bytes (offset and
+    // size relative to the fd). DONT_CLOSE: the segment owns the fd.
+    const gsize origin = buffer.segment_offset();
+    const gsize size = buffer.size();
+    if (origin > seg->size() || size > seg->size() - origin) return nullptr;
+    GstMemory* mem =
+        gst_fd_allocator_alloc(allocator, seg->fd(), seg->size(), GST_FD_MEMORY_FLAG_DONT_CLOSE);
+    if (mem == nullptr) return nullptr;
+    mem->offset = origin;
+    mem->size = size;
+    GST_MINI_OBJECT_FLAG_SET(mem, GST_MEMORY_FLAG_READONLY);
+    auto* ref = new (std::nothrow) FdRef{Buffer(), seg->data(), origin};
+    if (ref == nullptr) {
+      gst_memory_unref(mem);
+      return nullptr;
+    }
+    ref->buffer = std::move(buffer);
+    gst_mini_object_set_qdata(GST_MINI_OBJECT_CAST(mem), fd_ref_quark(), ref, fd_ref_free);
+    fst->wrapped.fetch_add(1, std::memory_order_relaxed);
+    return mem;
+  }
   const gsize size = buffer.size();
   GstParallaxMemory* m = new_memory(allocator, nullptr, GST_MEMORY_FLAG_READONLY, size, 0, size);
   if (m == nullptr) return nullptr;
@@ -296,6 +411,20 @@ bool memory_arm(GstMemory* mem, bool (*cancelled)(void*), void* user_data,
 
 std::optional<memory::Buffer> memory_to_buffer(GstMemory* mem, const Metadata* meta) {
   if (!is_parallax_memory(mem)) return std::nullopt;
+  if (GST_IS_PARALLAX_FD_ALLOCATOR(mem->allocator)) {
+    FdRef* r = fd_ref_of(mem);
+    if (r == nullptr || mem->offset < r->origin) return std::nullopt;
+    if (meta != nullptr) {
+      if (auto w = r->buffer.metadata_mut()) {
+        **w = *meta;
+      } else if (!(r->buffer.metadata() == *meta)) {
+        return std::nullopt;
+      }
+    }
+    auto s = r->buffer.slice(mem->offset - r->origin, mem->size);
+    if (!s) return std::nullopt;
+    return std::move(*s);
+  }
   auto* m = reinterpret_cast<GstParallaxMemory*>(mem);
   if (!m->slot->armed()) return std::nullopt;
   m->slot->freeze();
@@ -317,6 +446,12 @@ std::optional<memory::Buffer> memory_to_buffer(GstMemory* mem, const Metadata* m
 
 AllocatorCounters allocator_counters(GstAllocator* allocator) {
   AllocatorCounters c;
+  if (allocator != nullptr && GST_IS_PARALLAX_FD_ALLOCATOR(allocator)) {
+    const FdAllocatorState* fst = GST_PARALLAX_FD_ALLOCATOR(allocator)->state;
+    c = allocator_counters(fst->plain);
+    c.wrapped += fst->wrapped.load();
+    return c;
+  }
   if (AllocatorState* st = allocator ? state_of(allocator) : nullptr) {
     c.loans = st->loans.load();
     c.cow = st->cow.load();

@@ -75,6 +75,22 @@ std::optional<std::uint64_t> opt_offset(guint64 o) {
   return o != GST_BUFFER_OFFSET_NONE ? std::optional<std::uint64_t>(o) : std::nullopt;
 }
 
+// Whether `format` is one of the raw video formats of the GStreamer we run with.
+bool is_raw_video_format(std::uint32_t format) {
+  static const std::vector<bool> known = [] {
+    std::vector<bool> k;
+    guint n = 0;
+    const GstVideoFormat* all = gst_video_formats_raw(&n);
+    for (guint i = 0; i < n; ++i) {
+      const auto v = static_cast<std::size_t>(all[i]);
+      if (v >= k.size()) k.resize(v + 1, false);
+      k[v] = true;
+    }
+    return k;
+  }();
+  return format < known.size() && known[format];
+}
+
 // Whether a video meta announced by a peer describes planes that all lie inside `size` bytes:
 // a known, non-tiled format, its number of planes, and for each plane a positive stride at
 // least one row long with offset + stride x plane height <= size. Anything else is dropped
@@ -83,9 +99,10 @@ bool video_meta_fits(std::uint32_t format, std::uint32_t width, std::uint32_t he
                      std::uint32_t n_planes, const gsize* offset, const gint* stride, gsize size,
                      std::string& why) {
   const auto f = static_cast<GstVideoFormat>(format);
-  const GstVideoFormatInfo* fi = format > GST_VIDEO_FORMAT_ENCODED && format < 0x10000
-                                     ? gst_video_format_get_info(f)
-                                     : nullptr;
+  // gst_video_format_get_info() g_return_val_if_fail()s (a CRITICAL) on a number past its
+  // table: only ask about formats this GStreamer lists as raw formats.
+  const GstVideoFormatInfo* fi =
+      is_raw_video_format(format) ? gst_video_format_get_info(f) : nullptr;
   if (fi == nullptr || GST_VIDEO_FORMAT_INFO_FORMAT(fi) == GST_VIDEO_FORMAT_UNKNOWN) {
     why = "unknown video format " + std::to_string(format);
     return false;
@@ -136,6 +153,20 @@ bool video_meta_fits(std::uint32_t format, std::uint32_t width, std::uint32_t he
 }
 
 constexpr std::uint32_t kMaxReferenceTimestamps = 64;
+
+// gst_caps_from_string() g_return_if_fail()s (a CRITICAL) on some malformed names instead of
+// failing quietly. A reference is one structure (timestamp/x-ntp, host=...): its name must be
+// valid as gst_structure_validate_name() says (a letter, then letters, digits and "/-_.:+"),
+// followed by the end, a comma or a space; no ';' (a second structure).
+bool plausible_reference_caps(std::string_view caps) {
+  if (caps.empty() || caps.size() > 4096 || !g_ascii_isalpha(caps[0])) return false;
+  if (caps.find(';') != std::string_view::npos || caps.find('\0') != std::string_view::npos)
+    return false;
+  std::size_t i = 1;
+  while (i < caps.size() && (g_ascii_isalnum(caps[i]) || std::strchr("/-_.:+", caps[i]) != nullptr))
+    ++i;
+  return i == caps.size() || caps[i] == ',' || caps[i] == ' ';
+}
 
 }  // namespace
 
@@ -249,6 +280,15 @@ void metadata_to_gst(const Metadata& meta, GstBuffer* buf, gsize payload_size) {
         const auto dur = r.get<std::uint64_t>();
         const std::string caps_str = r.get_string();
         if (!r.ok) break;
+        if (!GST_CLOCK_TIME_IS_VALID(ts)) {
+          // gst_buffer_add_reference_timestamp_meta() refuses it (a CRITICAL).
+          GST_WARNING("dropping a reference timestamp without a timestamp");
+          continue;
+        }
+        if (!plausible_reference_caps(caps_str)) {
+          GST_WARNING("dropping a reference timestamp with caps '%.64s'", caps_str.c_str());
+          continue;
+        }
         GstCaps* caps = gst_caps_from_string(caps_str.c_str());
         if (caps == nullptr) continue;
         gst_buffer_add_reference_timestamp_meta(buf, caps, ts, dur);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // parallaxsrc: a GstPushSrc over parallax::link::IpcSubscriber. Every output buffer is one
-// READONLY GstParallaxMemory holding the received parallax Buffer: freeing the last GstBuffer
-// that references it returns the lease to the publisher, whenever that happens.
+// READONLY memory holding the received parallax Buffer (GstFdMemory of the publisher's memfd,
+// from a GstParallaxFdAllocator): freeing the last GstBuffer that references it returns the
+// lease to the publisher, whenever that happens.
 #include "gstparallaxsrc.h"
 
 #include <atomic>
@@ -87,7 +88,7 @@ struct State {
   gint policy{kPolicyDefault};
   bool unlocked{false};
   std::unique_ptr<link::IpcSubscriber> sub;
-  GstAllocator* allocator{nullptr};  // read-only Parallax allocator, lives with the element
+  GstAllocator* allocator{nullptr};  // GstParallaxFdAllocator, lives with the element
   GstCaps* caps{nullptr};            // current caps (written by the streaming thread under mu)
   // The subscriber's stats as of the streaming thread's last receive (or connect/drop): what
   // the stats property reports, so it never calls into the subscriber from another thread.

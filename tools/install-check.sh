@@ -4,7 +4,8 @@
 # directory outside the loader's default path, e.g. $PWD/build/prefix) and checks that what a
 # user gets works there with no LD_LIBRARY_PATH: the tools run, the GStreamer plugin is found
 # through GST_PLUGIN_PATH=<prefix>/<libdir>/gstreamer-1.0, and programs built with the two
-# pkg-config files (parallax-1.0, parallax-gst-1.0) compile and run.
+# pkg-config files (parallax-1.0, parallax-gst-1.0) compile and run, the header-only typed and
+# archive areas included.
 set -euo pipefail
 B=$(realpath "${1:?usage: install-check.sh BUILD_DIR}")
 prefix=$(meson introspect "$B" --buildoptions | python3 -c \
@@ -43,6 +44,22 @@ int main() {
   return (*pool)->capacity() == 16 ? 0 : 1;
 }
 EOF
+# The header-only areas through their umbrellas (parallax/typed.h, parallax/archive.h): a header
+# of theirs missing from the install fails here.
+cat >"$tmp/typed.cpp" <<'EOF'
+#include <parallax/archive.h>
+#include <parallax/typed.h>
+#include <string>
+struct Point { int x; std::string name; };
+PLX_ARCHIVE(Point, x, name);
+int main() {
+  using namespace parallax::typed;
+  auto v = pipeline(range(0, 4)).then(map([](int i) { return i * i; })).sink(collect<int>()).run();
+  auto bytes = parallax::archive::serialize(Point{v.value().back(), "p"});
+  auto back = parallax::archive::from_bytes<Point>(bytes.value());
+  return back.ok() && back->x == 9 ? 0 : 1;
+}
+EOF
 cat >"$tmp/gst.cpp" <<'EOF'
 #include <parallax-gst/allocator.h>
 #include <parallax/pool.h>
@@ -60,6 +77,9 @@ rpath="-Wl,-rpath,$(pkg-config --variable=libdir parallax-1.0)"
 g++ -std=c++20 "$tmp/core.cpp" -o "$tmp/core" $(pkg-config --cflags --libs parallax-1.0) "$rpath" ||
   fail "a program does not build with pkg-config parallax-1.0"
 "$tmp/core" >/dev/null || fail "a program built with parallax-1.0 does not run"
+g++ -std=c++20 "$tmp/typed.cpp" -o "$tmp/typed" $(pkg-config --cflags --libs parallax-1.0) "$rpath" ||
+  fail "a program using parallax/typed.h and parallax/archive.h does not build with parallax-1.0"
+"$tmp/typed" || fail "a program using parallax/typed.h and parallax/archive.h does not run"
 g++ -std=c++20 "$tmp/gst.cpp" -o "$tmp/gst" $(pkg-config --cflags --libs parallax-gst-1.0) "$rpath" ||
   fail "a program does not build with pkg-config parallax-gst-1.0"
 "$tmp/gst" || fail "a program built with parallax-gst-1.0 does not run"

@@ -297,38 +297,39 @@ bool Element::forward_event(const Event& ev) {
   return all;
 }
 
-void Element::post_error(Errc code, std::string text) {
+namespace {
+/// A message from element `source`.
+Message element_message(MessageType type, const std::string& source, std::string text) {
   Message m;
-  m.type = MessageType::error;
-  m.source = name_;
-  m.code = code;
+  m.type = type;
+  m.source = source;
   m.text = std::move(text);
-  if (host_ != nullptr)
-    host_->post(std::move(m));
-  else
-    PLX_LOG(error, "pipeline", "%s", m.to_string().c_str());
+  return m;
+}
+/// Posts m on the bus of the pipeline running the element, or logs it at `level` when there is
+/// none (an element used on its own).
+void post_or_log(detail::ElementHost* host, log::Level level, Message m) {
+  if (host != nullptr) {
+    host->post(std::move(m));
+  } else if (log::enabled(level)) {
+    log::write(level, "pipeline", "%s", m.to_string().c_str());
+  }
+}
+}  // namespace
+
+void Element::post_error(Errc code, std::string text) {
+  Message m = element_message(MessageType::error, name_, std::move(text));
+  m.code = code;
+  post_or_log(host_, log::Level::error, std::move(m));
 }
 
 void Element::post_warning(std::string text) {
-  Message m;
-  m.type = MessageType::warning;
-  m.source = name_;
-  m.text = std::move(text);
-  if (host_ != nullptr)
-    host_->post(std::move(m));
-  else
-    PLX_LOG(warn, "pipeline", "%s", m.to_string().c_str());
+  post_or_log(host_, log::Level::warn,
+              element_message(MessageType::warning, name_, std::move(text)));
 }
 
 void Element::post_info(std::string text) {
-  Message m;
-  m.type = MessageType::info;
-  m.source = name_;
-  m.text = std::move(text);
-  if (host_ != nullptr)
-    host_->post(std::move(m));
-  else
-    PLX_LOG(info, "pipeline", "%s", m.to_string().c_str());
+  post_or_log(host_, log::Level::info, element_message(MessageType::info, name_, std::move(text)));
 }
 
 // --- SourceElement ---

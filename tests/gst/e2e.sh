@@ -62,6 +62,23 @@ zerocopy)
   diff "$T/prod_where.txt" "$T/cons_where.txt" > /dev/null || fail "producer and consumer disagree on (inode, offset)"
   ok "30 buffers, 0 copies, same memfd inode and offset on both sides ($(head -1 "$T/cons_where.txt"))"
   ;;
+fd-memory)
+  # Issue 14: downstream of parallaxsrc (another process) sees fd memory: gst_is_fd_memory,
+  # the memfd read-only, its bytes at the memory's offset equal to the buffer, and that
+  # (inode, offset) is where the producer wrote each buffer (zero copy, nothing copied).
+  GST_DEBUG=parallaxsink:6 "$helpers/plx_gst_app" --stats s "videotestsrc num-buffers=30 ! video/x-raw,format=I420,width=640,height=480 ! parallaxsink name=s socket-path=$S wait-for-connection=true" > "$T/prod.out" 2> "$T/prod.log" &
+  pids+=($!)
+  timeout 60 "$helpers/plx_fd_probe" "$S" > "$T/cons.out" 2> "$T/cons.log" || fail "fd probe: $(tail -1 "$T/cons.out")"
+  wait "${pids[0]}" || fail "producer"
+  grep -q '^buffers 30 fd-memory 30 identical 30 read-only-fd 30 eos 1$' "$T/cons.out" || fail "fd probe: $(tail -1 "$T/cons.out")"
+  grep -q 'zero-copy=(guint64)30' "$T/prod.out" || fail "stats: $(grep stats "$T/prod.out")"
+  grep -q 'copied=(guint64)0' "$T/prod.out" || fail "stats: $(grep stats "$T/prod.out")"
+  sed -nE 's/.*buffer #[0-9]+ zero-copy: segment inode ([0-9]+) offset ([0-9]+).*/where \1 \2/p' "$T/prod.log" | sort > "$T/prod_where.txt"
+  grep '^where ' "$T/cons.out" | sort > "$T/cons_where.txt"
+  [ "$(wc -l < "$T/cons_where.txt")" -eq 30 ] || fail "probe saw $(wc -l < "$T/cons_where.txt") fd memories"
+  diff "$T/prod_where.txt" "$T/cons_where.txt" > /dev/null || fail "producer's and consumer's (inode, offset) differ"
+  ok "30 buffers downstream of parallaxsrc are fd memory of the producer's memfd at the producer's offsets, read-only, 0 copies"
+  ;;
 native-pub)
   timeout 60 "$helpers/plx_native_pub" "$S" 30 320 240 > "$T/expected.txt" 2> "$T/prod.log" &
   pids+=($!)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // GstHarness and in-process tests of the bridge (allocator, pool, conversions) and of
 // parallaxsink / parallaxsrc against native IpcPublisher / IpcSubscriber peers.
+#include <fcntl.h>
+#include <gst/allocators/gstfdmemory.h>
 #include <gst/app/gstappsink.h>
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
@@ -8,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +22,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "child_process.h"
 #include "parallax-gst/allocator.h"
@@ -163,6 +167,61 @@ TEST(Bridge, NoneTimestampsAndMalformedEntriesStayNone) {
   EXPECT_FALSE(GST_BUFFER_PTS_IS_VALID(out));
   EXPECT_EQ(GST_BUFFER_OFFSET(out), GST_BUFFER_OFFSET_NONE);
   EXPECT_EQ(gst_buffer_get_video_meta(out), nullptr);
+  gst_buffer_unref(out);
+}
+
+// Issue 12: entries found by fuzz_video_meta that reached GStreamer's g_return_if_fail checks
+// (a CRITICAL per buffer; fatal under G_DEBUG=fatal-criticals): a video format number past
+// GStreamer's table, a reference timestamp of GST_CLOCK_TIME_NONE, reference caps whose
+// structure name gst_caps_from_string() asserts on. Each is dropped quietly; a good one stays.
+TEST(Bridge, HostileEntriesAreDroppedWithoutCriticals) {
+  static int criticals = 0;
+  criticals = 0;
+  auto count = [](const gchar*, GLogLevelFlags, const gchar*, gpointer) { ++criticals; };
+  std::vector<std::pair<const char*, guint>> handlers;
+  for (const char* domain : {"GStreamer", "GStreamer-Video"})
+    handlers.emplace_back(domain, g_log_set_handler(domain, G_LOG_LEVEL_CRITICAL, count, nullptr));
+  auto put = [](std::vector<std::byte>& v, auto x) {
+    const auto* p = reinterpret_cast<const std::byte*>(&x);
+    v.insert(v.end(), p, p + sizeof x);
+  };
+  std::vector<std::byte> vm;
+  for (std::uint32_t x : {1u, 5000u, 0u, 8u, 8u, 1u})  // version, format 5000, flags, 8x8, 1 plane
+    put(vm, x);
+  for (int i = 0; i < 4; ++i)
+    put(vm, std::uint64_t{0});
+  for (std::int32_t x : {8, 0, 0, 0})
+    put(vm, x);
+  std::vector<std::byte> refs;
+  put(refs, std::uint32_t{1});  // version
+  put(refs, std::uint32_t{3});  // count
+  const std::pair<guint64, std::string> items[] = {
+      {GST_CLOCK_TIME_NONE, "timestamp/x-ntp"},
+      {5, "0bad/name, a=(int)1"},
+      {7, "timestamp/x-unix"},
+  };
+  for (const auto& [ts, caps] : items) {
+    put(refs, ts);
+    put(refs, std::uint64_t{1});
+    put(refs, static_cast<std::uint32_t>(caps.size()));
+    const auto* p = reinterpret_cast<const std::byte*>(caps.data());
+    refs.insert(refs.end(), p, p + caps.size());
+  }
+  parallax::Metadata meta;
+  meta.set(parallax::gst::kVideoMetaKey, vm);
+  meta.set(parallax::gst::kReferenceTimestampsKey, refs);
+  GstBuffer* out = gst_buffer_new();
+  parallax::gst::metadata_to_gst(meta, out, 4096);
+  for (const auto& [domain, id] : handlers)
+    g_log_remove_handler(domain, id);
+  EXPECT_EQ(criticals, 0);
+  EXPECT_EQ(gst_buffer_get_video_meta(out), nullptr);
+  std::vector<guint64> kept;
+  gpointer state = nullptr;
+  while (GstMeta* m =
+             gst_buffer_iterate_meta_filtered(out, &state, GST_REFERENCE_TIMESTAMP_META_API_TYPE))
+    kept.push_back(reinterpret_cast<GstReferenceTimestampMeta*>(m)->timestamp);
+  EXPECT_EQ(kept, std::vector<guint64>{7});
   gst_buffer_unref(out);
 }
 
@@ -783,6 +842,8 @@ TEST_F(SrcFixture, HoldingMoreThanTheCopyThresholdCopiesAndNeverStallsThePublish
     ASSERT_TRUE(gst_buffer_map(held[i], &m, GST_MAP_READ));
     EXPECT_EQ(m.data[100], static_cast<guint8>(i));
     gst_buffer_unmap(held[i], &m);
+    // The publisher's slots are fd memory; local copies have no fd to offer.
+    EXPECT_EQ(gst_is_fd_memory(gst_buffer_peek_memory(held[i], 0)), i < 2) << i;
   }
   EXPECT_EQ(leases(), 2u);
   GstStructure* st = nullptr;
@@ -840,6 +901,69 @@ TEST_F(SrcFixture, SetsThePublishersCapsAndHandlesACapsChange) {
   EXPECT_EQ(gst_buffer_get_size(b), 1152u);
   gst_buffer_unref(b);
   EXPECT_EQ(stat_u64(h->element, "caps-changes"), 1u);
+  gst_harness_teardown(h);
+}
+
+// Issue 14: what parallaxsrc pushes is fd memory of the publisher's memfd (as libcamera's
+// allocator exposes its dmabufs): gst_fd_memory_get_fd() is the segment's fd, read-only, and
+// the memory's offset is the bytes' offset in it. Sharing keeps both; a copied payload (lease
+// pressure) has no fd and says so.
+TEST_F(SrcFixture, ReceivedBuffersAreReadOnlyFdMemoryOfTheSegment) {
+  GstHarness* h = gst_harness_new("parallaxsrc");
+  g_object_set(h->element, "socket-path", path.c_str(), nullptr);
+  gst_harness_play(h);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+  ASSERT_TRUE(pub->set_format("application/x-test"));
+  send_frame(100, 9, 0);   // slot 0
+  send_frame(3000, 7, 1);  // another slot: a non-zero offset in the segment
+  gst_buffer_unref(gst_harness_pull(h));
+  GstBuffer* b = gst_harness_pull(h);
+  ASSERT_NE(b, nullptr);
+  GstMemory* mem = gst_buffer_peek_memory(b, 0);
+  ASSERT_TRUE(gst_is_fd_memory(mem));
+  EXPECT_TRUE(GST_IS_PARALLAX_FD_ALLOCATOR(mem->allocator));
+  EXPECT_TRUE(gst_memory_is_type(mem, GST_PARALLAX_MEMORY_TYPE));
+  EXPECT_TRUE(GST_MEMORY_IS_READONLY(mem));
+  const int fd = gst_fd_memory_get_fd(mem);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(::fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+  EXPECT_EQ(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), MAP_FAILED);
+  EXPECT_EQ(mem->size, 3000u);
+  EXPECT_GE(mem->offset, 64u * 1024);  // the second slot of 64 KiB ones
+  EXPECT_LE(mem->offset + mem->size, mem->maxsize);
+  struct stat sb {};
+  ASSERT_EQ(::fstat(fd, &sb), 0);
+  EXPECT_GE(static_cast<gsize>(sb.st_size), mem->maxsize);
+  GstMapInfo m;
+  EXPECT_FALSE(gst_memory_map(mem, &m, GST_MAP_WRITE));
+  ASSERT_TRUE(gst_memory_map(mem, &m, GST_MAP_READ));
+  std::vector<guint8> from_fd(m.size);
+  ASSERT_EQ(::pread(fd, from_fd.data(), m.size, static_cast<off_t>(mem->offset)),
+            static_cast<ssize_t>(m.size));
+  EXPECT_EQ(std::memcmp(from_fd.data(), m.data, m.size), 0);
+  EXPECT_EQ(m.data[2999], 7);
+  const guint8* mapped = m.data;
+  gst_memory_unmap(mem, &m);
+  // The Buffer behind it: same segment offset (what the sink would publish zero-copy).
+  auto back = parallax::gst::memory_to_buffer(mem);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->segment_offset(), mem->offset);
+  EXPECT_EQ(back->size(), 3000u);
+  back.reset();
+  // A sub-buffer shares: fd memory of the same fd, 10 bytes further, same pages.
+  GstBuffer* part = gst_buffer_copy_region(b, GST_BUFFER_COPY_ALL, 10, 20);
+  GstMemory* pm = gst_buffer_peek_memory(part, 0);
+  ASSERT_TRUE(gst_is_fd_memory(pm));
+  EXPECT_EQ(gst_fd_memory_get_fd(pm), fd);
+  EXPECT_EQ(pm->offset, mem->offset + 10);
+  EXPECT_TRUE(GST_MEMORY_IS_READONLY(pm));
+  ASSERT_TRUE(gst_memory_map(pm, &m, GST_MAP_READ));
+  EXPECT_EQ(m.data, mapped + 10);
+  gst_memory_unmap(pm, &m);
+  gst_buffer_unref(b);
+  EXPECT_TRUE(wait_leases(1));  // the sub-buffer keeps the slot
+  gst_buffer_unref(part);
+  EXPECT_TRUE(wait_leases(0));
   gst_harness_teardown(h);
 }
 

@@ -5,6 +5,10 @@
 #include <array>
 #include <cstddef>
 #include <cstring>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
 
 #include "ipc/wire.h"
 #include "parallax/ipc.h"
@@ -18,6 +22,61 @@ std::span<const std::byte> bytes_of(const std::vector<std::uint64_t>& w) {
   return {reinterpret_cast<const std::byte*>(w.data()), w.size() * 8};
 }
 
+/// The words of d encoded as one buffer record.
+std::vector<std::uint64_t> encoded(const wire::BufferDesc& d) {
+  std::vector<std::uint64_t> w;
+  wire::encode_buffer(w, d);
+  return w;
+}
+
+/// A descriptor with every field and every metadata value type set.
+wire::BufferDesc desc_with_every_field() {
+  wire::BufferDesc d;
+  d.token = 0x0000000700000003ull;
+  d.segment_id = 99;
+  d.offset = 4096;
+  d.length = 1234;
+  d.send_ns = 55;
+  d.meta.pts = 1;
+  d.meta.dts = 0;
+  d.meta.duration = 40000000;
+  d.meta.offset = 13;
+  d.meta.offset_end = 77;
+  d.meta.sequence = 5;
+  d.meta.flags = kFlagDiscont | kFlagDeltaUnit;
+  d.meta.set("i", std::int64_t{-3});
+  d.meta.set("u", std::uint64_t{1} << 63);
+  d.meta.set("d", 0.25);
+  d.meta.set("b", true);
+  d.meta.set("s", std::string("héllo"));
+  d.meta.set("bytes", std::vector<std::byte>{std::byte{1}, std::byte{0}, std::byte{255}});
+  d.meta.set("video", std::vector<std::byte>(40, std::byte{9}));
+  return d;
+}
+
+/// decode_record() of a record that must be a buffer record: its descriptor, or the error.
+Result<wire::BufferDesc> decode_buffer_record(std::span<const std::byte> bytes) {
+  auto r = wire::decode_record(bytes);
+  if (!r.ok()) return std::move(r).error();
+  auto* d = std::get_if<wire::BufferDesc>(&*r);
+  if (d == nullptr) return Error{Errc::internal, "decoded, but not as a buffer record"};
+  return std::move(*d);
+}
+
+/// A copy of msg with the byte at `at` set to `value`.
+template <typename Bytes>
+Bytes with_byte(Bytes msg, std::size_t at, std::uint8_t value) {
+  reinterpret_cast<std::uint8_t*>(msg.data())[at] = value;
+  return msg;
+}
+
+/// decode refuses every proper prefix of msg (a message cut anywhere).
+template <typename Decode>
+void expect_every_prefix_refused(std::span<const std::byte> msg, Decode decode) {
+  for (std::size_t n = 0; n < msg.size(); ++n)
+    EXPECT_FALSE(decode(msg.first(n)).ok()) << "accepted a message cut at " << n;
+}
+
 }  // namespace
 
 // The struct sizes and offsets are frozen by static_asserts in ipc/wire.h (a layout change
@@ -28,12 +87,11 @@ TEST(IpcWire, SendStampRoundTrips) {
   d.token = 5;
   d.length = 10;
   d.send_ns = 0x0123456789abcdefull;
-  std::vector<std::uint64_t> w;
-  wire::encode_buffer(w, d);
+  const auto w = encoded(d);
   EXPECT_EQ(w[wire::kSendNsWord], d.send_ns);
-  auto r = wire::decode_record(bytes_of(w));
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(std::get<wire::BufferDesc>(*r).send_ns, d.send_ns);
+  auto r = decode_buffer_record(bytes_of(w));
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->send_ns, d.send_ns);
 }
 
 TEST(IpcWire, PeerMessageIsHelloOrStatsRequest) {
@@ -46,14 +104,11 @@ TEST(IpcWire, PeerMessageIsHelloOrStatsRequest) {
   EXPECT_EQ(std::get<wire::Hello>(*h).policy, 2u);
   // A stats request is not a hello (decode_hello keeps refusing it).
   EXPECT_FALSE(wire::decode_hello(req).ok());
-  auto bad = req;
-  bad[20] = std::byte{1};  // reserved field
-  EXPECT_FALSE(wire::decode_peer_msg(bad).ok());
-  bad = req;
-  bad.push_back(std::byte{0});
-  EXPECT_FALSE(wire::decode_peer_msg(bad).ok());
-  for (std::size_t n = 0; n < req.size(); ++n)
-    EXPECT_FALSE(wire::decode_peer_msg(std::span(req).first(n)).ok()) << n;
+  EXPECT_FALSE(wire::decode_peer_msg(with_byte(req, 20, 1)).ok());  // reserved field
+  auto longer = req;
+  longer.push_back(std::byte{0});
+  EXPECT_FALSE(wire::decode_peer_msg(longer).ok());
+  expect_every_prefix_refused(req, [](auto m) { return wire::decode_peer_msg(m); });
 }
 
 TEST(IpcWire, StatsMessagesRoundTripAndAreValidated) {
@@ -81,8 +136,7 @@ TEST(IpcWire, StatsMessagesRoundTripAndAreValidated) {
   EXPECT_EQ(p2.slots_in_use, 5u);
   EXPECT_EQ(p2.format, std::string(wire::kMaxStatsFormat, 'c'));
   EXPECT_TRUE(p2.format_truncated);
-  for (std::size_t n = 0; n < pb.size(); ++n)
-    EXPECT_FALSE(wire::decode_stats_msg(std::span(pb).first(n)).ok()) << n;
+  expect_every_prefix_refused(pb, [](auto m) { return wire::decode_stats_msg(m); });
 
   SubscriberInfo s;
   s.id = 7;
@@ -109,9 +163,9 @@ TEST(IpcWire, StatsMessagesRoundTripAndAreValidated) {
   liar = s;
   liar.ring_used = 65537;
   EXPECT_FALSE(wire::decode_stats_msg(wire::encode_stats_subscriber(liar)).ok());
-  auto bytes = wire::encode_stats_subscriber(s);
-  bytes[offsetof(wire::StatsSubscriberMsg, policy)] = std::byte{3};
-  EXPECT_FALSE(wire::decode_stats_msg(bytes).ok());
+  EXPECT_FALSE(wire::decode_stats_msg(with_byte(wire::encode_stats_subscriber(s),
+                                                offsetof(wire::StatsSubscriberMsg, policy), 3))
+                   .ok());
 
   auto gm = wire::decode_stats_msg(wire::encode_stats_segment({11, 8192, 1, 2}));
   ASSERT_TRUE(gm.ok());
@@ -145,34 +199,24 @@ TEST(IpcWire, LatencyBucketsAreLog2) {
 }
 
 TEST(IpcWire, BufferRecordRoundTripsAllMetadata) {
-  wire::BufferDesc d;
-  d.token = 0x0000000700000003ull;
-  d.segment_id = 99;
-  d.offset = 4096;
-  d.length = 1234;
-  d.meta.pts = 1;
-  d.meta.dts = 0;
-  d.meta.duration = 40000000;
-  d.meta.offset_end = 77;
-  d.meta.sequence = 5;
-  d.meta.flags = kFlagDiscont | kFlagDeltaUnit;
-  d.meta.set("i", std::int64_t{-3});
-  d.meta.set("u", std::uint64_t{1} << 63);
-  d.meta.set("d", 0.25);
-  d.meta.set("b", true);
-  d.meta.set("s", std::string("héllo"));
-  d.meta.set("bytes", std::vector<std::byte>{std::byte{1}, std::byte{0}, std::byte{255}});
-  std::vector<std::uint64_t> w;
-  wire::encode_buffer(w, d);
-  auto r = wire::decode_record(bytes_of(w));
+  const wire::BufferDesc d = desc_with_every_field();
+  auto r = decode_buffer_record(bytes_of(encoded(d)));
   ASSERT_TRUE(r.ok()) << r.error().to_string();
-  auto& got = std::get<wire::BufferDesc>(*r);
+  const wire::BufferDesc& got = *r;
   EXPECT_EQ(got.token, d.token);
   EXPECT_EQ(got.segment_id, 99u);
   EXPECT_EQ(got.offset, 4096u);
   EXPECT_EQ(got.length, 1234u);
+  EXPECT_EQ(got.send_ns, 55u);
   EXPECT_EQ(got.meta, d.meta);
-  EXPECT_FALSE(got.meta.offset.has_value());
+  EXPECT_EQ(got.meta.offset, 13u);
+  // An unset optional field stays unset.
+  wire::BufferDesc bare;
+  bare.length = 1;
+  auto b = decode_buffer_record(bytes_of(encoded(bare)));
+  ASSERT_TRUE(b.ok()) << b.error().to_string();
+  EXPECT_FALSE(b->meta.offset.has_value());
+  EXPECT_FALSE(b->meta.pts.has_value());
 }
 
 TEST(IpcWire, EveryEventRoundTrips) {
@@ -207,24 +251,17 @@ TEST(IpcWire, OversizedEventIsRefused) {
 TEST(IpcWire, EveryTruncationOfARecordIsRejected) {
   wire::BufferDesc d;
   d.meta.set("key", std::string("value"));
-  std::vector<std::uint64_t> w;
-  wire::encode_buffer(w, d);
-  auto full = bytes_of(w);
-  for (std::size_t n = 0; n < full.size(); ++n) {
-    auto r = wire::decode_record(full.subspan(0, n));
-    EXPECT_FALSE(r.ok()) << "accepted a record cut at " << n;
-  }
+  const auto w = encoded(d);
+  expect_every_prefix_refused(bytes_of(w), [](auto m) { return wire::decode_record(m); });
 }
 
 TEST(IpcWire, CorruptedFieldsAreRejected) {
   wire::BufferDesc d;
   d.meta.set("k", true);
-  std::vector<std::uint64_t> w;
-  wire::encode_buffer(w, d);
+  const auto w = encoded(d);
+  ASSERT_TRUE(wire::decode_record(bytes_of(w)).ok());
   auto corrupt = [&](std::size_t byte, std::uint8_t value) {
-    auto copy = w;
-    reinterpret_cast<std::uint8_t*>(copy.data())[byte] = value;
-    return wire::decode_record(bytes_of(copy)).ok();
+    return wire::decode_record(bytes_of(with_byte(w, byte, value))).ok();
   };
   EXPECT_FALSE(corrupt(4, 77));                              // record type
   EXPECT_FALSE(corrupt(6, 1));                               // record flags
@@ -237,14 +274,10 @@ TEST(IpcWire, CorruptedFieldsAreRejected) {
 TEST(IpcWire, HelloValidation) {
   auto ok = wire::encode_hello({static_cast<std::uint32_t>(Policy::drop_newest)});
   EXPECT_TRUE(wire::decode_hello(ok).ok());
-  auto v = ok;
-  v[4] = std::byte{wire::kVersion + 1};  // a version we do not speak
-  auto r = wire::decode_hello(v);
+  auto r = wire::decode_hello(with_byte(ok, 4, wire::kVersion + 1));  // a version we do not speak
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::data_loss);
-  auto p = ok;
-  p[16] = std::byte{9};  // unknown policy
-  EXPECT_FALSE(wire::decode_hello(p).ok());
+  EXPECT_FALSE(wire::decode_hello(with_byte(ok, 16, 9)).ok());  // unknown policy
   EXPECT_FALSE(wire::decode_hello(std::span(ok).subspan(0, 20)).ok());
   // A welcome is not a hello.
   EXPECT_FALSE(wire::decode_hello(wire::encode_welcome({})).ok());
@@ -277,8 +310,7 @@ TEST(IpcWire, WelcomeValidation) {
   auto retired = wire::decode_publisher_msg(wire::encode_segment_retired({42}));
   ASSERT_TRUE(retired.ok());
   EXPECT_EQ(std::get<wire::SegmentRetired>(*retired).segment_id, 42u);
-  auto bytes = wire::encode_segment_retired({42});
-  bytes[24] = std::byte{1};  // reserved must be zero
+  auto bytes = with_byte(wire::encode_segment_retired({42}), 24, 1);  // reserved must be zero
   EXPECT_FALSE(wire::decode_publisher_msg(bytes).ok());
   bytes.pop_back();
   EXPECT_FALSE(wire::decode_publisher_msg(bytes).ok());
@@ -298,8 +330,8 @@ TEST(IpcWire, SegmentAnnouncementCarriesTheNumaNode) {
     ASSERT_FALSE(m.ok()) << node;
     EXPECT_EQ(m.error().code, Errc::data_loss);
   }
-  auto bytes = wire::encode_segment({7, 4096, 0});
-  bytes[offsetof(wire::SegmentMsg, reserved)] = std::byte{1};
+  auto bytes =
+      with_byte(wire::encode_segment({7, 4096, 0}), offsetof(wire::SegmentMsg, reserved), 1);
   EXPECT_FALSE(wire::decode_publisher_msg(bytes).ok());
   // A version-1 peer's 32-byte segment message is refused, not misread.
   bytes.resize(32);
@@ -315,26 +347,12 @@ TEST(IpcPolicyNames, RoundTrip) {
 
 // The subscriber's receive path decodes every buffer record into one reused BufferDesc.
 TEST(IpcWire, DecodeBufferIntoAReusedDescriptorOverwritesEveryField) {
-  wire::BufferDesc full;
-  full.token = 7;
-  full.segment_id = 3;
-  full.offset = 64;
-  full.length = 100;
-  full.send_ns = 55;
-  full.meta.pts = 10;
-  full.meta.dts = 11;
-  full.meta.duration = 12;
-  full.meta.offset = 13;
-  full.meta.offset_end = 14;
-  full.meta.sequence = 15;
-  full.meta.flags = kFlagDiscont;
-  full.meta.set("video", std::vector<std::byte>(40, std::byte{9}));
+  const wire::BufferDesc full = desc_with_every_field();
   wire::BufferDesc bare;
   bare.token = 8;
   bare.length = 1;
-  std::vector<std::uint64_t> wf, wb;
-  wire::encode_buffer(wf, full);
-  wire::encode_buffer(wb, bare);
+  const auto wf = encoded(full);
+  const auto wb = encoded(bare);
   EXPECT_EQ(wire::peek_record_type(bytes_of(wf)),
             static_cast<std::uint16_t>(wire::RecordType::buffer));
   wire::BufferDesc out;
@@ -349,9 +367,9 @@ TEST(IpcWire, DecodeBufferIntoAReusedDescriptorOverwritesEveryField) {
   EXPECT_EQ(out.meta, bare.meta);
   // Same answer as decode_record, and anything but a buffer record is refused.
   ASSERT_TRUE(wire::decode_buffer(bytes_of(wf), out).ok());
-  auto r = wire::decode_record(bytes_of(wf));
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(std::get<wire::BufferDesc>(*r).meta, out.meta);
+  auto r = decode_buffer_record(bytes_of(wf));
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->meta, out.meta);
   std::vector<std::uint64_t> ev;
   ASSERT_TRUE(wire::encode_event(ev, Event::eos()).ok());
   EXPECT_FALSE(wire::decode_buffer(bytes_of(ev), out).ok());
@@ -368,11 +386,10 @@ TEST(IpcWire, EncodeBufferWithSeparateMetadataIsTheSameRecord) {
   Metadata m;
   m.pts = 5;
   m.set("k", std::string("v"));
-  std::vector<std::uint64_t> a, b;
+  std::vector<std::uint64_t> a;
   wire::encode_buffer(a, d, m);
   d.meta = m;
-  wire::encode_buffer(b, d);
-  EXPECT_EQ(a, b);
+  EXPECT_EQ(a, encoded(d));
 }
 
 // Duplicate keys are refused whether the decoder scans the few entries or hashes many.
@@ -382,15 +399,13 @@ TEST(IpcWire, DuplicateMetadataKeysAreRejectedAtAnyCount) {
     d.length = 1;
     for (std::size_t i = 0; i + 1 < count; ++i)
       d.meta.entries.push_back(MetaEntry{"key" + std::to_string(i), std::int64_t(i)});
-    std::vector<std::uint64_t> ok;
     d.meta.entries.push_back(MetaEntry{"last", std::int64_t{0}});
-    wire::encode_buffer(ok, d);
+    const auto ok = encoded(d);
     wire::BufferDesc out;
     EXPECT_TRUE(wire::decode_buffer(bytes_of(ok), out).ok()) << count;
     EXPECT_EQ(out.meta.entries.size(), count);
     d.meta.entries.back().key = "key0";  // the first key again
-    std::vector<std::uint64_t> dup;
-    wire::encode_buffer(dup, d);
+    const auto dup = encoded(d);
     auto r = wire::decode_buffer(bytes_of(dup), out);
     ASSERT_FALSE(r.ok()) << count;
     EXPECT_NE(r.error().message.find("duplicate"), std::string::npos);

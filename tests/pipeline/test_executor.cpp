@@ -14,10 +14,6 @@ using namespace plx_test;
 using namespace std::chrono_literals;
 using parallax::Errc;
 
-std::uint64_t u64(Element* e, const char* prop) {
-  return std::get<std::uint64_t>(*e->property(prop));
-}
-
 TEST(Executor, RunsToEos) {
   auto p =
       Pipeline::from_string("nullsource num-buffers=1000 size=16 ! identity name=id ! nullsink");

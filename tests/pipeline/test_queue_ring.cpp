@@ -126,10 +126,6 @@ TEST(SpscRing, ConsumeWakesASleepingProducer) {
   EXPECT_TRUE(ring.writable());
 }
 
-std::uint64_t u64(Element* e, const char* prop) {
-  return std::get<std::uint64_t>(*e->property(prop));
-}
-
 TEST(QueueRing, EveryBufferThroughTinyQueuesInOrder) {
   Pipeline p;
   ASSERT_TRUE(p.parse("nullsource num-buffers=5000 size=8 ! queue max-size-buffers=1 ! "

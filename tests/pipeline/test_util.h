@@ -2,12 +2,15 @@
 // Helpers shared by the pipeline tests: graph edges as strings, temp dirs, custom elements.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "child_process.h"
@@ -88,5 +91,15 @@ class TwoInputs final : public Element {
     add_pad_template({"src", PadDirection::src, PadPresence::always, "ANY"});
   }
 };
+
+/// The uint64 property `prop` of element e (a test failure, and 0, when e is null or the property
+/// is absent or not a uint64).
+inline std::uint64_t u64(const Element* e, const char* prop) {
+  EXPECT_NE(e, nullptr) << prop;
+  if (e == nullptr) return 0;
+  auto v = e->property(prop);
+  EXPECT_TRUE(v && std::holds_alternative<std::uint64_t>(*v)) << prop;
+  return v && std::holds_alternative<std::uint64_t>(*v) ? std::get<std::uint64_t>(*v) : 0;
+}
 
 }  // namespace plx_test

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// Tests of the typed pipeline's thread stages (queue, parallel) and of BoundedQueue: order kept,
+// Tests of the typed pipeline's thread stages (queue, parallel) and of their queues: order kept,
 // bounded memory, stop and error propagation across threads. Run under ThreadSanitizer too.
 #include <parallax/typed.h>
 
@@ -11,7 +11,9 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -35,10 +37,32 @@ std::vector<int> iota_vec(int n) {
   return v;
 }
 
-// ----- BoundedQueue -----
+// ----- BoundedQueue and SpscQueue: one contract (push blocks while full, pop while empty, close
+// wakes both; after close push refuses and pop drains), so one typed suite over both -----
 
-TEST(TypedBoundedQueue, FifoAndCloseDrains) {
-  BoundedQueue<int> q(2);
+/// One queue template as a gtest type parameter: Kind::type<T> is the queue of T.
+template <template <typename> class Q>
+struct Kind {
+  template <typename T>
+  using type = Q<T>;
+};
+struct KindName {
+  template <typename K>
+  static std::string GetName(int /*i*/) {
+    return std::is_same_v<K, Kind<BoundedQueue>> ? "BoundedQueue" : "SpscQueue";
+  }
+};
+
+template <typename K>
+class TypedBlockingQueue : public ::testing::Test {};
+using QueueKinds = ::testing::Types<Kind<BoundedQueue>, Kind<SpscQueue>>;
+TYPED_TEST_SUITE(TypedBlockingQueue, QueueKinds, KindName);
+
+template <typename K, typename T>
+using QueueT = typename K::template type<T>;
+
+TYPED_TEST(TypedBlockingQueue, FifoAndCloseDrains) {
+  QueueT<TypeParam, int> q(2);
   ASSERT_TRUE(q.push(1));
   ASSERT_TRUE(q.push(2));
   q.close();
@@ -48,37 +72,8 @@ TEST(TypedBoundedQueue, FifoAndCloseDrains) {
   EXPECT_EQ(q.pop(), std::nullopt);
 }
 
-TEST(TypedBoundedQueue, CloseWakesABlockedProducer) {
-  BoundedQueue<int> q(1);
-  ASSERT_TRUE(q.push(1));
-  std::atomic<bool> returned{false};
-  bool pushed = true;
-  std::jthread producer([&] {
-    pushed = q.push(2);  // full: blocks until close()
-    returned = true;
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_FALSE(returned.load());
-  q.close();
-  producer.join();
-  EXPECT_FALSE(pushed);
-}
-
-// ----- SpscQueue (parallel's hand-over) -----
-
-TEST(TypedSpscQueue, FifoAndCloseDrains) {
-  SpscQueue<int> q(2);
-  ASSERT_TRUE(q.push(1));
-  ASSERT_TRUE(q.push(2));
-  q.close();
-  EXPECT_FALSE(q.push(3));
-  EXPECT_EQ(q.pop(), 1);
-  EXPECT_EQ(q.pop(), 2);
-  EXPECT_EQ(q.pop(), std::nullopt);
-}
-
-TEST(TypedSpscQueue, HoldsAtMostItsCapacity) {
-  SpscQueue<int> q(3);  // the ring below is 4 slots; the limit is 3
+TYPED_TEST(TypedBlockingQueue, HoldsAtMostItsCapacity) {
+  QueueT<TypeParam, int> q(3);  // SpscQueue: the ring below is 4 slots; the limit is 3
   ASSERT_TRUE(q.push(1));
   ASSERT_TRUE(q.push(2));
   ASSERT_TRUE(q.push(3));
@@ -95,15 +90,20 @@ TEST(TypedSpscQueue, HoldsAtMostItsCapacity) {
   EXPECT_EQ(q.pop(), 2);
 }
 
-TEST(TypedSpscQueue, CloseWakesABlockedProducerAndABlockedConsumer) {
-  SpscQueue<int> full(1);
+TYPED_TEST(TypedBlockingQueue, CloseWakesABlockedProducerAndABlockedConsumer) {
+  QueueT<TypeParam, int> full(1);
   ASSERT_TRUE(full.push(1));
-  SpscQueue<int> empty(1);
+  QueueT<TypeParam, int> empty(1);
+  std::atomic<bool> returned{false};
   bool pushed = true;
   std::optional<int> popped = 7;
-  std::jthread producer([&] { pushed = full.push(2); });
-  std::jthread consumer([&] { popped = empty.pop(); });
+  std::jthread producer([&] {
+    pushed = full.push(2);  // full: blocks until close()
+    returned = true;
+  });
+  std::jthread consumer([&] { popped = empty.pop(); });  // empty: blocks until close()
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(returned.load());
   full.close();
   empty.close();
   producer.join();
@@ -112,8 +112,8 @@ TEST(TypedSpscQueue, CloseWakesABlockedProducerAndABlockedConsumer) {
   EXPECT_EQ(popped, std::nullopt);
 }
 
-TEST(TypedSpscQueue, TwoThreadsKeepEveryItemInOrder) {
-  SpscQueue<std::unique_ptr<int>> q(4);
+TYPED_TEST(TypedBlockingQueue, TwoThreadsKeepEveryItemInOrder) {
+  QueueT<TypeParam, std::unique_ptr<int>> q(4);
   constexpr int kItems = 100000;
   std::jthread producer([&] {
     for (int i = 0; i < kItems; ++i)

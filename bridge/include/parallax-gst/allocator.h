@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // GstParallaxAllocator: GstMemory objects that are Parallax pool slots (writable loans on the
-// publishing side) or received read-only Buffers (on the subscribing side), mapped through the
-// one persistent mapping of their segment: map/unmap never call mmap.
+// publishing side). GstParallaxFdAllocator (a GstFdAllocator): received read-only Buffers (on
+// the subscribing side) as fd memory of their segment's memfd. Both map through the one
+// persistent mapping of the segment: map/unmap never call mmap.
 #pragma once
 
+#include <gst/allocators/gstfdmemory.h>
 #include <gst/gst.h>
 
 #include <chrono>
@@ -20,7 +22,14 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(GstParallaxAllocator, gst_parallax_allocator, GST, PARALLAX_ALLOCATOR,
                      GstAllocator)
 
-/// The GstAllocator mem_type of Parallax memories.
+/// Received buffers: fd memory (gst_is_fd_memory(), gst_fd_memory_get_fd() = the segment's
+/// memfd, read-only; GstMemory offset = the bytes' offset in that fd, maxsize = the segment's
+/// size). The fd belongs to the segment: valid while the memory lives, never closed by it.
+#define GST_TYPE_PARALLAX_FD_ALLOCATOR (gst_parallax_fd_allocator_get_type())
+G_DECLARE_FINAL_TYPE(GstParallaxFdAllocator, gst_parallax_fd_allocator, GST, PARALLAX_FD_ALLOCATOR,
+                     GstFdAllocator)
+
+/// The GstAllocator mem_type of Parallax memories (of both allocators).
 #define GST_PARALLAX_MEMORY_TYPE "ParallaxMemory"
 
 G_END_DECLS
@@ -31,6 +40,9 @@ namespace parallax::gst {
 /// one second for a free one). Full transfer: the caller owns the returned reference.
 GstAllocator* allocator_new(std::shared_ptr<memory::MemoryPool> pool);
 /// An allocator that only wraps received Buffers (wrap_buffer); gst_allocator_alloc fails.
+/// A GstParallaxFdAllocator: Buffers in a shareable segment become fd memory; Buffers without
+/// one (payloads the subscriber copied into the heap) become plain read-only memories of a
+/// GstParallaxAllocator it keeps (no fd to offer: gst_is_fd_memory() is false for those).
 GstAllocator* allocator_new_readonly();
 
 /// The pool behind a slot allocator (nullptr for a read-only one or another allocator).
@@ -40,11 +52,12 @@ GstAllocator* allocator_new_readonly();
 /// first map) loans one. For buffer pools, whose preallocation must not wait for slots.
 GstMemory* memory_new_unarmed(GstAllocator* allocator, gsize size);
 
-/// Whether `mem` was made by a GstParallaxAllocator.
+/// Whether `mem` was made by a GstParallaxAllocator or a GstParallaxFdAllocator.
 [[nodiscard]] bool is_parallax_memory(GstMemory* mem);
 
 /// A READONLY GstMemory holding `buffer` (no copy). Dropping the memory drops the Buffer, which
-/// returns its lease when it was the last reference.
+/// returns its lease when it was the last reference. With a GstParallaxFdAllocator and a Buffer
+/// in a shareable segment: an fd memory (see GST_TYPE_PARALLAX_FD_ALLOCATOR).
 GstMemory* wrap_buffer(GstAllocator* allocator, memory::Buffer buffer);
 
 /// Makes sure `mem` (a memory of a slot allocator, exclusively owned by a pooled GstBuffer)
