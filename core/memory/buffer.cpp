@@ -42,23 +42,6 @@ inline void unref(detail::BufferCore* c) noexcept {
 
 // ---- Loan ----
 
-Loan::Loan(Loan&& o) noexcept
-    : core_(std::exchange(o.core_, nullptr)), len_(std::exchange(o.len_, 0)) {}
-
-Loan& Loan::operator=(Loan&& o) noexcept {
-  if (this != &o) {
-    if (core_ != nullptr) core_->release(core_);
-    core_ = std::exchange(o.core_, nullptr);
-    len_ = std::exchange(o.len_, 0);
-  }
-  return *this;
-}
-
-// A Loan is the only reference to its slot, so dropping it releases without an atomic RMW.
-Loan::~Loan() {
-  if (core_ != nullptr) core_->release(core_);
-}
-
 std::span<std::byte> Loan::data() noexcept {
   return core_ ? std::span<std::byte>(core_->data, len_) : std::span<std::byte>();
 }

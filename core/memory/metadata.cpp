@@ -30,15 +30,8 @@ bool Metadata::erase(std::string_view key) {
   return true;
 }
 
-void Metadata::clear() noexcept {
-  pts.reset();
-  dts.reset();
-  duration.reset();
-  offset.reset();
-  offset_end.reset();
-  sequence = 0;
-  flags = kFlagNone;
-  if (!entries.empty()) entries.clear();
+void Metadata::clear_entries() noexcept {
+  entries.clear();
 }
 
 }  // namespace parallax

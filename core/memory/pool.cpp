@@ -190,6 +190,9 @@ struct MemoryPool::Impl {
   std::unique_ptr<detail::BufferCore*[]> core_of;  // slot index -> its core (no division)
   std::atomic<std::size_t> segment_count{0};
   std::mutex grow_mu;  // serialises growth only; never taken on the loan/release fast path
+  // caches[0, caches_used) were ever claimed (claims take the first free one): in_use() reads
+  // only those (the IPC publisher asks on every send).
+  std::atomic<std::uint32_t> caches_used{0};
   SlotCache caches[kMaxCaches];
 
   ~Impl() {
@@ -204,6 +207,15 @@ struct MemoryPool::Impl {
   }
 
   detail::BufferCore* core(std::uint32_t slot) noexcept { return core_of[slot]; }
+
+  // The calling thread's cache for this pool if it already claimed one, else nullptr (no
+  // claim, no call: the fast paths stay leaf functions).
+  SlotCache* known_cache() const noexcept {
+    const ThreadCaches& t = t_caches;
+    for (const ThreadCacheRef& r : t.refs)
+      if (r.pool_id == id) return r.cache;
+    return nullptr;
+  }
 
   // The calling thread's cache for this pool (claimed on first use), or nullptr.
   SlotCache* thread_cache() noexcept {
@@ -231,8 +243,15 @@ struct MemoryPool::Impl {
     }
     for (std::size_t i = 0; mine == nullptr && i < kMaxCaches; ++i) {
       std::uint64_t none = 0;
-      if (caches[i].owner.compare_exchange_strong(none, t.token, std::memory_order_acquire))
+      if (caches[i].owner.compare_exchange_strong(none, t.token, std::memory_order_acquire)) {
         mine = &caches[i];
+        // Before any slot goes into it (this thread's next release or flush).
+        std::uint32_t used = caches_used.load(std::memory_order_relaxed);
+        while (used < i + 1 && !caches_used.compare_exchange_weak(
+                                   used, static_cast<std::uint32_t>(i + 1),
+                                   std::memory_order_release, std::memory_order_relaxed)) {
+        }
+      }
     }
     ThreadCacheRef& slot = t.refs[t.next++ % kThreadRefs];
     if (slot.pool_id != 0) {  // forget the oldest pool: give its cache back if it still exists
@@ -290,6 +309,13 @@ struct MemoryPool::Impl {
     }
   }
 
+  // A slot from the cache this thread already claimed; nullptr otherwise (no call made).
+  detail::BufferCore* pop_known() noexcept {
+    if (cache_limit.load(std::memory_order_relaxed) == 0) return nullptr;
+    SlotCache* tc = known_cache();
+    return tc != nullptr ? pop_cached(tc) : nullptr;
+  }
+
   // This thread's cache first, then the shared list.
   detail::BufferCore* try_take() noexcept {
     SlotCache* tc = thread_cache();
@@ -302,7 +328,7 @@ struct MemoryPool::Impl {
   // Pushes slots s[0..k) (s[0] ends on top) onto the shared list in one CAS, waking sleeping
   // loans. After the CAS the pool may be freed by someone else; if this push is the one that
   // brings an orphaned pool back to "all free", it frees it.
-  void push_chain(const std::uint16_t* s, std::size_t k) noexcept {
+  [[gnu::noinline]] void push_chain(const std::uint16_t* s, std::size_t k) noexcept {
     for (std::size_t i = 0; i + 1 < k; ++i)
       next[s[i]].store(s[i + 1], std::memory_order_relaxed);
     const std::size_t cap = capacity.load(std::memory_order_relaxed);
@@ -413,20 +439,49 @@ struct MemoryPool::Impl {
   static void release(detail::BufferCore* c) noexcept {
     auto* p = static_cast<Impl*>(c->owner);
     c->meta.clear();  // the next loan starts from empty metadata
+    // Fast path, a leaf: this thread's already-claimed cache has room and no flag is set.
+    if (p->cache_limit.load(std::memory_order_relaxed) != 0) [[likely]] {
+      SlotCache* tc = p->known_cache();
+      if (tc != nullptr && tc->try_lock()) [[likely]] {
+        const std::uint64_t h = p->head.load(std::memory_order_acquire);
+        const std::uint32_t n = tc->count.load(std::memory_order_relaxed);
+        if (!(h & kFlushFlags) && n < p->cache_limit.load(std::memory_order_relaxed)) [[likely]] {
+          tc->slots[n] = static_cast<std::uint16_t>(c->slot);
+          tc->count.store(n + 1, std::memory_order_relaxed);
+          tc->unlock();
+          return;
+        }
+        tc->unlock();  // release_slow decides again under the lock
+      }
+    }
+    p->release_slow(c);
+  }
+
+  // The rest of release(): claims this thread's cache, flushes it, or pushes to the list.
+  [[gnu::noinline]] void release_slow(detail::BufferCore* c) noexcept {
+    Impl* p = this;
     const auto slot = static_cast<std::uint16_t>(c->slot);
     SlotCache* tc = p->thread_cache();
-    if (tc == nullptr || !tc->try_lock()) {
-      p->push_chain(&slot, 1);
+    if (tc != nullptr && tc->try_lock()) [[likely]] {
+      const std::uint64_t h = p->head.load(std::memory_order_acquire);
+      const std::uint32_t n = tc->count.load(std::memory_order_relaxed);
+      if (!(h & kFlushFlags) && n < p->cache_limit.load(std::memory_order_relaxed)) [[likely]] {
+        tc->slots[n] = slot;
+        tc->count.store(n + 1, std::memory_order_relaxed);
+        tc->unlock();
+        return;
+      }
+      p->release_flush(tc, slot, h, n);
       return;
     }
-    const std::uint64_t h = p->head.load(std::memory_order_acquire);
-    const std::uint32_t n = tc->count.load(std::memory_order_relaxed);
-    if (!(h & kFlushFlags) && n < p->cache_limit.load(std::memory_order_relaxed)) {
-      tc->slots[n] = slot;
-      tc->count.store(n + 1, std::memory_order_relaxed);
-      tc->unlock();
-      return;
-    }
+    p->push_chain(&slot, 1);  // may free p: nothing of it is touched after
+  }
+
+  // release() with the cache locked and full, or a flush flag set: moves slots to the shared
+  // list and unlocks. Out of line: the fast path above keeps a small frame.
+  [[gnu::noinline]] void release_flush(SlotCache* tc, std::uint16_t slot, std::uint64_t h,
+                                       std::uint32_t n) noexcept {
+    Impl* p = this;
     std::uint16_t out[kCacheSlots + 1];
     std::size_t k = 0;
     std::uint32_t keep = 0;
@@ -562,7 +617,26 @@ MemoryPool::~MemoryPool() {
   if (count_of(old) == cap) delete p;
 }
 
+namespace {
+// Tracing known to be off (the first span site in a process reads the environment: that one
+// takes the slow path, which has the span).
+bool trace_off() noexcept {
+  return observe::trace_detail::g_state.load(std::memory_order_relaxed) ==
+         observe::trace_detail::kOff;
+}
+}  // namespace
+
+// The fast path, a leaf function: a slot from the cache this thread already claimed, tracing
+// off. No span object, no error strings in the frame; everything else is out of line.
 Result<Loan> MemoryPool::try_loan() {
+  if (impl_ != nullptr && trace_off()) [[likely]] {
+    if (detail::BufferCore* c = impl_->pop_known()) [[likely]]
+      return Loan(c, impl_->slot_size);
+  }
+  return try_loan_slow();
+}
+
+[[gnu::noinline]] Result<Loan> MemoryPool::try_loan_slow() {
   PLX_TRACE_SPAN("pool.loan");
   if (arena_ != nullptr) return arena_needs_size();
   for (;;) {
@@ -577,6 +651,14 @@ Result<Loan> MemoryPool::try_loan() {
 }
 
 Result<Loan> MemoryPool::loan_for(std::chrono::nanoseconds timeout) {
+  if (impl_ != nullptr && trace_off()) [[likely]] {
+    if (detail::BufferCore* c = impl_->pop_known()) [[likely]]
+      return Loan(c, impl_->slot_size);
+  }
+  return loan_for_slow(timeout);
+}
+
+[[gnu::noinline]] Result<Loan> MemoryPool::loan_for_slow(std::chrono::nanoseconds timeout) {
   PLX_TRACE_SPAN("pool.loan");
   if (arena_ != nullptr) return arena_needs_size();
   for (;;) {
@@ -636,8 +718,9 @@ std::size_t MemoryPool::in_use() const noexcept {
   // Free = on the shared list + parked in thread caches. Exact when no loan or release runs;
   // during one, a slot moving between a cache and the list can be missed or seen twice.
   std::size_t free = 0;
-  for (const SlotCache& c : impl_->caches)
-    free += c.count.load(std::memory_order_relaxed);
+  const std::uint32_t used = impl_->caches_used.load(std::memory_order_acquire);
+  for (std::uint32_t i = 0; i < used; ++i)
+    free += impl_->caches[i].count.load(std::memory_order_relaxed);
   free += count_of(impl_->head.load(std::memory_order_relaxed));
   const std::size_t cap = capacity();
   return free > cap ? 0 : cap - free;

@@ -5,8 +5,9 @@
 // machine's floor for the same pattern: a bare eventfd wake-up and a bare shared-memory spin
 // hand-off between two processes, paced the same way (what no transport can beat here).
 //   bench_ipc [--quick] [--latency-only | --throughput-only]
-//   env: BENCH_IPC_N (buffers per size), BENCH_IPC_NO_LATENCY
+//   env: BENCH_IPC_N (buffers per size), BENCH_IPC_NO_LATENCY, BENCH_IPC_GAP_US (latency pacing)
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -44,6 +45,11 @@ std::uint64_t now_ns() {
 struct Percentiles {
   std::size_t n{0};
   double p50{0}, p99{0}, p999{0};
+  // Latency rows only: means (us) for the breakdown of where one buffer's time goes.
+  double mean{0};     // end to end: pts (stamped before loan->send) to recv() returning
+  double transit{0};  // the publisher's send stamp (taken in send() just before the ring
+                      // write) to the subscriber having decoded it (SubscriberStats)
+  double send{0};     // the publisher's send() call, pts to its return (publisher side)
 };
 
 Percentiles percentiles(std::vector<std::uint64_t> lat) {
@@ -82,31 +88,63 @@ struct alignas(64) FloorShared {
   std::atomic<std::uint64_t> seq{0};  // the stamps (n + 1 of them) follow on the next line
 };
 
-enum class Floor { eventfd, socket, spin };
+// socket3: the wake socket again, the receiver polling it together with two idle fds (a second
+// socket and an eventfd), as the subscriber's sleep polls {wake socket, control socket,
+// interrupt eventfd}: a diagnostic of what the 3-fd poll itself costs, not a target floor.
+// epoll3: the same three fds in an epoll set made once, epoll_wait() instead of poll().
+// spin_lines: the spin hand-off where the sender also writes kRecordLines cache lines (of a
+// 64 KiB ring, so the receiver read them a lap ago, as with our ring) that the receiver reads
+// before stamping: what a record of that size adds to the hand-over (diagnostic).
+enum class Floor { eventfd, socket, socket3, epoll3, spin, spin_lines };
+constexpr std::size_t kRecordLines = 4;
+constexpr std::size_t kLinesRing = 64 * 1024;
+volatile std::uint64_t g_sink;
 
 Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
-  const bool spin = kind == Floor::spin;
-  const std::size_t map_size = 64 + 8 * static_cast<std::size_t>(n + 1);
+  const bool spin = kind == Floor::spin || kind == Floor::spin_lines;
+  const std::size_t stamps_size = (8 * static_cast<std::size_t>(n + 1) + 63) & ~std::size_t{63};
+  const std::size_t map_size = 64 + stamps_size + kLinesRing;
   void* mem = ::mmap(nullptr, map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) std::abort();
   // Zero-filled: every counter starts at 0.
   auto* sh = static_cast<FloorShared*>(mem);
   auto* stamps = reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(mem) + 64);
-  int efd = -1, sv[2] = {-1, -1};
-  if (kind == Floor::socket) {
+  auto* lines =
+      reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(mem) + 64 + stamps_size);
+  const bool sock = kind == Floor::socket || kind == Floor::socket3 || kind == Floor::epoll3;
+  int efd = -1, sv[2] = {-1, -1}, idle[2] = {-1, -1};
+  if (sock) {
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
       std::abort();
+    if (kind == Floor::socket3 || kind == Floor::epoll3) {
+      if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, idle) != 0)
+        std::abort();
+      efd = ::eventfd(0, EFD_CLOEXEC);
+      if (efd < 0) std::abort();
+    }
   } else {
     efd = ::eventfd(0, EFD_CLOEXEC);
     if (efd < 0) std::abort();
   }
   // The receiver's and the sender's wake-up fd.
-  const int rx = kind == Floor::socket ? sv[1] : efd, tx = kind == Floor::socket ? sv[0] : efd;
+  const int rx = sock ? sv[1] : efd, tx = sock ? sv[0] : efd;
   int res[2];
   if (::pipe(res) != 0) std::abort();
   pid_t pid = ::fork();
   if (pid == 0) {
     ::close(res[0]);
+    int ep = -1;
+    if (kind == Floor::epoll3) {
+      ep = ::epoll_create1(EPOLL_CLOEXEC);
+      if (ep < 0) std::abort();
+      for (int fd : {rx, idle[1], efd}) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) std::abort();
+      }
+    }
+    std::uint64_t sink = 0;
     std::vector<std::uint64_t> lat;
     lat.reserve(static_cast<std::size_t>(n));
     std::uint64_t seen = 0;
@@ -114,36 +152,61 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
       if (spin) {
         while (sh->seq.load(std::memory_order_acquire) == seen)
           parallax::cpu_relax();
+      } else if (kind == Floor::socket3) {
+        pollfd p[3] = {{rx, POLLIN, 0}, {idle[1], POLLIN, 0}, {efd, POLLIN, 0}};
+        (void)::poll(p, 3, -1);
+      } else if (kind == Floor::epoll3) {
+        epoll_event ev[3];
+        (void)::epoll_wait(ep, ev, 3, -1);
       } else {
         pollfd p{rx, POLLIN, 0};
         (void)::poll(&p, 1, -1);
+      }
+      if (kind == Floor::spin_lines) {
+        const std::size_t base = (seen + 1) * kRecordLines % (kLinesRing / 64);
+        for (std::size_t j = 0; j < kRecordLines; ++j)
+          sink += lines[(base + j) % (kLinesRing / 64) * 8].load(std::memory_order_relaxed);
       }
       const std::uint64_t t = now_ns();
       if (kind == Floor::eventfd) {
         std::uint64_t v;
         (void)!::read(efd, &v, sizeof v);
-      } else if (kind == Floor::socket) {
+      } else if (sock) {
         char buf[16];
         while (::recv(rx, buf, sizeof buf, MSG_DONTWAIT) > 0) {
         }
       }
       const std::uint64_t now_seen = sh->seq.load(std::memory_order_acquire);
-      for (std::uint64_t k = seen + 1; k <= now_seen; ++k)
-        lat.push_back(t - stamps[k].load(std::memory_order_relaxed));
+      // Messages sent after `t` was taken (the sender posted again between the wake-up and the
+      // read of seq: a receiver descheduled there, or a spin that saw one message while the
+      // next landed) are stamped now, when they are seen: t - stamp would be negative (it was
+      // an unsigned wrap-around, printed as 1.8e16 us).
+      std::uint64_t late_t = 0;
+      for (std::uint64_t k = seen + 1; k <= now_seen; ++k) {
+        const std::uint64_t sent = stamps[k].load(std::memory_order_relaxed);
+        if (sent > t && late_t == 0) late_t = now_ns();
+        lat.push_back((sent > t ? late_t : t) - sent);
+      }
       seen = now_seen;
     }
+    g_sink = sink;  // keeps the line reads
     (void)!::write(res[1], lat.data(), lat.size() * sizeof(std::uint64_t));
     ::_exit(0);
   }
   ::close(res[1]);
   for (int i = 1; i <= n; ++i) {
     const std::uint64_t t0 = now_ns();
+    if (kind == Floor::spin_lines) {
+      const std::size_t base = static_cast<std::size_t>(i) * kRecordLines % (kLinesRing / 64);
+      for (std::size_t j = 0; j < kRecordLines; ++j)
+        lines[(base + j) % (kLinesRing / 64) * 8].store(t0, std::memory_order_relaxed);
+    }
     stamps[i].store(t0, std::memory_order_relaxed);
     sh->seq.store(static_cast<std::uint64_t>(i), std::memory_order_release);
     if (kind == Floor::eventfd) {
       const std::uint64_t one = 1;
       (void)!::write(efd, &one, sizeof one);
-    } else if (kind == Floor::socket) {
+    } else if (sock) {
       const char one = 1;
       (void)!::send(tx, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
     }
@@ -158,7 +221,7 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
     got += static_cast<std::size_t>(r);
   lat.resize(got / sizeof(std::uint64_t));
   ::close(res[0]);
-  for (int fd : {efd, sv[0], sv[1]})
+  for (int fd : {efd, sv[0], sv[1], idle[0], idle[1]})
     if (fd >= 0) ::close(fd);
   int st;
   ::waitpid(pid, &st, 0);
@@ -198,8 +261,17 @@ int run_sub(const std::string& path, const std::string& mode) {
     const double secs = static_cast<double>(last - first) / 1e9;
     std::printf("%llu %.6f\n", static_cast<unsigned long long>(n), secs);
   } else {
+    double sum = 0;
+    for (std::uint64_t v : lat)
+      sum += static_cast<double>(v);
+    const double mean = lat.empty() ? 0 : sum / static_cast<double>(lat.size()) / 1000.0;
+    const SubscriberStats st = sub->stats();
+    const double transit = st.latency_count == 0
+                               ? 0
+                               : static_cast<double>(st.latency_sum_ns) /
+                                     static_cast<double>(st.latency_count) / 1000.0;
     const Percentiles p = percentiles(std::move(lat));
-    std::printf("%zu %.3f %.3f %.3f\n", p.n, p.p50, p.p99, p.p999);
+    std::printf("%zu %.3f %.3f %.3f %.3f %.3f\n", p.n, p.p50, p.p99, p.p999, mean, transit);
   }
   return 0;
 }
@@ -240,7 +312,7 @@ double throughput(const char* self, const std::string& path, std::size_t size, s
 
 // Latency: 4 KiB buffers paced every `gap`, pts = send time.
 std::string latency(const char* self, const std::string& path, const char* mode, int n,
-                    std::chrono::microseconds gap) {
+                    std::chrono::microseconds gap, double* send_mean_us) {
   PublisherOptions po;
   po.slot_size = 4096;
   po.slot_count = 64;
@@ -249,16 +321,20 @@ std::string latency(const char* self, const std::string& path, const char* mode,
   Child c = test::spawn_sub(self, path, mode);
   if (!pub->wait_for_subscribers(1, 10s)) std::exit(3);
   std::this_thread::sleep_for(20ms);
+  std::uint64_t send_sum = 0;
   for (int i = 0; i < n; ++i) {
     const auto until = now_ns() + static_cast<std::uint64_t>(gap.count()) * 1000;
     auto l = pub->loan();
     if (!l) std::exit(4);
     (void)l->set_size(4096);
-    l->metadata().pts = now_ns();
+    const std::uint64_t pts = now_ns();
+    l->metadata().pts = pts;
     if (!pub->send(std::move(*l))) std::exit(5);
+    send_sum += now_ns() - pts;
     // Sleep out the gap (a spinning producer would steal the consumer's core on small boxes).
     sleep_until_ns(until);
   }
+  *send_mean_us = static_cast<double>(send_sum) / n / 1000.0;
   (void)pub->send_eos();
   return finish(c);
 }
@@ -292,31 +368,54 @@ int main(int argc, char** argv) {
   }
   const int nlat = quick ? 2000 : 20000;
   if (std::getenv("BENCH_IPC_NO_LATENCY") != nullptr || throughput_only) return 0;
-  const auto gap = std::chrono::microseconds(50);
+  // BENCH_IPC_GAP_US: the pacing of the latency rows (default 50 us; a shorter gap keeps both
+  // sides' caches warmer, which shows how much of the path is cold-cache cost).
+  const char* env_gap = std::getenv("BENCH_IPC_GAP_US");
+  const auto gap = std::chrono::microseconds(env_gap ? std::strtoul(env_gap, nullptr, 10) : 50);
   auto print = [](const char* what, const Percentiles& p) {
     std::printf("latency %-26s (n=%zu): p50 %7.2f us  p99 %8.2f us  p99.9 %8.2f us\n", what, p.n,
                 p.p50, p.p99, p.p999);
     std::fflush(stdout);
   };
   // Each row is followed by its floor from the same run, and the ratio the targets use.
-  auto parse = [](const std::string& out) {
+  auto run = [&](const char* mode) {
+    double send_mean = 0;
+    const std::string out = latency(self, path, mode, nlat, gap, &send_mean);
     Percentiles p;
-    std::sscanf(out.c_str(), "%zu %lf %lf %lf", &p.n, &p.p50, &p.p99, &p.p999);
+    std::sscanf(out.c_str(), "%zu %lf %lf %lf %lf %lf", &p.n, &p.p50, &p.p99, &p.p999, &p.mean,
+                &p.transit);
+    p.send = send_mean;
     return p;
   };
-  const Percentiles sleep = parse(latency(self, path, "sleep", nlat, gap));
+  // Where one buffer's time goes, in means (the percentiles above are not additive). End to
+  // end = [pts -> the publisher's send stamp: freeze, encode, locks, sync, lease bookkeeping]
+  // + transit [send stamp -> the subscriber's note_transit(): ring write, hand-over (or
+  // wake-up), claim, decode, Buffer made] + [the rest of recv() and returning]. The first
+  // and last part together are end to end minus transit.
+  auto breakdown = [](const char* what, const Percentiles& p) {
+    std::printf(
+        "  %s means: end to end %.2f us = transit %.2f us + before/after it %.2f us; "
+        "publisher send() call %.2f us\n",
+        what, p.mean, p.transit, p.mean - p.transit, p.send);
+  };
+  const Percentiles sleep = run("sleep");
   print("4 KiB sleep (spin=0)", sleep);
+  breakdown("sleep", sleep);
   const Percentiles wake = floor_latency(Floor::socket, nlat, gap);
   print("floor: wake socket", wake);
   print("floor: eventfd wake-up", floor_latency(Floor::eventfd, nlat, gap));
+  print("diag: wake socket, 3-fd poll", floor_latency(Floor::socket3, nlat, gap));
+  print("diag: wake socket, 3-fd epoll", floor_latency(Floor::epoll3, nlat, gap));
   std::printf(
       "sleeping vs wake-socket floor: p50 +%.2f us (target <= +1.5), p99 %.2fx (target <= 1.5x)\n",
       sleep.p50 - wake.p50, wake.p99 > 0 ? sleep.p99 / wake.p99 : 0.0);
-  print("4 KiB sleep (default spin)", parse(latency(self, path, "adaptive", nlat, gap)));
-  const Percentiles busy = parse(latency(self, path, "busy", nlat, gap));
+  print("4 KiB sleep (default spin)", run("adaptive"));
+  const Percentiles busy = run("busy");
   print("4 KiB busy-poll", busy);
+  breakdown("busy-poll", busy);
   const Percentiles spin = floor_latency(Floor::spin, nlat, gap);
   print("floor: shm spin hand-off", spin);
+  print("diag: spin + 4-line record", floor_latency(Floor::spin_lines, nlat, gap));
   std::printf("busy-poll vs spin floor: p50 %.2fx (target <= 2x)\n",
               spin.p50 > 0 ? busy.p50 / spin.p50 : 0.0);
   return 0;

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -328,6 +329,52 @@ TEST(PoolThreadCache, CachedSlotsCountAsFreeAndOtherThreadsGetThem) {
   for (auto& l : all)
     slots.insert(std::move(l).freeze().slot_index());
   EXPECT_EQ(slots.size(), 64u);
+  EXPECT_EQ(p->in_use(), 0u);
+}
+
+// in_use() reads only the caches ever claimed: slots parked in the caches of several live
+// threads (each claims its own, in order) all count as free, and loans held count exactly.
+TEST(PoolThreadCache, InUseIsExactWithSlotsCachedByEveryLiveThread) {
+  auto p = make_pool(64 * 256, 256);  // 64 slots: caches of up to 8
+  constexpr int kThreads = 4;
+  std::mutex mu;
+  std::condition_variable cv;
+  int parked = 0;
+  bool done = false;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&] {
+      Loan keep = std::move(p->try_loan()).value();
+      {
+        std::vector<Loan> some;
+        for (int i = 0; i < 5; ++i)
+          some.push_back(std::move(p->try_loan()).value());
+      }  // 5 slots into this thread's cache
+      std::unique_lock lk(mu);
+      ++parked;
+      cv.notify_all();
+      cv.wait(lk, [&] { return done; });
+    });
+  }
+  {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return parked == kThreads; });
+  }
+  EXPECT_EQ(p->in_use(), static_cast<std::size_t>(kThreads));  // one held loan per thread
+  {
+    std::vector<Loan> mine;
+    for (int i = 0; i < 3; ++i)
+      mine.push_back(std::move(p->try_loan()).value());
+    EXPECT_EQ(p->in_use(), static_cast<std::size_t>(kThreads + 3));
+  }  // into this thread's cache
+  EXPECT_EQ(p->in_use(), static_cast<std::size_t>(kThreads));
+  {
+    std::lock_guard lk(mu);
+    done = true;
+  }
+  cv.notify_all();
+  for (auto& t : ts)
+    t.join();
   EXPECT_EQ(p->in_use(), 0u);
 }
 

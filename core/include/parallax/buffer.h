@@ -128,4 +128,28 @@ inline void core_unref(BufferCore* c) noexcept {
 }
 
 }  // namespace detail
+
+// Inline: a loan's construction, moves (into and out of Result<Loan>) and drop are on every
+// pool loan's fast path.
+inline Loan::Loan(Loan&& o) noexcept : core_(o.core_), len_(o.len_) {
+  o.core_ = nullptr;
+  o.len_ = 0;
+}
+
+inline Loan& Loan::operator=(Loan&& o) noexcept {
+  if (this != &o) {
+    if (core_ != nullptr) core_->release(core_);
+    core_ = o.core_;
+    len_ = o.len_;
+    o.core_ = nullptr;
+    o.len_ = 0;
+  }
+  return *this;
+}
+
+// A Loan is the only reference to its slot, so dropping it releases without an atomic RMW.
+inline Loan::~Loan() {
+  if (core_ != nullptr) core_->release(core_);
+}
+
 }  // namespace parallax::memory

@@ -65,10 +65,25 @@ struct Metadata {
     return v ? std::get_if<T>(v) : nullptr;
   }
   bool erase(std::string_view key);
-  /// Resets every field (keeps the entries' capacity).
-  void clear() noexcept;
+  /// Resets every field (keeps the entries' capacity). Inline: a pool slot's release runs it
+  /// on every buffer, and most buffers carry no entries (the vector is then not touched).
+  void clear() noexcept {
+    // Whole-object assignments (plain stores) rather than reset() (a test and a store each).
+    pts = std::optional<std::uint64_t>();
+    dts = std::optional<std::uint64_t>();
+    duration = std::optional<std::uint64_t>();
+    offset = std::optional<std::uint64_t>();
+    offset_end = std::optional<std::uint64_t>();
+    sequence = 0;
+    flags = kFlagNone;
+    if (!entries.empty()) [[unlikely]]
+      clear_entries();
+  }
 
   bool operator==(const Metadata&) const = default;
+
+ private:
+  void clear_entries() noexcept;
 };
 
 }  // namespace parallax

@@ -127,6 +127,10 @@ class MemoryPool {
  private:
   explicit MemoryPool(Impl* impl) noexcept : impl_(impl) {}
   explicit MemoryPool(Arena* arena) noexcept : impl_(nullptr), arena_(arena) {}
+  // The unsized loans' paths after the fast one (a slot from this thread's cache or the shared
+  // list, tracing off) found nothing: growth, waiting, errors, arenas, the traced variant.
+  [[nodiscard]] Result<Loan> try_loan_slow();
+  [[nodiscard]] Result<Loan> loan_for_slow(std::chrono::nanoseconds timeout);
   Impl* impl_;
   Arena* arena_{nullptr};
 };
