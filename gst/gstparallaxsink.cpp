@@ -37,19 +37,7 @@ using namespace std::chrono_literals;
 namespace link = parallax::link;
 namespace pmem = parallax::memory;
 
-// Automatic slot count: enough slots that a consumer a few hundred small buffers behind does not
-// stall the producer (every stall costs a sleep and a wake-up, ~10-20 us on a VM), without
-// taking more than ~16 MiB for small slots. Large frames get 6: the producer writes, the ring
-// and the consumer hold a few; more only spreads the frames over memory that no longer fits
-// in the cache (1080p RGBx: 4 slots 780 fps, 16 slots 731 fps on the benchmark machine).
-constexpr std::size_t kMinAutoSlots = 6;
-constexpr std::size_t kMaxAutoSlots = 256;
-constexpr std::size_t kAutoPoolBytes = 16 << 20;
-// Streams without a frame size in their caps (encoded, bytes) get a variable-size pool: blocks
-// of each buffer's size in a first segment of this size, growing within max-memory.
-constexpr std::size_t kArenaFirstBytes = 2 << 20;
 constexpr guint64 kDefaultMaxMemory = guint64{512} << 20;
-constexpr std::size_t kMinSlots = 2;
 constexpr guint kDefaultMaxSubscribers = 64;
 constexpr guint kDefaultSocketMode = 0600;
 
@@ -174,97 +162,24 @@ static GstStaticPadTemplate sink_template =
 
 namespace {
 
-// Makes a pool for buffers of `needed` bytes (0: unknown, a variable-size pool unless slot-size
-// is set), within max-memory. Posts an element error and returns null when it cannot.
-std::shared_ptr<pmem::MemoryPool> make_pool(GstParallaxSink* self, std::size_t needed) {
-  const Settings& s = self->state->settings;
-  const std::string name = "parallaxsink:" + s.socket_path;
-  const auto budget = static_cast<std::size_t>(s.max_memory);
-  auto segment = [&](std::size_t bytes) {
-    return s.memory == GST_PARALLAX_MEMORY_HUGEPAGE
-               ? pmem::HugePageSegment::create(name, bytes)
-               : pmem::SharedMemorySegment::create(name, bytes);
-  };
-  if (needed == 0 && s.slot_size == 0) {
-    // Pages of a memfd are committed when first written, so an arena costs what its blocks
-    // in flight touch, not its size: it is not prefaulted.
-    const std::size_t first = std::min(kArenaFirstBytes, budget);
-    auto seg = segment(first);
-    if (!seg) {
-      GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("Could not create the shared memory"),
-                        ("%zu bytes: %s", first, seg.error().message.c_str()));
-      return nullptr;
-    }
-    pmem::ArenaOptions ao;
-    ao.max_bytes = budget;
-    if (s.memory == GST_PARALLAX_MEMORY_HUGEPAGE)
-      ao.grow = [name](std::size_t n) { return pmem::HugePageSegment::create(name, n); };
-    auto pool = pmem::MemoryPool::create_arena(std::move(*seg), std::move(ao));
-    if (!pool) {
-      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Could not create the shared-memory pool"),
-                        ("%s (max-memory %zu)", pool.error().message.c_str(), budget));
-      return nullptr;
-    }
-    GST_INFO_OBJECT(self, "variable-size pool: first segment %zu bytes, max-memory %zu", first,
-                    budget);
-    return std::move(*pool);
-  }
-  std::size_t slot_size = std::max<std::size_t>(s.slot_size, needed);
-  slot_size = (slot_size + 63) & ~std::size_t{63};
-  std::size_t count = s.slot_count
-                          ? s.slot_count
-                          : std::clamp(kAutoPoolBytes / slot_size, kMinAutoSlots, kMaxAutoSlots);
-  if (s.slot_count == 0 && slot_size * count > budget)
-    count = std::max(kMinSlots, budget / slot_size);
-  if (slot_size * count > budget) {
-    GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("Buffers too large for max-memory"),
-                      ("%zu slots of %zu bytes need %zu bytes of shared memory, max-memory is "
-                       "%zu: raise max-memory (or lower slot-count)",
-                       count, slot_size, slot_size * count, budget));
-    return nullptr;
-  }
-  auto seg = segment(slot_size * count);
-  if (!seg) {
-    GST_ELEMENT_ERROR(
-        self, RESOURCE, NO_SPACE_LEFT, ("Could not create the shared memory"),
-        ("%zu slots of %zu bytes: %s", count, slot_size, seg.error().message.c_str()));
-    return nullptr;
-  }
-  if (s.prefault && !self->state->numa) {  // with numa-node the publisher binds, then prefaults
-    auto committed = seg->prefault();
-    if (!committed) {
-      GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("Could not commit the shared memory"),
-                        ("%zu slots of %zu bytes: %s (prefault=false defers it to first use)",
-                         count, slot_size, committed.error().message.c_str()));
-      return nullptr;
-    }
-  }
-  auto pool = pmem::MemoryPool::create(std::move(*seg), slot_size);
-  if (!pool) {
-    GST_ELEMENT_ERROR(self, RESOURCE, FAILED, ("Could not create the slot pool"),
-                      ("%s", pool.error().message.c_str()));
-    return nullptr;
-  }
-  GST_INFO_OBJECT(self, "%zu slots of %zu bytes (%s)", count, slot_size,
-                  s.memory == GST_PARALLAX_MEMORY_HUGEPAGE ? "hugepage" : "memfd");
-  return std::move(*pool);
-}
-
 // The publisher's pool cannot hold buffers of `needed` bytes (caps grew, or a buffer larger
-// than any before): replaces it with one that can. The old pool is retired by the publisher:
-// buffers over it stay valid until released. Called with mu held, on the streaming thread.
+// than any before): the publisher replaces it with one that can (IpcPublisher::fit, within
+// max-memory), and upstream gets an allocator over the new pool. The old pool is retired by the
+// publisher: buffers over it stay valid until released. Called with mu held, on the streaming
+// thread.
 bool grow_pool(GstParallaxSink* self, std::size_t needed) {
   State& st = *self->state;
   const std::size_t have = st.publisher->pool()->slot_size();
-  auto pool = make_pool(self, needed);
-  if (!pool) return false;
-  if (auto r = st.publisher->replace_pool(pool); !r) {
-    GST_ELEMENT_ERROR(self, RESOURCE, FAILED, ("Could not switch to a larger pool"),
-                      ("%s", r.error().message.c_str()));
+  auto replaced = st.publisher->fit(needed);
+  if (!replaced) {
+    GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("Buffers too large for max-memory"),
+                      ("buffers of %zu bytes: %s (property max-memory, or a lower slot-count)",
+                       needed, replaced.error().message.c_str()));
     return false;
   }
+  if (!*replaced) return true;
   if (st.allocator != nullptr) gst_object_unref(st.allocator);  // memories upstream keep theirs
-  st.allocator = parallax::gst::allocator_new(std::move(pool));
+  st.allocator = parallax::gst::allocator_new(st.publisher->pool());
   st.pool_growths.fetch_add(1, std::memory_order_relaxed);
   GST_INFO_OBJECT(self,
                   "buffers of %zu bytes do not fit the %zu-byte slots: new pool, the old one "
@@ -287,20 +202,21 @@ bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
                       ("set the socket-path property to the Unix socket to publish on"));
     return false;
   }
-  auto pool = make_pool(self, needed);
-  if (!pool) return false;
-  // The lease quota is 3/4 of the slots (of what fits the first segment for an arena: its
-  // blocks are as many as the stream's buffers make them).
-  const std::size_t count = pool->variable_size() ? 64 : std::max<std::size_t>(1, pool->capacity());
+  // Properties -> publisher options: the publisher makes the pool (sizing, backend, prefault),
+  // grants quotas and grows the pool for more subscribers within max-memory.
   link::PublisherOptions opts;
-  opts.pool = pool;
-  opts.slot_size = pool->slot_size();
-  opts.slot_count = count;
+  opts.pool_name = "parallaxsink:" + s.socket_path;
+  // 0 and 0: unknown frame size, a variable-size pool (blocks of each buffer's size).
+  opts.slot_size = std::max<std::size_t>(static_cast<std::size_t>(s.slot_size), needed);
+  opts.slot_count = s.slot_count;  // 0: automatic
+  opts.memory = s.memory == GST_PARALLAX_MEMORY_HUGEPAGE ? link::PoolMemory::hugepage
+                                                         : link::PoolMemory::memfd;
+  opts.prefault = s.prefault;
+  opts.max_pool_bytes = s.max_memory;
+  opts.max_leases_per_subscriber = 0;  // 3/4 of the slots: the rest keeps the producer going
   opts.socket_mode = s.socket_mode;
   opts.default_policy = static_cast<link::Policy>(s.policy);
   opts.max_subscribers = s.max_subscribers;
-  opts.max_leases_per_subscriber =
-      static_cast<std::uint32_t>(std::max<std::size_t>(1, count * 3 / 4));
   if (st.numa) {
     opts.numa_best_effort = s.placement_best_effort;
     opts.numa_node = link::PublisherOptions::kAutoNode;  // the node of this (streaming) thread
@@ -318,9 +234,14 @@ bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
   opts.linger = 0ms;  // drained at EOS by the streaming thread (interruptible); stop() is prompt
   auto pub = link::IpcPublisher::bind(s.socket_path, std::move(opts));
   if (!pub) {
-    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
-                      ("Could not publish on socket %s", s.socket_path.c_str()),
-                      ("%s", pub.error().message.c_str()));
+    if (pub.error().code == parallax::Errc::resource_exhausted)
+      GST_ELEMENT_ERROR(
+          self, RESOURCE, NO_SPACE_LEFT, ("Buffers too large for max-memory"),
+          ("%s (property max-memory, or a lower slot-count)", pub.error().message.c_str()));
+    else
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
+                        ("Could not publish on socket %s", s.socket_path.c_str()),
+                        ("%s", pub.error().message.c_str()));
     return false;
   }
   st.publisher.emplace(std::move(*pub));
@@ -330,7 +251,15 @@ bool ensure_publisher(GstParallaxSink* self, std::size_t needed) {
     st.live = &*st.publisher;
     if (st.unlocked.load(std::memory_order_acquire)) st.live->interrupt();
   }
-  st.allocator = parallax::gst::allocator_new(std::move(pool));
+  st.allocator = parallax::gst::allocator_new(st.publisher->pool());
+  {
+    const auto pool = st.publisher->pool();
+    GST_INFO_OBJECT(self, "%s pool: %zu %s of %zu bytes, max-memory %" G_GUINT64_FORMAT,
+                    pool->variable_size() ? "variable-size" : "slot",
+                    pool->variable_size() ? pool->segment(0).size() : pool->capacity(),
+                    pool->variable_size() ? "bytes in the first segment, blocks up to" : "slots",
+                    pool->slot_size(), s.max_memory);
+  }
   if (st.numa) {
     const link::PublisherStats ps = st.publisher->stats();
     GST_INFO_OBJECT(self,
@@ -835,30 +764,24 @@ static GstFlowReturn gst_parallax_sink_render(GstBaseSink* sink, GstBuffer* buf)
                       "once into a slot (%" G_GSIZE_FORMAT " bytes)",
                       size);
     }
-    // The publisher's loan waits for a returned slot and is interrupted by unlock(); it gives
-    // up after its loan_timeout (5 s), when we wait again (basesink's flush contract below).
-    pmem::Loan loan;
-    for (;;) {
-      auto l = pub->loan(size);
-      if (l) {
-        loan = std::move(*l);
-        break;
-      }
-      if (l.error().code != parallax::Errc::timeout &&
-          l.error().code != parallax::Errc::cancelled) {
-        GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("No shared memory for a buffer"),
-                          ("buffer of %" G_GSIZE_FORMAT " bytes: %s (property max-memory)", size,
-                           l.error().message.c_str()));
-        return GST_FLOW_ERROR;
-      }
-      if (GstFlowReturn ret = wait_if_unlocked(self); ret != GST_FLOW_OK) return ret;
-    }
-    gst_buffer_extract(buf, 0, loan.data().data(), size);
-    loan.metadata() = std::move(meta);
-    if (auto r = pub->send(std::move(loan)); !r) {
+    // The publisher loans a slot (waiting while subscribers hold them all), we copy into it, it
+    // sends. unlock() interrupts the wait; basesink's flush contract (wait_preroll) decides
+    // whether to wait again (after a pause) or give up (flushing).
+    GstFlowReturn ret = GST_FLOW_OK;
+    auto r = pub->send_copy(
+        size,
+        [buf](std::span<std::byte> dst) { gst_buffer_extract(buf, 0, dst.data(), dst.size()); },
+        meta,
+        [&] {
+          ret = wait_if_unlocked(self);
+          return ret == GST_FLOW_OK;
+        });
+    if (!r) {
+      if (ret != GST_FLOW_OK) return ret;
       if (r.error().code == parallax::Errc::cancelled) return cancelled(self);
       GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not send a buffer"),
-                        ("%s", r.error().message.c_str()));
+                        ("buffer of %" G_GSIZE_FORMAT " bytes: %s (property max-memory)", size,
+                         r.error().message.c_str()));
       return GST_FLOW_ERROR;
     }
     st.copied.fetch_add(1, std::memory_order_relaxed);

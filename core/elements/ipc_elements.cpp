@@ -31,8 +31,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::uint64_t kDefaultSlotCount = 16;  // as the GStreamer sink
 constexpr std::size_t kFallbackSlotSize = 4096;  // EOS before any buffer: nothing to size
 constexpr std::uint64_t kDefaultMaxMemory = std::uint64_t{512} << 20;  // as the GStreamer sink
-constexpr std::size_t kArenaMinFirst = 1 << 20;             // first segment of a variable-size pool
-constexpr std::uint64_t kDefaultTimeoutNs = 5'000'000'000;  // parallaxsrc, as GStreamer
+constexpr std::uint64_t kDefaultTimeoutNs = 5'000'000'000;             // parallaxsrc, as GStreamer
 constexpr auto kPoll = 50ms;  // longest a streaming thread waits before re-checking stop/EOS
 constexpr std::uint64_t kDefaultLingerNs = 2'000'000'000;  // parallaxsink, as GStreamer
 
@@ -81,7 +80,7 @@ class ParallaxSink final : public SinkElement {
     slot_size_ = prop<std::uint64_t>("slot-size");
     hugepage_ = prop_enum("memory") == kMemoryHugepage;
     max_memory_ = prop<std::uint64_t>("max-memory");
-    pool_growths_.store(0);
+    growths_before_.store(0);
     prefault_ = prop<bool>("prefault");
     wait_ = prop<bool>("wait-for-connection");
     policy_ = static_cast<link::Policy>(prop_enum("policy"));
@@ -127,7 +126,9 @@ class ParallaxSink final : public SinkElement {
       pub = std::move(pub_);
     }
     if (pub) {
-      connections_before_.fetch_add(pub->stats().connections);  // survives stop() for readers
+      const link::PublisherStats ps = pub->stats();
+      connections_before_.fetch_add(ps.connections);  // survives stop() for readers
+      growths_before_.fetch_add(ps.pools_replaced);
       // Subscribers get end-of-stream after what was sent; the socket file is unlinked.
       pub->close();
       if (copies_.load() > 0)
@@ -189,46 +190,20 @@ class ParallaxSink final : public SinkElement {
       pub = publisher();
     }
     if (FlowReturn fr = wait_for_subscriber(); fr != FlowReturn::ok) return fr;
-    const auto& pool = pub->pool();
-    if (buf.valid() && buf.segment() != nullptr && buf.pool_id() == pool->id()) {
-      std::lock_guard io(io_mu_);
+    // One publisher API: a slot of its pool crosses as a descriptor, anything else is copied
+    // into a slot (a larger pool within max-memory first; waits for a free slot until unlock()).
+    std::lock_guard io(io_mu_);
+    if (buf.valid() && buf.segment() != nullptr && buf.pool_id() == pub->pool()->id()) {
       if (auto r = pub->send(buf); !r) {
-        if (stopping()) return FlowReturn::flushing;
+        if (stopping() || r.error().code == Errc::cancelled) return FlowReturn::flushing;
         return send_failed(r.error());
       }
       zero_copy_.fetch_add(1, std::memory_order_relaxed);
     } else {
-      if (buf.size() > pool->slot_size()) {
-        // Larger than anything the pool can hold: a larger pool (within max-memory) or an error.
-        if (auto r = grow(buf.size()); !r) {
-          post_error(r.error().code, r.error().message);
-          return FlowReturn::error;
-        }
+      if (auto r = pub->send_copy(buf); !r) {
+        if (stopping() || r.error().code == Errc::cancelled) return FlowReturn::flushing;
+        return send_failed(r.error());
       }
-      // The publisher's loan waits for a returned slot and is interrupted by unlock(); it
-      // gives up after its loan_timeout (5 s), when we look at stopping() and wait again.
-      memory::Loan loan;
-      for (;;) {
-        Result<memory::Loan> l = [&] {
-          std::lock_guard io(io_mu_);
-          return pub->loan(buf.size());
-        }();
-        if (l) {
-          loan = std::move(*l);
-          break;
-        }
-        if (stopping() || l.error().code == Errc::cancelled) return FlowReturn::flushing;
-        if (l.error().code != Errc::timeout) {
-          post_error(l.error().code, "no shared memory for a buffer of " +
-                                         std::to_string(buf.size()) +
-                                         " bytes: " + l.error().message + " (property max-memory)");
-          return FlowReturn::error;
-        }
-      }
-      if (!buf.empty()) std::memcpy(loan.data().data(), buf.data().data(), buf.size());
-      if (buf.valid()) loan.metadata() = buf.metadata();
-      std::lock_guard io(io_mu_);
-      if (auto r = pub->send(std::move(loan)); !r) return send_failed(r.error());
       copies_.fetch_add(1, std::memory_order_relaxed);
       bytes_copied_.fetch_add(buf.size(), std::memory_order_relaxed);
     }
@@ -259,7 +234,10 @@ class ParallaxSink final : public SinkElement {
       return static_cast<std::uint64_t>(spec.name == "pool-bytes" ? ps.bytes_capacity
                                                                   : ps.bytes_high_water);
     }
-    if (spec.name == "pool-growths") return pool_growths_.load(std::memory_order_relaxed);
+    if (spec.name == "pool-growths") {
+      std::lock_guard l(mu_);
+      return growths_before_.load() + (pub_ ? pub_->stats().pools_replaced : 0);
+    }
     if (spec.name == "connections") {
       std::lock_guard l(mu_);
       return connections_before_.load() + (pub_ ? pub_->stats().connections : 0);
@@ -274,87 +252,24 @@ class ParallaxSink final : public SinkElement {
     return pub_.get();
   }
 
-  // A pool for buffers of `size` bytes within max-memory: slots of slot-size (or larger, for
-  // a larger buffer) when slot-size is set, a variable-size pool otherwise.
-  Result<std::shared_ptr<memory::MemoryPool>> make_pool(std::size_t size) {
-    const std::string name = "parallaxsink:" + path_;
-    auto segment = [&](std::size_t bytes) {
-      return hugepage_ ? memory::HugePageSegment::create(name, bytes)
-                       : memory::SharedMemorySegment::create(name, bytes);
-    };
-    const auto budget = static_cast<std::size_t>(max_memory_);
-    if (slot_size_ == 0) {
-      const std::size_t want = ((std::max<std::size_t>(size, 1) + 4095) & ~std::size_t{4095}) *
-                               static_cast<std::size_t>(slot_count_);
-      const std::size_t first = std::min(std::max(want, kArenaMinFirst), budget);
-      auto seg = segment(first);
-      if (!seg)
-        return err(seg.error().code, "could not create " + std::to_string(first) +
-                                         " bytes of shared memory: " + seg.error().message);
-      memory::ArenaOptions ao;
-      ao.max_bytes = budget;
-      if (hugepage_)
-        ao.grow = [name](std::size_t n) { return memory::HugePageSegment::create(name, n); };
-      auto pool = memory::MemoryPool::create_arena(std::move(*seg), std::move(ao));
-      if (!pool)
-        return err(pool.error().code,
-                   "could not create the pool: " + pool.error().message + " (property max-memory)");
-      return std::move(*pool);
-    }
-    const std::size_t slot = (std::max<std::size_t>(slot_size_, size) + 63) & ~std::size_t{63};
-    const std::size_t bytes = slot * slot_count_;
-    if (bytes > budget)
-      return err(Errc::resource_exhausted,
-                 std::to_string(slot_count_) + " slots of " + std::to_string(slot) +
-                     " bytes need " + std::to_string(bytes) +
-                     " bytes of shared memory, max-memory is " + std::to_string(budget) +
-                     ": raise max-memory (or lower slot-count)");
-    auto seg = segment(bytes);
-    if (!seg)
-      return err(seg.error().code, "could not create " + std::to_string(slot_count_) +
-                                       " shared-memory slots of " + std::to_string(slot) +
-                                       " bytes: " + seg.error().message);
-    if (prefault_) {
-      if (auto committed = seg->prefault(); !committed)
-        return err(committed.error().code,
-                   "could not commit " + std::to_string(bytes) + " bytes of shared memory: " +
-                       committed.error().message + " (prefault=false defers it to first use)");
-    }
-    auto pool = memory::MemoryPool::create(std::move(*seg), slot);
-    if (!pool)
-      return err(pool.error().code, "could not create the slot pool: " + pool.error().message);
-    return std::move(*pool);
-  }
-
-  // Replaces the publisher's pool by one that holds `size`-byte buffers; the old one is retired
-  // (its buffers stay valid until released). Streaming thread.
-  Result<void> grow(std::size_t size) {
-    link::IpcPublisher* pub = publisher();
-    const std::size_t have = pub->pool()->slot_size();
-    if (pub->pool()->variable_size())
-      return err(Errc::resource_exhausted,
-                 "a buffer of " + std::to_string(size) + " bytes is larger than the " +
-                     std::to_string(have) +
-                     " bytes the variable-size pool can ever hold: raise max-memory");
-    PLX_ASSIGN(auto pool, make_pool(size));
-    std::lock_guard io(io_mu_);
-    PLX_TRY(pub->replace_pool(std::move(pool)));
-    pool_growths_.fetch_add(1, std::memory_order_relaxed);
-    return ok();
-  }
-
+  // Translates the properties into the publisher's options (the transport policy itself, pool
+  // sizing, backend, prefault, quotas and growth, lives in the publisher) and binds it, for
+  // buffers of `size` bytes: slots of slot-size (or larger, for a larger buffer) when slot-size
+  // is set, a variable-size pool otherwise.
   Result<void> bind(std::size_t size) {
-    PLX_ASSIGN(std::shared_ptr<memory::MemoryPool> pool, make_pool(size));
     link::PublisherOptions opts;
-    opts.slot_size = pool->slot_size();
-    opts.pool = std::move(pool);
-    opts.slot_count = slot_count_;
+    opts.pool_name = "parallaxsink:" + path_;
+    opts.slot_size =
+        slot_size_ != 0 ? std::max<std::size_t>(static_cast<std::size_t>(slot_size_), size) : 0;
+    opts.arena_block = size;
+    opts.slot_count = static_cast<std::size_t>(slot_count_);
+    opts.memory = hugepage_ ? link::PoolMemory::hugepage : link::PoolMemory::memfd;
+    opts.prefault = prefault_;
+    opts.max_pool_bytes = max_memory_;
+    opts.max_leases_per_subscriber = 0;  // 3/4 of the slots: the rest keeps the producer going
     opts.socket_mode = socket_mode_;
     opts.default_policy = policy_;
     opts.max_subscribers = max_subscribers_;
-    // A subscriber may hold 3/4 of the slots: the rest keeps the producer going (as GStreamer).
-    opts.max_leases_per_subscriber =
-        static_cast<std::uint32_t>(std::max<std::uint64_t>(1, slot_count_ * 3 / 4));
     // numa-node: the publisher binds, prefaults and verifies the pool (auto: the node of this
     // thread, the streaming thread when the socket appears with the first buffer).
     if (numa_)
@@ -362,8 +277,8 @@ class ParallaxSink final : public SinkElement {
     opts.linger = 0ms;  // we drain at EOS ourselves (interruptibly); stop() closes at once
     auto pub = link::IpcPublisher::bind(path_, std::move(opts));
     if (!pub)
-      return err(pub.error().code,
-                 "could not publish on socket '" + path_ + "': " + pub.error().message);
+      return err(pub.error().code, "could not publish on socket '" + path_ +
+                                       "': " + pub.error().message + property_hint(pub.error()));
     {
       std::lock_guard l(mu_);
       pub_ = std::make_unique<link::IpcPublisher>(std::move(*pub));
@@ -372,6 +287,12 @@ class ParallaxSink final : public SinkElement {
     for (auto& e : std::exchange(pending_, {}))
       (void)send_event(std::move(e));
     return ok();
+  }
+
+  // Which property to change when the publisher runs out of its memory budget.
+  static std::string property_hint(const Error& e) {
+    return e.code == Errc::resource_exhausted ? " (property max-memory, or a lower slot-count)"
+                                              : "";
   }
 
   // Sends (or keeps until the publisher exists) one event; false after posting an error.
@@ -429,7 +350,8 @@ class ParallaxSink final : public SinkElement {
   }
 
   FlowReturn send_failed(const Error& e) {
-    post_error(e.code, "could not send a buffer on '" + path_ + "': " + e.message);
+    post_error(e.code,
+               "could not send a buffer on '" + path_ + "': " + e.message + property_hint(e));
     return FlowReturn::error;
   }
 
@@ -454,7 +376,8 @@ class ParallaxSink final : public SinkElement {
   bool unlocked_{false};  // guarded by mu_; reset by start()
   std::chrono::milliseconds linger_{kDefaultLingerNs / 1'000'000};
   std::atomic<std::uint64_t> buffers_{0}, bytes_{0}, zero_copy_{0}, copies_{0}, bytes_copied_{0};
-  std::atomic<std::uint64_t> pool_growths_{0};
+  std::atomic<std::uint64_t> growths_before_{
+      0};  // pools replaced by publishers closed since start()
   std::atomic<std::uint64_t> connections_before_{0};  // of publishers closed since start()
 };
 

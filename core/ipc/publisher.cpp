@@ -5,7 +5,7 @@
 // the subscriber returns through its ack area or that is reclaimed when it goes away.
 //
 // Lock order: Impl::mu_ (subscriber list, sticky events) before Sub::mu (one subscriber's
-// ring, leases and counters); Impl::seg_mu_ (exported segment fds) is a leaf.
+// ring, leases and counters); the segment exporter's lock (exported segment fds) is a leaf.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/file.h>
@@ -29,6 +29,7 @@
 #include "ipc/metrics_export.h"
 #include "ipc/os.h"
 #include "ipc/ring.h"
+#include "ipc/segment_exporter.h"
 #include "ipc/wire.h"
 #include "parallax/affinity.h"
 #include "parallax/cpu_relax.h"
@@ -121,8 +122,9 @@ struct Sub {
 
 struct IpcPublisher::Impl {
   std::string path;
-  PublisherOptions opts;
+  PublisherOptions opts;  // opts.pool is dropped after bind(): `pool` is the current one
   std::shared_ptr<memory::MemoryPool> pool;
+  bool made_pool{false};  // made from opts (fit() may make larger ones the same way)
   UniqueFd listen_fd;
   UniqueFd wake_efd;       // stops / pokes the background thread
   UniqueFd interrupt_efd;  // readable while interrupted: wakes a send() asleep on a subscriber
@@ -147,11 +149,7 @@ struct IpcPublisher::Impl {
   bool sticky_eos_{false};
   std::uint64_t next_conn_id_{1};
 
-  std::mutex seg_mu_;
-  std::map<std::uint64_t, UniqueFd> seg_fds_;  // read-only exports, one per segment
-  std::map<std::uint64_t, int> seg_nodes_;     // NUMA node announced per segment (seg_mu_)
-  int numa_node_{-1};                          // PublisherOptions::numa_node resolved
-  std::uint64_t pages_{0}, pages_on_node_{0};  // set in bind() (seg_mu_ after)
+  detail::SegmentExporter exporter;  // segment fds and NUMA placement (its own leaf lock)
 
   // Producer-thread cache of subs_ (refreshed when subs_version_ moves).
   std::vector<std::shared_ptr<Sub>> cache_;
@@ -276,70 +274,16 @@ struct IpcPublisher::Impl {
 
   // ---- segments ---------------------------------------------------------------------------
 
-  Result<int> segment_fd(const memory::Segment& seg) {
-    std::lock_guard lk(seg_mu_);
-    auto it = seg_fds_.find(seg.id());
-    if (it != seg_fds_.end()) return it->second.get();
-    PLX_ASSIGN(UniqueFd fd, seg.export_fd(memory::Access::read_only));
-    int raw = fd.get();
-    seg_fds_.emplace(seg.id(), std::move(fd));
-    return raw;
-  }
-
-  // Places every segment of the pool on numa_node_ (bind, prefault, verify). Before the first
-  // loan: nobody writes the pool yet.
-  Result<void> place_pool() {
-    std::lock_guard lk(seg_mu_);
-    for (std::size_t i = 0; i < pool->segment_count(); ++i) {
-      const memory::Segment& seg = pool->segment(i);
-      auto placed = topology::place_memory(seg.writable_data(), seg.mapped_size(),
-                                           static_cast<unsigned>(numa_node_));
-      if (!placed) {
-        if (!opts.numa_best_effort)
-          return err(placed.error().code,
-                     "numa-node " + std::to_string(numa_node_) + ": " + placed.error().message);
-        PLX_LOG(warn, kLog, "numa-node %d not applied (best effort): %s", numa_node_,
-                placed.error().message.c_str());
-        continue;
-      }
-      pages_ += placed->pages;
-      pages_on_node_ += placed->pages_on_node;
-      seg_nodes_[seg.id()] = numa_node_;
-      PLX_LOG(info, kLog, "segment %llu: %zu of %zu pages on NUMA node %d",
-              static_cast<unsigned long long>(seg.id()), placed->pages_on_node, placed->pages,
-              numa_node_);
-    }
-    return {};
-  }
-
-  // The node announced for a segment: where it was placed, or (no numa_node asked, or a
-  // segment added later) where its pages are now if all on one node; -1 otherwise.
-  int segment_node(const memory::Segment& seg) {
-    std::lock_guard lk(seg_mu_);
-    if (auto it = seg_nodes_.find(seg.id()); it != seg_nodes_.end()) return it->second;
-    if (numa_node_ >= 0) {
-      // A segment the pool grew after bind(): bind it too (pages already there migrate).
-      if (auto r = topology::bind_memory(seg.data(), seg.mapped_size(),
-                                         static_cast<unsigned>(numa_node_));
-          !r)
-        PLX_LOG(warn, kLog, "segment %llu not bound to NUMA node %d: %s",
-                static_cast<unsigned long long>(seg.id()), numa_node_, r.error().message.c_str());
-    }
-    const int node = topology::memory_node(seg.data(), seg.mapped_size());
-    if (node >= 0) seg_nodes_[seg.id()] = node;  // unknown may become known once touched
-    return node;
-  }
-
   Result<void> announce_segment(Sub& s, const memory::Segment& seg) {
     if (seg.id() == s.last_segment) return {};  // the usual case: the same segment again
     if (s.segments_sent.count(seg.id()) != 0) {
       s.last_segment = seg.id();
       return {};
     }
-    PLX_ASSIGN(int fd, segment_fd(seg));
+    PLX_ASSIGN(int fd, exporter.fd(seg));
     // The fd holds mapped_size() bytes (a huge-page segment is rounded up): the importer
     // checks the memfd's size against what we announce.
-    auto msg = wire::encode_segment({seg.id(), seg.mapped_size(), segment_node(seg)});
+    auto msg = wire::encode_segment({seg.id(), seg.mapped_size(), exporter.node_of(seg)});
     int fds[1] = {fd};
     PLX_TRY(os::send_msg(s.sock.get(), msg, fds));
     s.segments_sent.insert(seg.id());
@@ -888,6 +832,24 @@ struct IpcPublisher::Impl {
     }
   }
 
+  // Sends one buffer of our pool to every subscriber (send()'s second half).
+  Result<void> deliver_all(const memory::Buffer& b) {
+    wire::BufferDesc d;
+    d.segment_id = b.segment()->id();
+    d.offset = b.segment_offset();
+    d.length = b.size();
+    wire::encode_buffer(scratch_, d, b.metadata());  // the metadata where it is, no copy
+    if (scratch_.size() * 8 > wire::kMaxRecordBytes || scratch_.size() * 8 > opts.ring_bytes / 4)
+      return err(Errc::invalid_argument, "buffer metadata too large for the transport");
+    bool complete = true;
+    for (auto& s : snapshot())
+      complete &= deliver_buffer(*s, scratch_.data(), scratch_.size() * 8, b);
+    buffers_sent.fetch_add(1, std::memory_order_relaxed);
+    if (!complete)
+      return err(Errc::cancelled, "publisher interrupted while waiting for a subscriber");
+    return {};
+  }
+
   const std::vector<std::shared_ptr<Sub>>& snapshot() {
     const std::uint64_t v = subs_version_.load(std::memory_order_acquire);
     if (v != cache_version_) {
@@ -1021,6 +983,43 @@ struct IpcPublisher::Impl {
     return static_cast<std::uint32_t>(std::min<std::size_t>(want, share));
   }
 
+  // Fan-out: the quota for a joining subscriber, first growing the slot pool by whole segments
+  // while the newcomer would get less than half of max_leases_per_subscriber and the budget
+  // (max_pool_bytes, the pool's max_segments) allows. Eager: the segment exists (prefaulted when
+  // asked) before the subscriber is admitted, so its quota is backed by slots; subscribers
+  // already connected learn about it with the first buffer sent from it (segment message), as
+  // for any segment. Called with mu_ held (the handshake runs under it); bounded work: at most
+  // the budget's segments, each a memfd made and maybe prefaulted.
+  std::uint32_t admit_quota_locked() {
+    const std::uint32_t enough = std::max<std::uint32_t>(1, opts.max_leases_per_subscriber / 2);
+    for (;;) {
+      const std::uint32_t grant = grant_quota_locked();
+      if (grant >= enough || pool->variable_size() || !grow_for_admission_locked()) return grant;
+    }
+  }
+
+  // Adds one segment to the current slot pool if the budget allows. mu_ held.
+  bool grow_for_admission_locked() {
+    if (opts.max_pool_bytes == 0 || pool->segment_count() >= pool->max_segments()) return false;
+    const std::uint64_t seg_bytes =
+        std::uint64_t{pool->slots_per_segment()} * std::uint64_t{pool->slot_size()};
+    const std::uint64_t have = pool->stats().bytes_capacity;
+    if (have + seg_bytes > opts.max_pool_bytes) return false;
+    auto grown = pool->grow();
+    if (!grown) {
+      PLX_LOG(warn, kLog, "%s: could not grow the pool for a new subscriber: %s", path.c_str(),
+              grown.error().message.c_str());
+      return false;
+    }
+    if (*grown) {
+      PLX_LOG(info, kLog,
+              "%s: pool grew to %zu slots (%zu segments, %llu bytes) for a new subscriber",
+              path.c_str(), pool->capacity(), pool->segment_count(),
+              static_cast<unsigned long long>(have + seg_bytes));
+    }
+    return *grown;
+  }
+
   // Called with mu_ held: the handshake and the sticky events happen atomically with respect
   // to send_event(), so a joining subscriber sees each event exactly once.
   void handle_hello(const std::shared_ptr<Sub>& sp) {
@@ -1073,9 +1072,15 @@ struct IpcPublisher::Impl {
       s.dead = true;
       return;
     }
-    const std::uint32_t grant = grant_quota_locked();
+    const std::uint32_t grant = admit_quota_locked();
     if (grant == 0) {
-      const std::string why = "the pool has no room for another subscriber's quota";
+      const std::string why =
+          "the pool has no room for another subscriber's quota (" +
+          std::to_string(pool->capacity()) + " slots, " +
+          std::to_string(pool->stats().bytes_capacity) + " bytes" +
+          (opts.max_pool_bytes != 0 ? ", growth budget max_pool_bytes " +
+                                          std::to_string(opts.max_pool_bytes) + " reached)"
+                                    : "; no growth budget: max_pool_bytes is 0)");
       PLX_LOG(warn, kLog, "refusing pid %d: %s", static_cast<int>(s.cred.pid), why.c_str());
       refuse(s.sock.get(), Errc::resource_exhausted, why);
       s.dead = true;
@@ -1492,11 +1497,123 @@ static Result<void> check_publishable_pool(const memory::MemoryPool& pool) {
 
 namespace {
 PublisherStats publisher_stats(IpcPublisher::Impl& im);  // stats(), also for the metrics collector
+
+// ---- the pool the publisher makes (PublisherOptions::pool unset) ----------------------------
+// One transport policy for every producer (IpcPublisher users, both parallaxsink elements):
+// backend, prefault, slot sizing and the growth budget live here.
+
+// Automatic slot count: enough slots that a consumer a few hundred small buffers behind does not
+// stall the producer (every stall costs a sleep and a wake-up, ~10-20 us on a VM), without
+// taking more than ~16 MiB for small slots. Large frames get 6: the producer writes, the ring
+// and the consumer hold a few; more only spreads the frames over memory that no longer fits
+// in the cache (1080p RGBx: 4 slots 780 fps, 16 slots 731 fps on the benchmark machine).
+constexpr std::size_t kMinAutoSlots = 6;
+constexpr std::size_t kMaxAutoSlots = 256;
+constexpr std::size_t kAutoPoolBytes = 16 << 20;
+constexpr std::size_t kMinSlots = 2;
+// A variable-size pool's first segment: at least this (its pages are committed as blocks
+// touch them, so it costs what the blocks in flight use).
+constexpr std::size_t kArenaMinFirst = 2 << 20;
+// The block count a variable-size pool's quota is computed from when slot_count is automatic.
+constexpr std::size_t kArenaAutoBlocks = 64;
+
+std::string bytes_text(std::uint64_t n) {
+  return std::to_string(n) + " bytes";
+}
+
+// Makes the pool's segments: the backend asked for, prefaulted when asked (not with numa_node:
+// the placement binds first, then prefaults; never for a variable-size pool: its pages are
+// committed as blocks touch them, so it costs what the blocks in flight use).
+std::function<Result<memory::Segment>(std::size_t)> segment_maker(const PublisherOptions& o,
+                                                                  bool slots) {
+  const bool huge = o.memory == PoolMemory::hugepage;
+  const bool prefault = slots && o.prefault && !o.numa_node;
+  return [name = o.pool_name, huge, prefault](std::size_t bytes) -> Result<memory::Segment> {
+    auto seg = huge ? memory::HugePageSegment::create(name, bytes)
+                    : memory::SharedMemorySegment::create(name, bytes);
+    if (!seg)
+      return err(seg.error().code, "could not create " + bytes_text(bytes) +
+                                       " of shared memory: " + seg.error().message);
+    if (prefault) {
+      if (auto committed = seg->prefault(); !committed)
+        return err(committed.error().code, "could not commit " + bytes_text(bytes) +
+                                               " of shared memory: " + committed.error().message +
+                                               " (prefault=false defers it to first use)");
+    }
+    return std::move(*seg);
+  };
+}
+
+// The budget of the pool the publisher makes: max_pool_bytes, or (0) whatever the first
+// segment needs.
+std::uint64_t pool_budget(const PublisherOptions& o, std::uint64_t first) {
+  return o.max_pool_bytes != 0 ? o.max_pool_bytes : first;
+}
+
+// A pool for slots of at least `slot_size` bytes (0: a variable-size pool for blocks of about
+// `block` bytes), by the options' rules.
+Result<std::shared_ptr<memory::MemoryPool>> make_pool(const PublisherOptions& o,
+                                                      std::size_t slot_size, std::size_t block) {
+  auto segment = segment_maker(o, slot_size != 0);
+  if (slot_size == 0) {
+    const std::size_t count = o.slot_count != 0 ? o.slot_count : 1;
+    const std::size_t want =
+        ((std::max<std::size_t>(block, 1) + 4095) & ~std::size_t{4095}) * count;
+    std::size_t first = std::max(want, kArenaMinFirst);
+    if (o.max_pool_bytes != 0) first = std::min<std::uint64_t>(first, o.max_pool_bytes);
+    PLX_ASSIGN(memory::Segment seg, segment(first));
+    memory::ArenaOptions ao;
+    ao.max_bytes = static_cast<std::size_t>(pool_budget(o, first));
+    ao.grow = segment;
+    const std::size_t arena_budget = ao.max_bytes;
+    auto pool = memory::MemoryPool::create_arena(std::move(seg), std::move(ao));
+    if (!pool)
+      return err(pool.error().code,
+                 "could not create the variable-size pool: " + pool.error().message +
+                     " (budget max_pool_bytes " + bytes_text(arena_budget) + ")");
+    return std::move(*pool);
+  }
+  const std::size_t slot = (slot_size + 63) & ~std::size_t{63};
+  std::size_t count = o.slot_count != 0
+                          ? o.slot_count
+                          : std::clamp(kAutoPoolBytes / slot, kMinAutoSlots, kMaxAutoSlots);
+  if (o.slot_count == 0 && o.max_pool_bytes != 0 && slot * count > o.max_pool_bytes)
+    count = std::max<std::size_t>(kMinSlots, o.max_pool_bytes / slot);
+  const std::uint64_t bytes = std::uint64_t{slot} * count;
+  const std::uint64_t budget = pool_budget(o, bytes);
+  if (bytes > budget)
+    return err(Errc::resource_exhausted, std::to_string(count) + " slots of " + bytes_text(slot) +
+                                             " need " + bytes_text(bytes) +
+                                             " of shared memory, the budget (max_pool_bytes) is " +
+                                             bytes_text(budget));
+  PLX_ASSIGN(memory::Segment seg, segment(static_cast<std::size_t>(bytes)));
+  memory::PoolOptions po;
+  // Growth by whole segments at admission (fan-out) within the budget; never on a loan: a full
+  // pool is backpressure, not a reason to take more memory.
+  po.max_segments = std::max<std::uint64_t>(1, budget / bytes);
+  po.max_segments = std::min<std::size_t>(po.max_segments,
+                                          std::max<std::size_t>(1, memory::kMaxPoolSlots / count));
+  po.grow = segment;
+  po.grow_on_loan = false;
+  auto pool = memory::MemoryPool::create(std::move(seg), slot, std::move(po));
+  if (!pool)
+    return err(pool.error().code, "could not create the slot pool: " + pool.error().message);
+  return std::move(*pool);
+}
+
+// max_leases_per_subscriber 0: three quarters of the first segment's slots (of slot_count
+// blocks, kArenaAutoBlocks when automatic, for a variable-size pool).
+std::uint32_t resolve_quota(const PublisherOptions& o, const memory::MemoryPool& pool) {
+  if (o.max_leases_per_subscriber != 0) return o.max_leases_per_subscriber;
+  const std::size_t n = pool.variable_size() ? (o.slot_count != 0 ? o.slot_count : kArenaAutoBlocks)
+                                             : pool.capacity();
+  return static_cast<std::uint32_t>(std::clamp<std::size_t>(n * 3 / 4, 1, 4096));
+}
 }  // namespace
 
 Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions options) {
-  if (options.max_leases_per_subscriber == 0 || options.max_leases_per_subscriber > 4096)
-    return err(Errc::invalid_argument, "max_leases_per_subscriber must be 1..4096");
+  if (options.max_leases_per_subscriber > 4096)
+    return err(Errc::invalid_argument, "max_leases_per_subscriber must be 0 (auto) or 1..4096");
   const std::uint32_t rb = options.ring_bytes;
   if (rb < 16 * 1024 || rb > (16u << 20) || (rb & (rb - 1)) != 0)
     return err(Errc::invalid_argument, "ring_bytes must be a power of two in 16 KiB..16 MiB");
@@ -1510,29 +1627,29 @@ Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions 
   auto impl = std::make_unique<Impl>();
   impl->closed = true;  // nothing to shut down until fully set up
   if (!options.pool) {
-    if (options.slot_size == 0 || options.slot_count == 0)
-      return err(Errc::invalid_argument, "slot_size and slot_count must be positive");
-    PLX_ASSIGN(auto seg, memory::SharedMemorySegment::create(
-                             "parallax-ipc-pool", options.slot_size * options.slot_count));
-    PLX_ASSIGN(options.pool, memory::MemoryPool::create(std::move(seg), options.slot_size));
+    PLX_ASSIGN(options.pool, make_pool(options, options.slot_size, options.arena_block));
+    impl->made_pool = true;
   }
   PLX_TRY(check_publishable_pool(*options.pool));
+  options.max_leases_per_subscriber = resolve_quota(options, *options.pool);
   impl->pool = options.pool;
   if (!options.pool->variable_size() && options.pool_reserve >= options.pool->capacity())
     return err(Errc::invalid_argument, "pool_reserve must be below the pool's slot count");
+  int numa_node = -1;  // PublisherOptions::numa_node resolved
   if (options.numa_node) {
     if (*options.numa_node == PublisherOptions::kAutoNode) {
       auto node = topology::current_thread_node();
       if (!node) return err(node.error().code, "numa-node auto: " + node.error().message);
-      impl->numa_node_ = static_cast<int>(*node);
+      numa_node = static_cast<int>(*node);
     } else if (*options.numa_node < 0) {
       return err(Errc::invalid_argument, "numa_node must be a node number or kAutoNode");
     } else {
-      impl->numa_node_ = *options.numa_node;
+      numa_node = *options.numa_node;
     }
   }
   impl->opts = std::move(options);
-  if (impl->numa_node_ >= 0) PLX_TRY(impl->place_pool());
+  impl->exporter.set_node(numa_node, impl->opts.numa_best_effort);
+  if (numa_node >= 0) PLX_TRY(impl->exporter.place(*impl->pool));
   PLX_ASSIGN(impl->wake_efd, os::make_eventfd());
   PLX_ASSIGN(impl->interrupt_efd, os::make_eventfd());
   PLX_TRY(impl->listen_on(path));
@@ -1583,12 +1700,7 @@ Result<void> IpcPublisher::replace_pool(std::shared_ptr<memory::MemoryPool> pool
       im.retiring_.insert(old_ids.back());
     }
   }
-  {
-    // No descriptor will name these segments again: nobody new needs their fds.
-    std::lock_guard lk(im.seg_mu_);
-    for (std::uint64_t id : old_ids)
-      im.seg_fds_.erase(id);
-  }
+  im.exporter.forget(old_ids);  // no descriptor will name these again: nobody needs their fds
   im.pools_replaced.fetch_add(1, std::memory_order_relaxed);
   PLX_LOG(info, kLog, "publisher %s: new pool (%s, %zu bytes per %s); the old one is retired",
           im.path.c_str(), im.pool->variable_size() ? "variable-size" : "slots",
@@ -1630,37 +1742,80 @@ Result<void> IpcPublisher::send(const memory::Buffer& buffer) {
   Impl& im = *impl_;
   if (im.interrupted.load(std::memory_order_acquire))
     return err(Errc::cancelled, "publisher interrupted");
-  memory::Buffer b;
   if (buffer.valid() && buffer.segment() != nullptr && buffer.pool_id() == im.pool->id()) {
-    b = buffer;
     im.zero_copy.fetch_add(1, std::memory_order_relaxed);
-  } else {
-    if (buffer.size() > im.pool->slot_size())
-      return err(Errc::invalid_argument, "buffer of " + std::to_string(buffer.size()) +
-                                             " bytes exceeds the slot size " +
-                                             std::to_string(im.pool->slot_size()));
-    PLX_ASSIGN(memory::Loan l, loan(buffer.size()));
-    if (buffer.size() != 0) std::memcpy(l.data().data(), buffer.data().data(), buffer.size());
-    if (buffer.valid()) l.metadata() = buffer.metadata();
-    b = std::move(l).freeze();
-    im.copies.fetch_add(1, std::memory_order_relaxed);
-    im.bytes_copied.fetch_add(buffer.size(), std::memory_order_relaxed);
+    return im.deliver_all(buffer);
   }
-  wire::BufferDesc d;
-  d.segment_id = b.segment()->id();
-  d.offset = b.segment_offset();
-  d.length = b.size();
-  wire::encode_buffer(im.scratch_, d, b.metadata());  // the metadata where it is, no copy
-  if (im.scratch_.size() * 8 > wire::kMaxRecordBytes ||
-      im.scratch_.size() * 8 > im.opts.ring_bytes / 4)
-    return err(Errc::invalid_argument, "buffer metadata too large for the transport");
-  bool complete = true;
-  for (auto& s : im.snapshot())
-    complete &= im.deliver_buffer(*s, im.scratch_.data(), im.scratch_.size() * 8, b);
-  im.buffers_sent.fetch_add(1, std::memory_order_relaxed);
-  if (!complete)
-    return err(Errc::cancelled, "publisher interrupted while waiting for a subscriber");
-  return {};
+  if (buffer.size() > im.pool->slot_size())
+    return err(Errc::invalid_argument, "buffer of " + std::to_string(buffer.size()) +
+                                           " bytes exceeds the slot size " +
+                                           std::to_string(im.pool->slot_size()));
+  PLX_ASSIGN(memory::Loan l, loan(buffer.size()));
+  if (buffer.size() != 0) std::memcpy(l.data().data(), buffer.data().data(), buffer.size());
+  if (buffer.valid()) l.metadata() = buffer.metadata();
+  im.copies.fetch_add(1, std::memory_order_relaxed);
+  im.bytes_copied.fetch_add(buffer.size(), std::memory_order_relaxed);
+  return im.deliver_all(std::move(l).freeze());
+}
+
+Result<bool> IpcPublisher::fit(std::size_t bytes) {
+  PLX_NEED_IMPL();
+  Impl& im = *impl_;
+  const std::shared_ptr<memory::MemoryPool> cur = im.pool;  // producer thread: stable here
+  if (bytes <= cur->slot_size()) return false;
+  if (cur->variable_size())
+    return err(
+        Errc::resource_exhausted,
+        "a buffer of " + std::to_string(bytes) + " bytes is larger than the " +
+            std::to_string(cur->slot_size()) +
+            " bytes the variable-size pool can ever hold within its budget (max_pool_bytes " +
+            std::to_string(im.opts.max_pool_bytes) + ")");
+  if (!im.made_pool)
+    return err(Errc::invalid_argument,
+               "a buffer of " + std::to_string(bytes) + " bytes does not fit the " +
+                   std::to_string(cur->slot_size()) + "-byte slots of the publisher's pool");
+  PLX_ASSIGN(auto pool, make_pool(im.opts, bytes, 0));
+  PLX_TRY(replace_pool(std::move(pool)));
+  return true;
+}
+
+Result<void> IpcPublisher::send_copy(const memory::Buffer& buffer) {
+  const auto src = buffer.data();
+  return send_copy(
+      buffer.size(),
+      [&](std::span<std::byte> dst) {
+        if (!src.empty()) std::memcpy(dst.data(), src.data(), src.size());
+      },
+      buffer.valid() ? buffer.metadata() : Metadata{});
+}
+
+Result<void> IpcPublisher::send_copy(std::size_t size,
+                                     const std::function<void(std::span<std::byte>)>& fill,
+                                     const Metadata& meta,
+                                     const std::function<bool()>& on_interrupt) {
+  PLX_TRACE_SPAN_ARG("ipc.send_copy", "bytes", size);
+  PLX_NEED_IMPL();
+  Impl& im = *impl_;
+  PLX_TRY(fit(size));
+  memory::Loan l;
+  for (;;) {
+    // loan() waits up to loan_timeout for a slot subscribers return; a full pool is
+    // backpressure here, so wait again, until interrupt() (and, with on_interrupt, for as
+    // long as it says the element goes on: basesink's wait_preroll after a pause).
+    auto r = loan(size);
+    if (r) {
+      l = std::move(*r);
+      break;
+    }
+    if (r.error().code == Errc::timeout) continue;
+    if (r.error().code == Errc::cancelled && on_interrupt && on_interrupt()) continue;
+    return r.error();
+  }
+  if (size != 0) fill(l.data().subspan(0, size));
+  l.metadata() = meta;
+  im.copies.fetch_add(1, std::memory_order_relaxed);
+  im.bytes_copied.fetch_add(size, std::memory_order_relaxed);
+  return im.deliver_all(std::move(l).freeze());
 }
 
 Result<void> IpcPublisher::send_event(const Event& event) {
@@ -1782,10 +1937,10 @@ PublisherStats publisher_stats(IpcPublisher::Impl& im) {
   }
   st = im.own_stats(format, *pool);
   {
-    std::lock_guard lk(im.seg_mu_);
-    st.numa_node = im.numa_node_;
-    st.pages = im.pages_;
-    st.pages_on_node = im.pages_on_node_;
+    const detail::SegmentExporter::Placement pl = im.exporter.placement();
+    st.numa_node = pl.node;
+    st.pages = pl.pages;
+    st.pages_on_node = pl.pages_on_node;
   }
   for (auto& s : gone) {
     std::lock_guard sl(s->mu);

@@ -180,6 +180,7 @@ struct MemoryPool::Impl {
   std::size_t slot_size{0};
   std::size_t slots_per_segment{0};
   std::size_t max_segments{1};
+  bool grow_on_loan{true};
   std::function<Result<Segment>(std::size_t)> grow_fn;
 
   // Fixed-size arrays sized for max_segments so addresses never move while slots are out.
@@ -412,6 +413,12 @@ struct MemoryPool::Impl {
     std::lock_guard lock(grow_mu);
     if (top_of(head.load(std::memory_order_acquire)) != kEmpty) return true;  // raced: refilled
     if (drain_caches() != 0) return true;  // free slots were parked in thread caches
+    if (!grow_on_loan) return false;
+    return grow_locked();
+  }
+
+  // Adds one segment unless max_segments are there. Called with grow_mu held.
+  Result<bool> grow_locked() {
     const std::size_t n = segment_count.load(std::memory_order_relaxed);
     if (n >= max_segments) return false;
     PLX_ASSIGN(Segment seg, grow_fn(slots_per_segment * slot_size));
@@ -528,6 +535,7 @@ Result<std::shared_ptr<MemoryPool>> MemoryPool::create(Segment segment, std::siz
   impl->slot_size = stride;
   impl->slots_per_segment = per_segment;
   impl->max_segments = opts.max_segments;
+  impl->grow_on_loan = opts.grow_on_loan;
   impl->id = g_next_pool_id.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard lock(registry().mu);
@@ -737,6 +745,18 @@ PoolStats MemoryPool::stats() const noexcept {
   s.bytes_in_use = s.in_use * s.slot_size;
   s.bytes_high_water = s.high_water * s.slot_size;
   return s;
+}
+
+Result<bool> MemoryPool::grow() {
+  if (arena_ != nullptr)
+    return err(Errc::unsupported,
+               "grow(): a variable-size pool grows on its own within its budget");
+  std::lock_guard lock(impl_->grow_mu);
+  return impl_->grow_locked();
+}
+
+std::size_t MemoryPool::max_segments() const noexcept {
+  return arena_ != nullptr ? 0 : impl_->max_segments;
 }
 
 std::size_t MemoryPool::segment_count() const noexcept {

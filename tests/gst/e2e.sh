@@ -20,6 +20,7 @@ GLK="gst-launch-1.0 -q"
 
 # Lines "pts sha1" -> just the hashes (live pipelines have different timestamps).
 hashes() { grep -E '^[0-9]+:[0-9]{2}:[0-9]{2}\.[0-9]{9} [0-9a-f]{40}$' "$1" | cut -d' ' -f2; }
+stat_of() { sed -nE "s/.*[ ,]$2=\(([a-z0-9]+)\)([0-9a-z]+).*/\2/p" "$1" | head -1; }
 stamped() { grep -E '^[0-9]+:[0-9]{2}:[0-9]{2}\.[0-9]{9} [0-9a-f]{40}$' "$1"; }
 
 case "$scenario" in
@@ -135,6 +136,36 @@ fan-out)
       fail "consumer $c: checksums differ"
   done
   ok "two consumers on one sink: $(stamped "$T/a.txt" | wc -l) and $(stamped "$T/b.txt" | wc -l) identical frames"
+  ;;
+fan-out-1080p)
+  # Issue 12: four parallaxsrc consumers on one 1080p parallaxsink with automatic slots (6 slots
+  # of 3 MiB, quota 4). The pool used to admit two (quotas 4 and 1) and refuse the third with
+  # resource_exhausted; now it grows by a segment when a newcomer's quota would be too small,
+  # within max-memory (512 MiB by default).
+  V1080="video/x-raw,format=I420,width=1920,height=1080,framerate=30/1"
+  timeout 60 "$helpers/plx_gst_app" --stats s "videotestsrc is-live=true num-buffers=30 pattern=ball ! $V1080 ! parallaxsink name=s socket-path=$S wait-for-connection=true" > "$T/prod.out" 2> "$T/prod.log" &
+  prod=$!; pids+=($prod)
+  wait_socket
+  for c in a b c d; do
+    $GL parallaxsrc socket-path="$S" timeout=$LONG_TIMEOUT ! checksumsink > "$T/$c.txt" 2> "$T/$c.log" &
+    pids+=($!)
+  done
+  $GL videotestsrc num-buffers=30 pattern=ball ! $V1080 ! checksumsink > "$T/direct.txt" || fail "direct pipeline"
+  wait "$prod" || fail "producer"
+  i=1
+  for c in a b c d; do
+    wait "${pids[$i]}" || fail "consumer $c failed (refused?): $(tail -3 "$T/$c.log")"
+    i=$((i + 1))
+    n=$(stamped "$T/$c.txt" | wc -l)
+    [ "$n" -ge 10 ] || fail "consumer $c got $n of 30 frames"
+    diff <(stamped "$T/direct.txt" | tail -n "$n" | cut -d' ' -f2) <(stamped "$T/$c.txt" | cut -d' ' -f2) > /dev/null ||
+      fail "consumer $c: checksums differ"
+  done
+  conns=$(stat_of "$T/prod.out" connections)
+  [ "$conns" -ge 4 ] || fail "the sink admitted $conns consumers: $(grep stats "$T/prod.out")"
+  pool=$(stat_of "$T/prod.out" pool-bytes)
+  [ "$pool" -gt $((6 * 1920 * 1080 * 3 / 2)) ] || fail "the pool did not grow: $pool bytes"
+  ok "four consumers on a 1080p sink: $(for c in a b c d; do printf '%s ' "$(stamped "$T/$c.txt" | wc -l)"; done)identical frames; pool grew to $pool bytes"
   ;;
 consumer-killed)
   $GL videotestsrc is-live=true num-buffers=90 pattern=ball ! $V240 ! parallaxsink socket-path="$S" wait-for-connection=true > "$T/prod.log" 2>&1 &

@@ -9,7 +9,9 @@
 #include <sys/un.h>
 
 #include <atomic>
+#include <cstring>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "ipc/os.h"
@@ -66,7 +68,7 @@ TEST(IpcPublisher, BindRejectsBadArguments) {
   po.ring_bytes = 1000;
   EXPECT_EQ(IpcPublisher::bind(dir.file("s"), po).error().code, Errc::invalid_argument);
   po = small_pool();
-  po.max_leases_per_subscriber = 0;
+  po.max_leases_per_subscriber = 4097;  // 0 is automatic (3/4 of the slots), 1..4096 explicit
   EXPECT_EQ(IpcPublisher::bind(dir.file("s"), po).error().code, Errc::invalid_argument);
   // A heap pool cannot cross processes.
   po = small_pool();
@@ -1660,6 +1662,167 @@ TEST(IpcQuotaVsPool, GrantsSumToThePoolMinusTheReserveAndNewcomersAreRefusedBeyo
       5s));
   for (auto& h : hoarders)
     h.kill9();  // the first one already was: kill9() is then a no-op
+}
+
+// Fan-out (issue 12): the pool grows by whole segments as subscribers join, within
+// max_pool_bytes, instead of refusing the third consumer of a 6-slot pool (parallaxsink's 1080p
+// pool). A subscriber already connected keeps receiving every buffer, now from the new segments
+// too (announced to it with the first buffer from each); every hoarder holds its whole grant and
+// the producer still loans; beyond the budget a newcomer is refused with resource_exhausted,
+// saying why. Real processes throughout.
+TEST(IpcQuotaVsPool, AdmissionGrowsThePoolBySegmentsWithinTheBudget) {
+  TempDir dir;
+  const auto path = dir.file("fanout.sock");
+  PublisherOptions po = small_pool(4096, 6);  // 6 slots, reserve auto (1), quota auto (4)
+  po.max_leases_per_subscriber = 0;
+  po.max_pool_bytes = 3 * 6 * 4096;  // three segments
+  po.loan_timeout = 300ms;
+  auto pub = IpcPublisher::bind(path, po).value();
+  ASSERT_TRUE(pub.set_format("test/x-checksummed").ok());
+  constexpr int kN = 120;
+  Child polite({ipc_test::peer_binary(), "subscribe", path, std::to_string(kN), "block"});
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 5s).ok());
+  ASSERT_EQ(pub.stats().subscribers.at(0).max_leases, 4u);
+  EXPECT_EQ(pub.pool()->capacity(), 6u);
+  // Without growth the second subscriber got 1 slot and the third was refused. Each newcomer
+  // that would get less than half the quota (2) grows the pool a segment: 6 -> 12 -> 18 slots.
+  std::vector<Child> hoarders;
+  std::vector<unsigned> grants;
+  for (int i = 0; i < 4; ++i) {
+    hoarders.emplace_back(std::vector<std::string>{ipc_test::peer_binary(), "hoard", path}, true);
+    const std::string ready = hoarders.back().read_line();
+    ASSERT_EQ(ready.rfind("ready ", 0), 0u) << "hoarder " << i << ": " << ready;
+    grants.push_back(static_cast<unsigned>(std::stoul(ready.substr(6))));
+  }
+  // Slots 12, reserve 1: 4 (grown), 3; slots 18, reserve 2: 4 (grown), then 1 (budget reached).
+  EXPECT_EQ(grants, (std::vector<unsigned>{4, 3, 4, 1}));
+  EXPECT_EQ(pub.pool()->capacity(), 18u);
+  EXPECT_EQ(pub.pool()->segment_count(), 3u);
+  EXPECT_EQ(pub.stats().pool.grows, 2u);
+  ASSERT_TRUE(pub.wait_for_subscribers(5, 5s).ok());
+  auto refused = IpcSubscriber::connect(path);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::resource_exhausted) << refused.error().to_string();
+  EXPECT_NE(refused.error().message.find("max_pool_bytes"), std::string::npos)
+      << refused.error().message;
+  // The hoarders fill their grants (16 of 18 slots); the producer loans from the reserve and
+  // the polite subscriber gets every buffer, through the new segments as well.
+  std::set<std::uint64_t> segments_used;
+  for (int i = 0; i < kN; ++i) {
+    auto l = pub.loan();
+    ASSERT_TRUE(l.ok()) << "loan " << i << ": " << l.error().to_string();
+    ipc_test::fill_payload(*l, static_cast<std::uint64_t>(i), 256);
+    const memory::Buffer b = std::move(*l).freeze();
+    segments_used.insert(b.segment()->id());
+    ASSERT_TRUE(pub.send(b).ok()) << "send " << i;
+  }
+  ASSERT_TRUE(pub.send_eos().ok());
+  EXPECT_EQ(polite.wait(20s), 0) << "the subscriber already connected lost buffers";
+  EXPECT_GE(segments_used.size(), 2u) << "the producer never loaned from a grown segment";
+  for (const auto& s : pub.stats().subscribers) {
+    if (s.pid == polite.pid()) continue;
+    EXPECT_EQ(s.leases, s.max_leases) << "pid " << s.pid;
+  }
+  for (auto& h : hoarders)
+    h.kill9();
+}
+
+// No budget (max_pool_bytes 0, the raw API's default): the pool never grows, grants are bounded
+// as before and the newcomer beyond them is refused, the error saying there is no budget.
+TEST(IpcQuotaVsPool, WithoutABudgetThePoolDoesNotGrow) {
+  TempDir dir;
+  const auto path = dir.file("nogrow.sock");
+  PublisherOptions po = small_pool(4096, 6);
+  po.max_leases_per_subscriber = 0;
+  auto pub = IpcPublisher::bind(path, po).value();
+  std::vector<IpcSubscriber> subs;
+  for (int i = 0; i < 2; ++i) {
+    auto s = IpcSubscriber::connect(path);
+    ASSERT_TRUE(s.ok()) << s.error().to_string();
+    subs.push_back(std::move(*s));
+  }
+  EXPECT_EQ(subs[0].stats().quota, 4u);
+  EXPECT_EQ(subs[1].stats().quota, 1u);
+  auto refused = IpcSubscriber::connect(path);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::resource_exhausted);
+  EXPECT_NE(refused.error().message.find("max_pool_bytes is 0"), std::string::npos)
+      << refused.error().message;
+  EXPECT_EQ(pub.pool()->capacity(), 6u);
+  EXPECT_EQ(pub.stats().pool.grows, 0u);
+}
+
+// A full pool is backpressure, not growth: loans of a publisher-made pool with a budget wait
+// (and time out) instead of taking more memory; only admission grows it.
+TEST(IpcQuotaVsPool, LoansDoNotGrowThePool) {
+  TempDir dir;
+  PublisherOptions po = small_pool(4096, 4);
+  po.max_pool_bytes = 16 * 4096;
+  po.loan_timeout = 50ms;
+  auto pub = IpcPublisher::bind(dir.file("l.sock"), po).value();
+  std::vector<memory::Loan> held;
+  for (int i = 0; i < 4; ++i)
+    held.push_back(pub.loan().value());
+  auto l = pub.loan();
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(l.error().code, Errc::timeout);
+  EXPECT_EQ(pub.pool()->capacity(), 4u);
+}
+
+// send_copy(): the sinks' copy path. Waits past loan_timeout while every slot is held (it is
+// backpressure), returns cancelled on interrupt(), or waits again when on_interrupt says so;
+// fit() makes a larger pool for a larger buffer within the budget and refuses beyond it.
+TEST(IpcPublisher, SendCopyWaitsUntilInterruptedAndFitGrowsSlots) {
+  TempDir dir;
+  PublisherOptions po = small_pool(4096, 2);
+  po.max_pool_bytes = 64 * 1024;
+  po.loan_timeout = 20ms;
+  auto pub = IpcPublisher::bind(dir.file("c.sock"), po).value();
+  std::vector<memory::Loan> held;
+  held.push_back(pub.loan().value());
+  held.push_back(pub.loan().value());
+  std::vector<std::byte> bytes(100, std::byte{7});
+  auto fill = [&](std::span<std::byte> d) { std::memcpy(d.data(), bytes.data(), d.size()); };
+  std::atomic<bool> done{false};
+  Result<void> r;
+  int hooks = 0;
+  std::thread t([&] {
+    r = pub.send_copy(bytes.size(), fill, Metadata{}, [&] {
+      ++hooks;
+      pub.resume();
+      held.clear();  // the slots come back: the retried wait gets one
+      return true;
+    });
+    done = true;
+  });
+  std::this_thread::sleep_for(100ms);  // five loan_timeouts: still waiting
+  EXPECT_FALSE(done.load());
+  pub.interrupt();
+  t.join();
+  EXPECT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(hooks, 1);
+  EXPECT_EQ(pub.stats().copies, 1u);
+  // Without a hook, interrupt() ends it with cancelled.
+  held.push_back(pub.loan().value());
+  held.push_back(pub.loan().value());
+  pub.interrupt();
+  auto c = pub.send_copy(bytes.size(), fill, Metadata{});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, Errc::cancelled);
+  pub.resume();
+  held.clear();
+  // fit(): 8 KiB slots x 2 within 64 KiB; 40 KiB x 2 does not fit.
+  const auto old_id = pub.pool()->id();
+  EXPECT_TRUE(pub.fit(8000).value());
+  EXPECT_NE(pub.pool()->id(), old_id);
+  EXPECT_GE(pub.pool()->slot_size(), 8000u);
+  EXPECT_FALSE(pub.fit(100).value());
+  auto big = pub.fit(40 * 1024);
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().code, Errc::resource_exhausted);
+  EXPECT_NE(big.error().message.find("max_pool_bytes"), std::string::npos) << big.error().message;
+  std::vector<std::byte> eight(8000, std::byte{1});
+  EXPECT_TRUE(pub.send_copy(memory::Buffer::copy_from(std::span<const std::byte>(eight))).ok());
 }
 
 TEST(IpcQuotaVsPool, ReserveMustLeaveSlotsForSubscribers) {

@@ -11,8 +11,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -48,6 +50,12 @@ inline constexpr std::size_t kMaxEventBytes = 60 * 1024;
 /// One element of the ordered stream a subscriber receives.
 using Item = std::variant<memory::Buffer, Event>;
 
+/// Shared memory of the pool a publisher makes (PublisherOptions::memory).
+enum class PoolMemory : std::uint8_t {
+  memfd = 0,     ///< memfd shared memory
+  hugepage = 1,  ///< memfd with huge pages (falls back to transparent huge pages)
+};
+
 struct PublisherOptions {
   /// Socket file mode (chmod after bind). Credentials are checked regardless (SO_PEERCRED).
   std::uint32_t socket_mode{0600};
@@ -56,18 +64,44 @@ struct PublisherOptions {
   std::vector<uid_t> allowed_uids;
   std::vector<gid_t> allowed_gids;
   /// The pool whose slots loan() hands out and send() shares. Its segments must be shareable
-  /// (memfd / hugepage / file). When null, a memfd pool of slot_count x slot_size is created.
+  /// (memfd / hugepage). When null, the publisher makes one from the fields below (and fit()
+  /// makes larger ones the same way): the transport policy both sink elements share.
   std::shared_ptr<memory::MemoryPool> pool;
+  /// Bytes per slot (rounded up to 64). 0: a variable-size pool (MemoryPool::create_arena) whose
+  /// first segment holds slot_count blocks of arena_block bytes (at least 2 MiB, at most
+  /// max_pool_bytes) and that grows within max_pool_bytes.
   std::size_t slot_size{1 << 20};
+  /// Slots in the first segment. 0 = automatic: as many as fit in 16 MiB, at least 6, at most
+  /// 256 (fewer when max_pool_bytes cannot hold them, never below 2).
   std::size_t slot_count{32};
+  /// slot_size 0: the expected block size (the first buffer's), sizing the arena's first segment.
+  std::size_t arena_block{0};
+  /// Shared memory of the pool the publisher makes.
+  PoolMemory memory{PoolMemory::memfd};
+  /// Commit every page of each segment the publisher makes when it is made (slot pools only: a
+  /// variable-size pool commits pages as its blocks touch them; with numa_node the placement
+  /// prefaults instead): no page fault in the streaming path, and memory
+  /// that cannot be backed is an error at bind() or growth rather than a SIGBUS later.
+  bool prefault{false};
+  /// Most bytes of shared memory the pool the publisher makes may take (0: its first segment,
+  /// no growth). A slot pool whose first segment would not fit is an error naming this budget;
+  /// within it, a slot pool grows by whole segments as subscribers join (see pool_reserve), a
+  /// variable-size pool as its blocks need. Given pools (`pool` set) grow at admission only if
+  /// they were made with room to (PoolOptions::max_segments), within this budget too.
+  std::uint64_t max_pool_bytes{0};
+  /// Name of the memfds the publisher makes (shown in /proc/PID/fd and maps).
+  std::string pool_name{"parallax-ipc-pool"};
   /// Most buffers one subscriber may hold at once (sent and not yet returned). 1..4096.
   /// What a subscriber is granted is bounded by the pool (slot pools): see pool_reserve.
+  /// 0: three quarters of the first segment's slots (the sinks' rule; 48 for an arena).
   std::uint32_t max_leases_per_subscriber{32};
   /// Slots of a slot pool kept for the producer: the quotas granted to subscribers (plus the
   /// quotas of gone subscribers whose slots are quarantined) never sum to more than the pool's
   /// slots minus this reserve, so subscribers that hold every buffer they get cannot make
   /// loan() time out. Each joining subscriber is granted min(max_leases_per_subscriber, 3/4
-  /// of the slots not yet granted, at least 1); when no slot is left it is refused with
+  /// of the slots not yet granted, at least 1). A newcomer that would get less than half of
+  /// max_leases_per_subscriber first makes the pool grow by whole segments while
+  /// max_pool_bytes allows (fan-out); when no slot is left even then, it is refused with
   /// resource_exhausted. 0 = auto: max(1, slots / 8). Must be below the pool's slots.
   /// Variable-size (arena) pools are not bounded this way (quota only).
   std::uint32_t pool_reserve{0};
@@ -230,6 +264,29 @@ class IpcPublisher {
   /// once none of its leases names an old segment, so it unmaps them. Later send()s of old-pool
   /// buffers are copied into the new pool. Producer thread only (like send()).
   [[nodiscard]] Result<void> replace_pool(std::shared_ptr<memory::MemoryPool> pool);
+
+  /// Makes sure a buffer of `bytes` fits one loan: a slot pool the publisher made (`pool`
+  /// unset) whose slots are smaller is replaced (replace_pool()) by one made with the same
+  /// options and slots of at least `bytes`. Returns whether it replaced the pool. Errors:
+  /// resource_exhausted when that pool would exceed max_pool_bytes, or for a variable-size pool
+  /// that can never hold such a block (the message names the budget); invalid_argument for a
+  /// given pool that is too small. Producer thread only.
+  [[nodiscard]] Result<bool> fit(std::size_t bytes);
+
+  /// The copy path of the sink elements: loans `size` bytes (fit() first), lets `fill` write
+  /// the payload, and sends it with `meta`. Waits for a free slot as long as it takes (slots
+  /// come back as subscribers return them: backpressure, like GStreamer), until interrupt().
+  /// An interrupt() while waiting for the slot (nothing sent yet) calls `on_interrupt` if
+  /// given: true = wait again (GStreamer's wait_preroll after a pause said go on), false =
+  /// return cancelled. Errors: cancelled (interrupt(); after the slot was taken the buffer may
+  /// have reached some subscribers, as for send()), and those of fit(), loan() other than
+  /// timeout, and send(). Counted in stats().copies / bytes_copied. Producer thread only.
+  [[nodiscard]] Result<void> send_copy(std::size_t size,
+                                       const std::function<void(std::span<std::byte>)>& fill,
+                                       const Metadata& meta,
+                                       const std::function<bool()>& on_interrupt = {});
+  /// send_copy() of a buffer's bytes and metadata (a heap buffer, another pool's slot).
+  [[nodiscard]] Result<void> send_copy(const memory::Buffer& buffer);
 
   /// Sends a buffer to every subscriber. A slot of our pool crosses as a descriptor; anything
   /// else (heap, another pool) is first copied once into a slot (stats().copies). Returns

@@ -28,6 +28,10 @@ struct PoolOptions {
   std::size_t max_segments{1};
   /// Makes the segments added by growth; defaults to the first segment's backend and size.
   std::function<Result<Segment>(std::size_t size)> grow{};
+  /// Whether a loan that finds no free slot grows the pool (up to max_segments). false: only
+  /// grow() adds segments (the IPC publisher grows its pool as subscribers join, and keeps
+  /// loans under backpressure instead of growing to the limit).
+  bool grow_on_loan{true};
 };
 
 /// Options of a variable-size pool (MemoryPool::create_arena).
@@ -70,6 +74,12 @@ class MemoryPool {
   [[nodiscard]] static Result<std::shared_ptr<MemoryPool>> create(Segment segment,
                                                                   std::size_t slot_size,
                                                                   PoolOptions opts = {});
+  /// Adds one segment's worth of slots now (PoolOptions::grow makes it). false when the pool
+  /// already holds max_segments; arenas: unsupported.
+  [[nodiscard]] Result<bool> grow();
+  /// Slot pools: how many segments it may hold (PoolOptions::max_segments). Arenas: 0.
+  [[nodiscard]] std::size_t max_segments() const noexcept;
+
   /// A variable-size pool over `segment`: loans of any size up to what the budget allows.
   /// capacity()/in_use() count bytes; slot_size() is the largest block it can hand out.
   [[nodiscard]] static Result<std::shared_ptr<MemoryPool>> create_arena(Segment segment,
