@@ -154,14 +154,43 @@ bool video_meta_fits(std::uint32_t format, std::uint32_t width, std::uint32_t he
 
 constexpr std::uint32_t kMaxReferenceTimestamps = 64;
 
-// gst_caps_from_string() g_return_if_fail()s (a CRITICAL) on some malformed names instead of
-// failing quietly. A reference is one structure (timestamp/x-ntp, host=...): its name must be
-// valid as gst_structure_validate_name() says (a letter, then letters, digits and "/-_.:+"),
-// followed by the end, a comma or a space; no ';' (a second structure).
+// gst_caps_from_string() g_return_if_fail()s (a CRITICAL) on a structure name that
+// gst_structure_validate_name() refuses (it must start with a letter) instead of failing
+// quietly, so a peer's caps text is checked first: every structure (the text's start and each
+// ';' outside a quoted string) starts with a letter after optional spaces, and no NUL.
+bool plausible_caps_text(std::string_view caps) {
+  if (caps.find('\0') != std::string_view::npos) return false;
+  bool at_start = true;
+  bool quoted = false;
+  for (std::size_t i = 0; i < caps.size(); ++i) {
+    const char c = caps[i];
+    if (quoted) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        quoted = false;
+      continue;
+    }
+    if (at_start) {
+      if (c == ' ' || c == '\t' || c == '\n') continue;
+      if (!g_ascii_isalpha(c)) return false;
+      at_start = false;
+    }
+    if (c == '"')
+      quoted = true;
+    else if (c == ';')
+      at_start = true;
+  }
+  return true;
+}
+
+// A reference is one structure (timestamp/x-ntp, host=...): its name must be valid as
+// gst_structure_validate_name() says (a letter, then letters, digits and "/-_.:+"), followed
+// by the end, a comma or a space; no ';' (a second structure).
 bool plausible_reference_caps(std::string_view caps) {
   if (caps.empty() || caps.size() > 4096 || !g_ascii_isalpha(caps[0])) return false;
-  if (caps.find(';') != std::string_view::npos || caps.find('\0') != std::string_view::npos)
-    return false;
+  if (!plausible_caps_text(caps)) return false;
+  if (caps.find(';') != std::string_view::npos) return false;
   std::size_t i = 1;
   while (i < caps.size() && (g_ascii_isalnum(caps[i]) || std::strchr("/-_.:+", caps[i]) != nullptr))
     ++i;
@@ -474,6 +503,11 @@ std::string caps_to_format(const GstCaps* caps) {
 }
 
 GstCaps* caps_from_format(std::string_view format) {
+  if (!plausible_caps_text(format)) {
+    GST_WARNING("refusing caps text with an invalid structure name: '%.64s'",
+                std::string(format).c_str());
+    return nullptr;
+  }
   const std::string s(format);
   return gst_caps_from_string(s.c_str());
 }

@@ -67,7 +67,8 @@ GstBuffer* to_gst(GstAllocator* allocator, memory::Buffer buffer);
 std::optional<memory::Buffer> to_parallax_zero_copy(GstBuffer* buf, GstAllocator* allocator,
                                                     const Metadata& meta);
 
-/// The format string of `caps` (gst_caps_to_string) and back (nullptr when unparsable).
+/// The format string of `caps` (gst_caps_to_string) and back (nullptr when unparsable, and
+/// for text whose structure names GStreamer would assert on: a peer's text is checked first).
 std::string caps_to_format(const GstCaps* caps);
 GstCaps* caps_from_format(std::string_view format);
 
