@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "fuzz_glib_lsan.h"
 #include "parallax-gst/convert.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {

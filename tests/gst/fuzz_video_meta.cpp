@@ -15,6 +15,7 @@
 #include <cstring>
 #include <vector>
 
+#include "fuzz_glib_lsan.h"
 #include "parallax-gst/convert.h"
 
 namespace {
