@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// Test helper: `parallaxsrc socket-path=PATH ! queue ! fakesink` in its own process, checking
-// every buffer that reaches fakesink as a downstream element sees it: one memory, fd memory
-// (gst_is_fd_memory), its fd read-only (O_RDONLY, a writable shared mmap refused), and the fd's
-// bytes at the memory's offset equal to the mapped buffer. Prints "where INODE OFFSET" per
+// Test helper: `parallaxsrc copy-threshold=0 socket-path=PATH ! queue ! fakesink` in its own
+// process, checking every buffer that reaches fakesink as a downstream element sees it: one memory,
+// fd memory (gst_is_fd_memory), its fd read-only (O_RDONLY, a writable shared mmap refused), and
+// the fd's bytes at the memory's offset equal to the mapped buffer. Prints "where INODE OFFSET" per
 // buffer (the memfd and the offset in it) and a summary line; exit 0 when every buffer passed
 // and the stream ended with EOS.
 //   plx_fd_probe PATH
@@ -56,8 +56,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: plx_fd_probe SOCKET_PATH\n");
     return 2;
   }
-  const std::string desc = std::string("parallaxsrc timeout=20000000000 socket-path=") + argv[1] +
-                           " ! queue ! fakesink name=f";
+  // copy-threshold=0: never copy. By default parallaxsrc copies a payload while the queue
+  // holds half its quota (a copy is plain memory, not fd memory: tested in-process by
+  // SrcFixture.HoldingMoreThanTheCopyThreshold...); here every buffer must be the slot itself.
+  const std::string desc =
+      std::string("parallaxsrc timeout=20000000000 copy-threshold=0 socket-path=") + argv[1] +
+      " ! queue ! fakesink name=f";
   GError* error = nullptr;
   GstElement* pipeline = gst_parse_launch(desc.c_str(), &error);
   if (pipeline == nullptr) {
