@@ -156,30 +156,21 @@ constexpr std::uint32_t kMaxReferenceTimestamps = 64;
 
 // gst_caps_from_string() g_return_if_fail()s (a CRITICAL) on a structure name that
 // gst_structure_validate_name() refuses (it must start with a letter) instead of failing
-// quietly, so a peer's caps text is checked first: every structure (the text's start and each
-// ';' outside a quoted string) starts with a letter after optional spaces, and no NUL.
+// quietly, so a peer's caps text is checked first, conservatively: the text's start and what
+// follows every ';' (a new structure, wherever the ';' is: inside a quoted string or a caps
+// features section too, since fuzz_caps_text found such sections ending a structure early)
+// are optional spaces and then a letter or the end; no NUL. Valid caps with a quoted ';' not
+// followed by a letter are refused too: a caps event a parallaxsrc cannot take.
 bool plausible_caps_text(std::string_view caps) {
   if (caps.find('\0') != std::string_view::npos) return false;
   bool at_start = true;
-  bool quoted = false;
-  for (std::size_t i = 0; i < caps.size(); ++i) {
-    const char c = caps[i];
-    if (quoted) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        quoted = false;
-      continue;
-    }
+  for (const char c : caps) {
     if (at_start) {
-      if (c == ' ' || c == '\t' || c == '\n') continue;
+      if (c == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
       if (!g_ascii_isalpha(c)) return false;
       at_start = false;
     }
-    if (c == '"')
-      quoted = true;
-    else if (c == ';')
-      at_start = true;
+    if (c == ';') at_start = true;
   }
   return true;
 }

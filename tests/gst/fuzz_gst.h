@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// Included once by each GStreamer fuzz target (it defines sanitizer hooks).
+// Included once by each GStreamer fuzz target: it defines LLVMFuzzerInitialize and the
+// sanitizer hooks the targets share.
 // GLib interns every structure and field name of a caps string as a GQuark for the life of the
 // process, and when its quark table grows it leaks the previous array on purpose (quark.c:
 // lock-free lookups). Fuzzed caps text grows the table, so LeakSanitizer reports those arrays.
@@ -10,6 +11,23 @@
 // it refuses, once per refused caps event (parallaxsrc then stops with an element error).
 #pragma once
 
+#include <gst/gst.h>
+
+#include <cstdlib>
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  // Only libgstreamer (and libgstvideo) are used: no plugin registry to scan.
+  setenv("GST_REGISTRY_DISABLE", "yes", 1);
+  gst_init(nullptr, nullptr);
+  // A CRITICAL (a g_return_if_fail in GStreamer) means the validation passed it bad arguments.
+  // A target whose input GStreamer parses itself may define PLX_FUZZ_CRITICALS_FATAL 0 (see
+  // fuzz_caps_text.cpp for why).
+#if !defined(PLX_FUZZ_CRITICALS_FATAL) || PLX_FUZZ_CRITICALS_FATAL
+  g_log_set_always_fatal(static_cast<GLogLevelFlags>(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL));
+#endif
+  return 0;
+}
+
 extern "C" const char* __asan_default_options() {
   return "fast_unwind_on_malloc=0";
 }
@@ -18,5 +36,8 @@ extern "C" const char* __lsan_default_suppressions() {
   return "leak:quark_new\nleak:g_quark_from_string\nleak:g_quark_from_static_string\n"
          "leak:gst_caps_from_string\n"
          // GLib's first quark array is allocated by its library constructor (glib_init).
-         "leak:_dl_init\n";
+         "leak:_dl_init\n"
+         // glibc 2.36 + ASan: the attribute extension of a running thread's pthread_getattr_np
+         // (ASan's own thread start), not the program's.
+         "leak:__pthread_attr_extension\n";
 }
