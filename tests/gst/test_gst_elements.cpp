@@ -194,10 +194,11 @@ TEST(Bridge, HostileEntriesAreDroppedWithoutCriticals) {
     put(vm, x);
   std::vector<std::byte> refs;
   put(refs, std::uint32_t{1});  // version
-  put(refs, std::uint32_t{3});  // count
+  put(refs, std::uint32_t{4});  // count
   const std::pair<guint64, std::string> items[] = {
       {GST_CLOCK_TIME_NONE, "timestamp/x-ntp"},
       {5, "0bad/name, a=(int)1"},
+      {6, "timestamp/x-ntp, a=(buffer)zz"},  // GStreamer's own CRITICAL (gst_buffer_unmap)
       {7, "timestamp/x-unix"},
   };
   for (const auto& [ts, caps] : items) {
