@@ -63,4 +63,10 @@ inline std::string peer_binary() {
   return p ? p : "./ipc_peer";
 }
 
+// The stats/metrics test peer (tests/ipc/stats_peer.cpp).
+inline std::string stats_peer() {
+  const char* p = std::getenv("PLX_STATS_PEER");
+  return p ? p : "./stats_peer";
+}
+
 }  // namespace ipc_test

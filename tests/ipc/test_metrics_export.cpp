@@ -16,14 +16,10 @@
 
 using namespace std::chrono_literals;
 using ipc_test::Child;
+using ipc_test::stats_peer;
 using ipc_test::TempDir;
 
 namespace {
-
-std::string peer() {
-  const char* p = std::getenv("PLX_STATS_PEER");
-  return p ? p : "./stats_peer";
-}
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -59,11 +55,11 @@ TEST(IpcMetricsFile, PublisherAndSubscriberProcessesWriteTheirFigures) {
   const std::string pub_file = dir.file("pub.prom");
   const std::string sub_file = dir.file("sub.prom");
   Child pub({"/usr/bin/env", "PARALLAX_METRICS_FILE=" + pub_file, "PARALLAX_METRICS_INTERVAL=0.05",
-             peer(), "metrics-pub", sock, "20"},
+             stats_peer(), "metrics-pub", sock, "20"},
             true, true);
   ASSERT_EQ(pub.read_line(), "bound");
   Child sub({"/usr/bin/env", "PARALLAX_METRICS_FILE=" + sub_file, "PARALLAX_METRICS_INTERVAL=0.05",
-             peer(), "metrics-sub", sock, "20"},
+             stats_peer(), "metrics-sub", sock, "20"},
             true, true);
   ASSERT_EQ(pub.read_line(), "sent 20");
   ASSERT_EQ(sub.read_line(), "got 20");
@@ -128,10 +124,10 @@ TEST(IpcMetricsFile, ABadIntervalIsAnErrorAndTheStreamGoesOn) {
   const std::string sock = dir.file("b.sock");
   const std::string pub_file = dir.file("pub.prom");
   Child pub({"/usr/bin/env", "PARALLAX_METRICS_FILE=" + pub_file, "PARALLAX_METRICS_INTERVAL=5s",
-             peer(), "metrics-pub", sock, "5"},
+             stats_peer(), "metrics-pub", sock, "5"},
             true, true);
   ASSERT_EQ(pub.read_line(), "bound");
-  Child sub({peer(), "metrics-sub", sock, "5"}, true, true);
+  Child sub({stats_peer(), "metrics-sub", sock, "5"}, true, true);
   EXPECT_EQ(pub.read_line(), "sent 5");
   EXPECT_EQ(sub.read_line(), "got 5");
   EXPECT_FALSE(std::ifstream(pub_file).good()) << "no file is written with a bad interval";

@@ -26,14 +26,10 @@ using namespace parallax;
 using namespace parallax::link;
 using namespace std::chrono_literals;
 using ipc_test::Child;
+using ipc_test::stats_peer;
 using ipc_test::TempDir;
 
 namespace {
-
-std::string stats_peer() {
-  const char* p = std::getenv("PLX_STATS_PEER");
-  return p ? p : "./stats_peer";
-}
 
 PublisherOptions opts(std::size_t slots = 64, std::uint32_t quota = 8) {
   PublisherOptions po;
