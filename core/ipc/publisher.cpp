@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // IpcPublisher: listens on a Unix socket, admits subscribers by credentials, and writes buffer
-// descriptors and events into one shared-memory ring per subscriber. Slot lifetime stays here:
-// every descriptor is a lease (a Buffer reference held in the subscriber's lease table) that
-// the subscriber returns through its ack area or that is reclaimed when it goes away.
+// descriptors and events into one shared-memory ring per subscriber. Each subscriber is a
+// detail::Connection (connection.h: its ring, ack area, leases, quota and wake-ups); this file
+// keeps the publisher's shared state (the connection lists, sticky events, the pool, counters)
+// and its background thread.
 //
-// Lock order: Impl::mu_ (subscriber list, sticky events) before Sub::mu (one subscriber's
+// Lock order: Impl::mu_ (subscriber list, sticky events) before Connection::mu (one subscriber's
 // ring, leases and counters); the segment exporter's lock (exported segment fds) is a leaf.
 #include <fcntl.h>
 #include <poll.h>
@@ -15,24 +16,18 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
-#include <iterator>
-#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
-#include <unordered_set>
 
+#include "ipc/connection.h"
 #include "ipc/metrics_export.h"
 #include "ipc/os.h"
-#include "ipc/ring.h"
 #include "ipc/segment_exporter.h"
 #include "ipc/wire.h"
 #include "parallax/affinity.h"
-#include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 #include "parallax/log.h"
 #include "parallax/trace.h"
@@ -42,83 +37,9 @@ namespace parallax::link {
 namespace {
 
 constexpr const char* kLog = "ipc";
-constexpr std::size_t kMaxPendingEvents = 256;
-
-std::uint32_t next_pow2(std::uint32_t v) {
-  std::uint32_t p = 1;
-  while (p < v)
-    p <<= 1;
-  return p;
-}
-
-struct Lease {
-  memory::Buffer buffer;
-  std::uint32_t gen{0};
-  bool live{false};
-};
-
-enum class Kind : std::uint8_t { pad, buffer, event };
-
-// How a wait for a subscriber ended.
-enum class Wait : std::uint8_t {
-  progress,   // it consumed or returned something (or may have): check again
-  gone,       // it is dead (hang-up, protocol error, block_timeout): skip it
-  cancelled,  // IpcPublisher::interrupt()
-};
-struct InFlight {
-  std::uint64_t end;    // ring position one past the record
-  std::uint64_t token;  // lease token for buffers
-  Kind kind;
-};
-
 }  // namespace
 
-/// One connection. Created by the background thread on accept; active after the handshake.
-struct Sub {
-  std::mutex mu;
-  std::uint64_t id{0};
-  UniqueFd sock;
-  ucred cred{};
-  std::chrono::steady_clock::time_point accepted_at;
-  bool active{false};
-  bool dead{false};
-  bool refused{false};  // credentials not admitted: refused once its hello is read
-  Policy policy{Policy::block};
-  std::uint32_t quota{0};
-
-  memory::Segment ring_region, ack_region;  // sealed memfds, shared with the subscriber
-  wire::RingHeader* rh{nullptr};
-  std::byte* rdata{nullptr};
-  std::uint32_t cap{0};
-  wire::AckHeader* ah{nullptr};
-  std::atomic<std::uint64_t>* rets{nullptr};
-  std::uint32_t ret_cap{0};
-  // Our end of the wake socket (the subscriber holds the other): we wake it with a byte, it
-  // wakes us; never blocking (MSG_DONTWAIT, our own open file description). Its hang-up says
-  // the subscriber's connection object, and with it every mapping of our slots, is gone.
-  UniqueFd wake;
-
-  std::uint64_t write_pos{0};  // our copy; the ring's write_pos is only ever stored from it
-  std::uint64_t read_pos{0};   // last validated value of the ack's read_pos
-  std::uint64_t ret_read{0};
-  std::deque<InFlight> inflight;  // records written and not yet taken, in ring order
-  std::vector<Lease> leases;
-  std::vector<std::uint32_t> free_leases;
-  std::uint32_t leases_out{0};
-  std::unordered_set<std::uint64_t> segments_sent;
-  std::uint64_t last_segment{UINT64_MAX};  // in segments_sent: the last buffer's (no lookup)
-  // The slots of a subscriber that is gone (hang-up, close(), expelled) but may still read
-  // them: they are not reused until its end of the wake socket closes (its connection object,
-  // and with it every mapping, is destroyed, or its process exited).
-  std::vector<memory::Buffer> quarantine;
-  std::deque<std::vector<std::uint64_t>> pending;  // events waiting for ring space
-  bool wake_needed{false};
-  // The wake socket fired and was not read yet: it is drained before the next sleep rather
-  // than right after the wake-up (a syscall off the hot path; the subscriber only writes it
-  // after seeing pub_waiting, which is set after the drain).
-  bool wake_pending{false};
-  SubscriberInfo info;
-};
+using detail::Connection;
 
 struct IpcPublisher::Impl {
   std::string path;
@@ -139,11 +60,11 @@ struct IpcPublisher::Impl {
 
   mutable std::mutex mu_;
   std::condition_variable subs_cv_;
-  std::vector<std::shared_ptr<Sub>> subs_;  // active ones
-  std::vector<std::shared_ptr<Sub>> handshaking_;
+  std::vector<std::shared_ptr<Connection>> subs_;  // active ones
+  std::vector<std::shared_ptr<Connection>> handshaking_;
   // Gone subscribers whose slots are quarantined until their end of the wake socket closes.
   // They count against max_subscribers (so quarantine is bounded by max_subscribers x quota).
-  std::vector<std::shared_ptr<Sub>> zombies_;
+  std::vector<std::shared_ptr<Connection>> zombies_;
   std::atomic<std::uint64_t> subs_version_{1};
   std::optional<Event> sticky_format_, sticky_start_, sticky_segment_;
   bool sticky_eos_{false};
@@ -152,17 +73,16 @@ struct IpcPublisher::Impl {
   detail::SegmentExporter exporter;  // segment fds and NUMA placement (its own leaf lock)
 
   // Producer-thread cache of subs_ (refreshed when subs_version_ moves).
-  std::vector<std::shared_ptr<Sub>> cache_;
+  std::vector<std::shared_ptr<Connection>> cache_;
   std::uint64_t cache_version_{0};
   std::vector<std::uint64_t> scratch_;
 
-  std::atomic<std::uint64_t> buffers_sent{0}, zero_copy{0}, copies{0}, bytes_copied{0},
-      events_sent{0}, connections{0}, disconnects{0}, refused{0}, protocol_errors{0};
-  std::atomic<std::uint64_t> pools_replaced{0}, segments_retired{0};
+  detail::PublisherCounters counters;
+  // What every connection reads (opts, exporter, counters, the interrupt).
+  const detail::ConnectionShared shared{opts, exporter, counters, interrupted, interrupt_efd};
   // Segments of replaced pools that some subscriber may still have mapped (guarded by mu_).
   // `pool` itself is written under mu_ (replace_pool) and read under it off the producer thread.
   std::set<std::uint64_t> retiring_;
-  std::atomic<std::uint64_t> stats_requests{0};
   std::chrono::steady_clock::time_point bound_at{std::chrono::steady_clock::now()};
 
   ~Impl() {
@@ -272,520 +192,22 @@ struct IpcPublisher::Impl {
     return {};
   }
 
-  // ---- segments ---------------------------------------------------------------------------
-
-  Result<void> announce_segment(Sub& s, const memory::Segment& seg) {
-    if (seg.id() == s.last_segment) return {};  // the usual case: the same segment again
-    if (s.segments_sent.count(seg.id()) != 0) {
-      s.last_segment = seg.id();
-      return {};
-    }
-    PLX_ASSIGN(int fd, exporter.fd(seg));
-    // The fd holds mapped_size() bytes (a huge-page segment is rounded up): the importer
-    // checks the memfd's size against what we announce.
-    auto msg = wire::encode_segment({seg.id(), seg.mapped_size(), exporter.node_of(seg)});
-    int fds[1] = {fd};
-    PLX_TRY(os::send_msg(s.sock.get(), msg, fds));
-    s.segments_sent.insert(seg.id());
-    s.last_segment = seg.id();
-    return {};
-  }
-
-  // ---- per-subscriber ring state (Sub::mu held) ---------------------------------------------
-
-  void kill_locked(Sub& s, const char* why, bool protocol_error) {
-    if (s.dead) return;
-    s.dead = true;
-    if (protocol_error) {
-      protocol_errors.fetch_add(1, std::memory_order_relaxed);
-      PLX_LOG(warn, kLog, "closing subscriber %llu (pid %d): %s",
-              static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), why);
-    } else {
-      PLX_LOG(info, kLog, "subscriber %llu (pid %d) gone: %s",
-              static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), why);
-    }
-    // Its leases can no longer be returned, but it may still read them (Buffers it keeps, records
-    // still in its ring): they stay out of the pool until its mappings are gone (quarantine).
-    for (Lease& l : s.leases) {
-      if (l.live && l.buffer.valid()) s.quarantine.push_back(std::move(l.buffer));
-    }
-    s.leases.clear();
-    s.free_leases.clear();
-    s.leases_out = 0;
-    s.inflight.clear();
-    s.pending.clear();
-    // Also wakes a send() asleep on this subscriber: its poll() watches the socket.
-    if (s.sock) ::shutdown(s.sock.get(), SHUT_RDWR);
-    if (s.active) disconnects.fetch_add(1, std::memory_order_relaxed);
-  }
-
-  bool release_token(Sub& s, std::uint64_t token) {
-    const auto idx = static_cast<std::uint32_t>(token & 0xffffffffu);
-    const auto gen = static_cast<std::uint32_t>(token >> 32);
-    if (idx >= s.leases.size()) return false;
-    Lease& l = s.leases[idx];
-    if (!l.live || l.gen != gen) return false;
-    l.live = false;
-    l.buffer = memory::Buffer();
-    s.free_leases.push_back(idx);
-    --s.leases_out;
-    return true;
-  }
-
-  // Validates and applies the subscriber's read position and returned leases.
-  bool sync_locked(Sub& s) {
-    if (s.dead || !s.active) return false;
-    const std::uint64_t rp = s.ah->read_pos.load(std::memory_order_seq_cst);
-    if (rp != s.read_pos) {
-      if (rp < s.read_pos || rp > s.write_pos) {
-        kill_locked(s, "read position outside the written range", true);
-        return false;
-      }
-      std::uint64_t boundary = s.read_pos;
-      while (!s.inflight.empty() && s.inflight.front().end <= rp) {
-        boundary = s.inflight.front().end;
-        s.inflight.pop_front();  // taken: a buffer's lease now waits for its return
-      }
-      if (boundary != rp) {
-        kill_locked(s, "read position inside a record", true);
-        return false;
-      }
-      s.read_pos = rp;
-    }
-    const std::uint64_t w = s.ah->ret_write.load(std::memory_order_seq_cst);
-    if (w != s.ret_read) {
-      if (w < s.ret_read || w - s.ret_read > s.ret_cap) {
-        kill_locked(s, "return index outside its ring", true);
-        return false;
-      }
-      for (std::uint64_t i = s.ret_read; i < w; ++i) {
-        const std::uint64_t tok = s.rets[i & (s.ret_cap - 1)].load(std::memory_order_relaxed);
-        if (!release_token(s, tok)) {
-          kill_locked(s, "returned a lease it does not hold (never leased or double release)",
-                      true);
-          return false;
-        }
-      }
-      s.ret_read = w;
-    }
-    return true;
-  }
-
-  // Reading the subscriber's counters costs cache misses on every send (it writes them for
-  // every buffer it takes and returns), so deliver_buffer() syncs only when what they say may
-  // matter: half the lease quota, half the ring or half the pool used, or events queued. It
-  // always syncs before dropping or waiting, and the background thread syncs every 20 ms.
-  bool sync_due_locked(const Sub& s) const {
-    return s.leases_out * 2 >= s.quota || (s.write_pos - s.read_pos) * 2 >= s.cap ||
-           !s.pending.empty() || pool->in_use() * 2 >= pool->capacity();
-  }
-
-  std::uint64_t space_needed(const Sub& s, std::size_t bytes) const {
-    const std::uint64_t idx = s.write_pos & (s.cap - 1);
-    const std::uint64_t contiguous = s.cap - idx;
-    return bytes <= contiguous ? bytes : contiguous + bytes;
-  }
-
-  bool fits_locked(const Sub& s, std::size_t bytes) const {
-    return space_needed(s, bytes) <= s.cap - (s.write_pos - s.read_pos);
-  }
-
-  void write_locked(Sub& s, const std::uint64_t* words, std::size_t bytes, Kind kind,
-                    std::uint64_t token) {
-    PLX_TRACE_SPAN("ipc.ring_write");
-    std::uint64_t idx = s.write_pos & (s.cap - 1);
-    const std::uint64_t contiguous = s.cap - idx;
-    if (bytes > contiguous) {
-      std::vector<std::uint64_t> pad;
-      wire::encode_simple(pad, wire::RecordType::pad, contiguous);
-      ring::store_words(s.rdata + idx, pad.data(), 1);
-      s.write_pos += contiguous;
-      s.inflight.push_back({s.write_pos, 0, Kind::pad});
-      idx = 0;
-    }
-    ring::store_words(s.rdata + idx, words, bytes / 8);
-    s.write_pos += bytes;
-    s.inflight.push_back({s.write_pos, token, kind});
-    // seq_cst: pairs with the subscriber's seq_cst store of sub_sleeping then load of
-    // write_pos (two-flag handshake; no fence needed, and TSan understands it).
-    s.rh->write_pos.store(s.write_pos, std::memory_order_seq_cst);
-    s.wake_needed = true;
-  }
-
-  // Wakes the subscriber if it announced it sleeps (Dekker with its sleeping flag).
-  void wake_locked(Sub& s) {
-    if (!s.wake_needed || s.dead) return;
-    s.wake_needed = false;
-    if (s.ah->sub_sleeping.load(std::memory_order_seq_cst) != 0 &&
-        s.ah->sub_sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
-      PLX_TRACE_SPAN("ipc.wake");
-      os::send_wake(s.wake.get());
-    }
-  }
-
-  enum class Compact : std::uint8_t { done, raced, nothing };
-
-  // drop-oldest when the oldest unread record is an event (events are never dropped, and the
-  // ring is only taken back from its read end): takes back everything the subscriber has not
-  // read with one CAS of its read position to the write position, drops the oldest buffer
-  // among it and writes the rest again, in their order. A subscriber reading the old records
-  // meanwhile fails its claim CAS and follows the moved read position, as for any retraction.
-  Compact compact_locked(Sub& s) {
-    struct Saved {
-      std::vector<std::uint64_t> words;
-      InFlight rec;
-    };
-    std::vector<Saved> saved;
-    bool has_buffer = false;
-    std::uint64_t start = s.read_pos;
-    for (const InFlight& f : s.inflight) {
-      if (f.kind != Kind::pad) {
-        Saved sv{std::vector<std::uint64_t>((f.end - start) / 8), f};
-        ring::load_words(sv.words.data(), s.rdata + (start & (s.cap - 1)), sv.words.size());
-        has_buffer |= f.kind == Kind::buffer;
-        saved.push_back(std::move(sv));
-      }
-      start = f.end;
-    }
-    if (!has_buffer) return Compact::nothing;
-    std::uint64_t expected = s.read_pos;
-    if (!s.ah->read_pos.compare_exchange_strong(expected, s.write_pos, std::memory_order_seq_cst))
-      return Compact::raced;  // the subscriber moved: look again
-    s.inflight.clear();
-    s.read_pos = s.write_pos;
-    bool dropped = false, overflow = false;
-    std::deque<std::vector<std::uint64_t>> requeue;
-    for (Saved& sv : saved) {
-      const bool buffer = sv.rec.kind == Kind::buffer;
-      const std::size_t bytes = sv.words.size() * 8;
-      // The emptied ring holds what it held, minus a buffer; only the pad a wrap needs could
-      // make a record not fit. Then later buffers are dropped too and events queued in order.
-      overflow = overflow || !fits_locked(s, bytes);
-      if (buffer && (!dropped || overflow)) {
-        (void)release_token(s, sv.rec.token);
-        ++s.info.dropped_oldest;
-        dropped = true;
-      } else if (overflow) {
-        requeue.push_back(std::move(sv.words));
-      } else {
-        write_locked(s, sv.words.data(), bytes, sv.rec.kind, sv.rec.token);
-      }
-    }
-    s.pending.insert(s.pending.begin(), std::make_move_iterator(requeue.begin()),
-                     std::make_move_iterator(requeue.end()));
-    return Compact::done;
-  }
-
-  // drop-oldest: takes back the oldest unread buffer record (CAS on the ack's read_pos: if
-  // the subscriber took it first, it is its own). False when nothing can be retracted.
-  bool retract_locked(Sub& s) {
-    for (;;) {
-      if (!sync_locked(s) || s.inflight.empty()) return false;
-      const InFlight front = s.inflight.front();
-      if (front.kind == Kind::event) {
-        const Compact c = compact_locked(s);
-        if (c == Compact::raced) continue;
-        return c == Compact::done;
-      }
-      std::uint64_t expected = s.read_pos;
-      if (s.ah->read_pos.compare_exchange_strong(expected, front.end, std::memory_order_seq_cst)) {
-        s.inflight.pop_front();
-        s.read_pos = front.end;
-        if (front.kind == Kind::buffer) {
-          (void)release_token(s, front.token);
-          ++s.info.dropped_oldest;
-          return true;
-        }
-        continue;  // a pad: keep going to a buffer
-      }
-      // The subscriber moved: sync_locked() validates the new value on the next turn.
-    }
-  }
-
-  // Waits for this subscriber to consume or return something. Releases the lock while it
-  // spins or sleeps. First spins up to opts.spin on the shared counters (no syscall), then
-  // sleeps on the return eventfd, asking to be woken only once a batch is there.
-  Wait wait_locked(Sub& s, std::unique_lock<std::mutex>& lk,
-                   std::chrono::steady_clock::time_point deadline) {
-    using Clock = std::chrono::steady_clock;
-    if (interrupted.load(std::memory_order_acquire)) return Wait::cancelled;
-    const bool need_lease = s.leases_out >= s.quota;
-    const std::uint64_t want_ret =
-        need_lease ? s.ret_read + std::max<std::uint32_t>(1, s.quota / 4) : UINT64_MAX;
-    const std::uint64_t want_read = need_lease ? UINT64_MAX : s.read_pos + s.cap / 4;
-    wake_locked(s);  // make sure it is not asleep on a record it has not seen
-    if (opts.spin.count() > 0) {
-      // The ack area stays mapped while we hold the Sub; its counters are atomics, and what a
-      // hostile subscriber writes there can only end the spin early (sync_locked validates).
-      auto* ah = s.ah;
-      lk.unlock();
-      const auto until = Clock::now() + opts.spin;
-      bool ready = false;
-      for (unsigned i = 1;; ++i) {
-        if (ah->ret_write.load(std::memory_order_acquire) >= want_ret ||
-            ah->read_pos.load(std::memory_order_acquire) >= want_read) {
-          ready = true;
-          break;
-        }
-        if ((i & 63) == 0 && (interrupted.load(std::memory_order_relaxed) || Clock::now() >= until))
-          break;
-        parallax::cpu_relax();
-      }
-      lk.lock();
-      if (s.dead) return Wait::gone;
-      if (ready) return Wait::progress;
-      if (interrupted.load(std::memory_order_acquire)) return Wait::cancelled;
-    }
-    if (s.wake_pending) {
-      s.wake_pending = false;
-      if (!os::drain_wake(s.wake.get())) {
-        kill_locked(s, "connection closed", false);
-        return Wait::gone;
-      }
-    }
-    // seq_cst store, then seq_cst loads in sync_locked(): pairs with the subscriber's seq_cst
-    // read_pos/ret_write updates followed by its seq_cst load of pub_waiting.
-    s.ah->wake_ret.store(want_ret, std::memory_order_relaxed);
-    s.ah->wake_read.store(want_read, std::memory_order_relaxed);
-    s.ah->pub_waiting.store(1, std::memory_order_seq_cst);
-    const std::uint64_t rp = s.read_pos, rr = s.ret_read;
-    if (!sync_locked(s)) return Wait::gone;
-    if (s.read_pos != rp || s.ret_read != rr) {
-      s.ah->pub_waiting.store(0, std::memory_order_relaxed);
-      return Wait::progress;
-    }
-    wake_locked(s);
-    pollfd pfd[3] = {
-        {s.wake.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
-    lk.unlock();
-    int timeout_ms = 100;
-    if (deadline != Clock::time_point::max()) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      timeout_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 100));
-    }
-    int n = ::poll(pfd, 3, timeout_ms);
-    lk.lock();
-    if (s.dead) return Wait::gone;
-    if (n > 0 && (pfd[0].revents & POLLIN)) s.wake_pending = true;
-    if (n > 0 && (pfd[0].revents & (POLLHUP | POLLERR))) {
-      kill_locked(s, "wake socket closed", false);
-      return Wait::gone;
-    }
-    s.ah->pub_waiting.store(0, std::memory_order_relaxed);
-    if (n > 0 && (pfd[1].revents & (POLLHUP | POLLERR | POLLIN))) {
-      // Any traffic after the handshake, or a hang-up, ends the connection; the background
-      // thread would see it too, but we must not wait for a peer that is gone.
-      char c;
-      ssize_t r = ::recv(s.sock.get(), &c, 1, MSG_DONTWAIT | MSG_PEEK);
-      if (r == 0 || (pfd[1].revents & (POLLHUP | POLLERR))) {
-        kill_locked(s, "connection closed", false);
-        return Wait::gone;
-      }
-    }
-    if (interrupted.load(std::memory_order_acquire)) return Wait::cancelled;
-    if (Clock::now() >= deadline) {
-      kill_locked(s, "blocked the publisher longer than block_timeout", true);
-      return Wait::gone;
-    }
-    return Wait::progress;
-  }
-
-  void flush_pending_locked(Sub& s) {
-    while (!s.pending.empty()) {
-      auto& rec = s.pending.front();
-      const std::size_t bytes = rec.size() * 8;
-      if (!fits_locked(s, bytes) &&
-          !(s.policy == Policy::drop_oldest && retract_locked(s) && fits_locked(s, bytes)))
-        return;
-      write_locked(s, rec.data(), bytes, Kind::event, 0);
-      ++s.info.events_sent;
-      s.pending.pop_front();
-    }
-  }
-
-  std::chrono::steady_clock::time_point block_deadline() const {
-    if (opts.block_timeout.count() == 0) return std::chrono::steady_clock::time_point::max();
-    return std::chrono::steady_clock::now() + opts.block_timeout;
-  }
-
-  // Queues an event for a subscriber whose ring has no room now; it is written, in order and
-  // before any later buffer, as soon as there is room. False when the subscriber was expelled.
-  bool queue_event_locked(Sub& s, const std::vector<std::uint64_t>& rec) {
-    if (s.pending.size() >= kMaxPendingEvents) {
-      kill_locked(s, "too far behind to take events", true);
-      return false;
-    }
-    s.pending.push_back(rec);
-    return true;
-  }
-
-  // Delivers one encoded buffer record (token patched per subscriber). False only when an
-  // interrupt() cancelled a wait for this subscriber (it does not get the buffer).
-  bool deliver_buffer(Sub& s, std::uint64_t* words, std::size_t bytes, const memory::Buffer& b) {
-    std::unique_lock lk(s.mu);
-    if (s.dead || !s.active) return true;
-    bool synced = false;
-    if (sync_due_locked(s)) {
-      if (!sync_locked(s)) return true;
-      synced = true;
-    }
-    if (auto r = announce_segment(s, *b.segment()); !r) {
-      kill_locked(s, r.error().message.c_str(), r.error().code != Errc::unavailable);
-      return true;
-    }
-    auto deadline = std::chrono::steady_clock::time_point::max();
-    bool counted_block = false;
-    for (;;) {
-      flush_pending_locked(s);
-      // Queued events go first: a buffer never overtakes them.
-      if (s.pending.empty() && s.leases_out < s.quota && fits_locked(s, bytes)) break;
-      if (!synced) {  // our view may be stale: look before dropping or waiting
-        if (!sync_locked(s)) return true;
-        synced = true;
-        continue;
-      }
-      if (s.policy != Policy::block) {
-        if (s.pending.empty() && s.policy == Policy::drop_oldest && retract_locked(s)) continue;
-        if (s.dead) return true;
-        // drop-newest, events waiting, or drop-oldest with nothing left to retract (all
-        // leases are in the consumer's hands).
-        ++s.info.dropped_newest;
-        wake_locked(s);
-        return true;
-      }
-      if (!counted_block) {
-        ++s.info.blocked_sends;
-        counted_block = true;
-        deadline = block_deadline();
-      }
-      const Wait w = wait_locked(s, lk, deadline);
-      if (w == Wait::gone) return true;
-      if (w == Wait::cancelled) {
-        wake_locked(s);
-        return false;
-      }
-      if (!sync_locked(s)) return true;
-    }
-    std::uint32_t idx;
-    if (!s.free_leases.empty()) {
-      idx = s.free_leases.back();
-      s.free_leases.pop_back();
-    } else {
-      idx = static_cast<std::uint32_t>(s.leases.size());
-      s.leases.emplace_back();
-    }
-    Lease& l = s.leases[idx];
-    ++l.gen;
-    l.live = true;
-    l.buffer = b;
-    ++s.leases_out;
-    const std::uint64_t token = (std::uint64_t{l.gen} << 32) | idx;
-    words[1] = token;                            // BufferRecord::token is the second word
-    words[wire::kSendNsWord] = wire::mono_ns();  // transit latency stamp (observability)
-    write_locked(s, words, bytes, Kind::buffer, token);
-    ++s.info.buffers_sent;
-    s.info.bytes_sent += b.size();
-    wake_locked(s);
-    // Large buffers: collect what the subscriber returned since (after the wake-up, which must
-    // not wait for it), so the next loan gets the slot returned last (eager_return_bytes).
-    if (opts.eager_return_bytes != 0 && b.size() >= opts.eager_return_bytes) (void)sync_locked(s);
-    return true;
-  }
-
-  // Delivers (or queues) one event. False only when an interrupt() cancelled a wait for this
-  // subscriber: the event is then queued and still delivered in order once there is room.
-  bool deliver_event(Sub& s, const std::vector<std::uint64_t>& rec) {
-    std::unique_lock lk(s.mu);
-    if (!sync_locked(s)) return true;
-    const std::size_t bytes = rec.size() * 8;
-    flush_pending_locked(s);
-    auto deadline = block_deadline();
-    while (!(s.pending.empty() && fits_locked(s, bytes))) {
-      if (s.policy == Policy::block) {
-        const Wait w = wait_locked(s, lk, deadline);
-        if (w == Wait::gone) return true;
-        if (w == Wait::cancelled) {
-          if (queue_event_locked(s, rec)) wake_locked(s);
-          return false;
-        }
-        if (!sync_locked(s)) return true;
-        flush_pending_locked(s);
-      } else if (!(s.pending.empty() && s.policy == Policy::drop_oldest && retract_locked(s))) {
-        break;
-      }
-    }
-    if (s.pending.empty() && fits_locked(s, bytes)) {
-      write_locked(s, rec.data(), bytes, Kind::event, 0);
-      ++s.info.events_sent;
-    } else if (!queue_event_locked(s, rec)) {
-      return true;
-    }
-    wake_locked(s);
-    return true;
-  }
-
-  // ---- drain at EOS -----------------------------------------------------------------------
-
-  // Sleeps until the subscriber's read position may have reached `until` (its wake-up
-  // threshold says so), its sockets speak, interrupt(), or `deadline` (at most 100 ms, so a
-  // lost wake-up costs no more). Unlike wait_locked() it never expels anyone: a subscriber
-  // that stays behind only makes drain() time out.
-  void drain_wait_locked(Sub& s, std::unique_lock<std::mutex>& lk, std::uint64_t until,
-                         std::chrono::steady_clock::time_point deadline) {
-    if (s.wake_pending) {
-      s.wake_pending = false;
-      if (!os::drain_wake(s.wake.get())) {
-        kill_locked(s, "connection closed", false);
-        return;
-      }
-    }
-    s.ah->wake_ret.store(UINT64_MAX, std::memory_order_relaxed);
-    s.ah->wake_read.store(until, std::memory_order_relaxed);
-    s.ah->pub_waiting.store(1, std::memory_order_seq_cst);
-    const std::uint64_t rp = s.read_pos;
-    if (!sync_locked(s) || s.read_pos != rp) {
-      if (!s.dead) s.ah->pub_waiting.store(0, std::memory_order_relaxed);
-      return;
-    }
-    s.wake_needed = true;
-    wake_locked(s);
-    pollfd pfd[3] = {
-        {s.wake.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
-    lk.unlock();
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    const int n = ::poll(pfd, 3, static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 100)));
-    lk.lock();
-    if (s.dead) return;
-    if (n > 0 && (pfd[0].revents & POLLIN)) s.wake_pending = true;
-    if (n > 0 && ((pfd[0].revents | pfd[1].revents) & (POLLHUP | POLLERR))) {
-      kill_locked(s, "connection closed", false);
-      return;
-    }
-    s.ah->pub_waiting.store(0, std::memory_order_relaxed);
-  }
-
   Result<void> drain_all(std::chrono::steady_clock::time_point deadline) {
-    std::vector<std::shared_ptr<Sub>> subs;
+    std::vector<std::shared_ptr<Connection>> subs;
     {
       std::lock_guard lk(mu_);
       subs = subs_;
     }
     std::size_t behind = 0;
-    for (auto& sp : subs) {
-      Sub& s = *sp;
-      std::unique_lock lk(s.mu);
-      for (;;) {
-        if (!sync_locked(s)) break;  // gone: nothing left to wait for
-        flush_pending_locked(s);
-        if (s.pending.empty() && s.read_pos == s.write_pos) break;  // read through
-        if (interrupted.load(std::memory_order_acquire))
-          return err(Errc::cancelled, "publisher interrupted while draining");
-        if (std::chrono::steady_clock::now() >= deadline) {
+    for (auto& s : subs) {
+      switch (s->drain(deadline)) {
+        case Connection::Drained::read_through:
+          break;
+        case Connection::Drained::behind:
           ++behind;
           break;
-        }
-        drain_wait_locked(s, lk, s.write_pos, deadline);
+        case Connection::Drained::cancelled:
+          return err(Errc::cancelled, "publisher interrupted while draining");
       }
     }
     if (behind != 0)
@@ -821,14 +243,14 @@ struct IpcPublisher::Impl {
   }
 
   void collect_all() {
-    std::vector<std::shared_ptr<Sub>> subs;
+    std::vector<std::shared_ptr<Connection>> subs;
     {
       std::lock_guard lk(mu_);
       subs = subs_;
     }
     for (auto& s : subs) {
       std::lock_guard sl(s->mu);
-      (void)sync_locked(*s);
+      (void)s->sync();  // false: it is gone, and its leases went to the quarantine
     }
   }
 
@@ -843,14 +265,14 @@ struct IpcPublisher::Impl {
       return err(Errc::invalid_argument, "buffer metadata too large for the transport");
     bool complete = true;
     for (auto& s : snapshot())
-      complete &= deliver_buffer(*s, scratch_.data(), scratch_.size() * 8, b);
-    buffers_sent.fetch_add(1, std::memory_order_relaxed);
+      complete &= s->deliver_buffer(scratch_.data(), scratch_.size() * 8, b, *pool);
+    counters.buffers_sent.fetch_add(1, std::memory_order_relaxed);
     if (!complete)
       return err(Errc::cancelled, "publisher interrupted while waiting for a subscriber");
     return {};
   }
 
-  const std::vector<std::shared_ptr<Sub>>& snapshot() {
+  const std::vector<std::shared_ptr<Connection>>& snapshot() {
     const std::uint64_t v = subs_version_.load(std::memory_order_acquire);
     if (v != cache_version_) {
       std::lock_guard lk(mu_);
@@ -874,7 +296,7 @@ struct IpcPublisher::Impl {
   void refuse(int fd, Errc code, const std::string& why) {
     auto msg = wire::encode_refuse({code, why});
     (void)os::send_msg(fd, msg);
-    refused.fetch_add(1, std::memory_order_relaxed);
+    counters.refused.fetch_add(1, std::memory_order_relaxed);
   }
 
   void accept_all() {
@@ -897,66 +319,12 @@ struct IpcPublisher::Impl {
         refuse(fd.get(), Errc::resource_exhausted, "too many subscribers");
         continue;
       }
-      auto s = std::make_shared<Sub>();
-      s->id = next_conn_id_++;
-      s->sock = std::move(fd);
-      s->cred = c;
-      s->accepted_at = std::chrono::steady_clock::now();
+      auto s = std::make_shared<Connection>(shared, next_conn_id_++, std::move(fd), c);
       // A peer with the wrong credentials is refused when its hello has been read: closing a
       // socket with unread data resets the connection and the peer would lose the reason.
       s->refused = !admitted(c);
       handshaking_.push_back(std::move(s));
     }
-  }
-
-  Result<void> setup_sub(Sub& s, const wire::Hello& hello) {
-    s.policy = hello.policy == wire::kPolicyDefault ? opts.default_policy
-                                                    : static_cast<Policy>(hello.policy);
-    if (s.quota == 0) s.quota = opts.max_leases_per_subscriber;
-    s.cap = opts.ring_bytes;
-    s.ret_cap = next_pow2(s.quota);
-    PLX_ASSIGN(s.ring_region, memory::SharedMemorySegment::create(
-                                  "parallax-ipc-ring", sizeof(wire::RingHeader) + s.cap));
-    PLX_ASSIGN(s.ack_region, memory::SharedMemorySegment::create(
-                                 "parallax-ipc-ack", sizeof(wire::AckHeader) + 8ull * s.ret_cap));
-    s.rh = new (s.ring_region.writable_data()) wire::RingHeader{};
-    s.rh->magic = wire::kRingMagic;
-    s.rh->version = wire::kVersion;
-    s.rh->header_size = sizeof(wire::RingHeader);
-    s.rh->capacity = s.cap;
-    s.rdata = s.ring_region.writable_data() + sizeof(wire::RingHeader);
-    s.ah = new (s.ack_region.writable_data()) wire::AckHeader{};
-    s.ah->magic = wire::kAckMagic;
-    s.ah->version = wire::kVersion;
-    s.ah->header_size = sizeof(wire::AckHeader);
-    s.ah->return_capacity = s.ret_cap;
-    s.rets = reinterpret_cast<std::atomic<std::uint64_t>*>(s.ack_region.writable_data() +
-                                                           sizeof(wire::AckHeader));
-    PLX_ASSIGN(os::WakePair wake, os::make_wake_pair());
-    s.wake = std::move(wake.first);
-    PLX_ASSIGN(UniqueFd ring_ro, s.ring_region.export_fd(memory::Access::read_only));
-    PLX_ASSIGN(UniqueFd ack_rw, s.ack_region.export_fd(memory::Access::read_write));
-    wire::Welcome w{s.cap,
-                    static_cast<std::uint32_t>(s.ring_region.size()),
-                    static_cast<std::uint32_t>(s.ack_region.size()),
-                    s.ret_cap,
-                    s.quota,
-                    s.policy,
-                    static_cast<std::uint64_t>(::getpid()),
-                    s.id};
-    auto msg = wire::encode_welcome(w);
-    int fds[wire::kWelcomeFds] = {ring_ro.get(), ack_rw.get(), wake.second.get()};
-    PLX_TRY(os::send_msg(s.sock.get(), msg, fds));
-    for (std::size_t i = 0; i < pool->segment_count(); ++i)
-      PLX_TRY(announce_segment(s, pool->segment(i)));
-    s.info.id = s.id;
-    s.info.pid = s.cred.pid;
-    s.info.uid = s.cred.uid;
-    s.info.gid = s.cred.gid;
-    s.info.policy = s.policy;
-    s.info.max_leases = s.quota;
-    s.active = true;
-    return {};
   }
 
   // The quota a joining subscriber gets (0: refuse it). Called with mu_ held. For a slot pool,
@@ -973,9 +341,9 @@ struct IpcPublisher::Impl {
     if (slots <= reserve) return 0;
     std::size_t granted = 0;
     for (const auto& o : subs_)
-      granted += o->quota;
+      granted += o->quota();
     for (const auto& z : zombies_)
-      granted += z->quota;
+      granted += z->quota();
     const std::size_t budget = slots - reserve;
     if (granted >= budget) return 0;
     const std::size_t left = budget - granted;
@@ -1022,12 +390,12 @@ struct IpcPublisher::Impl {
 
   // Called with mu_ held: the handshake and the sticky events happen atomically with respect
   // to send_event(), so a joining subscriber sees each event exactly once.
-  void handle_hello(const std::shared_ptr<Sub>& sp) {
-    Sub& s = *sp;
+  void handle_hello(const std::shared_ptr<Connection>& sp) {
+    Connection& s = *sp;
     std::byte buf[wire::kMaxMsgSize];
     auto r = os::recv_msg(s.sock.get(), buf, true);
     if (!r) {
-      protocol_errors.fetch_add(1, std::memory_order_relaxed);
+      counters.protocol_errors.fetch_add(1, std::memory_order_relaxed);
       PLX_LOG(warn, kLog, "closing connection %llu: %s", static_cast<unsigned long long>(s.id),
               r.error().message.c_str());
       s.dead = true;
@@ -1039,11 +407,12 @@ struct IpcPublisher::Impl {
       return;
     }
     auto fail = [&](const std::string& why) {
-      protocol_errors.fetch_add(1, std::memory_order_relaxed);
+      counters.protocol_errors.fetch_add(1, std::memory_order_relaxed);
       PLX_LOG(warn, kLog, "closing connection %llu (pid %d): %s",
               static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), why.c_str());
       refuse(s.sock.get(), Errc::data_loss, why);
-      refused.fetch_sub(1, std::memory_order_relaxed);  // counted as a protocol error instead
+      counters.refused.fetch_sub(1,
+                                 std::memory_order_relaxed);  // counted as a protocol error instead
       s.dead = true;
     };
     if (s.refused) {
@@ -1087,8 +456,7 @@ struct IpcPublisher::Impl {
       return;
     }
     std::lock_guard sl(s.mu);
-    s.quota = grant;
-    if (auto st = setup_sub(s, *hello); !st) {
+    if (auto st = s.setup(*hello, grant, *pool); !st) {
       PLX_LOG(warn, kLog, "handshake with pid %d failed: %s", static_cast<int>(s.cred.pid),
               st.error().message.c_str());
       s.dead = true;
@@ -1097,20 +465,14 @@ struct IpcPublisher::Impl {
     std::vector<std::uint64_t> rec;
     for (const auto* e : {&sticky_start_, &sticky_format_, &sticky_segment_}) {
       if (!*e) continue;
-      if (wire::encode_event(rec, **e)) {
-        write_locked(s, rec.data(), rec.size() * 8, Kind::event, 0);
-        ++s.info.events_sent;
-      }
+      if (wire::encode_event(rec, **e)) s.write_sticky(rec);
     }
-    if (sticky_eos_ && wire::encode_event(rec, Event::eos())) {
-      write_locked(s, rec.data(), rec.size() * 8, Kind::event, 0);
-      ++s.info.events_sent;
-    }
-    wake_locked(s);
-    connections.fetch_add(1, std::memory_order_relaxed);
+    if (sticky_eos_ && wire::encode_event(rec, Event::eos())) s.write_sticky(rec);
+    s.wake();
+    counters.connections.fetch_add(1, std::memory_order_relaxed);
     PLX_LOG(info, kLog, "subscriber %llu joined: pid %d uid %u policy %s",
             static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), s.cred.uid,
-            std::string(to_string(s.policy)).c_str());
+            std::string(to_string(s.policy())).c_str());
   }
 
   // ---- stats (observability) ----------------------------------------------------------------
@@ -1120,18 +482,18 @@ struct IpcPublisher::Impl {
   // `p`: the pool (replace_pool() may swap it: callers pass a reference taken under mu_).
   PublisherStats own_stats(const std::optional<Event>& format, const memory::MemoryPool& p) const {
     PublisherStats st;
-    st.buffers_sent = buffers_sent.load(std::memory_order_relaxed);
-    st.zero_copy = zero_copy.load(std::memory_order_relaxed);
-    st.copies = copies.load(std::memory_order_relaxed);
-    st.bytes_copied = bytes_copied.load(std::memory_order_relaxed);
-    st.events_sent = events_sent.load(std::memory_order_relaxed);
-    st.connections = connections.load(std::memory_order_relaxed);
-    st.disconnects = disconnects.load(std::memory_order_relaxed);
-    st.refused = refused.load(std::memory_order_relaxed);
-    st.protocol_errors = protocol_errors.load(std::memory_order_relaxed);
-    st.pools_replaced = pools_replaced.load(std::memory_order_relaxed);
-    st.segments_retired = segments_retired.load(std::memory_order_relaxed);
-    st.stats_requests = stats_requests.load(std::memory_order_relaxed);
+    st.buffers_sent = counters.buffers_sent.load(std::memory_order_relaxed);
+    st.zero_copy = counters.zero_copy.load(std::memory_order_relaxed);
+    st.copies = counters.copies.load(std::memory_order_relaxed);
+    st.bytes_copied = counters.bytes_copied.load(std::memory_order_relaxed);
+    st.events_sent = counters.events_sent.load(std::memory_order_relaxed);
+    st.connections = counters.connections.load(std::memory_order_relaxed);
+    st.disconnects = counters.disconnects.load(std::memory_order_relaxed);
+    st.refused = counters.refused.load(std::memory_order_relaxed);
+    st.protocol_errors = counters.protocol_errors.load(std::memory_order_relaxed);
+    st.pools_replaced = counters.pools_replaced.load(std::memory_order_relaxed);
+    st.segments_retired = counters.segments_retired.load(std::memory_order_relaxed);
+    st.stats_requests = counters.stats_requests.load(std::memory_order_relaxed);
     st.publisher_pid = ::getpid();
     st.uptime_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                   std::chrono::steady_clock::now() - bound_at)
@@ -1152,41 +514,16 @@ struct IpcPublisher::Impl {
     return st;
   }
 
-  // One subscriber's figures: ours, plus what it reports in its ack area (plain numbers,
-  // shown as they are; a lying subscriber only lies about itself). Sub::mu held.
-  SubscriberInfo sub_info_locked(const Sub& s) const {
-    SubscriberInfo info = s.info;
-    info.leases = s.leases_out;
-    info.ring_capacity = s.cap;
-    info.ring_used = s.write_pos - s.read_pos;
-    info.connected_ns =
-        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                       std::chrono::steady_clock::now() - s.accepted_at)
-                                       .count());
-    if (s.ah != nullptr && !s.dead) {
-      const wire::AckReport& rep = s.ah->report;
-      std::array<std::uint64_t, wire::kLatencyBuckets> b{};
-      for (std::size_t k = 0; k < b.size(); ++k)
-        b[k] = rep.latency_log2[k].load(std::memory_order_relaxed);
-      info.received = rep.received.load(std::memory_order_relaxed);
-      info.latency_count = rep.latency_count.load(std::memory_order_relaxed);
-      info.latency_max_ns = rep.latency_max_ns.load(std::memory_order_relaxed);
-      info.latency_p50_ns = wire::latency_quantile(b, 0.5, info.latency_max_ns);
-      info.latency_p99_ns = wire::latency_quantile(b, 0.99, info.latency_max_ns);
-    }
-    return info;
-  }
-
   // Answers a stats request (mu_ held, like the rest of the handshake). Every message is a
   // non-blocking send: a requester that does not read loses its answer, nobody waits for it.
-  void serve_stats(Sub& req) {
-    stats_requests.fetch_add(1, std::memory_order_relaxed);
+  void serve_stats(Connection& req) {
+    counters.stats_requests.fetch_add(1, std::memory_order_relaxed);
     PublisherStats st = own_stats(sticky_format_, *pool);
     for (auto& sp : subs_) {
       std::lock_guard sl(sp->mu);
       if (sp->dead || !sp->active) continue;
-      (void)sync_locked(*sp);  // false only when it just died: skip it then
-      if (!sp->dead) st.subscribers.push_back(sub_info_locked(*sp));
+      (void)sp->sync();  // false only when it just died: skip it then
+      if (!sp->dead) st.subscribers.push_back(sp->info());
     }
     std::vector<std::vector<std::byte>> msgs;
     msgs.push_back(wire::encode_stats_publisher(st));
@@ -1216,10 +553,10 @@ struct IpcPublisher::Impl {
   }
 
   void remove_dead_locked() {
-    auto dead = [this](const std::shared_ptr<Sub>& s) {
+    auto dead = [this](const std::shared_ptr<Connection>& s) {
       if (!s->dead) return false;
       std::lock_guard sl(s->mu);
-      if (!s->quarantine.empty() && s->wake) zombies_.push_back(s);
+      if (s->quarantined() != 0 && s->wake_fd() >= 0) zombies_.push_back(s);
       return true;
     };
     handshaking_.erase(std::remove_if(handshaking_.begin(), handshaking_.end(), dead),
@@ -1234,7 +571,7 @@ struct IpcPublisher::Impl {
 
   void run() {
     std::vector<pollfd> pfds;
-    std::vector<std::shared_ptr<Sub>> polled, zombies;
+    std::vector<std::shared_ptr<Connection>> polled, zombies;
     while (!stopping.load(std::memory_order_acquire)) {
       pfds.clear();
       polled.clear();
@@ -1251,7 +588,7 @@ struct IpcPublisher::Impl {
       for (auto& s : polled)
         pfds.push_back({s->sock.get(), POLLIN, 0});
       for (auto& z : zombies)
-        pfds.push_back({z->wake.get(), POLLIN, 0});
+        pfds.push_back({z->wake_fd(), POLLIN, 0});
       int n = ::poll(pfds.data(), pfds.size(), 20);
       if (n < 0 && errno != EINTR) {
         PLX_LOG(error, kLog, "poll: %s", std::strerror(errno));
@@ -1291,16 +628,7 @@ struct IpcPublisher::Impl {
         // After the handshake a subscriber has nothing to say on the socket: a hang-up is the
         // normal end, anything else is a protocol error.
         std::lock_guard sl(s->mu);
-        if (re & (POLLHUP | POLLERR)) {
-          kill_locked(*s, "connection closed", false);
-        } else {
-          char c[64];
-          ssize_t r = ::recv(s->sock.get(), c, sizeof c, MSG_DONTWAIT);
-          if (r == 0)
-            kill_locked(*s, "connection closed", false);
-          else if (r > 0)
-            kill_locked(*s, "unexpected message after the handshake", true);
-        }
+        s->on_socket(re);
         changed = true;
       }
       // Quarantined slots come back when the gone subscriber's end of the wake socket closes.
@@ -1308,22 +636,15 @@ struct IpcPublisher::Impl {
       for (std::size_t i = 0; i < zombies.size(); ++i) {
         const short re = pfds[2 + polled.size() + i].revents;
         if (re == 0) continue;
-        Sub& z = *zombies[i];
+        Connection& z = *zombies[i];
         std::lock_guard sl(z.mu);
-        if ((re & (POLLHUP | POLLERR)) || !os::drain_wake(z.wake.get())) {
-          PLX_LOG(info, kLog, "subscriber %llu (pid %d) unmapped: %zu quarantined slots back",
-                  static_cast<unsigned long long>(z.id), static_cast<int>(z.cred.pid),
-                  z.quarantine.size());
-          z.quarantine.clear();
-          z.wake.reset();
-          released = true;
-        }
+        released |= z.release_quarantine(re);
       }
       if (released) {
         std::lock_guard lk(mu_);
-        std::erase_if(zombies_, [](const std::shared_ptr<Sub>& z) {
+        std::erase_if(zombies_, [](const std::shared_ptr<Connection>& z) {
           std::lock_guard sl(z->mu);
-          return !z->wake;
+          return z->wake_fd() < 0;
         });
       }
       // Connections that never said hello give their place back.
@@ -1332,12 +653,12 @@ struct IpcPublisher::Impl {
         std::lock_guard lk(mu_);
         for (auto& s : handshaking_) {
           if (s->dead || now - s->accepted_at < opts.handshake_timeout) continue;
-          protocol_errors.fetch_add(1, std::memory_order_relaxed);
+          counters.protocol_errors.fetch_add(1, std::memory_order_relaxed);
           PLX_LOG(warn, kLog, "closing connection %llu (pid %d): no hello within %lld ms",
                   static_cast<unsigned long long>(s->id), static_cast<int>(s->cred.pid),
                   static_cast<long long>(opts.handshake_timeout.count()));
           refuse(s->sock.get(), Errc::timeout, "no hello within the handshake timeout");
-          refused.fetch_sub(1, std::memory_order_relaxed);  // counted as a protocol error
+          counters.refused.fetch_sub(1, std::memory_order_relaxed);  // counted as a protocol error
           s->dead = true;
           changed = true;
         }
@@ -1347,10 +668,7 @@ struct IpcPublisher::Impl {
       // not only with the producer's next call.
       for (auto& s : polled) {
         std::lock_guard sl(s->mu);
-        if (sync_locked(*s) && !s->pending.empty()) {
-          flush_pending_locked(*s);
-          wake_locked(*s);
-        }
+        s->tick();
       }
       if (changed) {
         std::lock_guard lk(mu_);
@@ -1365,7 +683,7 @@ struct IpcPublisher::Impl {
   // leaves retiring_ when no subscriber has it announced any more.
   void retire_segments() {
     std::vector<std::uint64_t> ids;
-    std::vector<std::shared_ptr<Sub>> subs;
+    std::vector<std::shared_ptr<Connection>> subs;
     {
       std::lock_guard lk(mu_);
       if (retiring_.empty()) return;
@@ -1373,33 +691,9 @@ struct IpcPublisher::Impl {
       subs = subs_;
     }
     std::set<std::uint64_t> still;
-    for (auto& sp : subs) {
-      Sub& s = *sp;
-      std::lock_guard sl(s.mu);
-      if (!sync_locked(s)) continue;
-      for (std::uint64_t id : ids) {
-        if (s.segments_sent.count(id) == 0) continue;
-        const bool used = std::any_of(s.leases.begin(), s.leases.end(), [&](const Lease& l) {
-          return l.live && l.buffer.segment() != nullptr && l.buffer.segment()->id() == id;
-        });
-        if (used) {
-          still.insert(id);
-          continue;
-        }
-        auto msg = wire::encode_segment_retired({id});
-        auto r = os::send_msg(s.sock.get(), msg);
-        if (!r) {
-          if (r.error().code == Errc::resource_exhausted) {
-            still.insert(id);  // its socket is full: try again on the next turn
-          } else {
-            kill_locked(s, r.error().message.c_str(), r.error().code != Errc::unavailable);
-          }
-          continue;
-        }
-        s.segments_sent.erase(id);
-        if (s.last_segment == id) s.last_segment = UINT64_MAX;
-        segments_retired.fetch_add(1, std::memory_order_relaxed);
-      }
+    for (auto& s : subs) {
+      std::lock_guard sl(s->mu);
+      s->retire_segments(ids, still);
     }
     std::lock_guard lk(mu_);
     for (std::uint64_t id : ids)
@@ -1424,7 +718,7 @@ struct IpcPublisher::Impl {
       os::signal_eventfd(wake_efd.get());
       thread.join();
     }
-    std::vector<std::shared_ptr<Sub>> all;
+    std::vector<std::shared_ptr<Connection>> all;
     {
       std::lock_guard lk(mu_);
       all = subs_;
@@ -1435,20 +729,9 @@ struct IpcPublisher::Impl {
       zombies_.clear();  // a publisher that closes gives every slot back to its pool
       subs_version_.fetch_add(1);
     }
-    std::vector<std::uint64_t> rec;
-    wire::encode_simple(rec, wire::RecordType::goodbye);
     for (auto& s : all) {
       std::lock_guard sl(s->mu);
-      if (s->active && !s->dead && sync_locked(*s)) {
-        if (fits_locked(*s, 8) || retract_locked(*s)) {
-          if (fits_locked(*s, 8)) write_locked(*s, rec.data(), 8, Kind::event, 0);
-        }
-        wake_locked(*s);
-      }
-      s->dead = true;
-      s->leases.clear();
-      s->inflight.clear();
-      if (s->sock) ::shutdown(s->sock.get(), SHUT_RDWR);
+      s->say_goodbye();
     }
     cache_.clear();
     if (listen_fd) {
@@ -1701,7 +984,7 @@ Result<void> IpcPublisher::replace_pool(std::shared_ptr<memory::MemoryPool> pool
     }
   }
   im.exporter.forget(old_ids);  // no descriptor will name these again: nobody needs their fds
-  im.pools_replaced.fetch_add(1, std::memory_order_relaxed);
+  im.counters.pools_replaced.fetch_add(1, std::memory_order_relaxed);
   PLX_LOG(info, kLog, "publisher %s: new pool (%s, %zu bytes per %s); the old one is retired",
           im.path.c_str(), im.pool->variable_size() ? "variable-size" : "slots",
           im.pool->slot_size(), im.pool->variable_size() ? "block at most" : "slot");
@@ -1743,7 +1026,7 @@ Result<void> IpcPublisher::send(const memory::Buffer& buffer) {
   if (im.interrupted.load(std::memory_order_acquire))
     return err(Errc::cancelled, "publisher interrupted");
   if (buffer.valid() && buffer.segment() != nullptr && buffer.pool_id() == im.pool->id()) {
-    im.zero_copy.fetch_add(1, std::memory_order_relaxed);
+    im.counters.zero_copy.fetch_add(1, std::memory_order_relaxed);
     return im.deliver_all(buffer);
   }
   if (buffer.size() > im.pool->slot_size())
@@ -1753,8 +1036,8 @@ Result<void> IpcPublisher::send(const memory::Buffer& buffer) {
   PLX_ASSIGN(memory::Loan l, loan(buffer.size()));
   if (buffer.size() != 0) std::memcpy(l.data().data(), buffer.data().data(), buffer.size());
   if (buffer.valid()) l.metadata() = buffer.metadata();
-  im.copies.fetch_add(1, std::memory_order_relaxed);
-  im.bytes_copied.fetch_add(buffer.size(), std::memory_order_relaxed);
+  im.counters.copies.fetch_add(1, std::memory_order_relaxed);
+  im.counters.bytes_copied.fetch_add(buffer.size(), std::memory_order_relaxed);
   return im.deliver_all(std::move(l).freeze());
 }
 
@@ -1813,8 +1096,8 @@ Result<void> IpcPublisher::send_copy(std::size_t size,
   }
   if (size != 0) fill(l.data().subspan(0, size));
   l.metadata() = meta;
-  im.copies.fetch_add(1, std::memory_order_relaxed);
-  im.bytes_copied.fetch_add(size, std::memory_order_relaxed);
+  im.counters.copies.fetch_add(1, std::memory_order_relaxed);
+  im.counters.bytes_copied.fetch_add(size, std::memory_order_relaxed);
   return im.deliver_all(std::move(l).freeze());
 }
 
@@ -1827,7 +1110,7 @@ Result<void> IpcPublisher::send_event(const Event& event) {
   PLX_TRY(wire::encode_event(rec, event));
   if (rec.size() * 8 > im.opts.ring_bytes / 4)
     return err(Errc::invalid_argument, "event too large for the ring");
-  std::vector<std::shared_ptr<Sub>> subs;
+  std::vector<std::shared_ptr<Connection>> subs;
   {
     std::lock_guard lk(im.mu_);
     switch (event.type) {
@@ -1854,8 +1137,8 @@ Result<void> IpcPublisher::send_event(const Event& event) {
   }
   bool complete = true;
   for (auto& s : subs)
-    complete &= im.deliver_event(*s, rec);
-  im.events_sent.fetch_add(1, std::memory_order_relaxed);
+    complete &= s->deliver_event(rec);
+  im.counters.events_sent.fetch_add(1, std::memory_order_relaxed);
   if (!complete)
     return err(Errc::cancelled,
                "publisher interrupted while waiting for a subscriber (the event stays queued)");
@@ -1906,14 +1189,14 @@ void IpcPublisher::resume() {
 
 void IpcPublisher::collect_returns() {
   if (!impl_) return;
-  std::vector<std::shared_ptr<Sub>> subs;
+  std::vector<std::shared_ptr<Connection>> subs;
   {
     std::lock_guard lk(impl_->mu_);
     subs = impl_->subs_;
   }
   for (auto& s : subs) {
     std::lock_guard sl(s->mu);
-    (void)impl_->sync_locked(*s);
+    (void)s->sync();  // false: it is gone, and its leases went to the quarantine
   }
 }
 
@@ -1925,7 +1208,7 @@ PublisherStats IpcPublisher::stats() const {
 namespace {
 PublisherStats publisher_stats(IpcPublisher::Impl& im) {
   PublisherStats st;
-  std::vector<std::shared_ptr<Sub>> subs, gone;
+  std::vector<std::shared_ptr<Connection>> subs, gone;
   std::optional<Event> format;
   std::shared_ptr<memory::MemoryPool> pool;
   {
@@ -1944,17 +1227,17 @@ PublisherStats publisher_stats(IpcPublisher::Impl& im) {
   }
   for (auto& s : gone) {
     std::lock_guard sl(s->mu);
-    st.quarantined_slots += s->quarantine.size();
-    st.quarantined_subscribers += s->quarantine.empty() ? 0 : 1;
+    st.quarantined_slots += s->quarantined();
+    st.quarantined_subscribers += s->quarantined() == 0 ? 0 : 1;
   }
   for (auto& s : subs) {
     std::lock_guard sl(s->mu);
-    if (!s->quarantine.empty()) {  // expelled, not yet moved to the quarantine list
-      st.quarantined_slots += s->quarantine.size();
+    if (s->quarantined() != 0) {  // expelled, not yet moved to the quarantine list
+      st.quarantined_slots += s->quarantined();
       ++st.quarantined_subscribers;
     }
-    (void)im.sync_locked(*s);  // leases as the subscriber sees them, not as last synced
-    st.subscribers.push_back(im.sub_info_locked(*s));
+    (void)s->sync();  // leases as the subscriber sees them, not as last synced
+    st.subscribers.push_back(s->info());
   }
   return st;
 }
