@@ -7,12 +7,8 @@
 //
 // Lock order: Impl::mu_ (subscriber list, sticky events) before Connection::mu (one subscriber's
 // ring, leases and counters); the segment exporter's lock (exported segment fds) is a leaf.
-#include <fcntl.h>
 #include <poll.h>
-#include <sys/file.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +18,7 @@
 #include <set>
 #include <thread>
 
+#include "ipc/acceptor.h"
 #include "ipc/connection.h"
 #include "ipc/metrics_export.h"
 #include "ipc/os.h"
@@ -42,18 +39,12 @@ constexpr const char* kLog = "ipc";
 using detail::Connection;
 
 struct IpcPublisher::Impl {
-  std::string path;
   PublisherOptions opts;  // opts.pool is dropped after bind(): `pool` is the current one
   std::shared_ptr<memory::MemoryPool> pool;
-  bool made_pool{false};  // made from opts (fit() may make larger ones the same way)
-  UniqueFd listen_fd;
+  bool made_pool{false};   // made from opts (fit() may make larger ones the same way)
   UniqueFd wake_efd;       // stops / pokes the background thread
   UniqueFd interrupt_efd;  // readable while interrupted: wakes a send() asleep on a subscriber
   std::atomic<bool> interrupted{false};
-  ino_t sock_ino{0};
-  dev_t sock_dev{0};
-  std::string lock_path;  // PATH.lock, flock()ed while we own PATH (take_lock)
-  UniqueFd lock_fd;
   std::thread thread;
   std::atomic<bool> stopping{false};
   bool closed{false};
@@ -80,6 +71,8 @@ struct IpcPublisher::Impl {
   detail::PublisherCounters counters;
   // What every connection reads (opts, exporter, counters, the interrupt).
   const detail::ConnectionShared shared{opts, exporter, counters, interrupted, interrupt_efd};
+  // The listen socket at the path, its lock file, credentials and hellos.
+  detail::Acceptor acceptor{opts, counters};
   // Segments of replaced pools that some subscriber may still have mapped (guarded by mu_).
   // `pool` itself is written under mu_ (replace_pool) and read under it off the producer thread.
   std::set<std::uint64_t> retiring_;
@@ -87,110 +80,10 @@ struct IpcPublisher::Impl {
 
   ~Impl() {
     shutdown();
-    drop_lock();
+    acceptor.close();  // bind() may have failed after listening
   }
 
   // ---- setup ------------------------------------------------------------------------------
-
-  // Takes PATH.lock (created 0600, never through a symlink) with flock(LOCK_EX | LOCK_NB) for the
-  // publisher's lifetime, so that of two publishers starting together on a stale socket only one
-  // probes, unlinks and binds (the way Wayland compositors guard their sockets). A lock file
-  // that was unlinked and replaced while we waited for it is not the lock: retry on the new one.
-  Result<void> take_lock() {
-    lock_path = path + ".lock";
-    for (int attempt = 0; attempt < 8; ++attempt) {
-      UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-      if (!fd) {
-        if (errno == ELOOP)
-          return err(Errc::already_exists, lock_path + " is a symlink; not touching it");
-        return Error::from_errno("open lock file " + lock_path);
-      }
-      struct stat fst {};
-      if (::fstat(fd.get(), &fst) != 0) return Error::from_errno("fstat " + lock_path);
-      if (!S_ISREG(fst.st_mode))
-        return err(Errc::already_exists, lock_path + " is not a regular file; not touching it");
-      if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK)
-          return err(Errc::already_exists, "another publisher holds " + lock_path);
-        return Error::from_errno("flock " + lock_path);
-      }
-      struct stat pst {};
-      if (::lstat(lock_path.c_str(), &pst) == 0 && pst.st_ino == fst.st_ino &&
-          pst.st_dev == fst.st_dev) {
-        lock_fd = std::move(fd);
-        return {};
-      }
-      // Its owner removed it at close between our open and flock: take the new one.
-    }
-    return err(Errc::unavailable, "could not take " + lock_path + " (replaced repeatedly)");
-  }
-
-  // Removes the lock file while we still hold the lock (a publisher that opened it meanwhile
-  // sees it unlinked after its flock and retries), then releases it.
-  void drop_lock() {
-    if (!lock_fd) return;
-    struct stat fst {};
-    struct stat pst {};
-    if (::fstat(lock_fd.get(), &fst) == 0 && ::lstat(lock_path.c_str(), &pst) == 0 &&
-        fst.st_ino == pst.st_ino && fst.st_dev == pst.st_dev)
-      ::unlink(lock_path.c_str());
-    lock_fd.reset();
-  }
-
-  Result<void> listen_on(std::string_view p) {
-    PLX_ASSIGN(sockaddr_un addr, os::make_addr(p));
-    path = std::string(p);
-    PLX_TRY(take_lock());
-    auto r = listen_locked(addr);
-    if (!r) drop_lock();
-    return r;
-  }
-
-  Result<void> listen_locked(sockaddr_un& addr) {
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0) {
-      if (!S_ISSOCK(st.st_mode))
-        return err(Errc::already_exists, path + " exists and is not a socket; not touching it");
-      // A socket file: is someone still accepting on it? Never steal a live one. Non-blocking:
-      // a listener that never accepts (full backlog) answers EAGAIN at once instead of
-      // blocking bind() forever; it is alive, so the path is taken.
-      UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-      if (!probe) return Error::from_errno("socket");
-      if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 ||
-          errno == EAGAIN)
-        return err(Errc::already_exists, "a publisher is already listening on " + path);
-      if (errno != ECONNREFUSED) return Error::from_errno("probing the existing socket " + path);
-      PLX_LOG(info, kLog, "removing stale socket %s", path.c_str());
-      if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-        return Error::from_errno("unlink stale socket " + path);
-    }
-    listen_fd.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!listen_fd) return Error::from_errno("socket");
-    // The socket inode's mode is what bind() gives the file (minus umask): start restrictive so
-    // there is no window with a wider mode, then set the exact mode asked for.
-    (void)::fchmod(listen_fd.get(), opts.socket_mode & 0777);
-    if (::bind(listen_fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      if (errno == EADDRINUSE) return err(Errc::already_exists, path + " was taken meanwhile");
-      return Error::from_errno("bind " + path);
-    }
-    // The exact mode (bind() applied the umask). AT_SYMLINK_NOFOLLOW: if someone swapped a
-    // symlink in at the path meanwhile, fail rather than change the mode of its target.
-    if (::fchmodat(AT_FDCWD, path.c_str(), opts.socket_mode & 0777, AT_SYMLINK_NOFOLLOW) != 0) {
-      auto e = Error::from_errno("chmod " + path);
-      ::unlink(path.c_str());
-      return e;
-    }
-    if (::stat(path.c_str(), &st) == 0) {
-      sock_ino = st.st_ino;
-      sock_dev = st.st_dev;
-    }
-    if (::listen(listen_fd.get(), 64) != 0) {
-      auto e = Error::from_errno("listen");
-      ::unlink(path.c_str());
-      return e;
-    }
-    return {};
-  }
 
   Result<void> drain_all(std::chrono::steady_clock::time_point deadline) {
     std::vector<std::shared_ptr<Connection>> subs;
@@ -284,47 +177,21 @@ struct IpcPublisher::Impl {
 
   // ---- background thread ------------------------------------------------------------------
 
-  bool admitted(const ucred& c) const {
-    if (c.uid == ::geteuid()) return true;
-    if (std::find(opts.allowed_uids.begin(), opts.allowed_uids.end(), c.uid) !=
-        opts.allowed_uids.end())
-      return true;
-    return std::find(opts.allowed_gids.begin(), opts.allowed_gids.end(), c.gid) !=
-           opts.allowed_gids.end();
-  }
-
-  void refuse(int fd, Errc code, const std::string& why) {
-    auto msg = wire::encode_refuse({code, why});
-    (void)os::send_msg(fd, msg);
-    counters.refused.fetch_add(1, std::memory_order_relaxed);
-  }
-
+  // Takes every waiting connection into the handshake, up to max_subscribers (the handshaking,
+  // the subscribers and the quarantined ones together).
   void accept_all() {
-    for (;;) {
-      UniqueFd fd(::accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-      if (!fd) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-          PLX_LOG(warn, kLog, "accept on %s: %s", path.c_str(), std::strerror(errno));
-        return;
-      }
-      ucred c{};
-      socklen_t len = sizeof c;
-      if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &c, &len) != 0) {
-        PLX_LOG(warn, kLog, "SO_PEERCRED: %s", std::strerror(errno));
-        continue;
-      }
+    acceptor.accept_all([this](UniqueFd fd, const ucred& c) {
       std::lock_guard lk(mu_);
       if (subs_.size() + handshaking_.size() + zombies_.size() >= opts.max_subscribers) {
-        refuse(fd.get(), Errc::resource_exhausted, "too many subscribers");
-        continue;
+        acceptor.refuse(fd.get(), Errc::resource_exhausted, "too many subscribers");
+        return;
       }
       auto s = std::make_shared<Connection>(shared, next_conn_id_++, std::move(fd), c);
       // A peer with the wrong credentials is refused when its hello has been read: closing a
       // socket with unread data resets the connection and the peer would lose the reason.
-      s->refused = !admitted(c);
+      s->refused = !acceptor.admitted(c);
       handshaking_.push_back(std::move(s));
-    }
+    });
   }
 
   // The quota a joining subscriber gets (0: refuse it). Called with mu_ held. For a slot pool,
@@ -375,14 +242,14 @@ struct IpcPublisher::Impl {
     if (have + seg_bytes > opts.max_pool_bytes) return false;
     auto grown = pool->grow();
     if (!grown) {
-      PLX_LOG(warn, kLog, "%s: could not grow the pool for a new subscriber: %s", path.c_str(),
-              grown.error().message.c_str());
+      PLX_LOG(warn, kLog, "%s: could not grow the pool for a new subscriber: %s",
+              acceptor.path().c_str(), grown.error().message.c_str());
       return false;
     }
     if (*grown) {
       PLX_LOG(info, kLog,
               "%s: pool grew to %zu slots (%zu segments, %llu bytes) for a new subscriber",
-              path.c_str(), pool->capacity(), pool->segment_count(),
+              acceptor.path().c_str(), pool->capacity(), pool->segment_count(),
               static_cast<unsigned long long>(have + seg_bytes));
     }
     return *grown;
@@ -392,55 +259,14 @@ struct IpcPublisher::Impl {
   // to send_event(), so a joining subscriber sees each event exactly once.
   void handle_hello(const std::shared_ptr<Connection>& sp) {
     Connection& s = *sp;
-    std::byte buf[wire::kMaxMsgSize];
-    auto r = os::recv_msg(s.sock.get(), buf, true);
-    if (!r) {
-      counters.protocol_errors.fetch_add(1, std::memory_order_relaxed);
-      PLX_LOG(warn, kLog, "closing connection %llu: %s", static_cast<unsigned long long>(s.id),
-              r.error().message.c_str());
-      s.dead = true;
-      return;
-    }
-    if (r->would_block) return;
-    if (r->closed) {
-      s.dead = true;
-      return;
-    }
-    auto fail = [&](const std::string& why) {
-      counters.protocol_errors.fetch_add(1, std::memory_order_relaxed);
-      PLX_LOG(warn, kLog, "closing connection %llu (pid %d): %s",
-              static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), why.c_str());
-      refuse(s.sock.get(), Errc::data_loss, why);
-      counters.refused.fetch_sub(1,
-                                 std::memory_order_relaxed);  // counted as a protocol error instead
-      s.dead = true;
-    };
-    if (s.refused) {
-      PLX_LOG(warn, kLog, "refusing pid %d: uid %u gid %u not permitted on %s",
-              static_cast<int>(s.cred.pid), s.cred.uid, s.cred.gid, path.c_str());
-      refuse(s.sock.get(), Errc::permission_denied, "credentials not permitted");
-      s.dead = true;
-      return;
-    }
-    if (!r->fds.empty()) return fail("unexpected fds in hello");
-    auto first = wire::decode_peer_msg(std::span<const std::byte>(buf, r->size));
-    if (!first) return fail(first.error().message);
-    if (std::holds_alternative<wire::StatsRequest>(*first)) {
+    const detail::Acceptor::FirstMessage first = acceptor.read_hello(s);
+    if (std::holds_alternative<wire::StatsRequest>(first)) {
       serve_stats(s);
       s.dead = true;  // answered: never a subscriber
       return;
     }
-    const std::optional<wire::Hello> hello(std::get<wire::Hello>(*first));
-    if (hello->policy != wire::kPolicyDefault && !opts.allowed_policies.empty() &&
-        std::find(opts.allowed_policies.begin(), opts.allowed_policies.end(),
-                  static_cast<Policy>(hello->policy)) == opts.allowed_policies.end()) {
-      const std::string why =
-          "policy " + std::string(to_string(static_cast<Policy>(hello->policy))) + " not allowed";
-      PLX_LOG(warn, kLog, "refusing pid %d: %s", static_cast<int>(s.cred.pid), why.c_str());
-      refuse(s.sock.get(), Errc::permission_denied, why);
-      s.dead = true;
-      return;
-    }
+    if (!std::holds_alternative<wire::Hello>(first)) return;  // nothing yet, or refused
+    const wire::Hello& hello = std::get<wire::Hello>(first);
     const std::uint32_t grant = admit_quota_locked();
     if (grant == 0) {
       const std::string why =
@@ -451,12 +277,12 @@ struct IpcPublisher::Impl {
                                           std::to_string(opts.max_pool_bytes) + " reached)"
                                     : "; no growth budget: max_pool_bytes is 0)");
       PLX_LOG(warn, kLog, "refusing pid %d: %s", static_cast<int>(s.cred.pid), why.c_str());
-      refuse(s.sock.get(), Errc::resource_exhausted, why);
+      acceptor.refuse(s.sock.get(), Errc::resource_exhausted, why);
       s.dead = true;
       return;
     }
     std::lock_guard sl(s.mu);
-    if (auto st = s.setup(*hello, grant, *pool); !st) {
+    if (auto st = s.setup(hello, grant, *pool); !st) {
       PLX_LOG(warn, kLog, "handshake with pid %d failed: %s", static_cast<int>(s.cred.pid),
               st.error().message.c_str());
       s.dead = true;
@@ -576,7 +402,7 @@ struct IpcPublisher::Impl {
       pfds.clear();
       polled.clear();
       pfds.push_back({wake_efd.get(), POLLIN, 0});
-      pfds.push_back({listen_fd.get(), POLLIN, 0});
+      pfds.push_back({acceptor.fd(), POLLIN, 0});
       {
         std::lock_guard lk(mu_);
         for (auto& s : handshaking_)
@@ -651,17 +477,8 @@ struct IpcPublisher::Impl {
       {
         const auto now = std::chrono::steady_clock::now();
         std::lock_guard lk(mu_);
-        for (auto& s : handshaking_) {
-          if (s->dead || now - s->accepted_at < opts.handshake_timeout) continue;
-          counters.protocol_errors.fetch_add(1, std::memory_order_relaxed);
-          PLX_LOG(warn, kLog, "closing connection %llu (pid %d): no hello within %lld ms",
-                  static_cast<unsigned long long>(s->id), static_cast<int>(s->cred.pid),
-                  static_cast<long long>(opts.handshake_timeout.count()));
-          refuse(s->sock.get(), Errc::timeout, "no hello within the handshake timeout");
-          counters.refused.fetch_sub(1, std::memory_order_relaxed);  // counted as a protocol error
-          s->dead = true;
-          changed = true;
-        }
+        for (auto& s : handshaking_)
+          changed |= acceptor.expire(*s, now);
       }
       // Periodic return collection: keeps pool occupancy honest while the producer is idle.
       // Queued events (ring full, or a cancelled send_event) go out as soon as there is room,
@@ -709,7 +526,7 @@ struct IpcPublisher::Impl {
     }
     if (ended && opts.linger.count() > 0) {
       if (auto r = drain_all(std::chrono::steady_clock::now() + opts.linger); !r)
-        PLX_LOG(info, kLog, "%s: closing without a full drain: %s", path.c_str(),
+        PLX_LOG(info, kLog, "%s: closing without a full drain: %s", acceptor.path().c_str(),
                 r.error().message.c_str());
     }
     closed = true;
@@ -734,14 +551,7 @@ struct IpcPublisher::Impl {
       s->say_goodbye();
     }
     cache_.clear();
-    if (listen_fd) {
-      // Unlink only the file we created: a successor may already have replaced it.
-      struct stat st {};
-      if (::stat(path.c_str(), &st) == 0 && st.st_ino == sock_ino && st.st_dev == sock_dev)
-        ::unlink(path.c_str());
-      listen_fd.reset();
-    }
-    drop_lock();
+    acceptor.close();
   }
 
   // Our collector in the process's MetricsRegistry (reads stats() at export time). The last
@@ -935,12 +745,12 @@ Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions 
   if (numa_node >= 0) PLX_TRY(impl->exporter.place(*impl->pool));
   PLX_ASSIGN(impl->wake_efd, os::make_eventfd());
   PLX_ASSIGN(impl->interrupt_efd, os::make_eventfd());
-  PLX_TRY(impl->listen_on(path));
+  PLX_TRY(impl->acceptor.listen(path));
   impl->closed = false;
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->run(); });
-  impl->metrics =
-      detail::register_publisher_metrics(impl->path, [raw] { return publisher_stats(*raw); });
+  impl->metrics = detail::register_publisher_metrics(impl->acceptor.path(),
+                                                     [raw] { return publisher_stats(*raw); });
   return IpcPublisher(std::move(impl));
 }
 
@@ -986,7 +796,7 @@ Result<void> IpcPublisher::replace_pool(std::shared_ptr<memory::MemoryPool> pool
   im.exporter.forget(old_ids);  // no descriptor will name these again: nobody needs their fds
   im.counters.pools_replaced.fetch_add(1, std::memory_order_relaxed);
   PLX_LOG(info, kLog, "publisher %s: new pool (%s, %zu bytes per %s); the old one is retired",
-          im.path.c_str(), im.pool->variable_size() ? "variable-size" : "slots",
+          im.acceptor.path().c_str(), im.pool->variable_size() ? "variable-size" : "slots",
           im.pool->slot_size(), im.pool->variable_size() ? "block at most" : "slot");
   // `old` drops here: its memory goes when the last buffer or lease over it is released.
   return {};
@@ -1251,7 +1061,7 @@ std::shared_ptr<memory::MemoryPool> IpcPublisher::pool() const {
 
 const std::string& IpcPublisher::path() const {
   static const std::string none;
-  return impl_ ? impl_->path : none;
+  return impl_ ? impl_->acceptor.path() : none;
 }
 
 void IpcPublisher::close() {
