@@ -4,7 +4,6 @@
 // it through its ack area or the connection ends (then it waits in the quarantine).
 #include "ipc/connection.h"
 
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,6 +11,7 @@
 #include <iterator>
 #include <new>
 
+#include "base/wait.h"
 #include "ipc/os.h"
 #include "ipc/ring.h"
 #include "parallax/cpu_relax.h"
@@ -24,6 +24,9 @@ namespace {
 
 constexpr const char* kLog = "ipc";
 constexpr std::size_t kMaxPendingEvents = 256;
+// The longest a publisher sleeps on a subscriber before it looks again (block_timeout, a lost
+// wake-up).
+constexpr std::chrono::milliseconds kWaitSlice{100};
 
 std::uint32_t next_pow2(std::uint32_t v) {
   std::uint32_t p = 1;
@@ -142,7 +145,7 @@ void Connection::kill(const char* why, bool protocol_error) {
   leases_out_ = 0;
   inflight_.clear();
   pending_.clear();
-  // Also wakes a send() asleep on this subscriber: its poll() watches the socket.
+  // Also wakes a send() asleep on this subscriber: its wait watches the socket.
   if (sock) ::shutdown(sock.get(), SHUT_RDWR);
   if (active) sh_.counters.disconnects.fetch_add(1, std::memory_order_relaxed);
 }
@@ -326,6 +329,15 @@ bool Connection::retract() {
   }
 }
 
+void Connection::wait_slice(std::span<pollfd> fds,
+                            std::chrono::steady_clock::time_point until) const {
+  // The caller looks at the revents and the interrupted flag, not at how the wait ended.
+  auto woke = base::wait_fds(fds, sh_.interrupt_fd.get(), until);
+  if (!woke)  // not expected (EINTR resumes); the revents are 0, the caller looks again
+    PLX_LOG(warn, kLog, "waiting for subscriber %llu: %s", static_cast<unsigned long long>(id),
+            woke.error().message.c_str());
+}
+
 // Waits for this subscriber to consume or return something. Releases the lock while it
 // spins or sleeps. First spins up to opts.spin on the shared counters (no syscall), then
 // sleeps on the wake socket, asking to be woken only once a batch is there.
@@ -381,24 +393,20 @@ Connection::Wait Connection::wait(std::unique_lock<std::mutex>& lk,
     return Wait::progress;
   }
   wake();
-  pollfd pfd[3] = {
-      {wake_.get(), POLLIN, 0}, {sock.get(), POLLIN, 0}, {sh_.interrupt_fd.get(), POLLIN, 0}};
+  // The wake socket, the connection socket (a hang-up) and the interrupt; at most one slice,
+  // so a lost wake-up costs no more than it.
+  pollfd pfd[2] = {{wake_.get(), POLLIN, 0}, {sock.get(), POLLIN, 0}};
   lk.unlock();
-  int timeout_ms = 100;
-  if (deadline != Clock::time_point::max()) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    timeout_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 100));
-  }
-  int n = ::poll(pfd, 3, timeout_ms);
+  wait_slice(pfd, std::min(deadline, Clock::now() + kWaitSlice));
   lk.lock();
   if (dead) return Wait::gone;
-  if (n > 0 && (pfd[0].revents & POLLIN)) wake_pending_ = true;
-  if (n > 0 && (pfd[0].revents & (POLLHUP | POLLERR))) {
+  if (pfd[0].revents & POLLIN) wake_pending_ = true;
+  if (pfd[0].revents & (POLLHUP | POLLERR)) {
     kill("wake socket closed", false);
     return Wait::gone;
   }
   ah_->pub_waiting.store(0, std::memory_order_relaxed);
-  if (n > 0 && (pfd[1].revents & (POLLHUP | POLLERR | POLLIN))) {
+  if (pfd[1].revents & (POLLHUP | POLLERR | POLLIN)) {
     // Any traffic after the handshake, or a hang-up, ends the connection; the background
     // thread would see it too, but we must not wait for a peer that is gone.
     char c;
@@ -573,16 +581,13 @@ void Connection::drain_wait(std::unique_lock<std::mutex>& lk, std::uint64_t unti
   }
   wake_needed_ = true;
   wake();
-  pollfd pfd[3] = {
-      {wake_.get(), POLLIN, 0}, {sock.get(), POLLIN, 0}, {sh_.interrupt_fd.get(), POLLIN, 0}};
+  pollfd pfd[2] = {{wake_.get(), POLLIN, 0}, {sock.get(), POLLIN, 0}};
   lk.unlock();
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
-  const int n = ::poll(pfd, 3, static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 100)));
+  wait_slice(pfd, std::min(deadline, std::chrono::steady_clock::now() + kWaitSlice));
   lk.lock();
   if (dead) return;
-  if (n > 0 && (pfd[0].revents & POLLIN)) wake_pending_ = true;
-  if (n > 0 && ((pfd[0].revents | pfd[1].revents) & (POLLHUP | POLLERR))) {
+  if (pfd[0].revents & POLLIN) wake_pending_ = true;
+  if ((pfd[0].revents | pfd[1].revents) & (POLLHUP | POLLERR)) {
     kill("connection closed", false);
     return;
   }

@@ -12,6 +12,7 @@
 // lock is a leaf.
 #pragma once
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -156,6 +157,8 @@ class Connection {
   Compact compact();
   bool retract();
   Wait wait(std::unique_lock<std::mutex>& lk, std::chrono::steady_clock::time_point deadline);
+  // Sleeps (mu released by the caller) until one of `fds` speaks, interrupt() or `until`.
+  void wait_slice(std::span<pollfd> fds, std::chrono::steady_clock::time_point until) const;
   void flush_pending();
   bool queue_event(const std::vector<std::uint64_t>& rec);
   std::chrono::steady_clock::time_point block_deadline() const;

@@ -18,6 +18,7 @@
 #include <set>
 #include <thread>
 
+#include "base/wait.h"
 #include "ipc/acceptor.h"
 #include "ipc/connection.h"
 #include "ipc/metrics_export.h"
@@ -395,13 +396,15 @@ struct IpcPublisher::Impl {
     }
   }
 
+  // The background thread: every 20 ms, or sooner when the listen socket, a connection socket
+  // or a quarantined subscriber's wake socket speaks, or wake_efd (close()) fires.
   void run() {
+    using namespace std::chrono_literals;
     std::vector<pollfd> pfds;
     std::vector<std::shared_ptr<Connection>> polled, zombies;
     while (!stopping.load(std::memory_order_acquire)) {
       pfds.clear();
       polled.clear();
-      pfds.push_back({wake_efd.get(), POLLIN, 0});
       pfds.push_back({acceptor.fd(), POLLIN, 0});
       {
         std::lock_guard lk(mu_);
@@ -415,18 +418,19 @@ struct IpcPublisher::Impl {
         pfds.push_back({s->sock.get(), POLLIN, 0});
       for (auto& z : zombies)
         pfds.push_back({z->wake_fd(), POLLIN, 0});
-      int n = ::poll(pfds.data(), pfds.size(), 20);
-      if (n < 0 && errno != EINTR) {
-        PLX_LOG(error, kLog, "poll: %s", std::strerror(errno));
+      const auto woke =
+          base::wait_fds(pfds, wake_efd.get(), std::chrono::steady_clock::now() + 20ms);
+      if (!woke) {
+        PLX_LOG(error, kLog, "%s", woke.error().message.c_str());
         break;
       }
       if (stopping.load(std::memory_order_acquire)) break;
-      if (pfds[0].revents & POLLIN) os::drain_eventfd(wake_efd.get());
-      if (pfds[1].revents & POLLIN) accept_all();
+      if (*woke == base::Wait::interrupted) os::drain_eventfd(wake_efd.get());
+      if (pfds[0].revents & POLLIN) accept_all();
       bool changed = false;
       for (std::size_t i = 0; i < polled.size(); ++i) {
         auto& s = polled[i];
-        const short re = pfds[i + 2].revents;
+        const short re = pfds[i + 1].revents;
         if (re == 0) continue;
         std::unique_lock lk(mu_);
         bool was_active;
@@ -460,7 +464,7 @@ struct IpcPublisher::Impl {
       // Quarantined slots come back when the gone subscriber's end of the wake socket closes.
       bool released = false;
       for (std::size_t i = 0; i < zombies.size(); ++i) {
-        const short re = pfds[2 + polled.size() + i].revents;
+        const short re = pfds[1 + polled.size() + i].revents;
         if (re == 0) continue;
         Connection& z = *zombies[i];
         std::lock_guard sl(z.mu);
