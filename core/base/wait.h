@@ -4,8 +4,11 @@
 // that a stop or unlock must end watches such an interrupt fd.
 #pragma once
 
+#include <poll.h>
+
 #include <chrono>
 #include <cstdint>
+#include <span>
 
 #include "parallax/result.h"
 #include "parallax/unique_fd.h"
@@ -39,5 +42,16 @@ inline constexpr Deadline kNoDeadline = Deadline::max();
 /// ready fd is reported rather than a timeout.
 [[nodiscard]] Result<Wait> wait_fd(int fd, short events, int interrupt_fd,
                                    Deadline deadline = kNoDeadline);
+
+/// Most fds wait_fds() watches besides the interrupt fd.
+inline constexpr std::size_t kMaxWaitFds = 7;
+
+/// wait_fd() for several fds at once: waits until one of `fds` reports one of its `events`,
+/// `interrupt_fd` is readable (ignored when negative), or `deadline` passes; the same results,
+/// EINTR and deadline rules. Every `fds[i].revents` is filled in whatever the result, so a
+/// caller can still handle a fd that was ready together with the interrupt. More than
+/// kMaxWaitFds fds is invalid_argument (one ppoll on a stack array: no allocation).
+[[nodiscard]] Result<Wait> wait_fds(std::span<pollfd> fds, int interrupt_fd,
+                                    Deadline deadline = kNoDeadline);
 
 }  // namespace parallax::base
