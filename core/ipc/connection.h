@@ -67,8 +67,11 @@ class Connection {
   const std::chrono::steady_clock::time_point accepted_at;
 
   // ---- life cycle (written under mu, or under Impl::mu_ during the handshake) ---------------
-  bool active{false};   // handshake done: in the publisher's subscriber list
-  bool dead{false};     // gone (hang-up, protocol error, refused, closed): removed next turn
+  bool active{false};  // handshake done: in the publisher's subscriber list
+  // Gone (hang-up, protocol error, refused, closed): removed next turn. Atomic because it is
+  // set under `mu` (a send that finds the subscriber gone) and read under Impl::mu_ alone
+  // (remove_dead_locked(), the background thread); it only ever goes false -> true.
+  std::atomic<bool> dead{false};
   bool refused{false};  // credentials not admitted: refused once its hello is read
 
   // ---- handshake ---------------------------------------------------------------------------
