@@ -4,21 +4,15 @@
 // front of which each thread keeps a small cache of free slots (docs/memory.md: "Thread caches").
 #include "parallax/pool.h"
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <sched.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <climits>
-#include <ctime>
 #include <mutex>
 #include <string>
 #include <unordered_set>
 
 #include "arena.h"
+#include "base/futex.h"
 #include "parallax/cpu_relax.h"
 #include "parallax/log.h"
 #include "parallax/trace.h"
@@ -158,10 +152,6 @@ thread_local ThreadCacheCleanup t_cleanup;
 std::atomic<std::uint64_t> g_next_thread_token{1};
 
 std::atomic<std::uint64_t> g_next_pool_id{1};
-
-long futex(std::uint32_t* addr, int op, std::uint32_t val, const timespec* ts) {
-  return ::syscall(SYS_futex, addr, op, val, ts, nullptr, 0);
-}
 
 }  // namespace
 
@@ -342,7 +332,7 @@ struct MemoryPool::Impl {
                                          std::memory_order_relaxed));
     // A futex wake only names an address; it does not touch the memory, so it is safe even if
     // the pool was freed meanwhile (a stale kWaiting bit is possible after a timed-out loan).
-    if (old & kWaiting) futex(fw, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
+    if (old & kWaiting) base::futex_wake_all(fw);
     if ((old & kOrphan) && count_of(now) == cap) delete this;
   }
 
@@ -405,7 +395,7 @@ struct MemoryPool::Impl {
       now = pack(base, count_of(old) + slots_per_segment, old & ~kWaiting, tag_of(old) + 1);
     } while (!head.compare_exchange_weak(old, now, std::memory_order_release,
                                          std::memory_order_relaxed));
-    if (old & kWaiting) futex(futex_word(), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
+    if (old & kWaiting) base::futex_wake_all(futex_word());
     return {};
   }
 
@@ -667,9 +657,10 @@ Result<Loan> MemoryPool::loan_for(std::chrono::nanoseconds timeout) {
     if (!grown) break;
   }
   impl_->waits.fetch_add(1, std::memory_order_relaxed);
-  const bool forever = timeout == std::chrono::nanoseconds::max();
-  const auto deadline =
-      std::chrono::steady_clock::now() + (forever ? std::chrono::hours(0) : timeout);
+  const auto now = std::chrono::steady_clock::now();
+  // No deadline for loan() and for timeouts past the clock's range.
+  const base::Deadline deadline =
+      timeout >= base::kNoDeadline - now ? base::kNoDeadline : now + timeout;
   for (;;) {
     if (detail::BufferCore* c = impl_->try_take()) return Loan(c, impl_->slot_size);
     std::uint64_t old = impl_->head.load(std::memory_order_acquire);
@@ -683,18 +674,14 @@ Result<Loan> MemoryPool::loan_for(std::chrono::nanoseconds timeout) {
     if (impl_->drain_caches() != 0) continue;
     old = impl_->head.load(std::memory_order_acquire);
     if (top_of(old) != kEmpty || !(old & kWaiting)) continue;
+    // Sleeps while the head's high half (tag and flags) is unchanged: every push bumps the tag.
     const auto expected = static_cast<std::uint32_t>(old >> 32);
-    timespec ts{};
-    const timespec* tsp = nullptr;
-    if (!forever) {
-      const auto left = deadline - std::chrono::steady_clock::now();
-      if (left <= std::chrono::nanoseconds::zero()) break;
-      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-      ts.tv_sec = static_cast<time_t>(ns / 1000000000);
-      ts.tv_nsec = static_cast<long>(ns % 1000000000);
-      tsp = &ts;
+    PLX_ASSIGN(base::FutexWait how, base::futex_wait(impl_->futex_word(), expected, deadline));
+    if (how == base::FutexWait::timed_out) {
+      // One last look: a slot that came back as the deadline passed is still taken.
+      if (detail::BufferCore* c = impl_->try_take()) return Loan(c, impl_->slot_size);
+      break;
     }
-    futex(impl_->futex_word(), FUTEX_WAIT_PRIVATE, expected, tsp);
   }
   impl_->failed.fetch_add(1, std::memory_order_relaxed);
   return err(Errc::timeout,
