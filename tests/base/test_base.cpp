@@ -214,7 +214,9 @@ TEST(BaseFutex, ASignalDoesNotEndTheWaitBeforeItsDeadline) {
   }
   waiter.join();
   ::sigaction(SIGUSR1, &old, nullptr);
-  EXPECT_GE(g_signals.load(), 2);
+  // Signals were sent every 20 ms during the wait (ThreadSanitizer defers running the handler
+  // to the thread's next intercepted call, so it may count only one).
+  EXPECT_GE(g_signals.load(), 1);
   ASSERT_TRUE(ok);
   EXPECT_EQ(how, base::FutexWait::timed_out);
   EXPECT_GE(took, 300ms);
