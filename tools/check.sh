@@ -15,6 +15,7 @@ FUZZ_SECONDS=${PLX_FUZZ_SECONDS:-20}
 passed=0
 failed=0
 failures=()
+failed_dirs=()  # build dirs whose failing tests the summary names
 
 log() { printf '\n=== %s ===\n' "$*"; }
 
@@ -25,7 +26,10 @@ count_meson() {
   fail=$(grep -E '^(Fail|Timeout|Unexpected Pass):' "$dir/meson-logs/testlog.txt" | awk '{s+=$NF} END {print s+0}')
   passed=$((passed + ok))
   failed=$((failed + fail))
-  if [ "$fail" -ne 0 ]; then failures+=("$name: $fail failing test(s), see $dir/meson-logs/testlog.txt"); fi
+  if [ "$fail" -ne 0 ]; then
+    failures+=("$name: $fail failing test(s), see $dir/meson-logs/testlog.txt")
+    failed_dirs+=("$dir")
+  fi
 }
 
 step_fail() { failed=$((failed + 1)); failures+=("$1"); }
@@ -94,5 +98,9 @@ fi
 
 log "summary"
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
+for d in "${failed_dirs[@]}"; do
+  echo "failing tests in $d:"
+  python3 tools/failed-tests.py "$d" 40
+done
 echo "check: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

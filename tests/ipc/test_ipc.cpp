@@ -391,7 +391,14 @@ TEST(IpcTransport, LargeSendsTakeReturnsBackSoTheNextLoanReusesTheSlotReturnedLa
     EXPECT_TRUE(pub.send(std::move(l)).ok());
     return at;
   };
-  for (std::uint64_t seq = 0; seq < 20; seq += 2) {
+  // The publisher's background thread also collects returns, every 20 ms; when it happens to
+  // run between the consumer's drop and the next send(), it releases the slot into its own
+  // thread cache and the next loan comes from this thread's cache instead (seen once under
+  // TSan, 1 of 10 rounds). So most rounds, not every round, must reuse the returned slot;
+  // without send()'s take-back almost none do (the loan comes from this thread's cache).
+  constexpr int kRounds = 20;
+  int reused = 0;
+  for (std::uint64_t seq = 0; seq < 2 * kRounds; seq += 2) {
     // Frame seq goes out and comes back (the consumer drops it); frame seq+1 goes out and
     // stays with the consumer.
     const std::byte* returned = send_frame(seq);
@@ -399,12 +406,13 @@ TEST(IpcTransport, LargeSendsTakeReturnsBackSoTheNextLoanReusesTheSlotReturnedLa
     send_frame(seq + 1);
     auto held = sub.recv_for(2s).value();
     ASSERT_TRUE(held.has_value());
-    // The next loan is the slot returned last: send() took the return back (without it the
-    // return waits for the background thread, every 20 ms, and another slot comes out).
+    // The next loan is the slot returned last: send() took the return back.
     auto next = pub.loan().value();
-    EXPECT_EQ(next.data().data(), returned) << seq;
+    if (next.data().data() == returned) ++reused;
     EXPECT_EQ(pub.pool()->in_use(), 2u) << seq;  // the held frame and this loan
   }
+  EXPECT_GE(reused, kRounds - 4) << "the next loan reused the returned slot in " << reused
+                                 << " of " << kRounds << " rounds";
 }
 
 TEST(IpcTransport, CleanCloseEndsTheStreamAndBuffersOutliveIt) {
