@@ -411,8 +411,8 @@ TEST(IpcTransport, LargeSendsTakeReturnsBackSoTheNextLoanReusesTheSlotReturnedLa
     if (next.data().data() == returned) ++reused;
     EXPECT_EQ(pub.pool()->in_use(), 2u) << seq;  // the held frame and this loan
   }
-  EXPECT_GE(reused, kRounds - 4) << "the next loan reused the returned slot in " << reused
-                                 << " of " << kRounds << " rounds";
+  EXPECT_GE(reused, kRounds - 4) << "the next loan reused the returned slot in " << reused << " of "
+                                 << kRounds << " rounds";
 }
 
 TEST(IpcTransport, CleanCloseEndsTheStreamAndBuffersOutliveIt) {
