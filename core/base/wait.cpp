@@ -6,8 +6,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <vector>
 
 namespace parallax::base {
 
@@ -34,8 +36,24 @@ void drain_eventfd(int fd) noexcept {
 }
 
 Result<Wait> wait_fd(int fd, short events, int interrupt_fd, Deadline deadline) {
-  pollfd p[2] = {{fd, events, 0}, {interrupt_fd, POLLIN, 0}};
-  const nfds_t n = interrupt_fd >= 0 ? 2 : 1;
+  pollfd p{fd, events, 0};
+  return wait_fds(std::span<pollfd>(&p, 1), interrupt_fd, deadline);
+}
+
+Result<Wait> wait_fds(std::span<pollfd> fds, int interrupt_fd, Deadline deadline) {
+  // The caller's fds and the interrupt in one array: on the stack for the usual few.
+  constexpr std::size_t kOnStack = 8;
+  pollfd stack[kOnStack];
+  std::vector<pollfd> heap;
+  pollfd* p = stack;
+  if (fds.size() + 1 > kOnStack) {
+    heap.resize(fds.size() + 1);
+    p = heap.data();
+  }
+  std::copy(fds.begin(), fds.end(), p);
+  const bool has_interrupt = interrupt_fd >= 0;
+  p[fds.size()] = {interrupt_fd, POLLIN, 0};
+  const auto n = static_cast<nfds_t>(fds.size() + (has_interrupt ? 1 : 0));
   for (;;) {
     // ppoll takes the time left in nanoseconds: no rounding to milliseconds, so no early wake-up
     // spinning before the deadline and no sleep past it.
@@ -52,10 +70,17 @@ Result<Wait> wait_fd(int fd, short events, int interrupt_fd, Deadline deadline) 
     const int r = ::ppoll(p, n, tsp, nullptr);
     if (r < 0) {
       if (errno == EINTR) continue;
+      for (pollfd& f : fds)
+        f.revents = 0;
       return Error::from_errno("poll");
     }
-    if (n == 2 && p[1].revents != 0) return Wait::interrupted;
-    if (p[0].revents != 0) return Wait::ready;
+    bool ready = false;
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      fds[i].revents = p[i].revents;
+      ready |= p[i].revents != 0;
+    }
+    if (has_interrupt && p[fds.size()].revents != 0) return Wait::interrupted;
+    if (ready) return Wait::ready;
     if (r == 0) return Wait::timed_out;
   }
 }

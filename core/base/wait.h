@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // The base layer's waits (private to libparallax): private eventfds that interrupt a wait, and
-// one wait for an fd bounded by a deadline and an interrupt fd. Every blocking wait of the core
-// that a stop or unlock must end watches such an interrupt fd.
+// waits for one fd or several, bounded by a deadline and an interrupt fd. Every blocking wait of
+// the core that a stop or unlock must end watches such an interrupt fd.
 #pragma once
+
+#include <poll.h>
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 
 #include "parallax/result.h"
 #include "parallax/unique_fd.h"
@@ -39,5 +42,13 @@ inline constexpr Deadline kNoDeadline = Deadline::max();
 /// ready fd is reported rather than a timeout.
 [[nodiscard]] Result<Wait> wait_fd(int fd, short events, int interrupt_fd,
                                    Deadline deadline = kNoDeadline);
+
+/// wait_fd() for several fds: waits until one of `fds` reports one of its `events`,
+/// `interrupt_fd` is readable (ignored when negative), or `deadline` passes, with the same
+/// rules. Every entry's `revents` is filled in (also when the interrupt wins), so the caller
+/// sees each fd that is ready; on an error they are all 0. A negative fd in `fds` is skipped
+/// (poll's rule).
+[[nodiscard]] Result<Wait> wait_fds(std::span<pollfd> fds, int interrupt_fd,
+                                    Deadline deadline = kNoDeadline);
 
 }  // namespace parallax::base

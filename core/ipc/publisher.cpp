@@ -1,38 +1,32 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // IpcPublisher: listens on a Unix socket, admits subscribers by credentials, and writes buffer
-// descriptors and events into one shared-memory ring per subscriber. Slot lifetime stays here:
-// every descriptor is a lease (a Buffer reference held in the subscriber's lease table) that
-// the subscriber returns through its ack area or that is reclaimed when it goes away.
+// descriptors and events into one shared-memory ring per subscriber. Each subscriber is a
+// detail::Connection (connection.h: its ring, ack area, leases, quota and wake-ups); this file
+// keeps the publisher's shared state (the connection lists, sticky events, the pool, counters)
+// and its background thread.
 //
-// Lock order: Impl::mu_ (subscriber list, sticky events) before Sub::mu (one subscriber's
+// Lock order: Impl::mu_ (subscriber list, sticky events) before Connection::mu (one subscriber's
 // ring, leases and counters); the segment exporter's lock (exported segment fds) is a leaf.
-#include <fcntl.h>
 #include <poll.h>
-#include <sys/file.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
-#include <iterator>
-#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
-#include <unordered_set>
 
+#include "base/wait.h"
+#include "ipc/acceptor.h"
+#include "ipc/connection.h"
 #include "ipc/metrics_export.h"
 #include "ipc/os.h"
-#include "ipc/ring.h"
+#include "ipc/publisher_pool.h"
 #include "ipc/segment_exporter.h"
 #include "ipc/wire.h"
 #include "parallax/affinity.h"
-#include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 #include "parallax/log.h"
 #include "parallax/trace.h"
@@ -42,108 +36,28 @@ namespace parallax::link {
 namespace {
 
 constexpr const char* kLog = "ipc";
-constexpr std::size_t kMaxPendingEvents = 256;
-
-std::uint32_t next_pow2(std::uint32_t v) {
-  std::uint32_t p = 1;
-  while (p < v)
-    p <<= 1;
-  return p;
-}
-
-struct Lease {
-  memory::Buffer buffer;
-  std::uint32_t gen{0};
-  bool live{false};
-};
-
-enum class Kind : std::uint8_t { pad, buffer, event };
-
-// How a wait for a subscriber ended.
-enum class Wait : std::uint8_t {
-  progress,   // it consumed or returned something (or may have): check again
-  gone,       // it is dead (hang-up, protocol error, block_timeout): skip it
-  cancelled,  // IpcPublisher::interrupt()
-};
-struct InFlight {
-  std::uint64_t end;    // ring position one past the record
-  std::uint64_t token;  // lease token for buffers
-  Kind kind;
-};
-
 }  // namespace
 
-/// One connection. Created by the background thread on accept; active after the handshake.
-struct Sub {
-  std::mutex mu;
-  std::uint64_t id{0};
-  UniqueFd sock;
-  ucred cred{};
-  std::chrono::steady_clock::time_point accepted_at;
-  bool active{false};
-  bool dead{false};
-  bool refused{false};  // credentials not admitted: refused once its hello is read
-  Policy policy{Policy::block};
-  std::uint32_t quota{0};
-
-  memory::Segment ring_region, ack_region;  // sealed memfds, shared with the subscriber
-  wire::RingHeader* rh{nullptr};
-  std::byte* rdata{nullptr};
-  std::uint32_t cap{0};
-  wire::AckHeader* ah{nullptr};
-  std::atomic<std::uint64_t>* rets{nullptr};
-  std::uint32_t ret_cap{0};
-  // Our end of the wake socket (the subscriber holds the other): we wake it with a byte, it
-  // wakes us; never blocking (MSG_DONTWAIT, our own open file description). Its hang-up says
-  // the subscriber's connection object, and with it every mapping of our slots, is gone.
-  UniqueFd wake;
-
-  std::uint64_t write_pos{0};  // our copy; the ring's write_pos is only ever stored from it
-  std::uint64_t read_pos{0};   // last validated value of the ack's read_pos
-  std::uint64_t ret_read{0};
-  std::deque<InFlight> inflight;  // records written and not yet taken, in ring order
-  std::vector<Lease> leases;
-  std::vector<std::uint32_t> free_leases;
-  std::uint32_t leases_out{0};
-  std::unordered_set<std::uint64_t> segments_sent;
-  std::uint64_t last_segment{UINT64_MAX};  // in segments_sent: the last buffer's (no lookup)
-  // The slots of a subscriber that is gone (hang-up, close(), expelled) but may still read
-  // them: they are not reused until its end of the wake socket closes (its connection object,
-  // and with it every mapping, is destroyed, or its process exited).
-  std::vector<memory::Buffer> quarantine;
-  std::deque<std::vector<std::uint64_t>> pending;  // events waiting for ring space
-  bool wake_needed{false};
-  // The wake socket fired and was not read yet: it is drained before the next sleep rather
-  // than right after the wake-up (a syscall off the hot path; the subscriber only writes it
-  // after seeing pub_waiting, which is set after the drain).
-  bool wake_pending{false};
-  SubscriberInfo info;
-};
+using detail::Connection;
 
 struct IpcPublisher::Impl {
-  std::string path;
   PublisherOptions opts;  // opts.pool is dropped after bind(): `pool` is the current one
   std::shared_ptr<memory::MemoryPool> pool;
-  bool made_pool{false};  // made from opts (fit() may make larger ones the same way)
-  UniqueFd listen_fd;
+  bool made_pool{false};   // made from opts (fit() may make larger ones the same way)
   UniqueFd wake_efd;       // stops / pokes the background thread
   UniqueFd interrupt_efd;  // readable while interrupted: wakes a send() asleep on a subscriber
   std::atomic<bool> interrupted{false};
-  ino_t sock_ino{0};
-  dev_t sock_dev{0};
-  std::string lock_path;  // PATH.lock, flock()ed while we own PATH (take_lock)
-  UniqueFd lock_fd;
   std::thread thread;
   std::atomic<bool> stopping{false};
   bool closed{false};
 
   mutable std::mutex mu_;
   std::condition_variable subs_cv_;
-  std::vector<std::shared_ptr<Sub>> subs_;  // active ones
-  std::vector<std::shared_ptr<Sub>> handshaking_;
+  std::vector<std::shared_ptr<Connection>> subs_;  // active ones
+  std::vector<std::shared_ptr<Connection>> handshaking_;
   // Gone subscribers whose slots are quarantined until their end of the wake socket closes.
   // They count against max_subscribers (so quarantine is bounded by max_subscribers x quota).
-  std::vector<std::shared_ptr<Sub>> zombies_;
+  std::vector<std::shared_ptr<Connection>> zombies_;
   std::atomic<std::uint64_t> subs_version_{1};
   std::optional<Event> sticky_format_, sticky_start_, sticky_segment_;
   bool sticky_eos_{false};
@@ -152,640 +66,43 @@ struct IpcPublisher::Impl {
   detail::SegmentExporter exporter;  // segment fds and NUMA placement (its own leaf lock)
 
   // Producer-thread cache of subs_ (refreshed when subs_version_ moves).
-  std::vector<std::shared_ptr<Sub>> cache_;
+  std::vector<std::shared_ptr<Connection>> cache_;
   std::uint64_t cache_version_{0};
   std::vector<std::uint64_t> scratch_;
 
-  std::atomic<std::uint64_t> buffers_sent{0}, zero_copy{0}, copies{0}, bytes_copied{0},
-      events_sent{0}, connections{0}, disconnects{0}, refused{0}, protocol_errors{0};
-  std::atomic<std::uint64_t> pools_replaced{0}, segments_retired{0};
+  detail::PublisherCounters counters;
+  // What every connection reads (opts, exporter, counters, the interrupt).
+  const detail::ConnectionShared shared{opts, exporter, counters, interrupted, interrupt_efd};
+  // The listen socket at the path, its lock file, credentials and hellos.
+  detail::Acceptor acceptor{opts, counters};
   // Segments of replaced pools that some subscriber may still have mapped (guarded by mu_).
   // `pool` itself is written under mu_ (replace_pool) and read under it off the producer thread.
   std::set<std::uint64_t> retiring_;
-  std::atomic<std::uint64_t> stats_requests{0};
   std::chrono::steady_clock::time_point bound_at{std::chrono::steady_clock::now()};
 
   ~Impl() {
     shutdown();
-    drop_lock();
+    acceptor.close();  // bind() may have failed after listening
   }
 
   // ---- setup ------------------------------------------------------------------------------
 
-  // Takes PATH.lock (created 0600, never through a symlink) with flock(LOCK_EX | LOCK_NB) for the
-  // publisher's lifetime, so that of two publishers starting together on a stale socket only one
-  // probes, unlinks and binds (the way Wayland compositors guard their sockets). A lock file
-  // that was unlinked and replaced while we waited for it is not the lock: retry on the new one.
-  Result<void> take_lock() {
-    lock_path = path + ".lock";
-    for (int attempt = 0; attempt < 8; ++attempt) {
-      UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-      if (!fd) {
-        if (errno == ELOOP)
-          return err(Errc::already_exists, lock_path + " is a symlink; not touching it");
-        return Error::from_errno("open lock file " + lock_path);
-      }
-      struct stat fst {};
-      if (::fstat(fd.get(), &fst) != 0) return Error::from_errno("fstat " + lock_path);
-      if (!S_ISREG(fst.st_mode))
-        return err(Errc::already_exists, lock_path + " is not a regular file; not touching it");
-      if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK)
-          return err(Errc::already_exists, "another publisher holds " + lock_path);
-        return Error::from_errno("flock " + lock_path);
-      }
-      struct stat pst {};
-      if (::lstat(lock_path.c_str(), &pst) == 0 && pst.st_ino == fst.st_ino &&
-          pst.st_dev == fst.st_dev) {
-        lock_fd = std::move(fd);
-        return {};
-      }
-      // Its owner removed it at close between our open and flock: take the new one.
-    }
-    return err(Errc::unavailable, "could not take " + lock_path + " (replaced repeatedly)");
-  }
-
-  // Removes the lock file while we still hold the lock (a publisher that opened it meanwhile
-  // sees it unlinked after its flock and retries), then releases it.
-  void drop_lock() {
-    if (!lock_fd) return;
-    struct stat fst {};
-    struct stat pst {};
-    if (::fstat(lock_fd.get(), &fst) == 0 && ::lstat(lock_path.c_str(), &pst) == 0 &&
-        fst.st_ino == pst.st_ino && fst.st_dev == pst.st_dev)
-      ::unlink(lock_path.c_str());
-    lock_fd.reset();
-  }
-
-  Result<void> listen_on(std::string_view p) {
-    PLX_ASSIGN(sockaddr_un addr, os::make_addr(p));
-    path = std::string(p);
-    PLX_TRY(take_lock());
-    auto r = listen_locked(addr);
-    if (!r) drop_lock();
-    return r;
-  }
-
-  Result<void> listen_locked(sockaddr_un& addr) {
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0) {
-      if (!S_ISSOCK(st.st_mode))
-        return err(Errc::already_exists, path + " exists and is not a socket; not touching it");
-      // A socket file: is someone still accepting on it? Never steal a live one. Non-blocking:
-      // a listener that never accepts (full backlog) answers EAGAIN at once instead of
-      // blocking bind() forever; it is alive, so the path is taken.
-      UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-      if (!probe) return Error::from_errno("socket");
-      if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 ||
-          errno == EAGAIN)
-        return err(Errc::already_exists, "a publisher is already listening on " + path);
-      if (errno != ECONNREFUSED) return Error::from_errno("probing the existing socket " + path);
-      PLX_LOG(info, kLog, "removing stale socket %s", path.c_str());
-      if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-        return Error::from_errno("unlink stale socket " + path);
-    }
-    listen_fd.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!listen_fd) return Error::from_errno("socket");
-    // The socket inode's mode is what bind() gives the file (minus umask): start restrictive so
-    // there is no window with a wider mode, then set the exact mode asked for.
-    (void)::fchmod(listen_fd.get(), opts.socket_mode & 0777);
-    if (::bind(listen_fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      if (errno == EADDRINUSE) return err(Errc::already_exists, path + " was taken meanwhile");
-      return Error::from_errno("bind " + path);
-    }
-    // The exact mode (bind() applied the umask). AT_SYMLINK_NOFOLLOW: if someone swapped a
-    // symlink in at the path meanwhile, fail rather than change the mode of its target.
-    if (::fchmodat(AT_FDCWD, path.c_str(), opts.socket_mode & 0777, AT_SYMLINK_NOFOLLOW) != 0) {
-      auto e = Error::from_errno("chmod " + path);
-      ::unlink(path.c_str());
-      return e;
-    }
-    if (::stat(path.c_str(), &st) == 0) {
-      sock_ino = st.st_ino;
-      sock_dev = st.st_dev;
-    }
-    if (::listen(listen_fd.get(), 64) != 0) {
-      auto e = Error::from_errno("listen");
-      ::unlink(path.c_str());
-      return e;
-    }
-    return {};
-  }
-
-  // ---- segments ---------------------------------------------------------------------------
-
-  Result<void> announce_segment(Sub& s, const memory::Segment& seg) {
-    if (seg.id() == s.last_segment) return {};  // the usual case: the same segment again
-    if (s.segments_sent.count(seg.id()) != 0) {
-      s.last_segment = seg.id();
-      return {};
-    }
-    PLX_ASSIGN(int fd, exporter.fd(seg));
-    // The fd holds mapped_size() bytes (a huge-page segment is rounded up): the importer
-    // checks the memfd's size against what we announce.
-    auto msg = wire::encode_segment({seg.id(), seg.mapped_size(), exporter.node_of(seg)});
-    int fds[1] = {fd};
-    PLX_TRY(os::send_msg(s.sock.get(), msg, fds));
-    s.segments_sent.insert(seg.id());
-    s.last_segment = seg.id();
-    return {};
-  }
-
-  // ---- per-subscriber ring state (Sub::mu held) ---------------------------------------------
-
-  void kill_locked(Sub& s, const char* why, bool protocol_error) {
-    if (s.dead) return;
-    s.dead = true;
-    if (protocol_error) {
-      protocol_errors.fetch_add(1, std::memory_order_relaxed);
-      PLX_LOG(warn, kLog, "closing subscriber %llu (pid %d): %s",
-              static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), why);
-    } else {
-      PLX_LOG(info, kLog, "subscriber %llu (pid %d) gone: %s",
-              static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), why);
-    }
-    // Its leases can no longer be returned, but it may still read them (Buffers it keeps, records
-    // still in its ring): they stay out of the pool until its mappings are gone (quarantine).
-    for (Lease& l : s.leases) {
-      if (l.live && l.buffer.valid()) s.quarantine.push_back(std::move(l.buffer));
-    }
-    s.leases.clear();
-    s.free_leases.clear();
-    s.leases_out = 0;
-    s.inflight.clear();
-    s.pending.clear();
-    // Also wakes a send() asleep on this subscriber: its poll() watches the socket.
-    if (s.sock) ::shutdown(s.sock.get(), SHUT_RDWR);
-    if (s.active) disconnects.fetch_add(1, std::memory_order_relaxed);
-  }
-
-  bool release_token(Sub& s, std::uint64_t token) {
-    const auto idx = static_cast<std::uint32_t>(token & 0xffffffffu);
-    const auto gen = static_cast<std::uint32_t>(token >> 32);
-    if (idx >= s.leases.size()) return false;
-    Lease& l = s.leases[idx];
-    if (!l.live || l.gen != gen) return false;
-    l.live = false;
-    l.buffer = memory::Buffer();
-    s.free_leases.push_back(idx);
-    --s.leases_out;
-    return true;
-  }
-
-  // Validates and applies the subscriber's read position and returned leases.
-  bool sync_locked(Sub& s) {
-    if (s.dead || !s.active) return false;
-    const std::uint64_t rp = s.ah->read_pos.load(std::memory_order_seq_cst);
-    if (rp != s.read_pos) {
-      if (rp < s.read_pos || rp > s.write_pos) {
-        kill_locked(s, "read position outside the written range", true);
-        return false;
-      }
-      std::uint64_t boundary = s.read_pos;
-      while (!s.inflight.empty() && s.inflight.front().end <= rp) {
-        boundary = s.inflight.front().end;
-        s.inflight.pop_front();  // taken: a buffer's lease now waits for its return
-      }
-      if (boundary != rp) {
-        kill_locked(s, "read position inside a record", true);
-        return false;
-      }
-      s.read_pos = rp;
-    }
-    const std::uint64_t w = s.ah->ret_write.load(std::memory_order_seq_cst);
-    if (w != s.ret_read) {
-      if (w < s.ret_read || w - s.ret_read > s.ret_cap) {
-        kill_locked(s, "return index outside its ring", true);
-        return false;
-      }
-      for (std::uint64_t i = s.ret_read; i < w; ++i) {
-        const std::uint64_t tok = s.rets[i & (s.ret_cap - 1)].load(std::memory_order_relaxed);
-        if (!release_token(s, tok)) {
-          kill_locked(s, "returned a lease it does not hold (never leased or double release)",
-                      true);
-          return false;
-        }
-      }
-      s.ret_read = w;
-    }
-    return true;
-  }
-
-  // Reading the subscriber's counters costs cache misses on every send (it writes them for
-  // every buffer it takes and returns), so deliver_buffer() syncs only when what they say may
-  // matter: half the lease quota, half the ring or half the pool used, or events queued. It
-  // always syncs before dropping or waiting, and the background thread syncs every 20 ms.
-  bool sync_due_locked(const Sub& s) const {
-    return s.leases_out * 2 >= s.quota || (s.write_pos - s.read_pos) * 2 >= s.cap ||
-           !s.pending.empty() || pool->in_use() * 2 >= pool->capacity();
-  }
-
-  std::uint64_t space_needed(const Sub& s, std::size_t bytes) const {
-    const std::uint64_t idx = s.write_pos & (s.cap - 1);
-    const std::uint64_t contiguous = s.cap - idx;
-    return bytes <= contiguous ? bytes : contiguous + bytes;
-  }
-
-  bool fits_locked(const Sub& s, std::size_t bytes) const {
-    return space_needed(s, bytes) <= s.cap - (s.write_pos - s.read_pos);
-  }
-
-  void write_locked(Sub& s, const std::uint64_t* words, std::size_t bytes, Kind kind,
-                    std::uint64_t token) {
-    PLX_TRACE_SPAN("ipc.ring_write");
-    std::uint64_t idx = s.write_pos & (s.cap - 1);
-    const std::uint64_t contiguous = s.cap - idx;
-    if (bytes > contiguous) {
-      std::vector<std::uint64_t> pad;
-      wire::encode_simple(pad, wire::RecordType::pad, contiguous);
-      ring::store_words(s.rdata + idx, pad.data(), 1);
-      s.write_pos += contiguous;
-      s.inflight.push_back({s.write_pos, 0, Kind::pad});
-      idx = 0;
-    }
-    ring::store_words(s.rdata + idx, words, bytes / 8);
-    s.write_pos += bytes;
-    s.inflight.push_back({s.write_pos, token, kind});
-    // seq_cst: pairs with the subscriber's seq_cst store of sub_sleeping then load of
-    // write_pos (two-flag handshake; no fence needed, and TSan understands it).
-    s.rh->write_pos.store(s.write_pos, std::memory_order_seq_cst);
-    s.wake_needed = true;
-  }
-
-  // Wakes the subscriber if it announced it sleeps (Dekker with its sleeping flag).
-  void wake_locked(Sub& s) {
-    if (!s.wake_needed || s.dead) return;
-    s.wake_needed = false;
-    if (s.ah->sub_sleeping.load(std::memory_order_seq_cst) != 0 &&
-        s.ah->sub_sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
-      PLX_TRACE_SPAN("ipc.wake");
-      os::send_wake(s.wake.get());
-    }
-  }
-
-  enum class Compact : std::uint8_t { done, raced, nothing };
-
-  // drop-oldest when the oldest unread record is an event (events are never dropped, and the
-  // ring is only taken back from its read end): takes back everything the subscriber has not
-  // read with one CAS of its read position to the write position, drops the oldest buffer
-  // among it and writes the rest again, in their order. A subscriber reading the old records
-  // meanwhile fails its claim CAS and follows the moved read position, as for any retraction.
-  Compact compact_locked(Sub& s) {
-    struct Saved {
-      std::vector<std::uint64_t> words;
-      InFlight rec;
-    };
-    std::vector<Saved> saved;
-    bool has_buffer = false;
-    std::uint64_t start = s.read_pos;
-    for (const InFlight& f : s.inflight) {
-      if (f.kind != Kind::pad) {
-        Saved sv{std::vector<std::uint64_t>((f.end - start) / 8), f};
-        ring::load_words(sv.words.data(), s.rdata + (start & (s.cap - 1)), sv.words.size());
-        has_buffer |= f.kind == Kind::buffer;
-        saved.push_back(std::move(sv));
-      }
-      start = f.end;
-    }
-    if (!has_buffer) return Compact::nothing;
-    std::uint64_t expected = s.read_pos;
-    if (!s.ah->read_pos.compare_exchange_strong(expected, s.write_pos, std::memory_order_seq_cst))
-      return Compact::raced;  // the subscriber moved: look again
-    s.inflight.clear();
-    s.read_pos = s.write_pos;
-    bool dropped = false, overflow = false;
-    std::deque<std::vector<std::uint64_t>> requeue;
-    for (Saved& sv : saved) {
-      const bool buffer = sv.rec.kind == Kind::buffer;
-      const std::size_t bytes = sv.words.size() * 8;
-      // The emptied ring holds what it held, minus a buffer; only the pad a wrap needs could
-      // make a record not fit. Then later buffers are dropped too and events queued in order.
-      overflow = overflow || !fits_locked(s, bytes);
-      if (buffer && (!dropped || overflow)) {
-        (void)release_token(s, sv.rec.token);
-        ++s.info.dropped_oldest;
-        dropped = true;
-      } else if (overflow) {
-        requeue.push_back(std::move(sv.words));
-      } else {
-        write_locked(s, sv.words.data(), bytes, sv.rec.kind, sv.rec.token);
-      }
-    }
-    s.pending.insert(s.pending.begin(), std::make_move_iterator(requeue.begin()),
-                     std::make_move_iterator(requeue.end()));
-    return Compact::done;
-  }
-
-  // drop-oldest: takes back the oldest unread buffer record (CAS on the ack's read_pos: if
-  // the subscriber took it first, it is its own). False when nothing can be retracted.
-  bool retract_locked(Sub& s) {
-    for (;;) {
-      if (!sync_locked(s) || s.inflight.empty()) return false;
-      const InFlight front = s.inflight.front();
-      if (front.kind == Kind::event) {
-        const Compact c = compact_locked(s);
-        if (c == Compact::raced) continue;
-        return c == Compact::done;
-      }
-      std::uint64_t expected = s.read_pos;
-      if (s.ah->read_pos.compare_exchange_strong(expected, front.end, std::memory_order_seq_cst)) {
-        s.inflight.pop_front();
-        s.read_pos = front.end;
-        if (front.kind == Kind::buffer) {
-          (void)release_token(s, front.token);
-          ++s.info.dropped_oldest;
-          return true;
-        }
-        continue;  // a pad: keep going to a buffer
-      }
-      // The subscriber moved: sync_locked() validates the new value on the next turn.
-    }
-  }
-
-  // Waits for this subscriber to consume or return something. Releases the lock while it
-  // spins or sleeps. First spins up to opts.spin on the shared counters (no syscall), then
-  // sleeps on the return eventfd, asking to be woken only once a batch is there.
-  Wait wait_locked(Sub& s, std::unique_lock<std::mutex>& lk,
-                   std::chrono::steady_clock::time_point deadline) {
-    using Clock = std::chrono::steady_clock;
-    if (interrupted.load(std::memory_order_acquire)) return Wait::cancelled;
-    const bool need_lease = s.leases_out >= s.quota;
-    const std::uint64_t want_ret =
-        need_lease ? s.ret_read + std::max<std::uint32_t>(1, s.quota / 4) : UINT64_MAX;
-    const std::uint64_t want_read = need_lease ? UINT64_MAX : s.read_pos + s.cap / 4;
-    wake_locked(s);  // make sure it is not asleep on a record it has not seen
-    if (opts.spin.count() > 0) {
-      // The ack area stays mapped while we hold the Sub; its counters are atomics, and what a
-      // hostile subscriber writes there can only end the spin early (sync_locked validates).
-      auto* ah = s.ah;
-      lk.unlock();
-      const auto until = Clock::now() + opts.spin;
-      bool ready = false;
-      for (unsigned i = 1;; ++i) {
-        if (ah->ret_write.load(std::memory_order_acquire) >= want_ret ||
-            ah->read_pos.load(std::memory_order_acquire) >= want_read) {
-          ready = true;
-          break;
-        }
-        if ((i & 63) == 0 && (interrupted.load(std::memory_order_relaxed) || Clock::now() >= until))
-          break;
-        parallax::cpu_relax();
-      }
-      lk.lock();
-      if (s.dead) return Wait::gone;
-      if (ready) return Wait::progress;
-      if (interrupted.load(std::memory_order_acquire)) return Wait::cancelled;
-    }
-    if (s.wake_pending) {
-      s.wake_pending = false;
-      if (!os::drain_wake(s.wake.get())) {
-        kill_locked(s, "connection closed", false);
-        return Wait::gone;
-      }
-    }
-    // seq_cst store, then seq_cst loads in sync_locked(): pairs with the subscriber's seq_cst
-    // read_pos/ret_write updates followed by its seq_cst load of pub_waiting.
-    s.ah->wake_ret.store(want_ret, std::memory_order_relaxed);
-    s.ah->wake_read.store(want_read, std::memory_order_relaxed);
-    s.ah->pub_waiting.store(1, std::memory_order_seq_cst);
-    const std::uint64_t rp = s.read_pos, rr = s.ret_read;
-    if (!sync_locked(s)) return Wait::gone;
-    if (s.read_pos != rp || s.ret_read != rr) {
-      s.ah->pub_waiting.store(0, std::memory_order_relaxed);
-      return Wait::progress;
-    }
-    wake_locked(s);
-    pollfd pfd[3] = {
-        {s.wake.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
-    lk.unlock();
-    int timeout_ms = 100;
-    if (deadline != Clock::time_point::max()) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      timeout_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 100));
-    }
-    int n = ::poll(pfd, 3, timeout_ms);
-    lk.lock();
-    if (s.dead) return Wait::gone;
-    if (n > 0 && (pfd[0].revents & POLLIN)) s.wake_pending = true;
-    if (n > 0 && (pfd[0].revents & (POLLHUP | POLLERR))) {
-      kill_locked(s, "wake socket closed", false);
-      return Wait::gone;
-    }
-    s.ah->pub_waiting.store(0, std::memory_order_relaxed);
-    if (n > 0 && (pfd[1].revents & (POLLHUP | POLLERR | POLLIN))) {
-      // Any traffic after the handshake, or a hang-up, ends the connection; the background
-      // thread would see it too, but we must not wait for a peer that is gone.
-      char c;
-      ssize_t r = ::recv(s.sock.get(), &c, 1, MSG_DONTWAIT | MSG_PEEK);
-      if (r == 0 || (pfd[1].revents & (POLLHUP | POLLERR))) {
-        kill_locked(s, "connection closed", false);
-        return Wait::gone;
-      }
-    }
-    if (interrupted.load(std::memory_order_acquire)) return Wait::cancelled;
-    if (Clock::now() >= deadline) {
-      kill_locked(s, "blocked the publisher longer than block_timeout", true);
-      return Wait::gone;
-    }
-    return Wait::progress;
-  }
-
-  void flush_pending_locked(Sub& s) {
-    while (!s.pending.empty()) {
-      auto& rec = s.pending.front();
-      const std::size_t bytes = rec.size() * 8;
-      if (!fits_locked(s, bytes) &&
-          !(s.policy == Policy::drop_oldest && retract_locked(s) && fits_locked(s, bytes)))
-        return;
-      write_locked(s, rec.data(), bytes, Kind::event, 0);
-      ++s.info.events_sent;
-      s.pending.pop_front();
-    }
-  }
-
-  std::chrono::steady_clock::time_point block_deadline() const {
-    if (opts.block_timeout.count() == 0) return std::chrono::steady_clock::time_point::max();
-    return std::chrono::steady_clock::now() + opts.block_timeout;
-  }
-
-  // Queues an event for a subscriber whose ring has no room now; it is written, in order and
-  // before any later buffer, as soon as there is room. False when the subscriber was expelled.
-  bool queue_event_locked(Sub& s, const std::vector<std::uint64_t>& rec) {
-    if (s.pending.size() >= kMaxPendingEvents) {
-      kill_locked(s, "too far behind to take events", true);
-      return false;
-    }
-    s.pending.push_back(rec);
-    return true;
-  }
-
-  // Delivers one encoded buffer record (token patched per subscriber). False only when an
-  // interrupt() cancelled a wait for this subscriber (it does not get the buffer).
-  bool deliver_buffer(Sub& s, std::uint64_t* words, std::size_t bytes, const memory::Buffer& b) {
-    std::unique_lock lk(s.mu);
-    if (s.dead || !s.active) return true;
-    bool synced = false;
-    if (sync_due_locked(s)) {
-      if (!sync_locked(s)) return true;
-      synced = true;
-    }
-    if (auto r = announce_segment(s, *b.segment()); !r) {
-      kill_locked(s, r.error().message.c_str(), r.error().code != Errc::unavailable);
-      return true;
-    }
-    auto deadline = std::chrono::steady_clock::time_point::max();
-    bool counted_block = false;
-    for (;;) {
-      flush_pending_locked(s);
-      // Queued events go first: a buffer never overtakes them.
-      if (s.pending.empty() && s.leases_out < s.quota && fits_locked(s, bytes)) break;
-      if (!synced) {  // our view may be stale: look before dropping or waiting
-        if (!sync_locked(s)) return true;
-        synced = true;
-        continue;
-      }
-      if (s.policy != Policy::block) {
-        if (s.pending.empty() && s.policy == Policy::drop_oldest && retract_locked(s)) continue;
-        if (s.dead) return true;
-        // drop-newest, events waiting, or drop-oldest with nothing left to retract (all
-        // leases are in the consumer's hands).
-        ++s.info.dropped_newest;
-        wake_locked(s);
-        return true;
-      }
-      if (!counted_block) {
-        ++s.info.blocked_sends;
-        counted_block = true;
-        deadline = block_deadline();
-      }
-      const Wait w = wait_locked(s, lk, deadline);
-      if (w == Wait::gone) return true;
-      if (w == Wait::cancelled) {
-        wake_locked(s);
-        return false;
-      }
-      if (!sync_locked(s)) return true;
-    }
-    std::uint32_t idx;
-    if (!s.free_leases.empty()) {
-      idx = s.free_leases.back();
-      s.free_leases.pop_back();
-    } else {
-      idx = static_cast<std::uint32_t>(s.leases.size());
-      s.leases.emplace_back();
-    }
-    Lease& l = s.leases[idx];
-    ++l.gen;
-    l.live = true;
-    l.buffer = b;
-    ++s.leases_out;
-    const std::uint64_t token = (std::uint64_t{l.gen} << 32) | idx;
-    words[1] = token;                            // BufferRecord::token is the second word
-    words[wire::kSendNsWord] = wire::mono_ns();  // transit latency stamp (observability)
-    write_locked(s, words, bytes, Kind::buffer, token);
-    ++s.info.buffers_sent;
-    s.info.bytes_sent += b.size();
-    wake_locked(s);
-    // Large buffers: collect what the subscriber returned since (after the wake-up, which must
-    // not wait for it), so the next loan gets the slot returned last (eager_return_bytes).
-    if (opts.eager_return_bytes != 0 && b.size() >= opts.eager_return_bytes) (void)sync_locked(s);
-    return true;
-  }
-
-  // Delivers (or queues) one event. False only when an interrupt() cancelled a wait for this
-  // subscriber: the event is then queued and still delivered in order once there is room.
-  bool deliver_event(Sub& s, const std::vector<std::uint64_t>& rec) {
-    std::unique_lock lk(s.mu);
-    if (!sync_locked(s)) return true;
-    const std::size_t bytes = rec.size() * 8;
-    flush_pending_locked(s);
-    auto deadline = block_deadline();
-    while (!(s.pending.empty() && fits_locked(s, bytes))) {
-      if (s.policy == Policy::block) {
-        const Wait w = wait_locked(s, lk, deadline);
-        if (w == Wait::gone) return true;
-        if (w == Wait::cancelled) {
-          if (queue_event_locked(s, rec)) wake_locked(s);
-          return false;
-        }
-        if (!sync_locked(s)) return true;
-        flush_pending_locked(s);
-      } else if (!(s.pending.empty() && s.policy == Policy::drop_oldest && retract_locked(s))) {
-        break;
-      }
-    }
-    if (s.pending.empty() && fits_locked(s, bytes)) {
-      write_locked(s, rec.data(), bytes, Kind::event, 0);
-      ++s.info.events_sent;
-    } else if (!queue_event_locked(s, rec)) {
-      return true;
-    }
-    wake_locked(s);
-    return true;
-  }
-
-  // ---- drain at EOS -----------------------------------------------------------------------
-
-  // Sleeps until the subscriber's read position may have reached `until` (its wake-up
-  // threshold says so), its sockets speak, interrupt(), or `deadline` (at most 100 ms, so a
-  // lost wake-up costs no more). Unlike wait_locked() it never expels anyone: a subscriber
-  // that stays behind only makes drain() time out.
-  void drain_wait_locked(Sub& s, std::unique_lock<std::mutex>& lk, std::uint64_t until,
-                         std::chrono::steady_clock::time_point deadline) {
-    if (s.wake_pending) {
-      s.wake_pending = false;
-      if (!os::drain_wake(s.wake.get())) {
-        kill_locked(s, "connection closed", false);
-        return;
-      }
-    }
-    s.ah->wake_ret.store(UINT64_MAX, std::memory_order_relaxed);
-    s.ah->wake_read.store(until, std::memory_order_relaxed);
-    s.ah->pub_waiting.store(1, std::memory_order_seq_cst);
-    const std::uint64_t rp = s.read_pos;
-    if (!sync_locked(s) || s.read_pos != rp) {
-      if (!s.dead) s.ah->pub_waiting.store(0, std::memory_order_relaxed);
-      return;
-    }
-    s.wake_needed = true;
-    wake_locked(s);
-    pollfd pfd[3] = {
-        {s.wake.get(), POLLIN, 0}, {s.sock.get(), POLLIN, 0}, {interrupt_efd.get(), POLLIN, 0}};
-    lk.unlock();
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    const int n = ::poll(pfd, 3, static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 100)));
-    lk.lock();
-    if (s.dead) return;
-    if (n > 0 && (pfd[0].revents & POLLIN)) s.wake_pending = true;
-    if (n > 0 && ((pfd[0].revents | pfd[1].revents) & (POLLHUP | POLLERR))) {
-      kill_locked(s, "connection closed", false);
-      return;
-    }
-    s.ah->pub_waiting.store(0, std::memory_order_relaxed);
-  }
-
   Result<void> drain_all(std::chrono::steady_clock::time_point deadline) {
-    std::vector<std::shared_ptr<Sub>> subs;
+    std::vector<std::shared_ptr<Connection>> subs;
     {
       std::lock_guard lk(mu_);
       subs = subs_;
     }
     std::size_t behind = 0;
-    for (auto& sp : subs) {
-      Sub& s = *sp;
-      std::unique_lock lk(s.mu);
-      for (;;) {
-        if (!sync_locked(s)) break;  // gone: nothing left to wait for
-        flush_pending_locked(s);
-        if (s.pending.empty() && s.read_pos == s.write_pos) break;  // read through
-        if (interrupted.load(std::memory_order_acquire))
-          return err(Errc::cancelled, "publisher interrupted while draining");
-        if (std::chrono::steady_clock::now() >= deadline) {
+    for (auto& s : subs) {
+      switch (s->drain(deadline)) {
+        case Connection::Drained::read_through:
+          break;
+        case Connection::Drained::behind:
           ++behind;
           break;
-        }
-        drain_wait_locked(s, lk, s.write_pos, deadline);
+        case Connection::Drained::cancelled:
+          return err(Errc::cancelled, "publisher interrupted while draining");
       }
     }
     if (behind != 0)
@@ -821,14 +138,14 @@ struct IpcPublisher::Impl {
   }
 
   void collect_all() {
-    std::vector<std::shared_ptr<Sub>> subs;
+    std::vector<std::shared_ptr<Connection>> subs;
     {
       std::lock_guard lk(mu_);
       subs = subs_;
     }
     for (auto& s : subs) {
       std::lock_guard sl(s->mu);
-      (void)sync_locked(*s);
+      (void)s->sync();  // false: it is gone, and its leases went to the quarantine
     }
   }
 
@@ -843,14 +160,14 @@ struct IpcPublisher::Impl {
       return err(Errc::invalid_argument, "buffer metadata too large for the transport");
     bool complete = true;
     for (auto& s : snapshot())
-      complete &= deliver_buffer(*s, scratch_.data(), scratch_.size() * 8, b);
-    buffers_sent.fetch_add(1, std::memory_order_relaxed);
+      complete &= s->deliver_buffer(scratch_.data(), scratch_.size() * 8, b, *pool);
+    counters.buffers_sent.fetch_add(1, std::memory_order_relaxed);
     if (!complete)
       return err(Errc::cancelled, "publisher interrupted while waiting for a subscriber");
     return {};
   }
 
-  const std::vector<std::shared_ptr<Sub>>& snapshot() {
+  const std::vector<std::shared_ptr<Connection>>& snapshot() {
     const std::uint64_t v = subs_version_.load(std::memory_order_acquire);
     if (v != cache_version_) {
       std::lock_guard lk(mu_);
@@ -862,101 +179,21 @@ struct IpcPublisher::Impl {
 
   // ---- background thread ------------------------------------------------------------------
 
-  bool admitted(const ucred& c) const {
-    if (c.uid == ::geteuid()) return true;
-    if (std::find(opts.allowed_uids.begin(), opts.allowed_uids.end(), c.uid) !=
-        opts.allowed_uids.end())
-      return true;
-    return std::find(opts.allowed_gids.begin(), opts.allowed_gids.end(), c.gid) !=
-           opts.allowed_gids.end();
-  }
-
-  void refuse(int fd, Errc code, const std::string& why) {
-    auto msg = wire::encode_refuse({code, why});
-    (void)os::send_msg(fd, msg);
-    refused.fetch_add(1, std::memory_order_relaxed);
-  }
-
+  // Takes every waiting connection into the handshake, up to max_subscribers (the handshaking,
+  // the subscribers and the quarantined ones together).
   void accept_all() {
-    for (;;) {
-      UniqueFd fd(::accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-      if (!fd) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-          PLX_LOG(warn, kLog, "accept on %s: %s", path.c_str(), std::strerror(errno));
-        return;
-      }
-      ucred c{};
-      socklen_t len = sizeof c;
-      if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &c, &len) != 0) {
-        PLX_LOG(warn, kLog, "SO_PEERCRED: %s", std::strerror(errno));
-        continue;
-      }
+    acceptor.accept_all([this](UniqueFd fd, const ucred& c) {
       std::lock_guard lk(mu_);
       if (subs_.size() + handshaking_.size() + zombies_.size() >= opts.max_subscribers) {
-        refuse(fd.get(), Errc::resource_exhausted, "too many subscribers");
-        continue;
+        acceptor.refuse(fd.get(), Errc::resource_exhausted, "too many subscribers");
+        return;
       }
-      auto s = std::make_shared<Sub>();
-      s->id = next_conn_id_++;
-      s->sock = std::move(fd);
-      s->cred = c;
-      s->accepted_at = std::chrono::steady_clock::now();
+      auto s = std::make_shared<Connection>(shared, next_conn_id_++, std::move(fd), c);
       // A peer with the wrong credentials is refused when its hello has been read: closing a
       // socket with unread data resets the connection and the peer would lose the reason.
-      s->refused = !admitted(c);
+      s->refused = !acceptor.admitted(c);
       handshaking_.push_back(std::move(s));
-    }
-  }
-
-  Result<void> setup_sub(Sub& s, const wire::Hello& hello) {
-    s.policy = hello.policy == wire::kPolicyDefault ? opts.default_policy
-                                                    : static_cast<Policy>(hello.policy);
-    if (s.quota == 0) s.quota = opts.max_leases_per_subscriber;
-    s.cap = opts.ring_bytes;
-    s.ret_cap = next_pow2(s.quota);
-    PLX_ASSIGN(s.ring_region, memory::SharedMemorySegment::create(
-                                  "parallax-ipc-ring", sizeof(wire::RingHeader) + s.cap));
-    PLX_ASSIGN(s.ack_region, memory::SharedMemorySegment::create(
-                                 "parallax-ipc-ack", sizeof(wire::AckHeader) + 8ull * s.ret_cap));
-    s.rh = new (s.ring_region.writable_data()) wire::RingHeader{};
-    s.rh->magic = wire::kRingMagic;
-    s.rh->version = wire::kVersion;
-    s.rh->header_size = sizeof(wire::RingHeader);
-    s.rh->capacity = s.cap;
-    s.rdata = s.ring_region.writable_data() + sizeof(wire::RingHeader);
-    s.ah = new (s.ack_region.writable_data()) wire::AckHeader{};
-    s.ah->magic = wire::kAckMagic;
-    s.ah->version = wire::kVersion;
-    s.ah->header_size = sizeof(wire::AckHeader);
-    s.ah->return_capacity = s.ret_cap;
-    s.rets = reinterpret_cast<std::atomic<std::uint64_t>*>(s.ack_region.writable_data() +
-                                                           sizeof(wire::AckHeader));
-    PLX_ASSIGN(os::WakePair wake, os::make_wake_pair());
-    s.wake = std::move(wake.first);
-    PLX_ASSIGN(UniqueFd ring_ro, s.ring_region.export_fd(memory::Access::read_only));
-    PLX_ASSIGN(UniqueFd ack_rw, s.ack_region.export_fd(memory::Access::read_write));
-    wire::Welcome w{s.cap,
-                    static_cast<std::uint32_t>(s.ring_region.size()),
-                    static_cast<std::uint32_t>(s.ack_region.size()),
-                    s.ret_cap,
-                    s.quota,
-                    s.policy,
-                    static_cast<std::uint64_t>(::getpid()),
-                    s.id};
-    auto msg = wire::encode_welcome(w);
-    int fds[wire::kWelcomeFds] = {ring_ro.get(), ack_rw.get(), wake.second.get()};
-    PLX_TRY(os::send_msg(s.sock.get(), msg, fds));
-    for (std::size_t i = 0; i < pool->segment_count(); ++i)
-      PLX_TRY(announce_segment(s, pool->segment(i)));
-    s.info.id = s.id;
-    s.info.pid = s.cred.pid;
-    s.info.uid = s.cred.uid;
-    s.info.gid = s.cred.gid;
-    s.info.policy = s.policy;
-    s.info.max_leases = s.quota;
-    s.active = true;
-    return {};
+    });
   }
 
   // The quota a joining subscriber gets (0: refuse it). Called with mu_ held. For a slot pool,
@@ -973,9 +210,9 @@ struct IpcPublisher::Impl {
     if (slots <= reserve) return 0;
     std::size_t granted = 0;
     for (const auto& o : subs_)
-      granted += o->quota;
+      granted += o->quota();
     for (const auto& z : zombies_)
-      granted += z->quota;
+      granted += z->quota();
     const std::size_t budget = slots - reserve;
     if (granted >= budget) return 0;
     const std::size_t left = budget - granted;
@@ -1007,14 +244,14 @@ struct IpcPublisher::Impl {
     if (have + seg_bytes > opts.max_pool_bytes) return false;
     auto grown = pool->grow();
     if (!grown) {
-      PLX_LOG(warn, kLog, "%s: could not grow the pool for a new subscriber: %s", path.c_str(),
-              grown.error().message.c_str());
+      PLX_LOG(warn, kLog, "%s: could not grow the pool for a new subscriber: %s",
+              acceptor.path().c_str(), grown.error().message.c_str());
       return false;
     }
     if (*grown) {
       PLX_LOG(info, kLog,
               "%s: pool grew to %zu slots (%zu segments, %llu bytes) for a new subscriber",
-              path.c_str(), pool->capacity(), pool->segment_count(),
+              acceptor.path().c_str(), pool->capacity(), pool->segment_count(),
               static_cast<unsigned long long>(have + seg_bytes));
     }
     return *grown;
@@ -1022,56 +259,16 @@ struct IpcPublisher::Impl {
 
   // Called with mu_ held: the handshake and the sticky events happen atomically with respect
   // to send_event(), so a joining subscriber sees each event exactly once.
-  void handle_hello(const std::shared_ptr<Sub>& sp) {
-    Sub& s = *sp;
-    std::byte buf[wire::kMaxMsgSize];
-    auto r = os::recv_msg(s.sock.get(), buf, true);
-    if (!r) {
-      protocol_errors.fetch_add(1, std::memory_order_relaxed);
-      PLX_LOG(warn, kLog, "closing connection %llu: %s", static_cast<unsigned long long>(s.id),
-              r.error().message.c_str());
-      s.dead = true;
-      return;
-    }
-    if (r->would_block) return;
-    if (r->closed) {
-      s.dead = true;
-      return;
-    }
-    auto fail = [&](const std::string& why) {
-      protocol_errors.fetch_add(1, std::memory_order_relaxed);
-      PLX_LOG(warn, kLog, "closing connection %llu (pid %d): %s",
-              static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), why.c_str());
-      refuse(s.sock.get(), Errc::data_loss, why);
-      refused.fetch_sub(1, std::memory_order_relaxed);  // counted as a protocol error instead
-      s.dead = true;
-    };
-    if (s.refused) {
-      PLX_LOG(warn, kLog, "refusing pid %d: uid %u gid %u not permitted on %s",
-              static_cast<int>(s.cred.pid), s.cred.uid, s.cred.gid, path.c_str());
-      refuse(s.sock.get(), Errc::permission_denied, "credentials not permitted");
-      s.dead = true;
-      return;
-    }
-    if (!r->fds.empty()) return fail("unexpected fds in hello");
-    auto first = wire::decode_peer_msg(std::span<const std::byte>(buf, r->size));
-    if (!first) return fail(first.error().message);
-    if (std::holds_alternative<wire::StatsRequest>(*first)) {
+  void handle_hello(const std::shared_ptr<Connection>& sp) {
+    Connection& s = *sp;
+    const detail::Acceptor::FirstMessage first = acceptor.read_hello(s);
+    if (std::holds_alternative<wire::StatsRequest>(first)) {
       serve_stats(s);
       s.dead = true;  // answered: never a subscriber
       return;
     }
-    const std::optional<wire::Hello> hello(std::get<wire::Hello>(*first));
-    if (hello->policy != wire::kPolicyDefault && !opts.allowed_policies.empty() &&
-        std::find(opts.allowed_policies.begin(), opts.allowed_policies.end(),
-                  static_cast<Policy>(hello->policy)) == opts.allowed_policies.end()) {
-      const std::string why =
-          "policy " + std::string(to_string(static_cast<Policy>(hello->policy))) + " not allowed";
-      PLX_LOG(warn, kLog, "refusing pid %d: %s", static_cast<int>(s.cred.pid), why.c_str());
-      refuse(s.sock.get(), Errc::permission_denied, why);
-      s.dead = true;
-      return;
-    }
+    if (!std::holds_alternative<wire::Hello>(first)) return;  // nothing yet, or refused
+    const wire::Hello& hello = std::get<wire::Hello>(first);
     const std::uint32_t grant = admit_quota_locked();
     if (grant == 0) {
       const std::string why =
@@ -1082,13 +279,12 @@ struct IpcPublisher::Impl {
                                           std::to_string(opts.max_pool_bytes) + " reached)"
                                     : "; no growth budget: max_pool_bytes is 0)");
       PLX_LOG(warn, kLog, "refusing pid %d: %s", static_cast<int>(s.cred.pid), why.c_str());
-      refuse(s.sock.get(), Errc::resource_exhausted, why);
+      acceptor.refuse(s.sock.get(), Errc::resource_exhausted, why);
       s.dead = true;
       return;
     }
     std::lock_guard sl(s.mu);
-    s.quota = grant;
-    if (auto st = setup_sub(s, *hello); !st) {
+    if (auto st = s.setup(hello, grant, *pool); !st) {
       PLX_LOG(warn, kLog, "handshake with pid %d failed: %s", static_cast<int>(s.cred.pid),
               st.error().message.c_str());
       s.dead = true;
@@ -1097,20 +293,14 @@ struct IpcPublisher::Impl {
     std::vector<std::uint64_t> rec;
     for (const auto* e : {&sticky_start_, &sticky_format_, &sticky_segment_}) {
       if (!*e) continue;
-      if (wire::encode_event(rec, **e)) {
-        write_locked(s, rec.data(), rec.size() * 8, Kind::event, 0);
-        ++s.info.events_sent;
-      }
+      if (wire::encode_event(rec, **e)) s.write_sticky(rec);
     }
-    if (sticky_eos_ && wire::encode_event(rec, Event::eos())) {
-      write_locked(s, rec.data(), rec.size() * 8, Kind::event, 0);
-      ++s.info.events_sent;
-    }
-    wake_locked(s);
-    connections.fetch_add(1, std::memory_order_relaxed);
+    if (sticky_eos_ && wire::encode_event(rec, Event::eos())) s.write_sticky(rec);
+    s.wake();
+    counters.connections.fetch_add(1, std::memory_order_relaxed);
     PLX_LOG(info, kLog, "subscriber %llu joined: pid %d uid %u policy %s",
             static_cast<unsigned long long>(s.id), static_cast<int>(s.cred.pid), s.cred.uid,
-            std::string(to_string(s.policy)).c_str());
+            std::string(to_string(s.policy())).c_str());
   }
 
   // ---- stats (observability) ----------------------------------------------------------------
@@ -1120,18 +310,18 @@ struct IpcPublisher::Impl {
   // `p`: the pool (replace_pool() may swap it: callers pass a reference taken under mu_).
   PublisherStats own_stats(const std::optional<Event>& format, const memory::MemoryPool& p) const {
     PublisherStats st;
-    st.buffers_sent = buffers_sent.load(std::memory_order_relaxed);
-    st.zero_copy = zero_copy.load(std::memory_order_relaxed);
-    st.copies = copies.load(std::memory_order_relaxed);
-    st.bytes_copied = bytes_copied.load(std::memory_order_relaxed);
-    st.events_sent = events_sent.load(std::memory_order_relaxed);
-    st.connections = connections.load(std::memory_order_relaxed);
-    st.disconnects = disconnects.load(std::memory_order_relaxed);
-    st.refused = refused.load(std::memory_order_relaxed);
-    st.protocol_errors = protocol_errors.load(std::memory_order_relaxed);
-    st.pools_replaced = pools_replaced.load(std::memory_order_relaxed);
-    st.segments_retired = segments_retired.load(std::memory_order_relaxed);
-    st.stats_requests = stats_requests.load(std::memory_order_relaxed);
+    st.buffers_sent = counters.buffers_sent.load(std::memory_order_relaxed);
+    st.zero_copy = counters.zero_copy.load(std::memory_order_relaxed);
+    st.copies = counters.copies.load(std::memory_order_relaxed);
+    st.bytes_copied = counters.bytes_copied.load(std::memory_order_relaxed);
+    st.events_sent = counters.events_sent.load(std::memory_order_relaxed);
+    st.connections = counters.connections.load(std::memory_order_relaxed);
+    st.disconnects = counters.disconnects.load(std::memory_order_relaxed);
+    st.refused = counters.refused.load(std::memory_order_relaxed);
+    st.protocol_errors = counters.protocol_errors.load(std::memory_order_relaxed);
+    st.pools_replaced = counters.pools_replaced.load(std::memory_order_relaxed);
+    st.segments_retired = counters.segments_retired.load(std::memory_order_relaxed);
+    st.stats_requests = counters.stats_requests.load(std::memory_order_relaxed);
     st.publisher_pid = ::getpid();
     st.uptime_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                   std::chrono::steady_clock::now() - bound_at)
@@ -1152,41 +342,16 @@ struct IpcPublisher::Impl {
     return st;
   }
 
-  // One subscriber's figures: ours, plus what it reports in its ack area (plain numbers,
-  // shown as they are; a lying subscriber only lies about itself). Sub::mu held.
-  SubscriberInfo sub_info_locked(const Sub& s) const {
-    SubscriberInfo info = s.info;
-    info.leases = s.leases_out;
-    info.ring_capacity = s.cap;
-    info.ring_used = s.write_pos - s.read_pos;
-    info.connected_ns =
-        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                       std::chrono::steady_clock::now() - s.accepted_at)
-                                       .count());
-    if (s.ah != nullptr && !s.dead) {
-      const wire::AckReport& rep = s.ah->report;
-      std::array<std::uint64_t, wire::kLatencyBuckets> b{};
-      for (std::size_t k = 0; k < b.size(); ++k)
-        b[k] = rep.latency_log2[k].load(std::memory_order_relaxed);
-      info.received = rep.received.load(std::memory_order_relaxed);
-      info.latency_count = rep.latency_count.load(std::memory_order_relaxed);
-      info.latency_max_ns = rep.latency_max_ns.load(std::memory_order_relaxed);
-      info.latency_p50_ns = wire::latency_quantile(b, 0.5, info.latency_max_ns);
-      info.latency_p99_ns = wire::latency_quantile(b, 0.99, info.latency_max_ns);
-    }
-    return info;
-  }
-
   // Answers a stats request (mu_ held, like the rest of the handshake). Every message is a
   // non-blocking send: a requester that does not read loses its answer, nobody waits for it.
-  void serve_stats(Sub& req) {
-    stats_requests.fetch_add(1, std::memory_order_relaxed);
+  void serve_stats(Connection& req) {
+    counters.stats_requests.fetch_add(1, std::memory_order_relaxed);
     PublisherStats st = own_stats(sticky_format_, *pool);
     for (auto& sp : subs_) {
       std::lock_guard sl(sp->mu);
       if (sp->dead || !sp->active) continue;
-      (void)sync_locked(*sp);  // false only when it just died: skip it then
-      if (!sp->dead) st.subscribers.push_back(sub_info_locked(*sp));
+      (void)sp->sync();  // false only when it just died: skip it then
+      if (!sp->dead) st.subscribers.push_back(sp->info());
     }
     std::vector<std::vector<std::byte>> msgs;
     msgs.push_back(wire::encode_stats_publisher(st));
@@ -1216,10 +381,10 @@ struct IpcPublisher::Impl {
   }
 
   void remove_dead_locked() {
-    auto dead = [this](const std::shared_ptr<Sub>& s) {
+    auto dead = [this](const std::shared_ptr<Connection>& s) {
       if (!s->dead) return false;
       std::lock_guard sl(s->mu);
-      if (!s->quarantine.empty() && s->wake) zombies_.push_back(s);
+      if (s->quarantined() != 0 && s->wake_fd() >= 0) zombies_.push_back(s);
       return true;
     };
     handshaking_.erase(std::remove_if(handshaking_.begin(), handshaking_.end(), dead),
@@ -1232,14 +397,16 @@ struct IpcPublisher::Impl {
     }
   }
 
+  // The background thread: every 20 ms, or sooner when the listen socket, a connection socket
+  // or a quarantined subscriber's wake socket speaks, or wake_efd (close()) fires.
   void run() {
+    using namespace std::chrono_literals;
     std::vector<pollfd> pfds;
-    std::vector<std::shared_ptr<Sub>> polled, zombies;
+    std::vector<std::shared_ptr<Connection>> polled, zombies;
     while (!stopping.load(std::memory_order_acquire)) {
       pfds.clear();
       polled.clear();
-      pfds.push_back({wake_efd.get(), POLLIN, 0});
-      pfds.push_back({listen_fd.get(), POLLIN, 0});
+      pfds.push_back({acceptor.fd(), POLLIN, 0});
       {
         std::lock_guard lk(mu_);
         for (auto& s : handshaking_)
@@ -1251,19 +418,20 @@ struct IpcPublisher::Impl {
       for (auto& s : polled)
         pfds.push_back({s->sock.get(), POLLIN, 0});
       for (auto& z : zombies)
-        pfds.push_back({z->wake.get(), POLLIN, 0});
-      int n = ::poll(pfds.data(), pfds.size(), 20);
-      if (n < 0 && errno != EINTR) {
-        PLX_LOG(error, kLog, "poll: %s", std::strerror(errno));
+        pfds.push_back({z->wake_fd(), POLLIN, 0});
+      const auto woke =
+          base::wait_fds(pfds, wake_efd.get(), std::chrono::steady_clock::now() + 20ms);
+      if (!woke) {
+        PLX_LOG(error, kLog, "%s", woke.error().message.c_str());
         break;
       }
       if (stopping.load(std::memory_order_acquire)) break;
-      if (pfds[0].revents & POLLIN) os::drain_eventfd(wake_efd.get());
-      if (pfds[1].revents & POLLIN) accept_all();
+      if (*woke == base::Wait::interrupted) os::drain_eventfd(wake_efd.get());
+      if (pfds[0].revents & POLLIN) accept_all();
       bool changed = false;
       for (std::size_t i = 0; i < polled.size(); ++i) {
         auto& s = polled[i];
-        const short re = pfds[i + 2].revents;
+        const short re = pfds[i + 1].revents;
         if (re == 0) continue;
         std::unique_lock lk(mu_);
         bool was_active;
@@ -1291,66 +459,38 @@ struct IpcPublisher::Impl {
         // After the handshake a subscriber has nothing to say on the socket: a hang-up is the
         // normal end, anything else is a protocol error.
         std::lock_guard sl(s->mu);
-        if (re & (POLLHUP | POLLERR)) {
-          kill_locked(*s, "connection closed", false);
-        } else {
-          char c[64];
-          ssize_t r = ::recv(s->sock.get(), c, sizeof c, MSG_DONTWAIT);
-          if (r == 0)
-            kill_locked(*s, "connection closed", false);
-          else if (r > 0)
-            kill_locked(*s, "unexpected message after the handshake", true);
-        }
+        s->on_socket(re);
         changed = true;
       }
       // Quarantined slots come back when the gone subscriber's end of the wake socket closes.
       bool released = false;
       for (std::size_t i = 0; i < zombies.size(); ++i) {
-        const short re = pfds[2 + polled.size() + i].revents;
+        const short re = pfds[1 + polled.size() + i].revents;
         if (re == 0) continue;
-        Sub& z = *zombies[i];
+        Connection& z = *zombies[i];
         std::lock_guard sl(z.mu);
-        if ((re & (POLLHUP | POLLERR)) || !os::drain_wake(z.wake.get())) {
-          PLX_LOG(info, kLog, "subscriber %llu (pid %d) unmapped: %zu quarantined slots back",
-                  static_cast<unsigned long long>(z.id), static_cast<int>(z.cred.pid),
-                  z.quarantine.size());
-          z.quarantine.clear();
-          z.wake.reset();
-          released = true;
-        }
+        released |= z.release_quarantine(re);
       }
       if (released) {
         std::lock_guard lk(mu_);
-        std::erase_if(zombies_, [](const std::shared_ptr<Sub>& z) {
+        std::erase_if(zombies_, [](const std::shared_ptr<Connection>& z) {
           std::lock_guard sl(z->mu);
-          return !z->wake;
+          return z->wake_fd() < 0;
         });
       }
       // Connections that never said hello give their place back.
       {
         const auto now = std::chrono::steady_clock::now();
         std::lock_guard lk(mu_);
-        for (auto& s : handshaking_) {
-          if (s->dead || now - s->accepted_at < opts.handshake_timeout) continue;
-          protocol_errors.fetch_add(1, std::memory_order_relaxed);
-          PLX_LOG(warn, kLog, "closing connection %llu (pid %d): no hello within %lld ms",
-                  static_cast<unsigned long long>(s->id), static_cast<int>(s->cred.pid),
-                  static_cast<long long>(opts.handshake_timeout.count()));
-          refuse(s->sock.get(), Errc::timeout, "no hello within the handshake timeout");
-          refused.fetch_sub(1, std::memory_order_relaxed);  // counted as a protocol error
-          s->dead = true;
-          changed = true;
-        }
+        for (auto& s : handshaking_)
+          changed |= acceptor.expire(*s, now);
       }
       // Periodic return collection: keeps pool occupancy honest while the producer is idle.
       // Queued events (ring full, or a cancelled send_event) go out as soon as there is room,
       // not only with the producer's next call.
       for (auto& s : polled) {
         std::lock_guard sl(s->mu);
-        if (sync_locked(*s) && !s->pending.empty()) {
-          flush_pending_locked(*s);
-          wake_locked(*s);
-        }
+        s->tick();
       }
       if (changed) {
         std::lock_guard lk(mu_);
@@ -1365,7 +505,7 @@ struct IpcPublisher::Impl {
   // leaves retiring_ when no subscriber has it announced any more.
   void retire_segments() {
     std::vector<std::uint64_t> ids;
-    std::vector<std::shared_ptr<Sub>> subs;
+    std::vector<std::shared_ptr<Connection>> subs;
     {
       std::lock_guard lk(mu_);
       if (retiring_.empty()) return;
@@ -1373,33 +513,9 @@ struct IpcPublisher::Impl {
       subs = subs_;
     }
     std::set<std::uint64_t> still;
-    for (auto& sp : subs) {
-      Sub& s = *sp;
-      std::lock_guard sl(s.mu);
-      if (!sync_locked(s)) continue;
-      for (std::uint64_t id : ids) {
-        if (s.segments_sent.count(id) == 0) continue;
-        const bool used = std::any_of(s.leases.begin(), s.leases.end(), [&](const Lease& l) {
-          return l.live && l.buffer.segment() != nullptr && l.buffer.segment()->id() == id;
-        });
-        if (used) {
-          still.insert(id);
-          continue;
-        }
-        auto msg = wire::encode_segment_retired({id});
-        auto r = os::send_msg(s.sock.get(), msg);
-        if (!r) {
-          if (r.error().code == Errc::resource_exhausted) {
-            still.insert(id);  // its socket is full: try again on the next turn
-          } else {
-            kill_locked(s, r.error().message.c_str(), r.error().code != Errc::unavailable);
-          }
-          continue;
-        }
-        s.segments_sent.erase(id);
-        if (s.last_segment == id) s.last_segment = UINT64_MAX;
-        segments_retired.fetch_add(1, std::memory_order_relaxed);
-      }
+    for (auto& s : subs) {
+      std::lock_guard sl(s->mu);
+      s->retire_segments(ids, still);
     }
     std::lock_guard lk(mu_);
     for (std::uint64_t id : ids)
@@ -1415,7 +531,7 @@ struct IpcPublisher::Impl {
     }
     if (ended && opts.linger.count() > 0) {
       if (auto r = drain_all(std::chrono::steady_clock::now() + opts.linger); !r)
-        PLX_LOG(info, kLog, "%s: closing without a full drain: %s", path.c_str(),
+        PLX_LOG(info, kLog, "%s: closing without a full drain: %s", acceptor.path().c_str(),
                 r.error().message.c_str());
     }
     closed = true;
@@ -1424,7 +540,7 @@ struct IpcPublisher::Impl {
       os::signal_eventfd(wake_efd.get());
       thread.join();
     }
-    std::vector<std::shared_ptr<Sub>> all;
+    std::vector<std::shared_ptr<Connection>> all;
     {
       std::lock_guard lk(mu_);
       all = subs_;
@@ -1435,30 +551,12 @@ struct IpcPublisher::Impl {
       zombies_.clear();  // a publisher that closes gives every slot back to its pool
       subs_version_.fetch_add(1);
     }
-    std::vector<std::uint64_t> rec;
-    wire::encode_simple(rec, wire::RecordType::goodbye);
     for (auto& s : all) {
       std::lock_guard sl(s->mu);
-      if (s->active && !s->dead && sync_locked(*s)) {
-        if (fits_locked(*s, 8) || retract_locked(*s)) {
-          if (fits_locked(*s, 8)) write_locked(*s, rec.data(), 8, Kind::event, 0);
-        }
-        wake_locked(*s);
-      }
-      s->dead = true;
-      s->leases.clear();
-      s->inflight.clear();
-      if (s->sock) ::shutdown(s->sock.get(), SHUT_RDWR);
+      s->say_goodbye();
     }
     cache_.clear();
-    if (listen_fd) {
-      // Unlink only the file we created: a successor may already have replaced it.
-      struct stat st {};
-      if (::stat(path.c_str(), &st) == 0 && st.st_ino == sock_ino && st.st_dev == sock_dev)
-        ::unlink(path.c_str());
-      listen_fd.reset();
-    }
-    drop_lock();
+    acceptor.close();
   }
 
   // Our collector in the process's MetricsRegistry (reads stats() at export time). The last
@@ -1474,141 +572,9 @@ IpcPublisher::IpcPublisher(IpcPublisher&&) noexcept = default;
 IpcPublisher& IpcPublisher::operator=(IpcPublisher&&) noexcept = default;
 IpcPublisher::~IpcPublisher() = default;
 
-// Subscribers import only sealed memfds (Segment::import): a pool in heap memory cannot be
-// sent at all, and a mapped file (MappedFileSegment) would be refused by every subscriber at
-// its first segment announcement. Both are refused here, where the mistake is made.
-static Result<void> check_publishable_pool(const memory::MemoryPool& pool) {
-  for (std::size_t i = 0; i < pool.segment_count(); ++i) {
-    const memory::Segment& seg = pool.segment(i);
-    if (!seg.shareable())
-      return err(Errc::invalid_argument,
-                 "the publisher's pool must live in shared memory (memfd or hugepage), not " +
-                     std::string(memory::to_string(seg.backend())));
-    if (seg.backend() == memory::Backend::file)
-      return err(Errc::invalid_argument,
-                 "the publisher's pool must live in memfd or hugepage memory: a file-backed "
-                 "segment (" +
-                     seg.name() +
-                     ") cannot be sealed, and subscribers map only sealed memfds, so every "
-                     "subscriber would refuse it");
-  }
-  return {};
-}
-
 namespace {
 PublisherStats publisher_stats(IpcPublisher::Impl& im);  // stats(), also for the metrics collector
 
-// ---- the pool the publisher makes (PublisherOptions::pool unset) ----------------------------
-// One transport policy for every producer (IpcPublisher users, both parallaxsink elements):
-// backend, prefault, slot sizing and the growth budget live here.
-
-// Automatic slot count: enough slots that a consumer a few hundred small buffers behind does not
-// stall the producer (every stall costs a sleep and a wake-up, ~10-20 us on a VM), without
-// taking more than ~16 MiB for small slots. Large frames get 6: the producer writes, the ring
-// and the consumer hold a few; more only spreads the frames over memory that no longer fits
-// in the cache (1080p RGBx: 4 slots 780 fps, 16 slots 731 fps on the benchmark machine).
-constexpr std::size_t kMinAutoSlots = 6;
-constexpr std::size_t kMaxAutoSlots = 256;
-constexpr std::size_t kAutoPoolBytes = 16 << 20;
-constexpr std::size_t kMinSlots = 2;
-// A variable-size pool's first segment: at least this (its pages are committed as blocks
-// touch them, so it costs what the blocks in flight use).
-constexpr std::size_t kArenaMinFirst = 2 << 20;
-// The block count a variable-size pool's quota is computed from when slot_count is automatic.
-constexpr std::size_t kArenaAutoBlocks = 64;
-
-std::string bytes_text(std::uint64_t n) {
-  return std::to_string(n) + " bytes";
-}
-
-// Makes the pool's segments: the backend asked for, prefaulted when asked (not with numa_node:
-// the placement binds first, then prefaults; never for a variable-size pool: its pages are
-// committed as blocks touch them, so it costs what the blocks in flight use).
-std::function<Result<memory::Segment>(std::size_t)> segment_maker(const PublisherOptions& o,
-                                                                  bool slots) {
-  const bool huge = o.memory == PoolMemory::hugepage;
-  const bool prefault = slots && o.prefault && !o.numa_node;
-  return [name = o.pool_name, huge, prefault](std::size_t bytes) -> Result<memory::Segment> {
-    auto seg = huge ? memory::HugePageSegment::create(name, bytes)
-                    : memory::SharedMemorySegment::create(name, bytes);
-    if (!seg)
-      return err(seg.error().code, "could not create " + bytes_text(bytes) +
-                                       " of shared memory: " + seg.error().message);
-    if (prefault) {
-      if (auto committed = seg->prefault(); !committed)
-        return err(committed.error().code, "could not commit " + bytes_text(bytes) +
-                                               " of shared memory: " + committed.error().message +
-                                               " (prefault=false defers it to first use)");
-    }
-    return std::move(*seg);
-  };
-}
-
-// The budget of the pool the publisher makes: max_pool_bytes, or (0) whatever the first
-// segment needs.
-std::uint64_t pool_budget(const PublisherOptions& o, std::uint64_t first) {
-  return o.max_pool_bytes != 0 ? o.max_pool_bytes : first;
-}
-
-// A pool for slots of at least `slot_size` bytes (0: a variable-size pool for blocks of about
-// `block` bytes), by the options' rules.
-Result<std::shared_ptr<memory::MemoryPool>> make_pool(const PublisherOptions& o,
-                                                      std::size_t slot_size, std::size_t block) {
-  auto segment = segment_maker(o, slot_size != 0);
-  if (slot_size == 0) {
-    const std::size_t count = o.slot_count != 0 ? o.slot_count : 1;
-    const std::size_t want =
-        ((std::max<std::size_t>(block, 1) + 4095) & ~std::size_t{4095}) * count;
-    std::size_t first = std::max(want, kArenaMinFirst);
-    if (o.max_pool_bytes != 0) first = std::min<std::uint64_t>(first, o.max_pool_bytes);
-    PLX_ASSIGN(memory::Segment seg, segment(first));
-    memory::ArenaOptions ao;
-    ao.max_bytes = static_cast<std::size_t>(pool_budget(o, first));
-    ao.grow = segment;
-    const std::size_t arena_budget = ao.max_bytes;
-    auto pool = memory::MemoryPool::create_arena(std::move(seg), std::move(ao));
-    if (!pool)
-      return err(pool.error().code,
-                 "could not create the variable-size pool: " + pool.error().message +
-                     " (budget max_pool_bytes " + bytes_text(arena_budget) + ")");
-    return std::move(*pool);
-  }
-  const std::size_t slot = (slot_size + 63) & ~std::size_t{63};
-  std::size_t count = o.slot_count != 0
-                          ? o.slot_count
-                          : std::clamp(kAutoPoolBytes / slot, kMinAutoSlots, kMaxAutoSlots);
-  if (o.slot_count == 0 && o.max_pool_bytes != 0 && slot * count > o.max_pool_bytes)
-    count = std::max<std::size_t>(kMinSlots, o.max_pool_bytes / slot);
-  const std::uint64_t bytes = std::uint64_t{slot} * count;
-  const std::uint64_t budget = pool_budget(o, bytes);
-  if (bytes > budget)
-    return err(Errc::resource_exhausted, std::to_string(count) + " slots of " + bytes_text(slot) +
-                                             " need " + bytes_text(bytes) +
-                                             " of shared memory, the budget (max_pool_bytes) is " +
-                                             bytes_text(budget));
-  PLX_ASSIGN(memory::Segment seg, segment(static_cast<std::size_t>(bytes)));
-  memory::PoolOptions po;
-  // Growth by whole segments at admission (fan-out) within the budget; never on a loan: a full
-  // pool is backpressure, not a reason to take more memory.
-  po.max_segments = std::max<std::uint64_t>(1, budget / bytes);
-  po.max_segments = std::min<std::size_t>(po.max_segments,
-                                          std::max<std::size_t>(1, memory::kMaxPoolSlots / count));
-  po.grow = segment;
-  po.grow_on_loan = false;
-  auto pool = memory::MemoryPool::create(std::move(seg), slot, std::move(po));
-  if (!pool)
-    return err(pool.error().code, "could not create the slot pool: " + pool.error().message);
-  return std::move(*pool);
-}
-
-// max_leases_per_subscriber 0: three quarters of the first segment's slots (of slot_count
-// blocks, kArenaAutoBlocks when automatic, for a variable-size pool).
-std::uint32_t resolve_quota(const PublisherOptions& o, const memory::MemoryPool& pool) {
-  if (o.max_leases_per_subscriber != 0) return o.max_leases_per_subscriber;
-  const std::size_t n = pool.variable_size() ? (o.slot_count != 0 ? o.slot_count : kArenaAutoBlocks)
-                                             : pool.capacity();
-  return static_cast<std::uint32_t>(std::clamp<std::size_t>(n * 3 / 4, 1, 4096));
-}
 }  // namespace
 
 Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions options) {
@@ -1627,11 +593,11 @@ Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions 
   auto impl = std::make_unique<Impl>();
   impl->closed = true;  // nothing to shut down until fully set up
   if (!options.pool) {
-    PLX_ASSIGN(options.pool, make_pool(options, options.slot_size, options.arena_block));
+    PLX_ASSIGN(options.pool, detail::make_pool(options, options.slot_size, options.arena_block));
     impl->made_pool = true;
   }
-  PLX_TRY(check_publishable_pool(*options.pool));
-  options.max_leases_per_subscriber = resolve_quota(options, *options.pool);
+  PLX_TRY(detail::check_publishable_pool(*options.pool));
+  options.max_leases_per_subscriber = detail::resolve_quota(options, *options.pool);
   impl->pool = options.pool;
   if (!options.pool->variable_size() && options.pool_reserve >= options.pool->capacity())
     return err(Errc::invalid_argument, "pool_reserve must be below the pool's slot count");
@@ -1652,12 +618,12 @@ Result<IpcPublisher> IpcPublisher::bind(std::string_view path, PublisherOptions 
   if (numa_node >= 0) PLX_TRY(impl->exporter.place(*impl->pool));
   PLX_ASSIGN(impl->wake_efd, os::make_eventfd());
   PLX_ASSIGN(impl->interrupt_efd, os::make_eventfd());
-  PLX_TRY(impl->listen_on(path));
+  PLX_TRY(impl->acceptor.listen(path));
   impl->closed = false;
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->run(); });
-  impl->metrics =
-      detail::register_publisher_metrics(impl->path, [raw] { return publisher_stats(*raw); });
+  impl->metrics = detail::register_publisher_metrics(impl->acceptor.path(),
+                                                     [raw] { return publisher_stats(*raw); });
   return IpcPublisher(std::move(impl));
 }
 
@@ -1687,7 +653,7 @@ Result<memory::Loan> IpcPublisher::loan(std::size_t size) {
 Result<void> IpcPublisher::replace_pool(std::shared_ptr<memory::MemoryPool> pool) {
   PLX_NEED_IMPL();
   if (!pool) return err(Errc::invalid_argument, "replace_pool: null pool");
-  PLX_TRY(check_publishable_pool(*pool));
+  PLX_TRY(detail::check_publishable_pool(*pool));
   Impl& im = *impl_;
   std::shared_ptr<memory::MemoryPool> old;
   std::vector<std::uint64_t> old_ids;
@@ -1701,9 +667,9 @@ Result<void> IpcPublisher::replace_pool(std::shared_ptr<memory::MemoryPool> pool
     }
   }
   im.exporter.forget(old_ids);  // no descriptor will name these again: nobody needs their fds
-  im.pools_replaced.fetch_add(1, std::memory_order_relaxed);
+  im.counters.pools_replaced.fetch_add(1, std::memory_order_relaxed);
   PLX_LOG(info, kLog, "publisher %s: new pool (%s, %zu bytes per %s); the old one is retired",
-          im.path.c_str(), im.pool->variable_size() ? "variable-size" : "slots",
+          im.acceptor.path().c_str(), im.pool->variable_size() ? "variable-size" : "slots",
           im.pool->slot_size(), im.pool->variable_size() ? "block at most" : "slot");
   // `old` drops here: its memory goes when the last buffer or lease over it is released.
   return {};
@@ -1743,7 +709,7 @@ Result<void> IpcPublisher::send(const memory::Buffer& buffer) {
   if (im.interrupted.load(std::memory_order_acquire))
     return err(Errc::cancelled, "publisher interrupted");
   if (buffer.valid() && buffer.segment() != nullptr && buffer.pool_id() == im.pool->id()) {
-    im.zero_copy.fetch_add(1, std::memory_order_relaxed);
+    im.counters.zero_copy.fetch_add(1, std::memory_order_relaxed);
     return im.deliver_all(buffer);
   }
   if (buffer.size() > im.pool->slot_size())
@@ -1753,8 +719,8 @@ Result<void> IpcPublisher::send(const memory::Buffer& buffer) {
   PLX_ASSIGN(memory::Loan l, loan(buffer.size()));
   if (buffer.size() != 0) std::memcpy(l.data().data(), buffer.data().data(), buffer.size());
   if (buffer.valid()) l.metadata() = buffer.metadata();
-  im.copies.fetch_add(1, std::memory_order_relaxed);
-  im.bytes_copied.fetch_add(buffer.size(), std::memory_order_relaxed);
+  im.counters.copies.fetch_add(1, std::memory_order_relaxed);
+  im.counters.bytes_copied.fetch_add(buffer.size(), std::memory_order_relaxed);
   return im.deliver_all(std::move(l).freeze());
 }
 
@@ -1774,7 +740,7 @@ Result<bool> IpcPublisher::fit(std::size_t bytes) {
     return err(Errc::invalid_argument,
                "a buffer of " + std::to_string(bytes) + " bytes does not fit the " +
                    std::to_string(cur->slot_size()) + "-byte slots of the publisher's pool");
-  PLX_ASSIGN(auto pool, make_pool(im.opts, bytes, 0));
+  PLX_ASSIGN(auto pool, detail::make_pool(im.opts, bytes, 0));
   PLX_TRY(replace_pool(std::move(pool)));
   return true;
 }
@@ -1813,8 +779,8 @@ Result<void> IpcPublisher::send_copy(std::size_t size,
   }
   if (size != 0) fill(l.data().subspan(0, size));
   l.metadata() = meta;
-  im.copies.fetch_add(1, std::memory_order_relaxed);
-  im.bytes_copied.fetch_add(size, std::memory_order_relaxed);
+  im.counters.copies.fetch_add(1, std::memory_order_relaxed);
+  im.counters.bytes_copied.fetch_add(size, std::memory_order_relaxed);
   return im.deliver_all(std::move(l).freeze());
 }
 
@@ -1827,7 +793,7 @@ Result<void> IpcPublisher::send_event(const Event& event) {
   PLX_TRY(wire::encode_event(rec, event));
   if (rec.size() * 8 > im.opts.ring_bytes / 4)
     return err(Errc::invalid_argument, "event too large for the ring");
-  std::vector<std::shared_ptr<Sub>> subs;
+  std::vector<std::shared_ptr<Connection>> subs;
   {
     std::lock_guard lk(im.mu_);
     switch (event.type) {
@@ -1854,8 +820,8 @@ Result<void> IpcPublisher::send_event(const Event& event) {
   }
   bool complete = true;
   for (auto& s : subs)
-    complete &= im.deliver_event(*s, rec);
-  im.events_sent.fetch_add(1, std::memory_order_relaxed);
+    complete &= s->deliver_event(rec);
+  im.counters.events_sent.fetch_add(1, std::memory_order_relaxed);
   if (!complete)
     return err(Errc::cancelled,
                "publisher interrupted while waiting for a subscriber (the event stays queued)");
@@ -1906,14 +872,14 @@ void IpcPublisher::resume() {
 
 void IpcPublisher::collect_returns() {
   if (!impl_) return;
-  std::vector<std::shared_ptr<Sub>> subs;
+  std::vector<std::shared_ptr<Connection>> subs;
   {
     std::lock_guard lk(impl_->mu_);
     subs = impl_->subs_;
   }
   for (auto& s : subs) {
     std::lock_guard sl(s->mu);
-    (void)impl_->sync_locked(*s);
+    (void)s->sync();  // false: it is gone, and its leases went to the quarantine
   }
 }
 
@@ -1925,7 +891,7 @@ PublisherStats IpcPublisher::stats() const {
 namespace {
 PublisherStats publisher_stats(IpcPublisher::Impl& im) {
   PublisherStats st;
-  std::vector<std::shared_ptr<Sub>> subs, gone;
+  std::vector<std::shared_ptr<Connection>> subs, gone;
   std::optional<Event> format;
   std::shared_ptr<memory::MemoryPool> pool;
   {
@@ -1944,17 +910,17 @@ PublisherStats publisher_stats(IpcPublisher::Impl& im) {
   }
   for (auto& s : gone) {
     std::lock_guard sl(s->mu);
-    st.quarantined_slots += s->quarantine.size();
-    st.quarantined_subscribers += s->quarantine.empty() ? 0 : 1;
+    st.quarantined_slots += s->quarantined();
+    st.quarantined_subscribers += s->quarantined() == 0 ? 0 : 1;
   }
   for (auto& s : subs) {
     std::lock_guard sl(s->mu);
-    if (!s->quarantine.empty()) {  // expelled, not yet moved to the quarantine list
-      st.quarantined_slots += s->quarantine.size();
+    if (s->quarantined() != 0) {  // expelled, not yet moved to the quarantine list
+      st.quarantined_slots += s->quarantined();
       ++st.quarantined_subscribers;
     }
-    (void)im.sync_locked(*s);  // leases as the subscriber sees them, not as last synced
-    st.subscribers.push_back(im.sub_info_locked(*s));
+    (void)s->sync();  // leases as the subscriber sees them, not as last synced
+    st.subscribers.push_back(s->info());
   }
   return st;
 }
@@ -1968,7 +934,7 @@ std::shared_ptr<memory::MemoryPool> IpcPublisher::pool() const {
 
 const std::string& IpcPublisher::path() const {
   static const std::string none;
-  return impl_ ? impl_->path : none;
+  return impl_ ? impl_->acceptor.path() : none;
 }
 
 void IpcPublisher::close() {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // The base layer: memfd and seal helpers, read-only reopening, fd counting, eventfds, the
-// interruptible wait with a deadline, and futex waits and wake-ups (threads and processes).
+// interruptible waits (one fd, several fds) with a deadline, and futex waits and wake-ups
+// (threads and processes).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/memfd.h>
@@ -15,6 +16,7 @@
 #include <cerrno>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "base/fd.h"
 #include "base/futex.h"
@@ -246,6 +248,46 @@ TEST(BaseFutex, AProcessSleepingOnASharedMappingIsWokenByAnother) {
   EXPECT_EQ(woken, 1);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(BaseWait, SeveralFdsReportEachReadyOneAndTheInterruptWins) {
+  auto a = base::make_eventfd().value();
+  auto b = base::make_eventfd().value();
+  auto irq = base::make_eventfd().value();
+  pollfd fds[2] = {{a.get(), POLLIN, 0}, {b.get(), POLLIN, 0}};
+  const auto t0 = Clock::now();
+  EXPECT_EQ(base::wait_fds(fds, irq.get(), t0 + 30ms).value(), base::Wait::timed_out);
+  EXPECT_GE(Clock::now() - t0, 30ms);
+  EXPECT_EQ(fds[0].revents | fds[1].revents, 0);
+  base::signal_eventfd(b.get());
+  EXPECT_EQ(base::wait_fds(fds, irq.get(), Clock::now() + 1s).value(), base::Wait::ready);
+  EXPECT_EQ(fds[0].revents, 0);
+  EXPECT_EQ(fds[1].revents, POLLIN);
+  // The interrupt wins, and the ready fds are still reported.
+  base::signal_eventfd(irq.get());
+  EXPECT_EQ(base::wait_fds(fds, irq.get()).value(), base::Wait::interrupted);
+  EXPECT_EQ(fds[1].revents, POLLIN);
+  base::drain_eventfd(irq.get());
+  // No interrupt fd; a deadline already past still reports a ready fd.
+  EXPECT_EQ(base::wait_fds(fds, -1, t0).value(), base::Wait::ready);
+  base::drain_eventfd(b.get());
+  EXPECT_EQ(base::wait_fds(fds, -1, Clock::now()).value(), base::Wait::timed_out);
+}
+
+TEST(BaseWait, ManyFdsAndANegativeOneAreWatched) {
+  // More fds than wait_fds keeps on its stack, one of them -1 (skipped, as poll does).
+  std::vector<UniqueFd> efds;
+  std::vector<pollfd> fds;
+  for (int i = 0; i < 20; ++i) {
+    efds.push_back(base::make_eventfd().value());
+    fds.push_back({efds.back().get(), POLLIN, 0});
+  }
+  fds[3].fd = -1;
+  base::signal_eventfd(efds[17].get());
+  base::signal_eventfd(efds[3].get());  // not watched: fds[3] is -1
+  EXPECT_EQ(base::wait_fds(fds, -1, Clock::now() + 1s).value(), base::Wait::ready);
+  for (std::size_t i = 0; i < fds.size(); ++i)
+    EXPECT_EQ(fds[i].revents, i == 17 ? POLLIN : 0) << i;
 }
 
 }  // namespace
