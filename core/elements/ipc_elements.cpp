@@ -45,6 +45,12 @@ constexpr std::uint64_t kDefaultLingerNs = 2'000'000'000;  // parallaxsink, as G
 constexpr std::int64_t kMemoryMemfd = 0;
 constexpr std::int64_t kMemoryHugepage = 1;
 constexpr std::int64_t kPolicyDefault = -1;  // parallaxsrc: the publisher's policy
+// socket-mode: the number of each value is the file mode itself (set_property refuses anything
+// else, so start() needs no fallback). Nicks, not integers, because pipeline integers are
+// decimal: "0600" as a number would be six hundred.
+constexpr std::int64_t kSocketModeOwner = 0600;
+constexpr std::int64_t kSocketModeGroup = 0660;
+constexpr std::int64_t kSocketModeEveryone = 0666;
 static_assert(static_cast<int>(link::Policy::block) == 0);
 static_assert(static_cast<int>(link::Policy::drop_oldest) == 1);
 static_assert(static_cast<int>(link::Policy::drop_newest) == 2);
@@ -85,8 +91,7 @@ class ParallaxSink final : public SinkElement {
     wait_ = prop<bool>("wait-for-connection");
     policy_ = static_cast<link::Policy>(prop_enum("policy"));
     max_subscribers_ = prop<std::uint64_t>("max-subscribers");
-    const std::string mode = prop<std::string>("socket-mode");
-    socket_mode_ = mode == "0666" ? 0666 : mode == "0660" ? 0660 : 0600;
+    socket_mode_ = static_cast<std::uint32_t>(prop_enum("socket-mode"));
     numa_.reset();
     if (const std::string n = prop<std::string>("numa-node"); !n.empty()) {
       // Checked here so a node that does not exist fails the start (docs/topology.md).
@@ -798,11 +803,12 @@ const ElementRegistrar reg_parallaxsink{ElementInfo{
                                "for a policy of its own"),
      PropertySpec::uint64("max-subscribers", 64, 1, 1024,
                           "Most subscribers connected at once (more are refused)"),
-     PropertySpec::enumeration("socket-mode", "0600",
-                               {{0600, "0600", "owner only"},
-                                {0660, "0660", "owner and group"},
-                                {0666, "0666", "everyone (peers are still checked by uid)"}},
-                               "File mode of the socket (peers are also checked by uid)"),
+     PropertySpec::enumeration(
+         "socket-mode", "0600",
+         {{kSocketModeOwner, "0600", "owner only"},
+          {kSocketModeGroup, "0660", "owner and group"},
+          {kSocketModeEveryone, "0666", "everyone (peers are still checked by uid)"}},
+         "File mode of the socket (peers are also checked by uid)"),
      PropertySpec::string("numa-node", "",
                           "Bind the pool's memory to this NUMA node (prefaulted, verified, "
                           "announced to subscribers), or 'auto' (the producing thread's node); "

@@ -1372,19 +1372,20 @@ TEST(IpcConnectDeadline, BindProbeOfANonAcceptingListenerDoesNotBlock) {
   EXPECT_EQ(c.wait(5s), 0) << c.read_line();
 }
 
-TEST(IpcConnectDeadline, InterruptCancelsAReconnect) {
-  TempDir dir;
-  const auto path = dir.file("re.sock");
-  Child publisher({ipc_test::peer_binary(), "publish", path, "4096", "1000"});
+namespace {
+// A subscriber with reconnect on (connect_timeout 10 s) that received from `path`'s publisher.
+IpcSubscriber reconnecting_subscriber(const std::string& path) {
   SubscriberOptions so;
   so.reconnect = true;
   so.connect_timeout = 10s;
   auto sub = IpcSubscriber::connect(path, so).value();
-  ASSERT_TRUE(sub.recv_for(5s).ok());
-  // The publisher dies; its path is then held by a listener that never accepts.
-  publisher.kill9();
-  ::unlink(path.c_str());
-  JammedListener jam(path);
+  EXPECT_TRUE(sub.recv_for(5s).ok());
+  return sub;
+}
+
+// The publisher is gone and whatever holds its path now never lets a reconnect complete:
+// interrupt() from another thread ends the recv that reconnects, well before connect_timeout.
+void expect_interrupt_cancels_reconnect(IpcSubscriber& sub) {
   std::thread t([&] {
     std::this_thread::sleep_for(300ms);
     sub.interrupt();
@@ -1399,6 +1400,32 @@ TEST(IpcConnectDeadline, InterruptCancelsAReconnect) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::cancelled) << r.error().to_string();
   EXPECT_LT(took, 2s);  // not connect_timeout (10 s)
+}
+}  // namespace
+
+TEST(IpcConnectDeadline, InterruptCancelsAReconnect) {
+  TempDir dir;
+  const auto path = dir.file("re.sock");
+  Child publisher({ipc_test::peer_binary(), "publish", path, "4096", "1000"});
+  auto sub = reconnecting_subscriber(path);
+  // The publisher dies; its path is then held by a listener that never accepts.
+  publisher.kill9();
+  ::unlink(path.c_str());
+  JammedListener jam(path);
+  expect_interrupt_cancels_reconnect(sub);
+}
+
+// The same while the reconnect waits for a welcome that never comes (a listener that accepts,
+// reads the hello and stays silent for 10 s): the wait for the welcome watches the interrupt.
+TEST(IpcConnectDeadline, InterruptCancelsAReconnectWaitingForAWelcome) {
+  TempDir dir;
+  const auto path = dir.file("re-silent.sock");
+  Child publisher({ipc_test::peer_binary(), "publish", path, "4096", "1000"});
+  auto sub = reconnecting_subscriber(path);
+  publisher.kill9();
+  Child silent({ipc_test::peer_binary(), "hostile-pub", path, "silent"}, true);
+  ASSERT_EQ(silent.read_line(), "ready");
+  expect_interrupt_cancels_reconnect(sub);
 }
 
 // ---- segment announcement caps (issue 12, item 5) ---------------------------------------------

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -236,6 +237,41 @@ TEST(IpcElements, BadValuesAreRejectedAtParseTimeListingTheValidOnes) {
   EXPECT_TRUE(
       ok.parse("nullsource ! parallaxsink socket-mode=0660 policy=drop-oldest "
                "slot-count=4096 memory=hugepage socket-path=/tmp/x"));
+}
+
+// socket-mode is a typed enumeration whose numbers are the file modes: a mode set by nick or
+// by number is the socket file's mode after start(); anything else is refused when it is set
+// (no fallback to 0600 at start()).
+TEST(IpcElements, SocketModeIsATypedEnumGivingTheFileMode) {
+  auto sink = ElementRegistry::global().create("parallaxsink");
+  ASSERT_TRUE(sink);
+  auto bad = (*sink)->set_property("socket-mode", std::int64_t{0644});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Errc::invalid_argument);
+  EXPECT_TRUE(contains(bad.error().message, "expected one of 0600|0660|0666"))
+      << bad.error().message;
+  EXPECT_FALSE((*sink)->set_property("socket-mode", std::string("0644")));
+  EXPECT_EQ(std::get<std::string>(*(*sink)->property("socket-mode")), "0600");  // unchanged
+  ASSERT_TRUE((*sink)->set_property("socket-mode", std::int64_t{0666}));
+  EXPECT_EQ(std::get<std::string>(*(*sink)->property("socket-mode")), "0666");
+
+  for (const auto& [text, mode] :
+       {std::pair<const char*, mode_t>{"0600", 0600}, {"0660", 0660}, {"0666", 0666}}) {
+    const std::string s = socket_path("mode");
+    Pipeline p;
+    ASSERT_TRUE(p.parse("nullsource ! parallaxsink slot-size=4096 socket-mode=" +
+                        std::string(text) + " socket-path=" + s));
+    PipelineExecutor ex;
+    ASSERT_TRUE(ex.start(p));
+    struct stat st {};
+    const auto until = Clock::now() + 5s;
+    while (::stat(s.c_str(), &st) != 0 && Clock::now() < until)
+      std::this_thread::sleep_for(5ms);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode)) << text;
+    EXPECT_EQ(st.st_mode & 0777, mode) << text;
+    ex.stop();
+    EXPECT_EQ(ex.wait().error().code, Errc::cancelled);
+  }
 }
 
 TEST(IpcElements, MissingSocketPathFailsAtStart) {
