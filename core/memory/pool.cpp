@@ -4,21 +4,15 @@
 // front of which each thread keeps a small cache of free slots (docs/memory.md: "Thread caches").
 #include "parallax/pool.h"
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <sched.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <climits>
-#include <ctime>
 #include <mutex>
 #include <string>
 #include <unordered_set>
 
 #include "arena.h"
+#include "base/futex.h"
 #include "parallax/cpu_relax.h"
 #include "parallax/log.h"
 #include "parallax/trace.h"
@@ -83,31 +77,63 @@ constexpr std::uint64_t pack(std::uint64_t top, std::uint64_t count, std::uint64
 
 // ---- Thread caches ----
 // Each pool has kMaxCaches caches of up to kCacheSlots free slots; a thread claims one the first
-// time it loans or releases from the pool and then loans from / releases into it under a
-// spin lock only it takes on the fast path (one uncontended RMW), so two threads on one pool
-// stop sharing the head's cache line. Anyone may take the lock to move a cache's slots to the
-// shared list: a loan that finds the list empty, a loan about to sleep, the handle's
-// destructor. in_use() counts cached slots as free.
+// time it loans or releases from the pool, and then loans from and releases into it, so two
+// threads on one pool stop sharing the head's cache line. A cache's count, a lock bit and a
+// generation share one word (`state`):
+// - Its owner (the one thread that claimed it) pops and pushes without the lock, each a
+//   single CAS on `state`: a pop reads cores[n-1] then CASes n -> n-1; a push writes cores[n]
+//   (above what anyone else reads) then CASes n -> n+1. Only the owner changes the count
+//   without the lock, so a CAS that succeeds found nobody in between.
+// - Anyone else (and the owner's own slow paths) takes the lock bit to move the cache's slots
+//   to the shared list: a loan that finds the list empty, a loan about to sleep, the handle's
+//   destructor. Unlocking bumps the generation, so an owner's CAS prepared before the lock
+//   fails even when the count is the same again (a drained empty cache stays at 0).
+// in_use() counts cached slots as free.
 constexpr std::size_t kMaxCaches = 16;
 constexpr std::size_t kCacheSlots = 16;
+constexpr std::uint64_t kCacheCountMask = 0xFF;  // the count (up to kCacheSlots)
+constexpr std::uint64_t kCacheLocked = 0x100;
+constexpr std::uint64_t kCacheGenOne = 0x200;  // bits 9..63: the generation
+static_assert(kCacheSlots <= kCacheCountMask);
 
 struct alignas(64) SlotCache {
-  std::atomic<std::uint32_t> lock{0};
-  std::atomic<std::uint32_t> count{0};  ///< slots held (read without the lock by in_use())
+  std::atomic<std::uint64_t> state{0};  ///< count | kCacheLocked | generation (see above)
   std::atomic<std::uint64_t> owner{0};  ///< thread token, 0 when no live thread owns it
-  std::uint16_t slots[kCacheSlots]{};
+  // The free slots' cores (not their indices: a loan hands one out without a lookup).
+  detail::BufferCore* cores[kCacheSlots]{};
 
-  bool try_lock() noexcept { return lock.exchange(1, std::memory_order_acquire) == 0; }
-  void lock_slow() noexcept {
-    for (unsigned spins = 0; !try_lock(); ++spins) {
-      // The owner holds it for a few instructions, unless it was preempted inside.
+  static std::uint32_t count_in(std::uint64_t st) noexcept {
+    return static_cast<std::uint32_t>(st & kCacheCountMask);
+  }
+  std::uint32_t count() const noexcept { return count_in(state.load(std::memory_order_relaxed)); }
+
+  // Takes the lock if it is free; `st` is the state it held (the count in its low bits).
+  bool try_lock(std::uint64_t& st) noexcept {
+    st = state.load(std::memory_order_relaxed);
+    while (!(st & kCacheLocked)) {
+      if (state.compare_exchange_weak(st, st | kCacheLocked, std::memory_order_acquire,
+                                      std::memory_order_relaxed))
+        return true;
+    }
+    return false;
+  }
+  // Takes the lock, waiting for the holder; returns the state it held.
+  std::uint64_t lock() noexcept {
+    std::uint64_t st;
+    for (unsigned spins = 0; !try_lock(st); ++spins) {
+      // A holder keeps it for a few instructions, unless it was preempted inside.
       if (spins < 64)
         cpu_relax();
       else
         sched_yield();
     }
+    return st;
   }
-  void unlock() noexcept { lock.store(0, std::memory_order_release); }
+  // Unlocks holding `count` slots; `st` is what lock() returned.
+  void unlock(std::uint64_t st, std::uint32_t count) noexcept {
+    state.store(((st & ~(kCacheLocked | kCacheCountMask)) + kCacheGenOne) | count,
+                std::memory_order_release);
+  }
 };
 
 // What a thread remembers: the cache it owns in each of the last kThreadRefs pools it used
@@ -125,7 +151,7 @@ struct ThreadCaches {
   bool armed;
   bool dead;
 };
-thread_local constinit ThreadCaches t_caches{};
+[[gnu::tls_model("initial-exec")]] thread_local constinit ThreadCaches t_caches{};
 
 // Pools alive now, by id: a thread that exits (or forgets a pool) gives its cache back only if
 // the pool still exists. Pool deletion takes the same lock, so the pool cannot go meanwhile.
@@ -149,8 +175,13 @@ struct ThreadCacheCleanup {
     ThreadCaches& t = t_caches;
     t.dead = true;
     std::lock_guard lock(registry().mu);
-    for (const ThreadCacheRef& r : t.refs)
+    for (ThreadCacheRef& r : t.refs) {
       if (r.pool_id != 0 && registry().live.count(r.pool_id) != 0) disown(r);
+      // Forgotten, so that a release later in this thread's exit takes the slow path (which
+      // sees `dead`) instead of pushing into a cache another thread may own by then: owners
+      // push without the lock, so a cache must never have two.
+      r = ThreadCacheRef{};
+    }
   }
 };
 thread_local ThreadCacheCleanup t_cleanup;
@@ -159,8 +190,16 @@ std::atomic<std::uint64_t> g_next_thread_token{1};
 
 std::atomic<std::uint64_t> g_next_pool_id{1};
 
-long futex(std::uint32_t* addr, int op, std::uint32_t val, const timespec* ts) {
-  return ::syscall(SYS_futex, addr, op, val, ts, nullptr, 0);
+// Whether `m` is what Metadata::clear() leaves, read without a branch per field.
+[[gnu::always_inline]] inline bool meta_is_clear(const Metadata& m) noexcept {
+  // A field added to Metadata must be added here too.
+  static_assert(sizeof(Metadata) == 5 * sizeof(std::optional<std::uint64_t>) +
+                                        2 * sizeof(std::uint64_t) + sizeof(m.entries));
+  const unsigned set =
+      static_cast<unsigned>(m.pts.has_value()) | static_cast<unsigned>(m.dts.has_value()) |
+      static_cast<unsigned>(m.duration.has_value()) | static_cast<unsigned>(m.offset.has_value()) |
+      static_cast<unsigned>(m.offset_end.has_value());
+  return set == 0 && (m.sequence | m.flags) == 0 && m.entries.empty();
 }
 
 }  // namespace
@@ -210,10 +249,12 @@ struct MemoryPool::Impl {
 
   // The calling thread's cache for this pool if it already claimed one, else nullptr (no
   // claim, no call: the fast paths stay leaf functions).
-  SlotCache* known_cache() const noexcept {
+  // `pool_id` comes from the handle or the slot's core, not from the Impl: one dependent load
+  // less on the fast paths. Id 0 (an arena's handle) finds nullptr.
+  static SlotCache* known_cache(std::uint64_t pool_id) noexcept {
     const ThreadCaches& t = t_caches;
     for (const ThreadCacheRef& r : t.refs)
-      if (r.pool_id == id) return r.cache;
+      if (r.pool_id == pool_id) return r.cache;
     return nullptr;
   }
 
@@ -266,7 +307,7 @@ struct MemoryPool::Impl {
     // Slots off the shared list, less this thread's cache: exact with one thread; with several,
     // other threads' cached slots count as in use here (an upper bound; see pool.h).
     const std::size_t off_list = capacity.load(std::memory_order_relaxed) - count_of(head_now);
-    const std::size_t cached = own ? own->count.load(std::memory_order_relaxed) : 0;
+    const std::size_t cached = own ? own->count() : 0;
     const std::size_t used = off_list > cached ? off_list - cached : 0;
     std::size_t hw = high_water.load(std::memory_order_relaxed);
     while (used > hw && !high_water.compare_exchange_weak(hw, used, std::memory_order_relaxed)) {
@@ -279,18 +320,22 @@ struct MemoryPool::Impl {
     return c;
   }
 
-  // A slot from this thread's cache; nullptr when it is empty (or being drained right now).
-  detail::BufferCore* pop_cached(SlotCache* tc) noexcept {
-    if (tc->count.load(std::memory_order_relaxed) == 0 || !tc->try_lock()) return nullptr;
-    const std::uint32_t n = tc->count.load(std::memory_order_relaxed);
-    if (n == 0) {
-      tc->unlock();
-      return nullptr;
+  // A slot from this thread's cache (the owner's pop: one CAS, no lock); nullptr when it is
+  // empty or being drained right now.
+  static detail::BufferCore* pop_cached(SlotCache* tc) noexcept {
+    std::uint64_t st = tc->state.load(std::memory_order_acquire);
+    for (;;) {
+      const std::uint32_t n = SlotCache::count_in(st);
+      if (n == 0 || (st & kCacheLocked)) return nullptr;
+      // Read before the CAS: a drain that locks meanwhile only reads the cores, and makes the
+      // CAS fail.
+      detail::BufferCore* c = tc->cores[n - 1];
+      if (tc->state.compare_exchange_weak(st, st - 1, std::memory_order_acquire,
+                                          std::memory_order_acquire)) {
+        c->refs.store(1, std::memory_order_relaxed);
+        return c;
+      }
     }
-    const std::uint16_t s = tc->slots[n - 1];
-    tc->count.store(n - 1, std::memory_order_relaxed);
-    tc->unlock();
-    return hand_out(s);
   }
 
   // Pops a free slot from the shared list; nullptr when none is free.
@@ -309,10 +354,11 @@ struct MemoryPool::Impl {
     }
   }
 
-  // A slot from the cache this thread already claimed; nullptr otherwise (no call made).
-  detail::BufferCore* pop_known() noexcept {
-    if (cache_limit.load(std::memory_order_relaxed) == 0) return nullptr;
-    SlotCache* tc = known_cache();
+  // A slot from the cache this thread already claimed in pool `pool_id`; nullptr otherwise (no
+  // call made). No cache_limit check: a thread claims a cache only while the limit is nonzero,
+  // and the limit never drops (it follows the capacity, which only grows).
+  static detail::BufferCore* pop_known(std::uint64_t pool_id) noexcept {
+    SlotCache* tc = known_cache(pool_id);
     return tc != nullptr ? pop_cached(tc) : nullptr;
   }
 
@@ -342,7 +388,7 @@ struct MemoryPool::Impl {
                                          std::memory_order_relaxed));
     // A futex wake only names an address; it does not touch the memory, so it is safe even if
     // the pool was freed meanwhile (a stale kWaiting bit is possible after a timed-out loan).
-    if (old & kWaiting) futex(fw, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
+    if (old & kWaiting) base::futex_wake_all(fw);
     if ((old & kOrphan) && count_of(now) == cap) delete this;
   }
 
@@ -351,15 +397,15 @@ struct MemoryPool::Impl {
   std::size_t drain_caches() noexcept {
     std::size_t moved = 0;
     for (SlotCache& c : caches) {
-      // Every cache is locked, even one that reads empty: a release that put a slot into it
-      // before this lock is seen here; one after it sees the flag the caller set first.
-      c.lock_slow();
+      // Every cache is locked, even one that reads empty: a release whose CAS came before
+      // this lock is seen here; one prepared before it fails its CAS (the generation moved)
+      // and looks again, and then sees the flag the caller set first.
+      const std::uint64_t st = c.lock();
       std::uint16_t taken[kCacheSlots];
-      const std::uint32_t n = c.count.load(std::memory_order_relaxed);
+      const std::uint32_t n = SlotCache::count_in(st);
       for (std::uint32_t i = 0; i < n; ++i)
-        taken[i] = c.slots[n - 1 - i];
-      c.count.store(0, std::memory_order_relaxed);
-      c.unlock();
+        taken[i] = static_cast<std::uint16_t>(c.cores[n - 1 - i]->slot);
+      c.unlock(st, 0);
       if (n != 0) push_chain(taken, n);
       moved += n;
     }
@@ -405,7 +451,7 @@ struct MemoryPool::Impl {
       now = pack(base, count_of(old) + slots_per_segment, old & ~kWaiting, tag_of(old) + 1);
     } while (!head.compare_exchange_weak(old, now, std::memory_order_release,
                                          std::memory_order_relaxed));
-    if (old & kWaiting) futex(futex_word(), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
+    if (old & kWaiting) base::futex_wake_all(futex_word());
     return {};
   }
 
@@ -433,73 +479,81 @@ struct MemoryPool::Impl {
 
   // Returns a slot: into this thread's cache, or onto the shared list when the cache is full
   // (then the older half of the cache goes with it), when a loan sleeps (kWaiting) or when the
-  // handle is going away (kNoCache). The flags are read under the cache's lock, which a
-  // sleeping loan (drain_caches) takes after setting kWaiting: either the drain sees this
-  // slot, or this release sees the flag. Lifetime: the pool is alive while this slot is out.
+  // handle is going away (kNoCache). A sleeping loan sets kWaiting and then locks every cache
+  // (drain_caches); a push into a cache reads the flags after its state load and commits with
+  // a CAS on that state: either the CAS comes first and the drain sees the slot, or the drain's
+  // lock comes first, the CAS fails, and the retry (whose state load follows the drain's
+  // unlock) sees the flag. Lifetime: the pool is alive while this slot is out.
   static void release(detail::BufferCore* c) noexcept {
     auto* p = static_cast<Impl*>(c->owner);
-    c->meta.clear();  // the next loan starts from empty metadata
-    // Fast path, a leaf: this thread's already-claimed cache has room and no flag is set.
-    if (p->cache_limit.load(std::memory_order_relaxed) != 0) [[likely]] {
-      SlotCache* tc = p->known_cache();
-      if (tc != nullptr && tc->try_lock()) [[likely]] {
+    // Fast path, a leaf with no store but its CAS and the slot's entry (a lock-prefixed CAS
+    // waits for every earlier store to drain): a slot without metadata (a slot with some is
+    // cleared on the slow path), this thread's already-claimed cache has room, is not being
+    // drained, and no flag is set.
+    const std::uint32_t limit = p->cache_limit.load(std::memory_order_relaxed);
+    if (limit != 0 && meta_is_clear(c->meta)) [[likely]] {
+      if (SlotCache* tc = known_cache(c->pool_id); tc != nullptr) [[likely]] {
+        std::uint64_t st = tc->state.load(std::memory_order_acquire);
         const std::uint64_t h = p->head.load(std::memory_order_acquire);
-        const std::uint32_t n = tc->count.load(std::memory_order_relaxed);
-        if (!(h & kFlushFlags) && n < p->cache_limit.load(std::memory_order_relaxed)) [[likely]] {
-          tc->slots[n] = static_cast<std::uint16_t>(c->slot);
-          tc->count.store(n + 1, std::memory_order_relaxed);
-          tc->unlock();
-          return;
+        const std::uint32_t n = SlotCache::count_in(st);
+        if (!(st & kCacheLocked) && !(h & kFlushFlags) && n < limit) [[likely]] {
+          tc->cores[n] = c;
+          if (tc->state.compare_exchange_strong(st, st + 1, std::memory_order_release,
+                                                std::memory_order_relaxed)) [[likely]]
+            return;
         }
-        tc->unlock();  // release_slow decides again under the lock
       }
     }
-    p->release_slow(c);
+    p->release_slow(c);  // decides again under the cache's lock
   }
 
   // The rest of release(): claims this thread's cache, flushes it, or pushes to the list.
   [[gnu::noinline]] void release_slow(detail::BufferCore* c) noexcept {
     Impl* p = this;
-    const auto slot = static_cast<std::uint16_t>(c->slot);
+    c->meta.clear();  // the next loan starts from empty metadata
     SlotCache* tc = p->thread_cache();
-    if (tc != nullptr && tc->try_lock()) [[likely]] {
+    std::uint64_t st;
+    if (tc != nullptr && tc->try_lock(st)) [[likely]] {
       const std::uint64_t h = p->head.load(std::memory_order_acquire);
-      const std::uint32_t n = tc->count.load(std::memory_order_relaxed);
+      const std::uint32_t n = SlotCache::count_in(st);
       if (!(h & kFlushFlags) && n < p->cache_limit.load(std::memory_order_relaxed)) [[likely]] {
-        tc->slots[n] = slot;
-        tc->count.store(n + 1, std::memory_order_relaxed);
-        tc->unlock();
+        tc->cores[n] = c;
+        tc->unlock(st, n + 1);
         return;
       }
-      p->release_flush(tc, slot, h, n);
+      p->release_flush(tc, st, c, h, n);
       return;
     }
+    const auto slot = static_cast<std::uint16_t>(c->slot);
     p->push_chain(&slot, 1);  // may free p: nothing of it is touched after
   }
 
-  // release() with the cache locked and full, or a flush flag set: moves slots to the shared
-  // list and unlocks. Out of line: the fast path above keeps a small frame.
-  [[gnu::noinline]] void release_flush(SlotCache* tc, std::uint16_t slot, std::uint64_t h,
-                                       std::uint32_t n) noexcept {
+  // release() with the cache locked (`st`: what the lock returned) and full, or a flush flag
+  // set: moves slots to the shared list and unlocks. Out of line: the fast path above keeps a
+  // small frame.
+  [[gnu::noinline]] void release_flush(SlotCache* tc, std::uint64_t st, detail::BufferCore* c,
+                                       std::uint64_t h, std::uint32_t n) noexcept {
     Impl* p = this;
     std::uint16_t out[kCacheSlots + 1];
     std::size_t k = 0;
     std::uint32_t keep = 0;
+    const auto index = [](const detail::BufferCore* x) {
+      return static_cast<std::uint16_t>(x->slot);
+    };
     if (h & kFlushFlags) {
-      out[k++] = slot;
+      out[k++] = index(c);
       for (std::uint32_t i = n; i-- > 0;)
-        out[k++] = tc->slots[i];
+        out[k++] = index(tc->cores[i]);
     } else {
       // Full: the older half goes to the list, the newest (hottest) slots and this one stay.
       const std::uint32_t move = n - n / 2;
       for (std::uint32_t i = move; i-- > 0;)
-        out[k++] = tc->slots[i];
+        out[k++] = index(tc->cores[i]);
       for (std::uint32_t i = move; i < n; ++i)
-        tc->slots[keep++] = tc->slots[i];
-      tc->slots[keep++] = slot;
+        tc->cores[keep++] = tc->cores[i];
+      tc->cores[keep++] = c;
     }
-    tc->count.store(keep, std::memory_order_relaxed);
-    tc->unlock();
+    tc->unlock(st, keep);
     if (k != 0) p->push_chain(out, k);  // may free p: nothing of it is touched after
   }
 };
@@ -547,7 +601,8 @@ Result<std::shared_ptr<MemoryPool>> MemoryPool::create(Segment segment, std::siz
   impl->cores = std::make_unique<std::unique_ptr<detail::BufferCore[]>[]>(opts.max_segments);
   impl->core_of = std::make_unique<detail::BufferCore*[]>(per_segment * opts.max_segments);
   PLX_TRY(impl->add_segment(std::move(segment)));
-  return std::shared_ptr<MemoryPool>(new MemoryPool(impl.release()));
+  const std::uint64_t id = impl->id;
+  return std::shared_ptr<MemoryPool>(new MemoryPool(impl.release(), id));
 }
 
 Result<std::shared_ptr<MemoryPool>> MemoryPool::create_arena(Segment segment, ArenaOptions opts) {
@@ -626,14 +681,14 @@ bool trace_off() noexcept {
 }
 }  // namespace
 
-// The fast path, a leaf function: a slot from the cache this thread already claimed, tracing
-// off. No span object, no error strings in the frame; everything else is out of line.
-Result<Loan> MemoryPool::try_loan() {
-  if (impl_ != nullptr && trace_off()) [[likely]] {
-    if (detail::BufferCore* c = impl_->pop_known()) [[likely]]
-      return Loan(c, impl_->slot_size);
-  }
-  return try_loan_slow();
+// The fast path of the unsized loans (inline in pool.h around this call), a leaf function: a
+// slot from the cache this thread already claimed, tracing off. No span object, no error
+// strings, no frame; everything else is out of line.
+detail::BufferCore* MemoryPool::pop_fast() noexcept {
+  // cache_id_ is 0 for an arena, which no thread cache matches.
+  if (trace_off()) [[likely]]
+    return Impl::pop_known(cache_id_);
+  return nullptr;
 }
 
 [[gnu::noinline]] Result<Loan> MemoryPool::try_loan_slow() {
@@ -650,14 +705,6 @@ Result<Loan> MemoryPool::try_loan() {
                                            " bytes are in use");
 }
 
-Result<Loan> MemoryPool::loan_for(std::chrono::nanoseconds timeout) {
-  if (impl_ != nullptr && trace_off()) [[likely]] {
-    if (detail::BufferCore* c = impl_->pop_known()) [[likely]]
-      return Loan(c, impl_->slot_size);
-  }
-  return loan_for_slow(timeout);
-}
-
 [[gnu::noinline]] Result<Loan> MemoryPool::loan_for_slow(std::chrono::nanoseconds timeout) {
   PLX_TRACE_SPAN("pool.loan");
   if (arena_ != nullptr) return arena_needs_size();
@@ -667,9 +714,10 @@ Result<Loan> MemoryPool::loan_for(std::chrono::nanoseconds timeout) {
     if (!grown) break;
   }
   impl_->waits.fetch_add(1, std::memory_order_relaxed);
-  const bool forever = timeout == std::chrono::nanoseconds::max();
-  const auto deadline =
-      std::chrono::steady_clock::now() + (forever ? std::chrono::hours(0) : timeout);
+  const auto now = std::chrono::steady_clock::now();
+  // No deadline for loan() and for timeouts past the clock's range.
+  const base::Deadline deadline =
+      timeout >= base::kNoDeadline - now ? base::kNoDeadline : now + timeout;
   for (;;) {
     if (detail::BufferCore* c = impl_->try_take()) return Loan(c, impl_->slot_size);
     std::uint64_t old = impl_->head.load(std::memory_order_acquire);
@@ -683,26 +731,18 @@ Result<Loan> MemoryPool::loan_for(std::chrono::nanoseconds timeout) {
     if (impl_->drain_caches() != 0) continue;
     old = impl_->head.load(std::memory_order_acquire);
     if (top_of(old) != kEmpty || !(old & kWaiting)) continue;
+    // Sleeps while the head's high half (tag and flags) is unchanged: every push bumps the tag.
     const auto expected = static_cast<std::uint32_t>(old >> 32);
-    timespec ts{};
-    const timespec* tsp = nullptr;
-    if (!forever) {
-      const auto left = deadline - std::chrono::steady_clock::now();
-      if (left <= std::chrono::nanoseconds::zero()) break;
-      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-      ts.tv_sec = static_cast<time_t>(ns / 1000000000);
-      ts.tv_nsec = static_cast<long>(ns % 1000000000);
-      tsp = &ts;
+    PLX_ASSIGN(base::FutexWait how, base::futex_wait(impl_->futex_word(), expected, deadline));
+    if (how == base::FutexWait::timed_out) {
+      // One last look: a slot that came back as the deadline passed is still taken.
+      if (detail::BufferCore* c = impl_->try_take()) return Loan(c, impl_->slot_size);
+      break;
     }
-    futex(impl_->futex_word(), FUTEX_WAIT_PRIVATE, expected, tsp);
   }
   impl_->failed.fetch_add(1, std::memory_order_relaxed);
   return err(Errc::timeout,
              "no pool slot became free within " + std::to_string(timeout.count() / 1000) + " us");
-}
-
-Result<Loan> MemoryPool::loan() {
-  return loan_for(std::chrono::nanoseconds::max());
 }
 
 std::size_t MemoryPool::slot_size() const noexcept {
@@ -720,7 +760,7 @@ std::size_t MemoryPool::in_use() const noexcept {
   std::size_t free = 0;
   const std::uint32_t used = impl_->caches_used.load(std::memory_order_acquire);
   for (std::uint32_t i = 0; i < used; ++i)
-    free += impl_->caches[i].count.load(std::memory_order_relaxed);
+    free += impl_->caches[i].count();
   free += count_of(impl_->head.load(std::memory_order_relaxed));
   const std::size_t cap = capacity();
   return free > cap ? 0 : cap - free;

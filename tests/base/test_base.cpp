@@ -1,19 +1,25 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// The base layer: memfd and seal helpers, read-only reopening, fd counting, eventfds and the
-// interruptible waits (one fd, several fds) with a deadline.
+// The base layer: memfd and seal helpers, read-only reopening, fd counting, eventfds, the
+// interruptible waits (one fd, several fds) with a deadline, and futex waits and wake-ups
+// (threads and processes).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/memfd.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <thread>
 #include <vector>
 
 #include "base/fd.h"
+#include "base/futex.h"
 #include "base/wait.h"
 
 using namespace parallax;
@@ -161,6 +167,129 @@ TEST(BaseWait, AHangUpCountsAsReady) {
   UniqueFd r(p[0]), w(p[1]);
   w.reset();
   EXPECT_EQ(base::wait_fd(r.get(), POLLIN, -1, Clock::now() + 1s).value(), base::Wait::ready);
+}
+
+// Wakes `word` until the kernel reports a sleeper woken (so the waiter was really asleep in
+// futex_wait, not merely about to call it), or gives up after `limit`. Returns the number woken.
+int wake_a_sleeper(const std::uint32_t* word, base::FutexScope scope,
+                   std::chrono::milliseconds limit = 10s) {
+  const auto give_up = Clock::now() + limit;
+  while (Clock::now() < give_up) {
+    if (const int n = base::futex_wake_one(word, scope); n != 0) return n;
+    std::this_thread::sleep_for(1ms);
+  }
+  return 0;
+}
+
+TEST(BaseFutex, ASleepingWaitIsWokenByAnotherThread) {
+  std::atomic<std::uint32_t> word{7};
+  base::FutexWait how = base::FutexWait::timed_out;
+  bool ok = false;
+  std::thread waiter([&] {
+    // The word stays 7: only a wake (not a changed value) can end this wait before 20 s.
+    auto w = base::futex_wait(word, 7, Clock::now() + 20s);
+    ok = w.ok();
+    if (ok) how = *w;
+  });
+  const int woken = wake_a_sleeper(reinterpret_cast<const std::uint32_t*>(&word),
+                                   base::FutexScope::process_private);
+  if (woken == 0) base::futex_wake_all(word);  // let the thread end before the test fails
+  waiter.join();
+  EXPECT_EQ(woken, 1);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(how, base::FutexWait::woken);
+  EXPECT_EQ(base::futex_wake_all(word), 0);  // nobody sleeps on it any more
+}
+
+TEST(BaseFutex, AWaitTimesOutAtItsDeadlineAndNotBefore) {
+  std::atomic<std::uint32_t> word{0};
+  const auto t0 = Clock::now();
+  auto w = base::futex_wait(word, 0, t0 + 40ms);
+  const auto took = Clock::now() - t0;
+  ASSERT_TRUE(w.ok()) << w.error().to_string();
+  EXPECT_EQ(*w, base::FutexWait::timed_out);
+  EXPECT_GE(took, 40ms);
+  EXPECT_LT(took, 5s);
+  // A deadline already past: no sleep at all.
+  EXPECT_EQ(base::futex_wait(word, 0, t0).value(), base::FutexWait::timed_out);
+  EXPECT_EQ(base::futex_wait(word, 0, Clock::time_point{}).value(), base::FutexWait::timed_out);
+}
+
+TEST(BaseFutex, AWordThatDiffersReturnsAtOnce) {
+  std::atomic<std::uint32_t> word{1};
+  const auto t0 = Clock::now();
+  EXPECT_EQ(base::futex_wait(word, 0, t0 + 10s).value(), base::FutexWait::value_changed);
+  EXPECT_EQ(base::futex_wait(word, 0).value(), base::FutexWait::value_changed);  // no deadline
+  EXPECT_LT(Clock::now() - t0, 5s);
+}
+
+std::atomic<int> g_signals{0};
+void count_signal(int) {
+  g_signals.fetch_add(1, std::memory_order_relaxed);
+}
+
+TEST(BaseFutex, ASignalDoesNotEndTheWaitBeforeItsDeadline) {
+  // A handler without SA_RESTART: the kernel returns EINTR from the futex call; the helper
+  // resumes until the same deadline.
+  struct sigaction sa {};
+  struct sigaction old {};
+  sa.sa_handler = count_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;
+  ASSERT_EQ(::sigaction(SIGUSR1, &sa, &old), 0);
+  g_signals.store(0);
+  std::atomic<std::uint32_t> word{0};
+  std::atomic<bool> done{false};
+  base::FutexWait how = base::FutexWait::woken;
+  bool ok = false;
+  Clock::duration took{};
+  std::thread waiter([&] {
+    const auto t0 = Clock::now();
+    auto w = base::futex_wait(word, 0, t0 + 300ms);
+    took = Clock::now() - t0;
+    ok = w.ok();
+    if (ok) how = *w;
+    done.store(true);
+  });
+  const pthread_t tid = waiter.native_handle();
+  while (!done.load()) {
+    ::pthread_kill(tid, SIGUSR1);
+    std::this_thread::sleep_for(20ms);
+  }
+  waiter.join();
+  ::sigaction(SIGUSR1, &old, nullptr);
+  // Signals were sent every 20 ms during the wait (ThreadSanitizer defers running the handler
+  // to the thread's next intercepted call, so it may count only one).
+  EXPECT_GE(g_signals.load(), 1);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(how, base::FutexWait::timed_out);
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 10s);
+}
+
+TEST(BaseFutex, AProcessSleepingOnASharedMappingIsWokenByAnother) {
+  // A shared anonymous mapping inherited over fork(): two processes, one word.
+  void* mem = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  auto* word = static_cast<std::uint32_t*>(mem);
+  *word = 3;
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The word stays 3: only the parent's wake ends this before the deadline.
+    auto w = base::futex_wait(word, 3, Clock::now() + 20s, base::FutexScope::shared);
+    ::_exit(!w.ok() ? 2 : *w == base::FutexWait::woken ? 0 : 3);
+  }
+  // A private wake never reaches a shared waiter (the child may not be asleep yet either way).
+  EXPECT_EQ(base::futex_wake_all(word, base::FutexScope::process_private), 0);
+  const int woken = wake_a_sleeper(word, base::FutexScope::shared);
+  int status = 0;
+  if (woken == 0 && child > 0) ::kill(child, SIGKILL);  // never signal pid <= 0
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ::munmap(mem, 4096);
+  EXPECT_EQ(woken, 1);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 TEST(BaseWait, SeveralFdsReportEachReadyOneAndTheInterruptWins) {

@@ -309,6 +309,36 @@ void loan_and_release_on_another_thread(MemoryPool& p, std::size_t n) {
   }).join();
 }
 
+// A release whose slot carries metadata clears it (the fast path only takes slots that carry
+// none): whichever single field was set, the next loan of that slot (LIFO from this thread's
+// cache) starts empty.
+TEST(PoolThreadCache, EveryMetadataFieldIsClearedBeforeTheSlotIsLoanedAgain) {
+  auto p = make_pool(64 * 256, 256);  // 64 slots: caches of up to 8
+  const std::vector<void (*)(Metadata&)> setters = {
+      [](Metadata& m) { m.pts = 1; },           [](Metadata& m) { m.dts = 2; },
+      [](Metadata& m) { m.duration = 3; },      [](Metadata& m) { m.offset = 4; },
+      [](Metadata& m) { m.offset_end = 5; },    [](Metadata& m) { m.sequence = 6; },
+      [](Metadata& m) { m.flags = kFlagLive; }, [](Metadata& m) { m.set("k", std::int64_t{7}); },
+  };
+  // Warm this thread's cache so that each release below takes the cached path.
+  { auto warm = p->try_loan(); }
+  for (std::size_t i = 0; i < setters.size(); ++i) {
+    std::uint32_t slot = 0;
+    {
+      auto l = p->try_loan();
+      ASSERT_TRUE(l.ok());
+      setters[i](l->metadata());
+      slot = std::move(*l).freeze().slot_index();
+    }  // the Buffer's drop releases it
+    auto again = p->try_loan();
+    ASSERT_TRUE(again.ok());
+    Buffer b = std::move(*again).freeze();
+    EXPECT_EQ(b.slot_index(), slot) << "field " << i;  // the same slot came back
+    EXPECT_EQ(b.metadata(), Metadata{}) << "field " << i;
+  }
+  EXPECT_EQ(p->in_use(), 0u);
+}
+
 TEST(PoolThreadCache, CachedSlotsCountAsFreeAndOtherThreadsGetThem) {
   auto p = make_pool(64 * 256, 256);  // 64 slots: caches of up to 8
   // Released on a thread that keeps them and then exits: free, not in use.

@@ -89,11 +89,19 @@ class MemoryPool {
   MemoryPool& operator=(const MemoryPool&) = delete;
 
   /// A free slot, growing the pool if allowed; blocks until one returns otherwise.
-  [[nodiscard]] Result<Loan> loan();
+  [[nodiscard]] Result<Loan> loan() { return loan_for(std::chrono::nanoseconds::max()); }
   /// A free slot or resource_exhausted at once (growing first if allowed).
-  [[nodiscard]] Result<Loan> try_loan();
+  [[nodiscard]] Result<Loan> try_loan() {
+    if (detail::BufferCore* c = pop_fast()) [[likely]]
+      return Loan(c, c->capacity);
+    return try_loan_slow();
+  }
   /// A free slot, waiting at most `timeout` (timeout error after).
-  [[nodiscard]] Result<Loan> loan_for(std::chrono::nanoseconds timeout);
+  [[nodiscard]] Result<Loan> loan_for(std::chrono::nanoseconds timeout) {
+    if (detail::BufferCore* c = pop_fast()) [[likely]]
+      return Loan(c, c->capacity);
+    return loan_for_slow(timeout);
+  }
   // Sized loans (both kinds): the loan's size() is `size`. A slot pool refuses a size above
   // its slot with invalid_argument; an arena refuses a size it can never satisfy within its
   // budget with out_of_range (whose message names the budget), and otherwise grows or
@@ -125,14 +133,21 @@ class MemoryPool {
   struct Arena;
 
  private:
-  explicit MemoryPool(Impl* impl) noexcept : impl_(impl) {}
+  explicit MemoryPool(Impl* impl, std::uint64_t id) noexcept : impl_(impl), cache_id_(id) {}
   explicit MemoryPool(Arena* arena) noexcept : impl_(nullptr), arena_(arena) {}
-  // The unsized loans' paths after the fast one (a slot from this thread's cache or the shared
-  // list, tracing off) found nothing: growth, waiting, errors, arenas, the traced variant.
+  // The unsized loans' fast path, inline above: a slot from the cache this thread already
+  // claimed (slot pools, tracing off), or nullptr; an out-of-line leaf that makes no call, so
+  // it needs no frame. Its Loan's length is the slot's full size (core->capacity).
+  [[nodiscard]] detail::BufferCore* pop_fast() noexcept;
+  // The unsized loans' paths after the fast one found nothing: this thread's cache claimed,
+  // the shared list, growth, waiting, errors, arenas, the traced variant.
   [[nodiscard]] Result<Loan> try_loan_slow();
   [[nodiscard]] Result<Loan> loan_for_slow(std::chrono::nanoseconds timeout);
   Impl* impl_;
   Arena* arena_{nullptr};
+  // The slot pool's id (what its thread caches are found by; the fast path reads it here
+  // rather than through impl_), 0 for an arena.
+  std::uint64_t cache_id_{0};
 };
 
 }  // namespace parallax::memory
