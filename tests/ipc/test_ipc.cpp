@@ -993,7 +993,11 @@ TEST(IpcMultiProcess, SubscriberKilledMidStreamLeasesAndFdsReclaimed) {
   pub.collect_returns();
   EXPECT_TRUE(eventually([&] { return pub.pool()->in_use() == pool_base; }))
       << "pool occupancy " << pub.pool()->in_use() << " vs baseline " << pool_base;
-  EXPECT_EQ(os::count_open_fds(), fd_base) << "publisher fd count grew";
+  // The last victim's socket and wake socket close when the background thread releases its
+  // quarantine (it sees the process gone), shortly after subscriber_count() says 0; the
+  // baseline may likewise include cycle 2's. A leak of one fd per cycle still fails by far.
+  EXPECT_TRUE(eventually([&] { return os::count_open_fds() <= fd_base; }))
+      << "publisher fd count grew: " << os::count_open_fds() << " vs " << fd_base;
   auto st = pub.stats();
   EXPECT_EQ(st.connections, std::uint64_t(cycles));
   EXPECT_EQ(st.disconnects, std::uint64_t(cycles));
