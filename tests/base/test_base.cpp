@@ -119,30 +119,6 @@ TEST(BaseWait, AnotherThreadInterruptsAnUnboundedWait) {
   EXPECT_LT(took, 5s);
 }
 
-// wait_fds: which of several fds is ready comes back in their revents, whatever the result
-// (the interrupt still wins over a ready fd, and the ready fd's revents are filled in too).
-TEST(BaseWait, SeveralFdsReportWhichIsReady) {
-  auto a = base::make_eventfd().value();
-  auto b = base::make_eventfd().value();
-  auto irq = base::make_eventfd().value();
-  pollfd fds[2] = {{a.get(), POLLIN, 0}, {b.get(), POLLIN, 0}};
-  const auto t0 = Clock::now();
-  EXPECT_EQ(base::wait_fds(fds, irq.get(), t0 + 30ms).value(), base::Wait::timed_out);
-  EXPECT_GE(Clock::now() - t0, 30ms);
-  EXPECT_EQ(fds[0].revents | fds[1].revents, 0);
-  base::signal_eventfd(b.get());
-  EXPECT_EQ(base::wait_fds(fds, irq.get(), Clock::now() + 1s).value(), base::Wait::ready);
-  EXPECT_EQ(fds[0].revents, 0);
-  EXPECT_EQ(fds[1].revents, POLLIN);
-  base::signal_eventfd(irq.get());
-  EXPECT_EQ(base::wait_fds(fds, irq.get()).value(), base::Wait::interrupted);
-  EXPECT_EQ(fds[1].revents, POLLIN);
-  // Without an interrupt fd, a deadline already past still reports the ready fd.
-  EXPECT_EQ(base::wait_fds(fds, -1, t0).value(), base::Wait::ready);
-  base::drain_eventfd(b.get());
-  EXPECT_EQ(base::wait_fds(fds, -1, base::Deadline{}).value(), base::Wait::timed_out);
-}
-
 TEST(BaseWait, AnotherThreadInterruptsAWaitOnSeveralFds) {
   auto a = base::make_eventfd().value();
   auto b = base::make_eventfd().value();
