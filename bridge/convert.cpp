@@ -154,6 +154,26 @@ bool video_meta_fits(std::uint32_t format, std::uint32_t width, std::uint32_t he
 
 constexpr std::uint32_t kMaxReferenceTimestamps = 64;
 
+// GStreamer parses nested values (arrays <>, lists {}, ranges [], casts ()) recursively, one
+// stack frame chain per level, with no depth limit: 30,000 '{' or '[' (60,000 '<'), well within
+// a 64 KiB event record, overflow an 8 MiB stack and crash the process (seen with
+// gst_caps_from_string on GStreamer 1.22). Caps, tags and custom-event structures never nest
+// more than a few levels; a peer's text nested deeper than this is refused before GStreamer
+// parses it. Counted conservatively: every opener, quoted or not, raises the depth.
+constexpr int kMaxValueNesting = 32;
+
+bool nesting_within_bounds(std::string_view text) {
+  int depth = 0;
+  for (const char c : text) {
+    if (c == '<' || c == '{' || c == '[' || c == '(') {
+      if (++depth > kMaxValueNesting) return false;
+    } else if ((c == '>' || c == '}' || c == ']' || c == ')') && depth > 0) {
+      --depth;
+    }
+  }
+  return true;
+}
+
 // gst_caps_from_string() g_return_if_fail()s (a CRITICAL) on a structure name that
 // gst_structure_validate_name() refuses (it must start with a letter) instead of failing
 // quietly, so a peer's caps text is checked first, conservatively: the text's start and what
@@ -163,6 +183,7 @@ constexpr std::uint32_t kMaxReferenceTimestamps = 64;
 // followed by a letter are refused too: a caps event a parallaxsrc cannot take.
 bool plausible_caps_text(std::string_view caps) {
   if (caps.find('\0') != std::string_view::npos) return false;
+  if (!nesting_within_bounds(caps)) return false;
   bool at_start = true;
   for (const char c : caps) {
     if (at_start) {
@@ -340,6 +361,12 @@ GstEvent* event_to_gst(const Event& e) {
     case EventType::flush_stop:
       return gst_event_new_flush_stop(e.reset_time);
     case EventType::custom: {
+      // Parsed by GStreamer from a peer's text: bounded nesting first (see above).
+      if (!nesting_within_bounds(e.data)) {
+        GST_WARNING("refusing a '%s' event nested deeper than %d levels", e.name.c_str(),
+                    kMaxValueNesting);
+        return nullptr;
+      }
       if (e.name == "tag") {
         GstTagList* tags = gst_tag_list_new_from_string(e.data.c_str());
         return tags ? gst_event_new_tag(tags) : nullptr;
@@ -498,7 +525,7 @@ std::string caps_to_format(const GstCaps* caps) {
 
 GstCaps* caps_from_format(std::string_view format) {
   if (!plausible_caps_text(format)) {
-    GST_WARNING("refusing caps text with an invalid structure name: '%.64s'",
+    GST_WARNING("refusing caps text with an invalid structure name or nested too deep: '%.64s'",
                 std::string(format).c_str());
     return nullptr;
   }

@@ -250,6 +250,33 @@ TEST(Bridge, HostileCapsTextIsRefusedWithoutCriticals) {
   EXPECT_EQ(criticals, 0);
 }
 
+// GStreamer parses nested values recursively with no depth limit: 60,000 '<' (or 30,000 '{' or
+// '[') in a peer's caps, tag or custom-event text overflowed the stack and crashed the
+// process. Such text is refused before GStreamer sees it; ordinary nesting still parses.
+TEST(Bridge, DeeplyNestedPeerTextIsRefusedBeforeGStreamerParsesIt) {
+  for (const char open : {'<', '{', '[', '('}) {
+    const std::string deep = "video/x-raw, a=" + std::string(60000, open);
+    EXPECT_EQ(parallax::gst::caps_from_format(deep), nullptr) << open;
+    EXPECT_EQ(parallax::gst::event_to_gst(
+                  link::Event::custom("custom-downstream", "x, a=" + deep.substr(15))),
+              nullptr)
+        << open;
+    EXPECT_EQ(parallax::gst::event_to_gst(
+                  link::Event::custom("tag", "taglist, title=" + deep.substr(15))),
+              nullptr)
+        << open;
+  }
+  GstCaps* caps =
+      parallax::gst::caps_from_format("video/x-raw, a=(int)<<1, 2>, <3, 4>>, b={ 1, 2 }");
+  ASSERT_NE(caps, nullptr);
+  gst_caps_unref(caps);
+  GstEvent* ev = parallax::gst::event_to_gst(
+      link::Event::custom("custom-downstream", "x, a=(int)<<1, 2>, <3, 4>>, b=(int)[ 1, 5 ]"));
+  ASSERT_NE(ev, nullptr);
+  EXPECT_EQ(GST_EVENT_TYPE(ev), GST_EVENT_CUSTOM_DOWNSTREAM);
+  gst_event_unref(ev);
+}
+
 TEST(Bridge, AllocatorMapsSlotsSharesAndSpans) {
   auto pool = make_pool(4096, 4);
   GstAllocator* alloc = parallax::gst::allocator_new(pool);
