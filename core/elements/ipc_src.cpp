@@ -161,20 +161,8 @@ class ParallaxSrc final : public Element {
       buffers_.fetch_add(1, std::memory_order_relaxed);
       bytes_.fetch_add(n, std::memory_order_relaxed);
     }
-    switch (fr) {
-      case FlowReturn::eos:
-        if (preroll() == FlowReturn::ok) src_->push_event(Event::eos());
-        break;
-      case FlowReturn::not_linked:
-        post_error(Errc::failed_precondition,
-                   "streaming stopped: pad '" + src_->full_name() + "' is not linked");
-        break;
-      case FlowReturn::error:
-        post_error(Errc::internal, "streaming stopped, reason error");
-        break;
-      default:
-        break;
-    }
+    if (fr == FlowReturn::eos && preroll() == FlowReturn::ok) src_->push_event(Event::eos());
+    post_flow_end(fr, *src_);
   }
 
  protected:

@@ -360,13 +360,15 @@ void SourceElement::run_task() {
     if (fr != FlowReturn::ok) break;
     fr = src_->push(std::move(b));
   }
+  if (fr == FlowReturn::eos) src_->push_event(Event::eos());
+  post_flow_end(fr, *src_);
+}
+
+void Element::post_flow_end(FlowReturn fr, const Pad& src) {
   switch (fr) {
-    case FlowReturn::eos:
-      src_->push_event(Event::eos());
-      break;
     case FlowReturn::not_linked:
       post_error(Errc::failed_precondition,
-                 "streaming stopped: pad '" + src_->full_name() + "' is not linked");
+                 "streaming stopped: pad '" + src.full_name() + "' is not linked");
       break;
     case FlowReturn::error:
       // The element that failed posted the real error first; this one only makes sure the

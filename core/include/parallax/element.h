@@ -222,6 +222,11 @@ class Element {
   // --- Messages ---
   /// Posts an error on the bus (the executor then stops the pipeline).
   void post_error(Errc code, std::string text);
+  /// How a source's streaming loop ended, reported as GStreamer's basesrc does: not_linked and
+  /// error post an error naming `src` (the element that failed posted the real one first;
+  /// this makes sure the executor hears of it); eos, flushing and ok post nothing (the caller
+  /// sends its EOS event itself).
+  void post_flow_end(FlowReturn fr, const Pad& src);
   void post_warning(std::string text);
   void post_info(std::string text);
   /// Whether the executor is shutting down (after stop() or an error).
