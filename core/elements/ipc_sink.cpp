@@ -288,8 +288,7 @@ class ParallaxSink final : public SinkElement {
     if (!wait_) return FlowReturn::ok;
     link::IpcPublisher* pub = publisher();
     while (pub->subscriber_count() == 0) {
-      if (stopping()) return FlowReturn::flushing;
-      if (eos_requested()) return FlowReturn::eos;
+      if (const FlowReturn e = end_requested(); e != FlowReturn::ok) return e;
       // Woken by a subscriber joining or by unlock() (the publisher's interrupt()).
       auto r = pub->wait_for_subscribers(1, 1s);
       if (!r && r.error().code == Errc::cancelled) return FlowReturn::flushing;

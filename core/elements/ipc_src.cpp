@@ -100,14 +100,7 @@ class ParallaxSrc final : public Element {
     pending_custom_.clear();
     FlowReturn fr = connect_publisher(false);
     while (fr == FlowReturn::ok) {
-      if (stopping()) {
-        fr = FlowReturn::flushing;
-        break;
-      }
-      if (eos_requested()) {
-        fr = FlowReturn::eos;
-        break;
-      }
+      if (fr = end_requested(); fr != FlowReturn::ok) break;
       auto item = sub_->recv_item_for(kPoll);
       if (!item) {
         const Error& e = item.error();
@@ -247,8 +240,7 @@ class ParallaxSrc final : public Element {
     opts.busy_poll = busy_poll_;
     Error last{};
     for (;;) {
-      if (stopping()) return FlowReturn::flushing;
-      if (eos_requested()) return FlowReturn::eos;
+      if (const FlowReturn e = end_requested(); e != FlowReturn::ok) return e;
       auto r = link::IpcSubscriber::connect(path_, opts);
       if (r) {
         std::lock_guard l(mu_);
@@ -263,8 +255,7 @@ class ParallaxSrc final : public Element {
       cv_.wait_for(l, 10ms, [&] { return woken_; });
       if (woken_) {
         l.unlock();
-        if (stopping()) return FlowReturn::flushing;
-        if (eos_requested()) return FlowReturn::eos;
+        if (const FlowReturn e = end_requested(); e != FlowReturn::ok) return e;
       }
     }
     if (reconnect) {

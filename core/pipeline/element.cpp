@@ -347,14 +347,7 @@ void SourceElement::run_task() {
   }
   if (fr == FlowReturn::ok) src_->push_event(Event::make_segment());
   while (fr == FlowReturn::ok) {
-    if (stopping()) {
-      fr = FlowReturn::flushing;
-      break;
-    }
-    if (eos_requested()) {
-      fr = FlowReturn::eos;
-      break;
-    }
+    if (fr = end_requested(); fr != FlowReturn::ok) break;
     Buffer b;
     fr = create(b);
     if (fr != FlowReturn::ok) break;

@@ -261,6 +261,13 @@ class Element {
   [[nodiscard]] bool eos_requested() const noexcept {
     return eos_requested_.load(std::memory_order_relaxed);
   }
+  /// What a streaming loop should end with now: flushing when stopping(), eos when
+  /// eos_requested(), ok to go on (stopping wins).
+  [[nodiscard]] FlowReturn end_requested() const noexcept {
+    if (stopping()) return FlowReturn::flushing;
+    if (eos_requested()) return FlowReturn::eos;
+    return FlowReturn::ok;
+  }
 
  private:
   friend class Pipeline;
