@@ -202,8 +202,9 @@ bool Connection::sync() {
 
 // Reading the subscriber's counters costs cache misses on every send (it writes them for
 // every buffer it takes and returns), so deliver_buffer() syncs only when what they say may
-// matter: half the lease quota, half the ring or half the pool used, or events queued. It
-// always syncs before dropping or waiting, and the background thread syncs every 20 ms.
+// matter: half the lease quota, half the ring or half the pool used, or events queued, and
+// then after its write and wake-up. It always syncs before dropping or waiting, and the
+// background thread syncs every 20 ms.
 bool Connection::sync_due(const memory::MemoryPool& pool) const {
   return leases_out_ * 2 >= quota_ || (write_pos_ - read_pos_) * 2 >= cap_ || !pending_.empty() ||
          pool.in_use() * 2 >= pool.capacity();
@@ -453,15 +454,15 @@ bool Connection::queue_event(const std::vector<std::uint64_t>& rec) {
 
 // ---- sending ----------------------------------------------------------------------------------
 
-bool Connection::deliver_buffer(std::uint64_t* words, std::size_t bytes, const memory::Buffer& b,
-                                const memory::MemoryPool& pool) {
+bool Connection::deliver_buffer(std::uint64_t* words, std::size_t bytes, memory::Buffer& b,
+                                bool take, const memory::MemoryPool& pool) {
   std::unique_lock lk(mu);
   if (dead || !active) return true;
+  // Our view of the subscriber's progress may be stale, but only ever on the safe side (it
+  // has read and returned at least what we last saw): a record that fits that view fits, so
+  // it is written at once and the view is brought up to date after the wake-up, off the
+  // latency path. Only a record that does not fit syncs first (below).
   bool synced = false;
-  if (sync_due(pool)) {
-    if (!sync()) return true;
-    synced = true;
-  }
   if (auto r = announce_segment(*b.segment()); !r) {
     kill(r.error().message.c_str(), r.error().code != Errc::unavailable);
     return true;
@@ -510,18 +511,24 @@ bool Connection::deliver_buffer(std::uint64_t* words, std::size_t bytes, const m
   Lease& l = leases_[idx];
   ++l.gen;
   l.live = true;
-  l.buffer = b;
+  const std::size_t size = b.size();
+  if (take)
+    l.buffer = std::move(b);
+  else
+    l.buffer = b;
   ++leases_out_;
   const std::uint64_t token = (std::uint64_t{l.gen} << 32) | idx;
   words[1] = token;                            // BufferRecord::token is the second word
   words[wire::kSendNsWord] = wire::mono_ns();  // transit latency stamp (observability)
   write(words, bytes, Kind::buffer, token);
   ++info_.buffers_sent;
-  info_.bytes_sent += b.size();
+  info_.bytes_sent += size;
   wake();
-  // Large buffers: collect what the subscriber returned since (after the wake-up, which must
-  // not wait for it), so the next loan gets the slot returned last (eager_return_bytes).
-  if (sh_.opts.eager_return_bytes != 0 && b.size() >= sh_.opts.eager_return_bytes)
+  // After the wake-up, which must not wait for it: collect what the subscriber read and
+  // returned when that may matter (sync_due: leases, ring or pool half used) and, for large
+  // buffers, always, so the next loan gets the slot returned last (eager_return_bytes).
+  if ((sh_.opts.eager_return_bytes != 0 && size >= sh_.opts.eager_return_bytes) ||
+      (!synced && sync_due(pool)))
     (void)sync();  // false only when it just died: nothing more to do for it
   return true;
 }

@@ -40,6 +40,14 @@ struct PublisherCounters {
   std::atomic<std::uint64_t> pools_replaced{0}, segments_retired{0}, stats_requests{0};
 };
 
+/// Adds to a counter only the producer thread writes (send() and friends run on one producer
+/// thread at a time): a relaxed load and store, not a locked read-modify-write, which on x86
+/// waits for every earlier store to drain and sits on the send path's latency. Readers on other
+/// threads see a whole value, possibly one send late.
+inline void bump_producer_counter(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
 /// What every connection of one publisher reads: owned by IpcPublisher::Impl, which outlives
 /// its connections.
 struct ConnectionShared {
@@ -92,8 +100,10 @@ class Connection {
   // ---- sending (take mu themselves) ---------------------------------------------------------
   /// Delivers one encoded buffer record (token patched per subscriber). False only when an
   /// interrupt() cancelled a wait for this subscriber (it does not get the buffer). `pool`:
-  /// the publisher's current pool (producer thread).
-  bool deliver_buffer(std::uint64_t* words, std::size_t bytes, const memory::Buffer& b,
+  /// the publisher's current pool (producer thread). With `take`, the lease takes `b` itself
+  /// (moved: the last subscriber of a send whose Buffer nobody else keeps, one reference count
+  /// increment and decrement less) when the buffer is delivered; `b` is left as it was when not.
+  bool deliver_buffer(std::uint64_t* words, std::size_t bytes, memory::Buffer& b, bool take,
                       const memory::MemoryPool& pool);
   /// Delivers (or queues) one event. False only when an interrupt() cancelled a wait for this
   /// subscriber: the event is then queued and still delivered in order once there is room.

@@ -149,8 +149,9 @@ struct IpcPublisher::Impl {
     }
   }
 
-  // Sends one buffer of our pool to every subscriber (send()'s second half).
-  Result<void> deliver_all(const memory::Buffer& b) {
+  // Sends one buffer of our pool to every subscriber (send()'s second half). With `take`
+  // (the caller's Buffer is a temporary), the last subscriber's lease takes it.
+  Result<void> deliver_all(memory::Buffer& b, bool take) {
     wire::BufferDesc d;
     d.segment_id = b.segment()->id();
     d.offset = b.segment_offset();
@@ -159,9 +160,11 @@ struct IpcPublisher::Impl {
     if (scratch_.size() * 8 > wire::kMaxRecordBytes || scratch_.size() * 8 > opts.ring_bytes / 4)
       return err(Errc::invalid_argument, "buffer metadata too large for the transport");
     bool complete = true;
-    for (auto& s : snapshot())
-      complete &= s->deliver_buffer(scratch_.data(), scratch_.size() * 8, b, *pool);
-    counters.buffers_sent.fetch_add(1, std::memory_order_relaxed);
+    const auto& subs = snapshot();
+    for (std::size_t i = 0; i < subs.size(); ++i)
+      complete &= subs[i]->deliver_buffer(scratch_.data(), scratch_.size() * 8, b,
+                                          take && i + 1 == subs.size(), *pool);
+    detail::bump_producer_counter(counters.buffers_sent);
     if (!complete)
       return err(Errc::cancelled, "publisher interrupted while waiting for a subscriber");
     return {};
@@ -699,7 +702,18 @@ Result<void> IpcPublisher::drain(std::chrono::milliseconds timeout) {
 
 Result<void> IpcPublisher::send(memory::Loan&& loan) {
   if (!loan.valid()) return err(Errc::invalid_argument, "empty loan");
-  return send(std::move(loan).freeze());
+  PLX_NEED_IMPL();
+  memory::Buffer b = std::move(loan).freeze();
+  if (b.pool_id() == impl_->pool->id() && b.segment() != nullptr) {
+    // Ours and nobody else's: the common zero-copy send, the last lease takes the Buffer.
+    PLX_TRACE_SPAN_ARG("ipc.send", "bytes", b.size());
+    Impl& im = *impl_;
+    if (im.interrupted.load(std::memory_order_acquire))
+      return err(Errc::cancelled, "publisher interrupted");
+    detail::bump_producer_counter(im.counters.zero_copy);
+    return im.deliver_all(b, /*take=*/true);
+  }
+  return send(b);
 }
 
 Result<void> IpcPublisher::send(const memory::Buffer& buffer) {
@@ -709,8 +723,9 @@ Result<void> IpcPublisher::send(const memory::Buffer& buffer) {
   if (im.interrupted.load(std::memory_order_acquire))
     return err(Errc::cancelled, "publisher interrupted");
   if (buffer.valid() && buffer.segment() != nullptr && buffer.pool_id() == im.pool->id()) {
-    im.counters.zero_copy.fetch_add(1, std::memory_order_relaxed);
-    return im.deliver_all(buffer);
+    detail::bump_producer_counter(im.counters.zero_copy);
+    memory::Buffer b = buffer;  // the caller keeps its reference
+    return im.deliver_all(b, /*take=*/true);
   }
   if (buffer.size() > im.pool->slot_size())
     return err(Errc::invalid_argument, "buffer of " + std::to_string(buffer.size()) +
@@ -719,9 +734,10 @@ Result<void> IpcPublisher::send(const memory::Buffer& buffer) {
   PLX_ASSIGN(memory::Loan l, loan(buffer.size()));
   if (buffer.size() != 0) std::memcpy(l.data().data(), buffer.data().data(), buffer.size());
   if (buffer.valid()) l.metadata() = buffer.metadata();
-  im.counters.copies.fetch_add(1, std::memory_order_relaxed);
-  im.counters.bytes_copied.fetch_add(buffer.size(), std::memory_order_relaxed);
-  return im.deliver_all(std::move(l).freeze());
+  detail::bump_producer_counter(im.counters.copies);
+  detail::bump_producer_counter(im.counters.bytes_copied, buffer.size());
+  memory::Buffer b = std::move(l).freeze();
+  return im.deliver_all(b, /*take=*/true);
 }
 
 Result<bool> IpcPublisher::fit(std::size_t bytes) {
@@ -779,9 +795,10 @@ Result<void> IpcPublisher::send_copy(std::size_t size,
   }
   if (size != 0) fill(l.data().subspan(0, size));
   l.metadata() = meta;
-  im.counters.copies.fetch_add(1, std::memory_order_relaxed);
-  im.counters.bytes_copied.fetch_add(size, std::memory_order_relaxed);
-  return im.deliver_all(std::move(l).freeze());
+  detail::bump_producer_counter(im.counters.copies);
+  detail::bump_producer_counter(im.counters.bytes_copied, size);
+  memory::Buffer b = std::move(l).freeze();
+  return im.deliver_all(b, /*take=*/true);
 }
 
 Result<void> IpcPublisher::send_event(const Event& event) {

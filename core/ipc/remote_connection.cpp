@@ -68,7 +68,7 @@ Result<memory::Buffer> copy_remote_buffer(RemoteConnection& conn, const memory::
                                           wire::BufferDesc& d) {
   memory::Buffer b = memory::Buffer::copy_from(
       std::span<const std::byte>(seg.data() + d.offset, d.length), std::move(d.meta));
-  conn.leases_.fetch_add(1, std::memory_order_relaxed);  // return_lease() takes it back
+  conn.note_taken();  // return_lease() gives it back
   conn.return_lease(d.token);
   return b;
 }

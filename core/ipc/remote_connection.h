@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 
+#include "base/wait.h"
 #include "ipc/os.h"
 #include "ipc/wire.h"
 #include "parallax/buffer.h"
@@ -61,6 +62,12 @@ class RemoteConnection {
   [[nodiscard]] Result<void> attach(UniqueFd socket, const wire::Welcome& w,
                                     std::span<UniqueFd> fds);
 
+  // The subscriber's sleep: the wake socket, the control socket and its interrupt fd in one
+  // epoll set, made on the connection's first sleep (consumer thread). Declared after the
+  // sockets: destroyed first.
+  base::WaitSet sleep_set;
+  bool sleep_set_failed{false};  // epoll could not be set up: this connection sleeps in poll()
+
   // ---- the segment table (consumer thread) ---------------------------------------------------
   // An entry is erased when the publisher retires the segment; Buffer cores over it hold a
   // reference, so the mapping goes with the last of them.
@@ -71,7 +78,9 @@ class RemoteConnection {
   /// Leases held: Buffers over the publisher's memory alive (relaxed; a statistic and the copy
   /// threshold's input, exact on the consumer thread between its own changes).
   [[nodiscard]] std::uint32_t leases() const noexcept {
-    return leases_.load(std::memory_order_relaxed);
+    const std::uint32_t back = returned_leases_.load(std::memory_order_relaxed);
+    const std::uint32_t taken = taken_leases_.load(std::memory_order_relaxed);
+    return taken - back < (1u << 31) ? taken - back : 0;  // another thread may see `back` first
   }
   /// Hands a lease back: its token into the next return slot, then wakes the publisher if it
   /// sleeps waiting for returns. Any thread; after shut() the token is dropped (the publisher
@@ -93,6 +102,10 @@ class RemoteConnection {
   friend void release_remote(memory::detail::BufferCore* c) noexcept;
 
   RemoteCore* take_core();
+  void note_taken() noexcept {  // consumer thread
+    taken_leases_.store(taken_leases_.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);
+  }
   void recycle(RemoteCore* c) noexcept;
 
   std::atomic<std::uint64_t>* rets_{nullptr};  // the return slots (fixed at the handshake)
@@ -101,7 +114,11 @@ class RemoteConnection {
   std::mutex ret_mu_;  // leaf: guards ret_write_ and alive_
   std::uint64_t ret_write_{0};
   bool alive_{true};
-  std::atomic<std::uint32_t> leases_{0};
+  // Leases held = taken - returned (both wrap). Two counters so that the receive path, on the
+  // consumer thread alone, adds with a plain load and store instead of a locked RMW (on the
+  // latency path); returns come from any thread and add with fetch_add.
+  std::atomic<std::uint32_t> taken_leases_{0};     // consumer thread writes
+  std::atomic<std::uint32_t> returned_leases_{0};  // any thread
 
   // Buffer cores of this connection, recycled instead of a new/delete per received buffer.
   // A dropped Buffer pushes its core onto `returned_` (any thread: a lock-free stack, push
@@ -144,7 +161,7 @@ struct RemoteCore : memory::detail::BufferCore {
 void release_remote(memory::detail::BufferCore* c) noexcept;
 
 [[gnu::always_inline]] inline void RemoteConnection::return_lease(std::uint64_t token) noexcept {
-  leases_.fetch_sub(1, std::memory_order_relaxed);
+  returned_leases_.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard lk(ret_mu_);
     if (!alive_) return;
@@ -204,7 +221,7 @@ inline void RemoteConnection::recycle(RemoteCore* c) noexcept {
   std::swap(core->meta, d.meta);  // d.meta gets the old entries' storage back for the next
   core->conn = std::move(conn);
   core->token = d.token;
-  c.leases_.fetch_add(1, std::memory_order_relaxed);
+  c.note_taken();
   return memory::Buffer::adopt(core, 0, d.length);
 }
 

@@ -308,4 +308,64 @@ TEST(BaseWait, ManyFdsAndANegativeOneAreWatched) {
     EXPECT_EQ(fds[i].revents, i == 17 ? POLLIN : 0) << i;
 }
 
+TEST(BaseWaitSet, ReportsEachReadyFdTheInterruptWinsAndDeadlinesHold) {
+  auto a = base::make_eventfd().value();
+  auto b = base::make_eventfd().value();
+  auto irq = base::make_eventfd().value();
+  const pollfd fds[2] = {{a.get(), POLLIN, 0}, {b.get(), POLLIN, 0}};
+  auto set = base::WaitSet::make(fds, irq.get()).value();
+  short rev[2] = {7, 7};
+  const auto t0 = Clock::now();
+  EXPECT_EQ(set.wait(rev, t0 + 30ms).value(), base::Wait::timed_out);
+  EXPECT_GE(Clock::now() - t0, 30ms);  // not early: epoll_pwait2 takes nanoseconds
+  EXPECT_EQ(rev[0] | rev[1], 0);
+  base::signal_eventfd(b.get());
+  EXPECT_EQ(set.wait(rev, Clock::now() + 1s).value(), base::Wait::ready);
+  EXPECT_EQ(rev[0], 0);
+  EXPECT_EQ(rev[1], POLLIN);
+  // Level-triggered, as poll(): still ready while not drained, also with a deadline past.
+  EXPECT_EQ(set.wait(rev, t0).value(), base::Wait::ready);
+  EXPECT_EQ(rev[1], POLLIN);
+  // The interrupt wins, and the ready fds are still reported.
+  base::signal_eventfd(irq.get());
+  EXPECT_EQ(set.wait(rev).value(), base::Wait::interrupted);
+  EXPECT_EQ(rev[1], POLLIN);
+  base::drain_eventfd(irq.get());
+  base::drain_eventfd(b.get());
+  EXPECT_EQ(set.wait(rev, Clock::now()).value(), base::Wait::timed_out);
+  EXPECT_EQ(rev[0] | rev[1], 0);
+  // Too short a revents span, a negative fd, too many fds: refused, not a wait.
+  short one[1];
+  EXPECT_FALSE(set.wait(one, Clock::now()).ok());
+  const pollfd bad[1] = {{-1, POLLIN, 0}};
+  EXPECT_FALSE(base::WaitSet::make(bad, -1).ok());
+  std::vector<pollfd> many(base::WaitSet::kMaxFds + 1, pollfd{a.get(), POLLIN, 0});
+  EXPECT_FALSE(base::WaitSet::make(many, -1).ok());
+  EXPECT_FALSE(base::WaitSet().wait(rev).ok());
+}
+
+TEST(BaseWaitSet, AHangUpIsReportedAndAnotherThreadInterrupts) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  UniqueFd r(p[0]), w(p[1]);
+  auto idle = base::make_eventfd().value();
+  auto irq = base::make_eventfd().value();
+  const pollfd fds[2] = {{idle.get(), POLLIN, 0}, {r.get(), POLLIN, 0}};
+  auto set = base::WaitSet::make(fds, irq.get()).value();
+  std::thread t([&] {
+    std::this_thread::sleep_for(50ms);
+    base::signal_eventfd(irq.get());
+  });
+  short rev[2];
+  const auto t0 = Clock::now();
+  EXPECT_EQ(set.wait(rev).value(), base::Wait::interrupted);  // no deadline: only the interrupt
+  EXPECT_LT(Clock::now() - t0, 5s);
+  t.join();
+  base::drain_eventfd(irq.get());
+  w.reset();  // the writer goes: a hang-up
+  EXPECT_EQ(set.wait(rev, Clock::now() + 1s).value(), base::Wait::ready);
+  EXPECT_EQ(rev[0], 0);
+  EXPECT_NE(rev[1] & POLLHUP, 0);
+}
+
 }  // namespace

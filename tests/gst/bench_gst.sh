@@ -79,13 +79,19 @@ echo "gstreamer: $(gst-launch-1.0 --version | sed -n 2p)"
 echo "reps: $REPS (median)"
 echo
 if [ "$ONLY" != video ]; then
-printf "%-10s %8s %14s %14s %8s %14s %14s %s\n" size N parallax_buf/s shm_buf/s ratio copy_floor pool_buf/s parallax_copies
+printf "%-10s %8s %14s %14s %8s %14s %12s %12s %14s %s\n" size N parallax_buf/s shm_buf/s ratio copy_floor gst_alone gst_queue pool_buf/s parallax_copies
 for spec in 4096:500000:500000 262144:50000:300000 1048576:10000:300000 8388608:1000:100000; do
   IFS=: read -r S N NZ <<< "$spec"
   SRC="fakesrc num-buffers=$N sizetype=fixed sizemax=$S filltype=nothing"
   shm_size=$(( S * 16 > 67108864 ? S * 16 : 67108864 ))
-  px=(); sh=(); zc=()
+  px=(); sh=(); zc=(); ga=(); gq=()
   for _ in $(seq "$REPS"); do
+    # GStreamer's own per-buffer floor around the same source, one process: no hop, no copy
+    # (gst_alone), and with a thread hop through a queue (gst_queue).
+    timeout 60 "$APP" --probe f "$SRC ! fakesink name=f sync=false" > "$T/alone.out" 2>&1
+    ga+=("$(sed -n "s/^probe f: buffers $N .* rate \([0-9]*\) buffers.*/\1/p" "$T/alone.out")")
+    timeout 60 "$APP" --probe f "$SRC ! queue ! fakesink name=f sync=false" > "$T/alone.out" 2>&1
+    gq+=("$(sed -n "s/^probe f: buffers $N .* rate \([0-9]*\) buffers.*/\1/p" "$T/alone.out")")
     r=$(run_pair "$T/s.sock" "$SRC ! parallaxsink name=s socket-path=$T/s.sock slot-size=$S wait-for-connection=true" \
           "parallaxsrc socket-path=$T/s.sock timeout=20000000000 ! fakesink name=f sync=false")
     [ -n "$r" ] && px+=("$r")
@@ -103,14 +109,18 @@ for spec in 4096:500000:500000 262144:50000:300000 1048576:10000:300000 8388608:
   mp=$(printf "%s\n" "${px[@]}" | grep . | median)
   mz=$(printf "%s\n" "${zc[@]}" | grep . | median)
   ms=$(printf "%s\n" "${sh[@]}" | grep . | median)
+  mga=$(printf "%s\n" "${ga[@]}" | grep . | median)
+  mgq=$(printf "%s\n" "${gq[@]}" | grep . | median)
   ratio="-"
   [ "$mp" != hung ] && [ "$ms" != hung ] && ratio=$(echo "scale=2; $mp / $ms" | bc)
-  printf "%-10s %8s %14s %14s %8s %14s %14s %s\n" "$S" "$N" "$mp" "$ms" "$ratio" "$floor" "$mz" "${copies:-?}/$N (pool: ${zcopies:-?}/$NZ)"
+  printf "%-10s %8s %14s %14s %8s %14s %12s %12s %14s %s\n" "$S" "$N" "$mp" "$ms" "$ratio" "$floor" "$mga" "$mgq" "$mz" "${copies:-?}/$N (pool: ${zcopies:-?}/$NZ)"
 done
 echo "buffers/s = first to last buffer reaching the consumer's fakesink; hung = not all N arrived (stalled 5 s or 60 s)"
 echo "copy_floor = g_malloc + one memcpy into a memfd slot + g_free per buffer, nothing else, over as many"
 echo "  slots as parallaxsink's automatic pool (plx_memcpy_floor):"
 echo "  the most any sink that copies fakesrc's buffers once can reach"
+echo "gst_alone = the same fakesrc ! fakesink in one process (no hop, no copy), gst_queue = fakesrc ! queue ! fakesink:"
+echo "  GStreamer's own per-buffer cost around this source, the most any pipeline through it can reach"
 echo "pool_buf/s = GRAY8 frames of the same size acquired from parallaxsink's proposed pool (plx_gst_pool_src), payload untouched"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo

@@ -46,7 +46,8 @@ struct Percentiles {
   std::size_t n{0};
   double p50{0}, p99{0}, p999{0};
   // Latency rows only: means (us) for the breakdown of where one buffer's time goes.
-  double mean{0};     // end to end: pts (stamped before loan->send) to recv() returning
+  double mean{0};     // end to end: pts (stamped before loan->send) to recv() returning (a
+                      // floor row: its own stamp to the receiver's)
   double transit{0};  // the publisher's send stamp (taken in send() just before the ring
                       // write) to the subscriber having decoded it (SubscriberStats)
   double send{0};     // the publisher's send() call, pts to its return (publisher side)
@@ -57,6 +58,10 @@ Percentiles percentiles(std::vector<std::uint64_t> lat) {
   p.n = lat.size();
   if (lat.empty()) return p;
   std::sort(lat.begin(), lat.end());
+  double sum = 0;
+  for (std::uint64_t v : lat)
+    sum += static_cast<double>(v);
+  p.mean = sum / static_cast<double>(lat.size()) / 1000.0;
   auto at = [&](double q) {
     return static_cast<double>(lat[static_cast<std::size_t>(q * (lat.size() - 1))]) / 1000.0;
   };
@@ -373,8 +378,8 @@ int main(int argc, char** argv) {
   const char* env_gap = std::getenv("BENCH_IPC_GAP_US");
   const auto gap = std::chrono::microseconds(env_gap ? std::strtoul(env_gap, nullptr, 10) : 50);
   auto print = [](const char* what, const Percentiles& p) {
-    std::printf("latency %-26s (n=%zu): p50 %7.2f us  p99 %8.2f us  p99.9 %8.2f us\n", what, p.n,
-                p.p50, p.p99, p.p999);
+    std::printf("latency %-26s (n=%zu): p50 %7.2f us  p99 %8.2f us  p99.9 %8.2f us  mean %7.2f us\n",
+                what, p.n, p.p50, p.p99, p.p999, p.mean);
     std::fflush(stdout);
   };
   // Each row is followed by its floor from the same run, and the ratio the targets use.
@@ -407,16 +412,18 @@ int main(int argc, char** argv) {
   print("diag: wake socket, 3-fd poll", floor_latency(Floor::socket3, nlat, gap));
   print("diag: wake socket, 3-fd epoll", floor_latency(Floor::epoll3, nlat, gap));
   std::printf(
-      "sleeping vs wake-socket floor: p50 +%.2f us (target <= +1.5), p99 %.2fx (target <= 1.5x)\n",
-      sleep.p50 - wake.p50, wake.p99 > 0 ? sleep.p99 / wake.p99 : 0.0);
+      "sleeping vs wake-socket floor: p50 +%.2f us (target <= +1.5), p99 %.2fx (target <= 1.5x);"
+      " means +%.2f us\n",
+      sleep.p50 - wake.p50, wake.p99 > 0 ? sleep.p99 / wake.p99 : 0.0, sleep.mean - wake.mean);
   print("4 KiB sleep (default spin)", run("adaptive"));
   const Percentiles busy = run("busy");
   print("4 KiB busy-poll", busy);
   breakdown("busy-poll", busy);
   const Percentiles spin = floor_latency(Floor::spin, nlat, gap);
   print("floor: shm spin hand-off", spin);
-  print("diag: spin + 4-line record", floor_latency(Floor::spin_lines, nlat, gap));
-  std::printf("busy-poll vs spin floor: p50 %.2fx (target <= 2x)\n",
-              spin.p50 > 0 ? busy.p50 / spin.p50 : 0.0);
+  const Percentiles lines = floor_latency(Floor::spin_lines, nlat, gap);
+  print("diag: spin + 4-line record", lines);
+  std::printf("busy-poll vs spin floor: p50 %.2fx (target <= 2x); vs the 4-line record: p50 %.2fx\n",
+              spin.p50 > 0 ? busy.p50 / spin.p50 : 0.0, lines.p50 > 0 ? busy.p50 / lines.p50 : 0.0);
   return 0;
 }
