@@ -341,8 +341,8 @@ struct IpcSubscriber::Impl {
         c.sleep_set = std::move(*s);
       } else {
         c.sleep_set_failed = true;
-        PLX_LOG(warn, kLog, "%s: no epoll set for the sleep (%s); sleeping in poll()",
-                path.c_str(), s.error().message.c_str());
+        PLX_LOG(warn, kLog, "%s: no epoll set for the sleep (%s); sleeping in poll()", path.c_str(),
+                s.error().message.c_str());
       }
     }
     if (c.sleep_set.valid()) return c.sleep_set.wait(rev, deadline);

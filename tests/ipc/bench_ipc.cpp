@@ -378,8 +378,9 @@ int main(int argc, char** argv) {
   const char* env_gap = std::getenv("BENCH_IPC_GAP_US");
   const auto gap = std::chrono::microseconds(env_gap ? std::strtoul(env_gap, nullptr, 10) : 50);
   auto print = [](const char* what, const Percentiles& p) {
-    std::printf("latency %-26s (n=%zu): p50 %7.2f us  p99 %8.2f us  p99.9 %8.2f us  mean %7.2f us\n",
-                what, p.n, p.p50, p.p99, p.p999, p.mean);
+    std::printf(
+        "latency %-26s (n=%zu): p50 %7.2f us  p99 %8.2f us  p99.9 %8.2f us  mean %7.2f us\n", what,
+        p.n, p.p50, p.p99, p.p999, p.mean);
     std::fflush(stdout);
   };
   // Each row is followed by its floor from the same run, and the ratio the targets use.
@@ -423,7 +424,8 @@ int main(int argc, char** argv) {
   print("floor: shm spin hand-off", spin);
   const Percentiles lines = floor_latency(Floor::spin_lines, nlat, gap);
   print("diag: spin + 4-line record", lines);
-  std::printf("busy-poll vs spin floor: p50 %.2fx (target <= 2x); vs the 4-line record: p50 %.2fx\n",
-              spin.p50 > 0 ? busy.p50 / spin.p50 : 0.0, lines.p50 > 0 ? busy.p50 / lines.p50 : 0.0);
+  std::printf(
+      "busy-poll vs spin floor: p50 %.2fx (target <= 2x); vs the 4-line record: p50 %.2fx\n",
+      spin.p50 > 0 ? busy.p50 / spin.p50 : 0.0, lines.p50 > 0 ? busy.p50 / lines.p50 : 0.0);
   return 0;
 }

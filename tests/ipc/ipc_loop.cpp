@@ -4,7 +4,8 @@
 // crosses a core): the program callgrind runs to count the instructions of the per-buffer
 // paths, free of the load and cache state a two-process run depends on.
 //   valgrind --tool=callgrind --callgrind-out-file=cg.out build-bench/tests/ipc/ipc_loop 32000
-//   callgrind_annotate --inclusive=yes cg.out | grep -E 'IpcPublisher::send\(|IpcSubscriber::recv\(\)'
+//   callgrind_annotate --inclusive=yes cg.out | grep -E
+//   'IpcPublisher::send\(|IpcSubscriber::recv\(\)'
 // and divide by N (docs/benchmarks.md quotes the figures).
 #include <unistd.h>
 
