@@ -384,8 +384,8 @@ TEST(PoolThreadCache, AThreadWithoutACacheReleasesToTheSharedListForTheNextLoan)
     const std::uint32_t next = p->try_loan().value().freeze().slot_index();
     checked.store(true);
     t.join();
-    EXPECT_EQ(next == slot, !caching) << (caching ? "caching" : "no cache") << ": slot " << slot
-                                      << ", next loan " << next;
+    EXPECT_EQ(next == slot, !caching)
+        << (caching ? "caching" : "no cache") << ": slot " << slot << ", next loan " << next;
     EXPECT_EQ(p->in_use(), 0u);
   }
 }
