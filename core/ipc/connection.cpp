@@ -242,21 +242,6 @@ void Connection::write(const std::uint64_t* words, std::size_t bytes, Kind kind,
   wake_needed_ = true;
 }
 
-// A subscriber asleep takes the wake-up's whole latency (10–13 µs on the test VM) to run
-// again, and the record is ready within a microsecond: so a buffer wakes it first and prepares
-// the record while the kernel schedules it (docs/protocol.md, "Early wake-up"). The flag is
-// taken by the exchange, so wake() after the write sends nothing more, unless the subscriber
-// woke, found the ring still empty and announced its sleep again; then it wakes it as always
-// (no wake-up is lost: the Dekker handshake of wake() holds for that second sleep). A buffer
-// that is then dropped cost the subscriber one empty wake-up.
-void Connection::wake_early() {
-  if (ah_->sub_sleeping.load(std::memory_order_relaxed) != 0 &&
-      ah_->sub_sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
-    PLX_TRACE_SPAN("ipc.wake");
-    os::send_wake(wake_.get());
-  }
-}
-
 // Wakes the subscriber if it announced it sleeps (Dekker with its sleeping flag).
 void Connection::wake() {
   if (!wake_needed_ || dead) return;
@@ -473,7 +458,6 @@ bool Connection::deliver_buffer(std::uint64_t* words, std::size_t bytes, memory:
                                 bool take, const memory::MemoryPool& pool) {
   std::unique_lock lk(mu);
   if (dead || !active) return true;
-  wake_early();
   // Our view of the subscriber's progress may be stale, but only ever on the safe side (it
   // has read and returned at least what we last saw): a record that fits that view fits, so
   // it is written at once and the view is brought up to date after the wake-up, off the

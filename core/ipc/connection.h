@@ -92,9 +92,6 @@ class Connection {
   /// Wakes the subscriber if records were written since the last wake-up and it announced
   /// that it sleeps (Dekker with its sleeping flag).
   void wake();
-  /// Wakes a sleeping subscriber before a buffer's record is written, so that the record is
-  /// prepared during the wake-up's latency (deliver_buffer()).
-  void wake_early();
   [[nodiscard]] Policy policy() const noexcept { return policy_; }
   /// The lease quota granted (0 before the handshake). Read under Impl::mu_ too: it is set
   /// under both locks.
