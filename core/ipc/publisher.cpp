@@ -404,6 +404,9 @@ struct IpcPublisher::Impl {
   // or a quarantined subscriber's wake socket speaks, or wake_efd (close()) fires.
   void run() {
     using namespace std::chrono_literals;
+    // This thread collects returns (sync) and releases their slots but never loans: straight
+    // back to the shared list, where the producer's next loan finds them.
+    memory::disable_thread_slot_cache();
     std::vector<pollfd> pfds;
     std::vector<std::shared_ptr<Connection>> polled, zombies;
     while (!stopping.load(std::memory_order_acquire)) {

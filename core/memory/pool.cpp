@@ -149,7 +149,8 @@ struct ThreadCaches {
   std::uint64_t token;
   unsigned next;
   bool armed;
-  bool dead;
+  bool dead;      // the thread is exiting
+  bool no_cache;  // disable_thread_slot_cache(): claim no cache
 };
 [[gnu::tls_model("initial-exec")]] thread_local constinit ThreadCaches t_caches{};
 
@@ -170,18 +171,24 @@ void disown(const ThreadCacheRef& r) noexcept {
   r.cache->owner.store(0, std::memory_order_release);
 }
 
+// Gives every cache this thread claimed back to its pool (the thread exits, or it asked for no
+// caches) and forgets them.
+void disown_all(ThreadCaches& t) noexcept {
+  std::lock_guard lock(registry().mu);
+  for (ThreadCacheRef& r : t.refs) {
+    if (r.pool_id != 0 && registry().live.count(r.pool_id) != 0) disown(r);
+    // Forgotten, so that a later release in this thread takes the slow path (which sees
+    // `dead` or `no_cache`) instead of pushing into a cache another thread may own by then:
+    // owners push without the lock, so a cache must never have two.
+    r = ThreadCacheRef{};
+  }
+}
+
 struct ThreadCacheCleanup {
   ~ThreadCacheCleanup() {
     ThreadCaches& t = t_caches;
     t.dead = true;
-    std::lock_guard lock(registry().mu);
-    for (ThreadCacheRef& r : t.refs) {
-      if (r.pool_id != 0 && registry().live.count(r.pool_id) != 0) disown(r);
-      // Forgotten, so that a release later in this thread's exit takes the slow path (which
-      // sees `dead`) instead of pushing into a cache another thread may own by then: owners
-      // push without the lock, so a cache must never have two.
-      r = ThreadCacheRef{};
-    }
+    disown_all(t);
   }
 };
 thread_local ThreadCacheCleanup t_cleanup;
@@ -268,7 +275,7 @@ struct MemoryPool::Impl {
   }
 
   [[gnu::noinline]] SlotCache* claim_cache(ThreadCaches& t) noexcept {
-    if (t.dead) return nullptr;
+    if (t.dead || t.no_cache) return nullptr;
     if (!t.armed) {
       t.armed = true;
       // Registers ThreadCacheCleanup for this thread's exit.
@@ -814,6 +821,12 @@ std::size_t MemoryPool::slots_per_segment() const noexcept {
 std::size_t MemoryPool::slot_offset(std::uint32_t slot) const noexcept {
   if (arena_ != nullptr) return 0;
   return (slot % impl_->slots_per_segment) * impl_->slot_size;
+}
+
+void disable_thread_slot_cache() noexcept {
+  ThreadCaches& t = t_caches;
+  t.no_cache = true;
+  disown_all(t);
 }
 
 }  // namespace parallax::memory

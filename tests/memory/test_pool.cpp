@@ -362,6 +362,34 @@ TEST(PoolThreadCache, CachedSlotsCountAsFreeAndOtherThreadsGetThem) {
   EXPECT_EQ(p->in_use(), 0u);
 }
 
+// A thread that asked for no slot cache (what the IPC publisher's background thread does)
+// releases straight to the shared list, so the next loan on another thread gets that very
+// slot; a caching thread keeps it, and the same loan gets another one. The releasing thread
+// stays alive until the check (a thread's exit gives its cache back, which would hide it).
+TEST(PoolThreadCache, AThreadWithoutACacheReleasesToTheSharedListForTheNextLoan) {
+  for (const bool caching : {true, false}) {
+    auto p = make_pool(64 * 256, 256);
+    Buffer b = p->try_loan().value().freeze();
+    const std::uint32_t slot = b.slot_index();
+    std::atomic<bool> released{false}, checked{false};
+    std::thread t([&] {
+      if (!caching) memory::disable_thread_slot_cache();
+      b = Buffer();
+      released.store(true);
+      while (!checked.load())
+        std::this_thread::yield();
+    });
+    while (!released.load())
+      std::this_thread::yield();
+    const std::uint32_t next = p->try_loan().value().freeze().slot_index();
+    checked.store(true);
+    t.join();
+    EXPECT_EQ(next == slot, !caching)
+        << (caching ? "caching" : "no cache") << ": slot " << slot << ", next loan " << next;
+    EXPECT_EQ(p->in_use(), 0u);
+  }
+}
+
 // in_use() reads only the caches ever claimed: slots parked in the caches of several live
 // threads (each claims its own, in order) all count as free, and loans held count exactly.
 TEST(PoolThreadCache, InUseIsExactWithSlotsCachedByEveryLiveThread) {

@@ -150,4 +150,12 @@ class MemoryPool {
   std::uint64_t cache_id_{0};
 };
 
+/// From now on the calling thread keeps no per-thread slot cache in any slot pool: the slots
+/// it releases go straight back to their pool's shared free list (any it had cached stay free
+/// and reachable, as when a thread exits). For a thread that releases slots but never loans
+/// them, such as an IPC publisher's background thread collecting what subscribers returned: in
+/// its own cache a slot would be reached only once the loaning threads' caches and the shared
+/// list ran dry, so the loaner would cycle through more slots (colder memory) than it needs.
+void disable_thread_slot_cache() noexcept;
+
 }  // namespace parallax::memory
