@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -124,6 +125,50 @@ TEST(SpscRing, ConsumeWakesASleepingProducer) {
   ring.consume(1);
   producer.join();  // hangs (test timeout) if the wake-up were lost
   EXPECT_TRUE(ring.writable());
+}
+
+// Another thread takes the consumer role under a lock of its own while the consumer sleeps
+// (what a leaky=downstream queue's producer does when it drops the oldest items): a wait that
+// saw items must not report "stopped" because they were taken meanwhile. Before the fix the
+// final re-check could return false with stop() never true, and the queue element's thread
+// took that for a shutdown and ended mid-stream.
+TEST(SpscRing, AWaitThatSawItemsIsNotAStopWhenAnotherThreadTookThem) {
+  SpscRing<int> ring(4);
+  std::mutex pop_mu;  // serializes the consumer role, as the queue element's pop_mu_
+  std::atomic<bool> done{false};
+  std::atomic<long> false_returns{0}, waits{0};
+  auto never = [] { return false; };
+  std::thread consumer([&] {
+    while (!done.load()) {
+      if (!ring.wait_readable([&] { return done.load(); }, 0)) {
+        if (!done.load()) false_returns.fetch_add(1);
+        continue;
+      }
+      waits.fetch_add(1);
+      std::lock_guard l(pop_mu);
+      ring.consume(ring.available());
+    }
+  });
+  std::thread stealer([&] {
+    while (!done.load()) {
+      std::lock_guard l(pop_mu);
+      ring.consume(ring.available());
+    }
+  });
+  const auto until = std::chrono::steady_clock::now() + 1500ms;
+  while (std::chrono::steady_clock::now() < until) {
+    if (!ring.writable()) {
+      ASSERT_TRUE(ring.wait_consumed(ring.head_index_cached(), never, 0));
+      continue;
+    }
+    ring.slot() = 1;
+    ring.publish();
+  }
+  done.store(true);
+  ring.wake_all();
+  consumer.join();
+  stealer.join();
+  EXPECT_EQ(false_returns.load(), 0) << "of " << waits.load() << " waits";
 }
 
 TEST(QueueRing, EveryBufferThroughTinyQueuesInOrder) {

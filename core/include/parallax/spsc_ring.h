@@ -112,9 +112,10 @@ class SpscRing {
     if (producer_sleeping_.load(std::memory_order_seq_cst)) [[unlikely]]
       wake(producer_sleeping_, writable_cv_);
   }
-  /// Waits until something is queued or stop(); returns true when something is. Reads only the
-  /// shared indices (not the consumer's cache), so other threads that take the consumer role
-  /// under a lock of their own (a flush clearing the ring) may run meanwhile.
+  /// Waits until something is queued or stop(); returns true when something was queued, false
+  /// only when stop() said so. Reads only the shared indices (not the consumer's cache), so
+  /// other threads that take the consumer role under a lock of their own (a flush clearing the
+  /// ring) may run meanwhile: after true, available() may then be 0 again.
   template <typename Stop>
   bool wait_readable(Stop&& stop, int spins = 64) {
     return wait(
@@ -161,14 +162,23 @@ class SpscRing {
       cpu_relax();
     }
     std::unique_lock l(mu_);
+    bool progress = false;
     for (;;) {
       flag.store(true, std::memory_order_seq_cst);
-      if (recheck()) break;
+      if (recheck()) {
+        progress = true;
+        break;
+      }
       if (stop()) break;
       cv.wait(l);
     }
     flag.store(false, std::memory_order_relaxed);
-    return recheck();
+    // Not recheck() again once it said yes: another thread holding the consumer role (a
+    // leaky queue's producer dropping the oldest items, a flush) may have emptied the ring in
+    // between, and a false here means "stop" to the caller, which would then end its loop
+    // with items still to come (the queue element's thread did, and its pipeline never saw
+    // EOS: QueueRing.LeakyDownstreamUnderPressureReachesEos under TSan).
+    return progress || recheck();
   }
 
   const std::size_t cap_;
