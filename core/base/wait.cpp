@@ -36,6 +36,21 @@ void drain_eventfd(int fd) noexcept {
   } while (r < 0 && errno == EINTR);
 }
 
+namespace {
+// The time left until `deadline` in `ts` (0 once past), as ppoll and epoll_pwait2 take it: in
+// nanoseconds, so no rounding to milliseconds (no early wake-up spinning before the deadline,
+// no sleep past it). nullptr for no deadline.
+const timespec* time_left(Deadline deadline, timespec& ts) noexcept {
+  if (deadline == kNoDeadline) return nullptr;
+  const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      deadline - std::chrono::steady_clock::now());
+  const auto ns = left.count() > 0 ? left.count() : 0;
+  ts.tv_sec = static_cast<time_t>(ns / 1000000000);
+  ts.tv_nsec = static_cast<long>(ns % 1000000000);
+  return &ts;
+}
+}  // namespace
+
 Result<Wait> wait_fd(int fd, short events, int interrupt_fd, Deadline deadline) {
   pollfd p{fd, events, 0};
   return wait_fds(std::span<pollfd>(&p, 1), interrupt_fd, deadline);
@@ -56,19 +71,8 @@ Result<Wait> wait_fds(std::span<pollfd> fds, int interrupt_fd, Deadline deadline
   p[fds.size()] = {interrupt_fd, POLLIN, 0};
   const auto n = static_cast<nfds_t>(fds.size() + (has_interrupt ? 1 : 0));
   for (;;) {
-    // ppoll takes the time left in nanoseconds: no rounding to milliseconds, so no early wake-up
-    // spinning before the deadline and no sleep past it.
-    timespec ts{};
-    const timespec* tsp = nullptr;
-    if (deadline != kNoDeadline) {
-      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
-          deadline - std::chrono::steady_clock::now());
-      const auto ns = left.count() > 0 ? left.count() : 0;
-      ts.tv_sec = static_cast<time_t>(ns / 1000000000);
-      ts.tv_nsec = static_cast<long>(ns % 1000000000);
-      tsp = &ts;
-    }
-    const int r = ::ppoll(p, n, tsp, nullptr);
+    timespec ts;
+    const int r = ::ppoll(p, n, time_left(deadline, ts), nullptr);
     if (r < 0) {
       if (errno == EINTR) continue;
       for (pollfd& f : fds)
@@ -136,18 +140,9 @@ Result<Wait> WaitSet::wait(std::span<short> revents, Deadline deadline) {
   if (revents.size() < count_) return err(Errc::invalid_argument, "WaitSet: revents too short");
   epoll_event evs[kMaxFds + 1];
   for (;;) {
-    // epoll_pwait2 takes the time left in nanoseconds (as ppoll does in wait_fds()).
-    timespec ts{};
-    const timespec* tsp = nullptr;
-    if (deadline != kNoDeadline) {
-      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
-          deadline - std::chrono::steady_clock::now());
-      const auto ns = left.count() > 0 ? left.count() : 0;
-      ts.tv_sec = static_cast<time_t>(ns / 1000000000);
-      ts.tv_nsec = static_cast<long>(ns % 1000000000);
-      tsp = &ts;
-    }
-    const int r = ::epoll_pwait2(ep_.get(), evs, static_cast<int>(count_ + 1), tsp, nullptr);
+    timespec ts;
+    const int r = ::epoll_pwait2(ep_.get(), evs, static_cast<int>(count_ + 1),
+                                 time_left(deadline, ts), nullptr);
     if (r < 0) {
       if (errno == EINTR) continue;
       return Error::from_errno("epoll_pwait2");
