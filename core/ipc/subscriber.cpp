@@ -345,7 +345,16 @@ struct IpcSubscriber::Impl {
                 s.error().message.c_str());
       }
     }
-    if (c.sleep_set.valid()) return c.sleep_set.wait(rev, deadline);
+    if (c.sleep_set.valid()) {
+      auto w = c.sleep_set.wait(rev, deadline);
+      if (w) return w;
+      // Not expected on our own fds; a kernel without epoll_pwait2 (before 5.11) says ENOSYS.
+      // Sleep in poll() from now on rather than return at once on every wait (a busy loop).
+      c.sleep_set_failed = true;
+      c.sleep_set = base::WaitSet();
+      PLX_LOG(warn, kLog, "%s: epoll wait failed (%s); sleeping in poll()", path.c_str(),
+              w.error().message.c_str());
+    }
     auto w = base::wait_fds(p, interrupt.fd.get(), deadline);
     rev[0] = p[0].revents;
     rev[1] = p[1].revents;
