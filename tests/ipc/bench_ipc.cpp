@@ -266,17 +266,13 @@ int run_sub(const std::string& path, const std::string& mode) {
     const double secs = static_cast<double>(last - first) / 1e9;
     std::printf("%llu %.6f\n", static_cast<unsigned long long>(n), secs);
   } else {
-    double sum = 0;
-    for (std::uint64_t v : lat)
-      sum += static_cast<double>(v);
-    const double mean = lat.empty() ? 0 : sum / static_cast<double>(lat.size()) / 1000.0;
     const SubscriberStats st = sub->stats();
     const double transit = st.latency_count == 0
                                ? 0
                                : static_cast<double>(st.latency_sum_ns) /
                                      static_cast<double>(st.latency_count) / 1000.0;
     const Percentiles p = percentiles(std::move(lat));
-    std::printf("%zu %.3f %.3f %.3f %.3f %.3f\n", p.n, p.p50, p.p99, p.p999, mean, transit);
+    std::printf("%zu %.3f %.3f %.3f %.3f %.3f\n", p.n, p.p50, p.p99, p.p999, p.mean, transit);
   }
   return 0;
 }
