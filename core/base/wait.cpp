@@ -3,7 +3,6 @@
 #include "base/wait.h"
 
 #include <poll.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -37,7 +36,7 @@ void drain_eventfd(int fd) noexcept {
 }
 
 namespace {
-// The time left until `deadline` in `ts` (0 once past), as ppoll and epoll_pwait2 take it: in
+// The time left until `deadline` in `ts` (0 once past), as ppoll takes it: in
 // nanoseconds, so no rounding to milliseconds (no early wake-up spinning before the deadline,
 // no sleep past it). nullptr for no deadline.
 const timespec* time_left(Deadline deadline, timespec& ts) noexcept {
@@ -85,79 +84,6 @@ Result<Wait> wait_fds(std::span<pollfd> fds, int interrupt_fd, Deadline deadline
       ready |= p[i].revents != 0;
     }
     if (has_interrupt && p[fds.size()].revents != 0) return Wait::interrupted;
-    if (ready) return Wait::ready;
-    if (r == 0) return Wait::timed_out;
-  }
-}
-
-// ---- WaitSet -------------------------------------------------------------------------------
-
-namespace {
-constexpr std::uint32_t kInterruptTag = WaitSet::kMaxFds;  // epoll_event::data.u32 of the interrupt
-
-std::uint32_t to_epoll(short events) {
-  std::uint32_t e = 0;
-  if (events & POLLIN) e |= EPOLLIN;
-  if (events & POLLOUT) e |= EPOLLOUT;
-  return e;  // EPOLLERR and EPOLLHUP are always reported
-}
-
-short to_poll(std::uint32_t e) {
-  short r = 0;
-  if (e & EPOLLIN) r |= POLLIN;
-  if (e & EPOLLOUT) r |= POLLOUT;
-  if (e & EPOLLERR) r |= POLLERR;
-  if (e & EPOLLHUP) r |= POLLHUP;
-  return r;
-}
-}  // namespace
-
-Result<WaitSet> WaitSet::make(std::span<const pollfd> fds, int interrupt_fd) {
-  if (fds.size() > kMaxFds) return err(Errc::invalid_argument, "WaitSet: more than 8 fds");
-  WaitSet s;
-  s.ep_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
-  if (!s.ep_) return Error::from_errno("epoll_create1");
-  auto add = [&](int fd, std::uint32_t events, std::uint32_t tag) -> Result<void> {
-    epoll_event ev{};
-    ev.events = events;
-    ev.data.u32 = tag;
-    if (::epoll_ctl(s.ep_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
-      return Error::from_errno("epoll_ctl(ADD)");
-    return {};
-  };
-  for (std::size_t i = 0; i < fds.size(); ++i) {
-    if (fds[i].fd < 0) return err(Errc::invalid_argument, "WaitSet: negative fd");
-    PLX_TRY(add(fds[i].fd, to_epoll(fds[i].events), static_cast<std::uint32_t>(i)));
-  }
-  if (interrupt_fd >= 0) PLX_TRY(add(interrupt_fd, EPOLLIN, kInterruptTag));
-  s.count_ = fds.size();
-  return s;
-}
-
-Result<Wait> WaitSet::wait(std::span<short> revents, Deadline deadline) {
-  std::fill(revents.begin(), revents.end(), short{0});
-  if (!ep_) return err(Errc::failed_precondition, "empty WaitSet");
-  if (revents.size() < count_) return err(Errc::invalid_argument, "WaitSet: revents too short");
-  epoll_event evs[kMaxFds + 1];
-  for (;;) {
-    timespec ts;
-    const int r = ::epoll_pwait2(ep_.get(), evs, static_cast<int>(count_ + 1),
-                                 time_left(deadline, ts), nullptr);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return Error::from_errno("epoll_pwait2");
-    }
-    bool interrupted = false, ready = false;
-    for (int i = 0; i < r; ++i) {
-      const std::uint32_t tag = evs[i].data.u32;
-      if (tag == kInterruptTag) {
-        interrupted = true;
-      } else if (tag < revents.size()) {
-        revents[tag] = to_poll(evs[i].events);
-        ready = true;
-      }
-    }
-    if (interrupted) return Wait::interrupted;
     if (ready) return Wait::ready;
     if (r == 0) return Wait::timed_out;
   }

@@ -51,36 +51,4 @@ inline constexpr Deadline kNoDeadline = Deadline::max();
 [[nodiscard]] Result<Wait> wait_fds(std::span<pollfd> fds, int interrupt_fd,
                                     Deadline deadline = kNoDeadline);
 
-/// A set of fds watched with epoll, registered once and waited on many times: what a wait that
-/// recurs with the same fds uses (the subscriber's sleep between buffers). poll() registers and
-/// unregisters every fd on each call; on this project's test VM that costs a few tenths of a µs
-/// per wake-up with three fds (`bench_ipc`'s "3-fd poll" and "3-fd epoll" rows, medians 13.0
-/// and 12.7 µs). Level-triggered, so a wait reports what poll() would. Not thread-safe: one
-/// thread waits on it.
-class WaitSet {
- public:
-  static constexpr std::size_t kMaxFds = 8;
-
-  /// The set of `fds` (each with its `events`: POLLIN and/or POLLOUT; errors and hang-ups
-  /// always count) and `interrupt_fd` (readable: the wait is interrupted; ignored when
-  /// negative). At most kMaxFds fds, none negative. The fds must stay open while the set is
-  /// used (closing one removes it from the set).
-  [[nodiscard]] static Result<WaitSet> make(std::span<const pollfd> fds, int interrupt_fd);
-
-  WaitSet() = default;
-
-  /// Waits as wait_fds() does: until one of the fds given to make() reports one of its events,
-  /// the interrupt fd is readable (it wins), or `deadline` passes (a deadline already past still
-  /// looks once). `revents` gets each fd's events in make()'s order (poll's POLLIN, POLLOUT,
-  /// POLLERR, POLLHUP bits), also when the interrupt wins; all 0 on an error. A signal (EINTR)
-  /// resumes the wait with the time left.
-  [[nodiscard]] Result<Wait> wait(std::span<short> revents, Deadline deadline = kNoDeadline);
-
-  [[nodiscard]] bool valid() const noexcept { return ep_.valid(); }
-
- private:
-  UniqueFd ep_;
-  std::size_t count_{0};
-};
-
 }  // namespace parallax::base

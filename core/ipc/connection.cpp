@@ -117,6 +117,7 @@ Result<void> Connection::announce_segment(const memory::Segment& seg) {
   auto msg = wire::encode_segment({seg.id(), seg.mapped_size(), sh_.exporter.node_of(seg)});
   int fds[1] = {fd};
   PLX_TRY(os::send_msg(sock.get(), msg, fds));
+  note_control_sent();
   segments_sent_.insert(seg.id());
   last_segment_ = seg.id();
   return {};
@@ -147,6 +148,7 @@ void Connection::kill(const char* why, bool protocol_error) {
   pending_.clear();
   // Also wakes a send() asleep on this subscriber: its wait watches the socket.
   if (sock) ::shutdown(sock.get(), SHUT_RDWR);
+  note_control_sent();  // and the subscriber asleep on its futex: it finds the hang-up
   if (active) sh_.counters.disconnects.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -246,11 +248,27 @@ void Connection::write(const std::uint64_t* words, std::size_t bytes, Kind kind,
 void Connection::wake() {
   if (!wake_needed_ || dead) return;
   wake_needed_ = false;
-  if (ah_->sub_sleeping.load(std::memory_order_seq_cst) != 0 &&
-      ah_->sub_sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
-    PLX_TRACE_SPAN("ipc.wake");
+  if (ah_->sub_sleeping.load(std::memory_order_seq_cst) == 0) return;
+  const std::uint32_t how = ah_->sub_sleeping.exchange(0, std::memory_order_seq_cst);
+  if (how == 0) return;
+  PLX_TRACE_SPAN("ipc.wake");
+  // Anything but kSleepFutex (the subscriber writes the word: any value) gets the socket byte.
+  if (how == wire::kSleepFutex)
+    os::futex_wake(&ah_->sub_sleeping);
+  else
     os::send_wake(wake_.get());
-  }
+}
+
+// A control message went out (or the connection is being dropped): the subscriber's sleep is a
+// futex wait, so say so in the ring header, and wake it if it sleeps (it then reads its socket).
+void Connection::note_control_sent() {
+  if (rh_ == nullptr) return;
+  rh_->ctl_sent.store(rh_->ctl_sent.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+  // A socket sleeper sees the message (or the hang-up) itself.
+  std::uint32_t how = wire::kSleepFutex;
+  if (ah_->sub_sleeping.load(std::memory_order_seq_cst) == wire::kSleepFutex &&
+      ah_->sub_sleeping.compare_exchange_strong(how, 0, std::memory_order_seq_cst))
+    os::futex_wake(&ah_->sub_sleeping);
 }
 
 // drop-oldest when the oldest unread record is an event (events are never dropped, and the
@@ -657,6 +675,7 @@ void Connection::retire_segments(std::span<const std::uint64_t> ids,
       }
       continue;
     }
+    note_control_sent();
     segments_sent_.erase(seg_id);
     if (last_segment_ == seg_id) last_segment_ = UINT64_MAX;
     sh_.counters.segments_retired.fetch_add(1, std::memory_order_relaxed);
@@ -676,6 +695,7 @@ void Connection::say_goodbye() {
   leases_.clear();
   inflight_.clear();
   if (sock) ::shutdown(sock.get(), SHUT_RDWR);
+  note_control_sent();
 }
 
 SubscriberInfo Connection::info() const {

@@ -90,8 +90,12 @@ class Connection {
   /// Writes one sticky event during the handshake (the ring is empty: it fits).
   void write_sticky(const std::vector<std::uint64_t>& rec);
   /// Wakes the subscriber if records were written since the last wake-up and it announced
-  /// that it sleeps (Dekker with its sleeping flag).
+  /// that it sleeps (Dekker with its sleeping flag), the way the flag says: a futex wake-up or a
+  /// byte on the wake socket (wire version 3).
   void wake();
+  /// Counts a control message sent on the socket (RingHeader::ctl_sent) and wakes the
+  /// subscriber if it sleeps: it reads its socket then. Also on dropping the connection.
+  void note_control_sent();
   [[nodiscard]] Policy policy() const noexcept { return policy_; }
   /// The lease quota granted (0 before the handshake). Read under Impl::mu_ too: it is set
   /// under both locks.

@@ -26,7 +26,6 @@
 #include <memory>
 #include <mutex>
 
-#include "base/wait.h"
 #include "ipc/os.h"
 #include "ipc/wire.h"
 #include "parallax/buffer.h"
@@ -52,7 +51,8 @@ class RemoteConnection {
   const std::byte* rdata{nullptr};
   std::uint32_t cap{0};
   wire::AckHeader* ah{nullptr};
-  // Our end of the connection's wake socket: the publisher wakes us through it and we wake it.
+  // Our end of the connection's wake socket: we wake the publisher through it (it wakes us with
+  // a futex on ah->sub_sleeping), and each side's hang-up tells the other it is gone.
   UniqueFd wake;
   wire::Welcome welcome;
 
@@ -62,11 +62,8 @@ class RemoteConnection {
   [[nodiscard]] Result<void> attach(UniqueFd socket, const wire::Welcome& w,
                                     std::span<UniqueFd> fds);
 
-  // The subscriber's sleep: the wake socket, the control socket and its interrupt fd in one
-  // epoll set, made on the connection's first sleep (consumer thread). Declared after the
-  // sockets: destroyed first.
-  base::WaitSet sleep_set;
-  bool sleep_set_failed{false};  // epoll could not be set up: this connection sleeps in poll()
+  // RingHeader::ctl_sent when the consumer thread last read the socket because of it.
+  std::uint32_t ctl_seen{0};
 
   // ---- the segment table (consumer thread) ---------------------------------------------------
   // An entry is erased when the publisher retires the segment; Buffer cores over it hold a

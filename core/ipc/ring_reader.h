@@ -46,11 +46,12 @@ class RingReader {
     return {reinterpret_cast<const std::byte*>(scratch_.data()), scratch_.size() * 8};
   }
 
-  /// The sleep handshake: says we are about to sleep (sub_sleeping = 1, so the publisher writes
-  /// a wake-up), then looks at the ring once more. False (and the flag cleared) when data came
-  /// meanwhile: do not sleep. Call end_sleep() after the sleep.
-  [[nodiscard]] bool begin_sleep(RemoteConnection& c) noexcept {
-    c.ah->sub_sleeping.store(1, std::memory_order_seq_cst);
+  /// The sleep handshake: says we are about to sleep and how (sub_sleeping = wire::kSleepFutex
+  /// or kSleepSocket, so the publisher wakes us that way), then looks at the ring once more.
+  /// False (and the flag cleared) when data came meanwhile: do not sleep. Call end_sleep()
+  /// after the sleep.
+  [[nodiscard]] bool begin_sleep(RemoteConnection& c, std::uint32_t how) noexcept {
+    c.ah->sub_sleeping.store(how, std::memory_order_seq_cst);
     if (c.rh->write_pos.load(std::memory_order_seq_cst) != read_pos_) {
       c.ah->sub_sleeping.store(0, std::memory_order_relaxed);
       return false;

@@ -58,11 +58,6 @@ struct IpcSubscriber::Impl {
   std::optional<std::string> format;
   std::optional<StreamSegment> segment;
   detail::SubscriberInterrupt interrupt;
-  // The wake socket woke us and was not read yet. It is drained before the next sleep, not
-  // right after the wake-up: one syscall less between the publisher's write and recv()
-  // returning. Safe because the publisher writes it only after it saw sub_sleeping = 1,
-  // which we store after the drain.
-  bool wake_pending{false};
   wire::BufferDesc desc;  // reused for every buffer record (its metadata storage too)
   bool copy_logged{false};
 
@@ -305,61 +300,82 @@ struct IpcSubscriber::Impl {
       }
     }
     publish_metrics(/*force=*/true);  // about to sleep: the exporter sees where we stopped
+    sleep(c, deadline);
+    ++st.wakeups;
+    if (adaptive) adapt_spin(start);
+  }
+
+  // How long a sleep waits on the futex before it moves to the sockets. A futex wake-up is about
+  // half as slow as a socket's here (bench_ipc's floor rows), but a futex wait does not see a
+  // publisher that died: within this window one is noticed at its end, after it at once. So a
+  // stream with gaps under the window (video down to 20 fps, paced buffers) sleeps on the futex,
+  // and an idle connection costs no periodic wake-ups.
+  static constexpr std::chrono::milliseconds kFutexWindow{50};
+  bool futex_failed{false};  // a futex wait failed (not expected): socket sleeps from then on
+
+  // The sleep itself: first a futex wait on the ack area's sub_sleeping (kSleepFutex since
+  // begin_sleep()), which the publisher sets to 0 and wakes after a ring write or a control
+  // message, and interrupt() too (it knows the word meanwhile); then, if the window ran out,
+  // a poll of the wake socket (the publisher writes a byte when it finds kSleepSocket), the
+  // control socket and the interrupt, until the deadline.
+  void sleep(RemoteConnection& c, Clock::time_point deadline) {
+    PLX_TRACE_SPAN("ipc.sleep");
+    if (!futex_failed) {
+      if (!reader.begin_sleep(c, wire::kSleepFutex)) return;
+      std::atomic<std::uint32_t>* word = &c.ah->sub_sleeping;
+      {
+        std::lock_guard lk(interrupt.sleep_mu);
+        interrupt.sleep_word = word;
+      }
+      os::FutexWait w = os::FutexWait::woken;
+      if (!interrupt.is_raised()) {
+        const auto left = deadline - Clock::now();
+        w = os::futex_wait(word, wire::kSleepFutex,
+                           left < kFutexWindow ? std::chrono::nanoseconds(left)
+                                               : std::chrono::nanoseconds(kFutexWindow));
+      }
+      {
+        std::lock_guard lk(interrupt.sleep_mu);
+        interrupt.sleep_word = nullptr;
+      }
+      if (w == os::FutexWait::failed) {
+        futex_failed = true;
+        PLX_LOG(warn, kLog, "%s: futex wait failed (%s); sleeping on the wake socket from now on",
+                path.c_str(), std::strerror(errno));
+      }
+      if (w == os::FutexWait::woken || Clock::now() >= deadline || interrupt.is_raised()) {
+        detail::RingReader::end_sleep(c);
+        return;
+      }
+    }
     if (wake_pending) {
       wake_pending = false;
       if (!os::drain_wake(c.wake.get())) {
+        detail::RingReader::end_sleep(c);
         hup = true;  // the publisher closed its end
         return;
       }
     }
-    if (!reader.begin_sleep(c)) return;
+    if (!reader.begin_sleep(c, wire::kSleepSocket)) return;
     // The wake socket, the control socket and the interrupt, until the deadline (none for
     // recv()). An interrupt ends the wait; the revents of the others are handled all the same.
-    short rev[2] = {0, 0};
-    const Result<base::Wait> w = sleep(c, rev, deadline);
+    pollfd p[2] = {{c.wake.get(), POLLIN, 0}, {c.sock.get(), POLLIN, 0}};
+    const Result<base::Wait> w = base::wait_fds(p, interrupt.fd.get(), deadline);
     detail::RingReader::end_sleep(c);
-    ++st.wakeups;
-    if (adaptive) adapt_spin(start);
-    // A failed wait (not expected: our own fds) or a timeout: next_item() looks again.
+    // A failed wait (not expected: our own fds) or a timeout: next() looks again.
     if (!w || *w == base::Wait::timed_out) return;
-    if (rev[0] & POLLIN) wake_pending = true;
+    if (p[0].revents & POLLIN) wake_pending = true;
     // The publisher closed its end of the wake socket: it dropped the connection (a hostile
     // one may do so without closing the socket; either way nothing will wake us any more).
-    if (rev[0] & (POLLHUP | POLLERR)) hup = true;
+    if (p[0].revents & (POLLHUP | POLLERR)) hup = true;
     // A failure there is the connection's, kept for the next recv*() to return.
-    if (rev[1] & (POLLIN | POLLHUP | POLLERR)) (void)drain_socket(c);
+    if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) (void)drain_socket(c);
   }
-
-  // The sleep itself: in the connection's epoll set (made on its first sleep), or in poll() on
-  // the same fds when epoll could not be set up (said once in the log; only slower).
-  Result<base::Wait> sleep(RemoteConnection& c, short (&rev)[2], Clock::time_point deadline) {
-    PLX_TRACE_SPAN("ipc.sleep");
-    pollfd p[2] = {{c.wake.get(), POLLIN, 0}, {c.sock.get(), POLLIN, 0}};
-    if (!c.sleep_set.valid() && !c.sleep_set_failed) {
-      auto s = base::WaitSet::make(p, interrupt.fd.get());
-      if (s) {
-        c.sleep_set = std::move(*s);
-      } else {
-        c.sleep_set_failed = true;
-        PLX_LOG(warn, kLog, "%s: no epoll set for the sleep (%s); sleeping in poll()", path.c_str(),
-                s.error().message.c_str());
-      }
-    }
-    if (c.sleep_set.valid()) {
-      auto w = c.sleep_set.wait(rev, deadline);
-      if (w) return w;
-      // Not expected on our own fds; a kernel without epoll_pwait2 (before 5.11) says ENOSYS.
-      // Sleep in poll() from now on rather than return at once on every wait (a busy loop).
-      c.sleep_set_failed = true;
-      c.sleep_set = base::WaitSet();
-      PLX_LOG(warn, kLog, "%s: epoll wait failed (%s); sleeping in poll()", path.c_str(),
-              w.error().message.c_str());
-    }
-    auto w = base::wait_fds(p, interrupt.fd.get(), deadline);
-    rev[0] = p[0].revents;
-    rev[1] = p[1].revents;
-    return w;
-  }
+  // The wake socket woke us and was not read yet: drained before the next socket sleep, not
+  // right after the wake-up (one syscall less between the publisher's write and recv()
+  // returning). Safe because the publisher writes it only after it saw kSleepSocket, which we
+  // store after the drain.
+  bool wake_pending{false};
 
   Result<void> reconnect() {
     drop_conn();
@@ -438,6 +454,15 @@ struct IpcSubscriber::Impl {
         if (out_event.type == EventType::segment) segment = out_event.segment;
         ++st.events;
         return Next::event;
+      }
+      // The publisher sent control messages (or dropped us) since we last read the socket:
+      // our sleep does not watch the socket, this counter says when to read it.
+      if (const std::uint32_t ctl = conn->rh->ctl_sent.load(std::memory_order_acquire);
+          ctl != conn->ctl_seen) {
+        conn->ctl_seen = ctl;
+        const std::shared_ptr<RemoteConnection> keep = conn;  // drain_socket() may drop conn
+        (void)drain_socket(*keep);  // a failure closes the connection: seen at the loop's top
+        continue;
       }
       if (hup) {
         // Everything written before the publisher went away has been read.
@@ -553,8 +578,7 @@ const std::optional<StreamSegment>& IpcSubscriber::segment() const {
 
 void IpcSubscriber::interrupt() {
   if (!impl_) return;
-  impl_->interrupt.raised.store(true, std::memory_order_release);
-  os::signal_eventfd(impl_->interrupt.fd.get());
+  impl_->interrupt.raise();
 }
 
 void IpcSubscriber::resume() {

@@ -43,6 +43,17 @@ Result<UniqueFd> connect_socket(const std::string& p, base::Deadline deadline,
 
 }  // namespace
 
+void SubscriberInterrupt::raise() noexcept {
+  raised.store(true, std::memory_order_seq_cst);
+  os::signal_eventfd(fd.get());
+  std::lock_guard lk(sleep_mu);
+  if (sleep_word != nullptr) {
+    // 0: a futex wait that has not started yet returns at once (the word is not 1 any more).
+    sleep_word->store(0, std::memory_order_seq_cst);
+    os::futex_wake(sleep_word);
+  }
+}
+
 bool nap(const SubscriberInterrupt& in, base::Deadline deadline, std::chrono::milliseconds ms) {
   if (in.is_raised()) return false;
   const auto now = Clock::now();

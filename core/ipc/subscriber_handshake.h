@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "base/wait.h"
@@ -22,13 +23,22 @@
 
 namespace parallax::link::detail {
 
-/// The subscriber's interrupt: a flag (checked by the spin loops) and a private eventfd
-/// (watched by every sleep), set by IpcSubscriber::interrupt() and cleared by resume().
+/// The subscriber's interrupt: a flag (checked by the spin loops), a private eventfd (watched
+/// by every poll), and the futex word the consumer thread sleeps on for ring data, if it does
+/// (the connection's AckHeader::sub_sleeping), set by IpcSubscriber::interrupt() and cleared by
+/// resume().
 struct SubscriberInterrupt {
   UniqueFd fd;
   std::atomic<bool> raised{false};
+  // The consumer thread sets the word under sleep_mu before its futex wait and clears it after
+  // (so the mapping cannot go away while interrupt() wakes it); interrupt() stores 0 into it
+  // and wakes it under sleep_mu, after raising the flag. A leaf lock; no peer I/O under it.
+  std::mutex sleep_mu;
+  std::atomic<std::uint32_t>* sleep_word{nullptr};  // sleep_mu
 
   [[nodiscard]] bool is_raised() const noexcept { return raised.load(std::memory_order_acquire); }
+  /// Raises the flag and ends any sleep (the eventfd's polls and the futex wait).
+  void raise() noexcept;
 };
 
 /// Sleeps up to `ms` (never past `deadline`) unless interrupted; false when interrupted.

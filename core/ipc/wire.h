@@ -21,7 +21,14 @@ namespace parallax::link::wire {
 inline constexpr std::uint32_t kMagic = 0x49584c50;  // "PLXI" little-endian
 // 2: wake socket; stats request, send stamps, ack report; segment messages carry the NUMA
 // node; segment_retired.
-inline constexpr std::uint16_t kVersion = 2;
+// 3: a subscriber sleeps on a futex (AckHeader::sub_sleeping = kSleepFutex) or the wake socket
+// (kSleepSocket) and the publisher wakes it accordingly (a futex wake-up is half as slow as a
+// socket byte here); RingHeader::ctl_sent counts the publisher's control messages so a
+// subscriber woken by the futex knows when to read its socket. Layout unchanged.
+inline constexpr std::uint16_t kVersion = 3;
+/// AckHeader::sub_sleeping: how the subscriber sleeps (0: it does not).
+inline constexpr std::uint32_t kSleepFutex = 1;
+inline constexpr std::uint32_t kSleepSocket = 2;
 
 // ---------------------------------------------------------------------------------------------
 // Socket messages (SOCK_SEQPACKET: one message per datagram, boundaries kept by the kernel).
@@ -170,7 +177,11 @@ struct RingHeader {
   /// Byte position (monotonic) one past the last complete record. Publisher stores (release).
   std::atomic<std::uint64_t> write_pos;
   std::uint8_t pad1[56];
-  std::uint32_t reserved1;
+  /// Count (mod 2^32) of the messages the publisher sent on the control socket since the
+  /// handshake (segments, retirements; the publisher stores it after each send, release; a
+  /// dropped connection bumps it too). A subscriber that finds it changed reads its socket:
+  /// its sleep is a futex wait that a socket message alone would not end (version 3).
+  std::atomic<std::uint32_t> ctl_sent;
   std::uint8_t pad2[60];
   std::uint8_t pad3[64];
 };
@@ -204,7 +215,12 @@ struct AckHeader {
   /// Whoever wins the CAS owns the record's lease.
   std::atomic<std::uint64_t> read_pos;
   std::uint8_t pad1[56];
-  /// 1 while the subscriber sleeps: the publisher then writes a byte on the wake socket.
+  /// Non-zero while the subscriber sleeps, saying how: kSleepFutex, a futex wait on this word
+  /// (shared futex: keyed by the memfd's page, so both processes' mappings name it), or
+  /// kSleepSocket, a poll of the wake socket. The publisher that finds it non-zero after a ring
+  /// write exchanges it to 0 and wakes the sleeper that way (one wake-up per sleep); a control
+  /// message (or dropping the connection) wakes a futex sleeper too. Version 2 had only the
+  /// socket sleep (value 1).
   std::atomic<std::uint32_t> sub_sleeping;
   std::uint8_t pad2[60];
   /// Count (monotonic) of lease tokens written to the return slots. Subscriber stores (release).
@@ -397,7 +413,8 @@ std::vector<std::byte> encode_stats_end(const StatsEnd& e);
 // ---------------------------------------------------------------------------------------------
 // Layout freeze: every peer built before relies on these sizes and offsets. Changing any of
 // them is a protocol change: bump kVersion (and say so in docs/protocol.md) instead.
-static_assert(kVersion == 2, "wire version 2: the wake socket replaced the two eventfds of 1");
+static_assert(kVersion == 3,
+              "wire version 3: futex wake-ups on sub_sleeping, ctl_sent (layout of 2)");
 static_assert(kWelcomeFds == 3);
 static_assert(std::is_standard_layout_v<RingHeader> && std::is_standard_layout_v<AckHeader>);
 static_assert(sizeof(RingHeader) == 256);
@@ -406,7 +423,9 @@ static_assert(offsetof(RingHeader, version) == 4);
 static_assert(offsetof(RingHeader, header_size) == 6);
 static_assert(offsetof(RingHeader, capacity) == 8);
 static_assert(offsetof(RingHeader, write_pos) == 64);
-static_assert(offsetof(RingHeader, reserved1) == 128);
+static_assert(offsetof(RingHeader, ctl_sent) == 128);
+static_assert(sizeof(std::atomic<std::uint32_t>) == 4 &&
+              std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(sizeof(AckHeader) == 832);
 static_assert(offsetof(AckHeader, return_capacity) == 8);
 static_assert(offsetof(AckHeader, pub_waiting) == 16);

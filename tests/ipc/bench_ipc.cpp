@@ -2,15 +2,16 @@
 // bench_ipc: native publisher -> subscriber in two processes (this binary re-executes itself
 // as the subscriber), payload untouched. Prints buffers/s per size and one-way latency
 // percentiles for 4 KiB buffers (sleeping consumer and busy-poll consumer), next to the
-// machine's floor for the same pattern: a bare eventfd wake-up and a bare shared-memory spin
-// hand-off between two processes, paced the same way (what no transport can beat here).
+// machine's floor for the same pattern: bare eventfd and futex wake-ups and a bare shared-memory
+// spin hand-off between two processes, paced the same way (what no transport can beat here).
 //   bench_ipc [--quick] [--latency-only | --throughput-only]
 //   env: BENCH_IPC_N (buffers per size), BENCH_IPC_NO_LATENCY, BENCH_IPC_GAP_US (latency pacing)
+#include <linux/futex.h>
 #include <poll.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,26 +82,29 @@ void sleep_until_ns(std::uint64_t until) {
 // The floor: the same one-way measurement (stamp, hand over, stamp on the other side, `gap`
 // between messages, the sender sleeping in between) with nothing but the hand-over itself.
 // socket: the receiver blocks in poll() on its end of an AF_UNIX SOCK_SEQPACKET socketpair and
-// the sender sends one byte with MSG_DONTWAIT — the wake-up our sleeping path uses (one wake
-// socket per connection), minus everything else; eventfd: the same with an eventfd (what the
-// transport used before the wake sockets, for comparison); spin: the receiver spins on a
+// the sender sends one byte with MSG_DONTWAIT — the wake-up of wire version 2 (and of a
+// sleep past the subscriber's futex window), minus everything else; eventfd: the same with an
+// eventfd (the floor issue 16 names; version 1's wake-up); spin: the receiver spins on a
 // shared-memory counter (our busy-poll path minus everything else). Both processes share an
 // anonymous MAP_SHARED mapping with one send stamp per message, so a message the receiver only
 // sees late (it was descheduled) counts with its real latency, as in our own measurement. Like
 // our subscriber, the sleeping receivers stamp as soon as poll() returns and read the wake-up
 // afterwards.
 struct alignas(64) FloorShared {
-  std::atomic<std::uint64_t> seq{0};  // the stamps (n + 1 of them) follow on the next line
+  std::atomic<std::uint64_t> seq{0};       // the stamps (n + 1 of them) follow on the next line
+  std::atomic<std::uint32_t> sleeping{0};  // futex: the receiver's sleep flag and futex word
 };
 
 // socket3: the wake socket again, the receiver polling it together with two idle fds (a second
-// socket and an eventfd), as the subscriber's sleep polls {wake socket, control socket,
+// socket and an eventfd), as the subscriber's socket sleep polls {wake socket, control socket,
 // interrupt eventfd}: a diagnostic of what the 3-fd poll itself costs, not a target floor.
-// epoll3: the same three fds in an epoll set made once, epoll_wait() instead of poll().
+// futex: the receiver says it sleeps (a flag in the shared mapping, then a re-check of seq)
+// and waits on that flag with FUTEX_WAIT; the sender, after its store of seq, finds the flag
+// set, clears it and FUTEX_WAKEs: the wake-up our sleeping path uses since wire version 3.
 // spin_lines: the spin hand-off where the sender also writes kRecordLines cache lines (of a
 // 64 KiB ring, so the receiver read them a lap ago, as with our ring) that the receiver reads
 // before stamping: what a record of that size adds to the hand-over (diagnostic).
-enum class Floor { eventfd, socket, socket3, epoll3, spin, spin_lines };
+enum class Floor { eventfd, socket, socket3, futex, spin, spin_lines };
 constexpr std::size_t kRecordLines = 4;
 constexpr std::size_t kLinesRing = 64 * 1024;
 volatile std::uint64_t g_sink;
@@ -116,18 +120,18 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
   auto* stamps = reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(mem) + 64);
   auto* lines =
       reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(mem) + 64 + stamps_size);
-  const bool sock = kind == Floor::socket || kind == Floor::socket3 || kind == Floor::epoll3;
+  const bool sock = kind == Floor::socket || kind == Floor::socket3;
   int efd = -1, sv[2] = {-1, -1}, idle[2] = {-1, -1};
   if (sock) {
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
       std::abort();
-    if (kind == Floor::socket3 || kind == Floor::epoll3) {
+    if (kind == Floor::socket3) {
       if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, idle) != 0)
         std::abort();
       efd = ::eventfd(0, EFD_CLOEXEC);
       if (efd < 0) std::abort();
     }
-  } else {
+  } else if (kind == Floor::eventfd) {
     efd = ::eventfd(0, EFD_CLOEXEC);
     if (efd < 0) std::abort();
   }
@@ -138,17 +142,6 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
   pid_t pid = ::fork();
   if (pid == 0) {
     ::close(res[0]);
-    int ep = -1;
-    if (kind == Floor::epoll3) {
-      ep = ::epoll_create1(EPOLL_CLOEXEC);
-      if (ep < 0) std::abort();
-      for (int fd : {rx, idle[1], efd}) {
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.fd = fd;
-        if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) std::abort();
-      }
-    }
     std::uint64_t sink = 0;
     std::vector<std::uint64_t> lat;
     lat.reserve(static_cast<std::size_t>(n));
@@ -160,9 +153,13 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
       } else if (kind == Floor::socket3) {
         pollfd p[3] = {{rx, POLLIN, 0}, {idle[1], POLLIN, 0}, {efd, POLLIN, 0}};
         (void)::poll(p, 3, -1);
-      } else if (kind == Floor::epoll3) {
-        epoll_event ev[3];
-        (void)::epoll_wait(ep, ev, 3, -1);
+      } else if (kind == Floor::futex) {
+        sh->sleeping.store(1, std::memory_order_seq_cst);
+        while (sh->seq.load(std::memory_order_seq_cst) == seen) {
+          (void)::syscall(SYS_futex, &sh->sleeping, FUTEX_WAIT, 1, nullptr, nullptr, 0);
+          sh->sleeping.store(1, std::memory_order_seq_cst);
+        }
+        sh->sleeping.store(0, std::memory_order_relaxed);
       } else {
         pollfd p{rx, POLLIN, 0};
         (void)::poll(&p, 1, -1);
@@ -208,7 +205,11 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
     }
     stamps[i].store(t0, std::memory_order_relaxed);
     sh->seq.store(static_cast<std::uint64_t>(i), std::memory_order_release);
-    if (kind == Floor::eventfd) {
+    if (kind == Floor::futex) {
+      if (sh->sleeping.load(std::memory_order_seq_cst) != 0 &&
+          sh->sleeping.exchange(0, std::memory_order_seq_cst) != 0)
+        (void)::syscall(SYS_futex, &sh->sleeping, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+    } else if (kind == Floor::eventfd) {
       const std::uint64_t one = 1;
       (void)!::write(efd, &one, sizeof one);
     } else if (sock) {
@@ -403,15 +404,17 @@ int main(int argc, char** argv) {
   const Percentiles sleep = run("sleep");
   print("4 KiB sleep (spin=0)", sleep);
   breakdown("sleep", sleep);
-  const Percentiles wake = floor_latency(Floor::socket, nlat, gap);
-  print("floor: wake socket", wake);
-  print("floor: eventfd wake-up", floor_latency(Floor::eventfd, nlat, gap));
+  const Percentiles efd = floor_latency(Floor::eventfd, nlat, gap);
+  print("floor: eventfd wake-up", efd);
+  const Percentiles fut = floor_latency(Floor::futex, nlat, gap);
+  print("floor: futex wake-up", fut);
+  print("diag: wake socket", floor_latency(Floor::socket, nlat, gap));
   print("diag: wake socket, 3-fd poll", floor_latency(Floor::socket3, nlat, gap));
-  print("diag: wake socket, 3-fd epoll", floor_latency(Floor::epoll3, nlat, gap));
   std::printf(
-      "sleeping vs wake-socket floor: p50 +%.2f us (target <= +1.5), p99 %.2fx (target <= 1.5x);"
-      " means +%.2f us\n",
-      sleep.p50 - wake.p50, wake.p99 > 0 ? sleep.p99 / wake.p99 : 0.0, sleep.mean - wake.mean);
+      "sleeping vs eventfd floor: p50 +%.2f us (target <= +1.5), p99 %.2fx (target <= 1.5x);"
+      " means +%.2f us; vs the futex floor: p50 +%.2f us, p99 %.2fx\n",
+      sleep.p50 - efd.p50, efd.p99 > 0 ? sleep.p99 / efd.p99 : 0.0, sleep.mean - efd.mean,
+      sleep.p50 - fut.p50, fut.p99 > 0 ? sleep.p99 / fut.p99 : 0.0);
   print("4 KiB sleep (default spin)", run("adaptive"));
   const Percentiles busy = run("busy");
   print("4 KiB busy-poll", busy);

@@ -575,15 +575,17 @@ int hostile_sub(const std::string& path, const std::string& mode) {
     ah->ret_write.store(1u << 30);
   } else if (mode == "jam-wakeups") {
     // Blocks the publisher's wake-up writes if it can, says it sleeps so that the publisher
-    // wakes it on every buffer, then never reads and stays alive (killed by the test).
+    // wakes it on every buffer (on the wake socket, on the futex, and with a value no sleep
+    // uses, in turn), then never reads and stays alive (killed by the test).
     for (auto& fd : s.wake)
       jam(fd.get(), fd.get());  // a socket end: fills what the publisher reads... and our own
     auto* ah = reinterpret_cast<wire::AckHeader*>(s.ack.writable_data());
-    ah->sub_sleeping.store(1);
+    const std::uint32_t how[] = {wire::kSleepSocket, wire::kSleepFutex, 0xdeadbeefu};
+    ah->sub_sleeping.store(how[0]);
     std::printf("ready\n");
     std::fflush(stdout);
-    for (;;) {
-      ah->sub_sleeping.store(1);
+    for (unsigned i = 0;; ++i) {
+      ah->sub_sleeping.store(how[i % 3]);
       std::this_thread::sleep_for(1ms);
     }
   } else if (mode == "talk-after-hello") {
@@ -661,7 +663,15 @@ int hostile_pub(const std::string& path, const std::string& mode) {
     mine.reset(sv[0]);
     wake.emplace_back(sv[1]);
   }
+  // How this wire version wakes a sleeping subscriber: a futex wake on sub_sleeping when it
+  // sleeps there (3), else a byte on the wake socket (2, 3), or the data eventfd (1).
   auto wake_peer = [&] {
+    if constexpr (wire::kVersion >= 3) {
+      if (ah->sub_sleeping.exchange(0) == wire::kSleepFutex) {
+        os::futex_wake(&ah->sub_sleeping);
+        return;
+      }
+    }
     if (mine) {
       const char b = 1;
       (void)::send(mine.get(), &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL);

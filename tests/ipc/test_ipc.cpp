@@ -454,6 +454,55 @@ TEST(IpcTransport, LateJoinerGetsStickyEventsFirst) {
   EXPECT_EQ((*b)->metadata().sequence, 1u);
 }
 
+// A subscriber's sleep is a futex wait for its first 50 ms, then a poll of its wake socket
+// (docs/protocol.md, "Wake-ups"). In either phase a buffer and an interrupt end it at once,
+// and a publisher that closes ends the stream.
+TEST(IpcTransport, BothSleepPhasesWakeAtOnce) {
+  TempDir dir;
+  auto pub = IpcPublisher::bind(dir.file("s"), small_pool()).value();
+  SubscriberOptions so;
+  so.spin = 0ns;  // sleeps at once
+  auto sub = IpcSubscriber::connect(dir.file("s"), so).value();
+  ASSERT_TRUE(pub.wait_for_subscribers(1, 5s).ok());
+  using Clock = std::chrono::steady_clock;
+  // 10 ms: asleep on the futex; 200 ms: on the wake socket since 150 ms.
+  for (const auto delay : {10ms, 200ms}) {
+    std::atomic<Clock::rep> at{0};
+    std::thread sender([&] {
+      std::this_thread::sleep_for(delay);
+      at = Clock::now().time_since_epoch().count();
+      EXPECT_TRUE(send_seq(pub, 7).ok());
+    });
+    auto b = sub.recv_for(5s);
+    const auto lag = Clock::now().time_since_epoch().count() - at.load();
+    sender.join();
+    ASSERT_TRUE(b.ok() && b->has_value()) << delay.count() << " ms";
+    EXPECT_LT(lag, Clock::duration(20ms).count()) << "buffer after " << delay.count() << " ms";
+
+    std::thread interrupter([&] {
+      std::this_thread::sleep_for(delay);
+      at = Clock::now().time_since_epoch().count();
+      sub.interrupt();
+    });
+    auto r = sub.recv_for(5s);
+    const auto ilag = Clock::now().time_since_epoch().count() - at.load();
+    interrupter.join();
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, Errc::cancelled);
+    EXPECT_LT(ilag, Clock::duration(20ms).count()) << "interrupt after " << delay.count() << " ms";
+    sub.resume();
+  }
+  std::thread closer([&] {
+    std::this_thread::sleep_for(10ms);
+    pub.close();
+  });
+  auto end = sub.recv_for(5s);
+  closer.join();
+  ASSERT_TRUE(end.ok());
+  EXPECT_FALSE(end->has_value());  // the clean end of the stream
+  EXPECT_GE(sub.stats().wakeups, 4u);
+}
+
 TEST(IpcTransport, InterruptUnblocksRecv) {
   TempDir dir;
   auto pub = IpcPublisher::bind(dir.file("s"), small_pool()).value();
