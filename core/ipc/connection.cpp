@@ -11,6 +11,7 @@
 #include <iterator>
 #include <new>
 
+#include "base/futex.h"
 #include "base/wait.h"
 #include "ipc/os.h"
 #include "ipc/ring.h"
@@ -254,7 +255,7 @@ void Connection::wake() {
   PLX_TRACE_SPAN("ipc.wake");
   // Anything but kSleepFutex (the subscriber writes the word: any value) gets the socket byte.
   if (how == wire::kSleepFutex)
-    os::futex_wake(&ah_->sub_sleeping);
+    base::futex_wake_one(ah_->sub_sleeping, base::FutexScope::shared);
   else
     os::send_wake(wake_.get());
 }
@@ -268,7 +269,7 @@ void Connection::note_control_sent() {
   std::uint32_t how = wire::kSleepFutex;
   if (ah_->sub_sleeping.load(std::memory_order_seq_cst) == wire::kSleepFutex &&
       ah_->sub_sleeping.compare_exchange_strong(how, 0, std::memory_order_seq_cst))
-    os::futex_wake(&ah_->sub_sleeping);
+    base::futex_wake_one(ah_->sub_sleeping, base::FutexScope::shared);
 }
 
 // drop-oldest when the oldest unread record is an event (events are never dropped, and the

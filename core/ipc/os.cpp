@@ -3,11 +3,8 @@
 // EINTR retried, every received fd closed when the control data was truncated.
 #include "ipc/os.h"
 
-#include <linux/futex.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -134,25 +131,6 @@ void send_wake(int fd) noexcept {
   do {
     r = ::send(fd, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
   } while (r < 0 && errno == EINTR);
-}
-
-// Shared (not FUTEX_PRIVATE_FLAG) futexes: the word lives in a memfd both processes map.
-void futex_wake(std::atomic<std::uint32_t>* word) noexcept {
-  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
-  // EFAULT or EINVAL are not possible on a mapped, aligned word; nothing to do with them.
-  (void)::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, 1, nullptr,
-                  nullptr, 0);
-}
-
-FutexWait futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
-                     std::chrono::nanoseconds timeout) noexcept {
-  if (timeout.count() <= 0) return FutexWait::timed_out;
-  const timespec ts{static_cast<time_t>(timeout.count() / 1'000'000'000),
-                    static_cast<long>(timeout.count() % 1'000'000'000)};
-  const long r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT, expected,
-                           &ts, nullptr, 0);
-  if (r == 0 || errno == EAGAIN || errno == EINTR) return FutexWait::woken;
-  return errno == ETIMEDOUT ? FutexWait::timed_out : FutexWait::failed;
 }
 
 bool drain_wake(int fd) noexcept {

@@ -7,8 +7,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -48,7 +46,8 @@ using base::signal_eventfd;
 
 /// The subscriber-to-publisher wake-up channel of one connection, and each side's hang-up
 /// signal: an AF_UNIX SOCK_SEQPACKET socketpair (the publisher wakes a sleeping subscriber
-/// with futex_wake(), below, since wire version 3: half the latency of a socket byte here).
+/// with a shared futex wake-up on AckHeader::sub_sleeping when it sleeps there, since wire
+/// version 3: half the latency of a socket byte here).
 /// The publisher keeps `first` and hands `second` to the subscriber. Each side has its own
 /// open file description (a peer cannot change our flags), every send/recv passes
 /// MSG_DONTWAIT (so even a flag a peer could change would not matter), and closing one end
@@ -66,18 +65,6 @@ void send_wake(int fd) noexcept;
 /// Reads the wake-ups queued (at most 64 per call: a peer flooding us cannot keep us here).
 /// Never blocks. Returns false when the peer closed its end.
 [[nodiscard]] bool drain_wake(int fd) noexcept;
-
-/// Futex wake-ups on a 32-bit word of a MAP_SHARED mapping (shared futexes: the kernel keys
-/// them by the page, so two processes mapping the same memfd wait and wake on the same word).
-/// futex_wake() wakes at most one waiter and never blocks, whatever a peer does to the word.
-void futex_wake(std::atomic<std::uint32_t>* word) noexcept;
-/// Sleeps while `*word == expected`, at most `timeout` (a relative CLOCK_MONOTONIC time; <= 0
-/// does not sleep: timed_out). `woken` covers a wake-up, a word that differs (EAGAIN) and a
-/// signal: the caller re-checks what it waits for in every case (wake-ups may be spurious).
-/// `failed` is any other error (not expected).
-enum class FutexWait : std::uint8_t { woken, timed_out, failed };
-[[nodiscard]] FutexWait futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
-                                   std::chrono::nanoseconds timeout) noexcept;
 
 using base::count_open_fds;
 

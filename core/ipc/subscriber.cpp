@@ -24,6 +24,7 @@
 #include <map>
 #include <mutex>
 
+#include "base/futex.h"
 #include "base/wait.h"
 #include "ipc/metrics_export.h"
 #include "ipc/os.h"
@@ -327,23 +328,25 @@ struct IpcSubscriber::Impl {
         std::lock_guard lk(interrupt.sleep_mu);
         interrupt.sleep_word = word;
       }
-      os::FutexWait w = os::FutexWait::woken;
+      // A failed wait (not expected: the word is ours and mapped) moves to the socket sleep
+      // for good.
+      Result<base::FutexWait> w = base::FutexWait::woken;
       if (!interrupt.is_raised()) {
-        const auto left = deadline - Clock::now();
-        w = os::futex_wait(word, wire::kSleepFutex,
-                           left < kFutexWindow ? std::chrono::nanoseconds(left)
-                                               : std::chrono::nanoseconds(kFutexWindow));
+        const auto window_end = Clock::now() + kFutexWindow;
+        w = base::futex_wait(*word, wire::kSleepFutex, std::min(deadline, window_end),
+                             base::FutexScope::shared);
       }
       {
         std::lock_guard lk(interrupt.sleep_mu);
         interrupt.sleep_word = nullptr;
       }
-      if (w == os::FutexWait::failed) {
+      if (!w) {
         futex_failed = true;
         PLX_LOG(warn, kLog, "%s: futex wait failed (%s); sleeping on the wake socket from now on",
-                path.c_str(), std::strerror(errno));
+                path.c_str(), w.error().message.c_str());
       }
-      if (w == os::FutexWait::woken || Clock::now() >= deadline || interrupt.is_raised()) {
+      if ((w && *w != base::FutexWait::timed_out) || Clock::now() >= deadline ||
+          interrupt.is_raised()) {
         detail::RingReader::end_sleep(c);
         return;
       }

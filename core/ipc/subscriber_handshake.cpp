@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "base/futex.h"
 #include "ipc/os.h"
 #include "ipc/wire.h"
 
@@ -50,7 +51,7 @@ void SubscriberInterrupt::raise() noexcept {
   if (sleep_word != nullptr) {
     // 0: a futex wait that has not started yet returns at once (the word is not 1 any more).
     sleep_word->store(0, std::memory_order_seq_cst);
-    os::futex_wake(sleep_word);
+    base::futex_wake_one(*sleep_word, base::FutexScope::shared);
   }
 }
 

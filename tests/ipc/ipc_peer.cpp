@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "base/futex.h"
 #include "ipc/os.h"
 #include "ipc/wire.h"
 #include "ipc_test_util.h"
@@ -668,7 +669,7 @@ int hostile_pub(const std::string& path, const std::string& mode) {
   auto wake_peer = [&] {
     if constexpr (wire::kVersion >= 3) {
       if (ah->sub_sleeping.exchange(0) == wire::kSleepFutex) {
-        os::futex_wake(&ah->sub_sleeping);
+        base::futex_wake_one(ah->sub_sleeping, base::FutexScope::shared);
         return;
       }
     }
