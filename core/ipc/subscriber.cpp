@@ -345,9 +345,16 @@ struct IpcSubscriber::Impl {
         PLX_LOG(warn, kLog, "%s: futex wait failed (%s); sleeping on the wake socket from now on",
                 path.c_str(), w.error().message.c_str());
       }
-      if ((w && *w != base::FutexWait::timed_out) || Clock::now() >= deadline ||
-          interrupt.is_raised()) {
+      if (w && *w != base::FutexWait::timed_out) {
         detail::RingReader::end_sleep(c);
+        return;
+      }
+      // The window or the caller's deadline ran out: a publisher that died while we slept
+      // cannot have told us, its hang-up is on the sockets. Look without waiting (a caller that
+      // waits in short recv_for() slices never gets to the socket sleep below).
+      if (Clock::now() >= deadline || interrupt.is_raised()) {
+        detail::RingReader::end_sleep(c);
+        check_sockets(c);
         return;
       }
     }
@@ -370,6 +377,19 @@ struct IpcSubscriber::Impl {
     if (p[0].revents & POLLIN) wake_pending = true;
     // The publisher closed its end of the wake socket: it dropped the connection (a hostile
     // one may do so without closing the socket; either way nothing will wake us any more).
+    if (p[0].revents & (POLLHUP | POLLERR)) hup = true;
+    // A failure there is the connection's, kept for the next recv*() to return.
+    if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) (void)drain_socket(c);
+  }
+  // The hang-up of the wake socket (the publisher closed its end, or died) and anything on the
+  // control socket, without waiting.
+  void check_sockets(RemoteConnection& c) {
+    pollfd p[2] = {{c.wake.get(), 0, 0}, {c.sock.get(), POLLIN, 0}};
+    int r;
+    do {
+      r = ::poll(p, 2, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r <= 0) return;
     if (p[0].revents & (POLLHUP | POLLERR)) hup = true;
     // A failure there is the connection's, kept for the next recv*() to return.
     if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) (void)drain_socket(c);
