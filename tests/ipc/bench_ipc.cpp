@@ -5,9 +5,12 @@
 // machine's floor for the same pattern: bare eventfd and futex wake-ups and a bare shared-memory
 // spin hand-off between two processes, paced the same way (what no transport can beat here).
 //   bench_ipc [--quick] [--latency-only | --throughput-only]
-//   env: BENCH_IPC_N (buffers per size), BENCH_IPC_NO_LATENCY, BENCH_IPC_GAP_US (latency pacing)
+//   env: BENCH_IPC_N (buffers per size), BENCH_IPC_NO_LATENCY, BENCH_IPC_GAP_US (latency pacing),
+//   BENCH_IPC_PIN_FLOORS=1 (the floors' sender on CPU 0 and receiver on CPU 1: a wake-up that
+//   must cross to the other CPU, which the scheduler avoids when it can)
 #include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -139,8 +142,19 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
   const int rx = sock ? sv[1] : efd, tx = sock ? sv[0] : efd;
   int res[2];
   if (::pipe(res) != 0) std::abort();
+  // BENCH_IPC_PIN_FLOORS: receiver on CPU 1, sender on CPU 0 (restored afterwards).
+  const bool pin = std::getenv("BENCH_IPC_PIN_FLOORS") != nullptr;
+  auto pin_to = [](int cpu) {
+    cpu_set_t m;
+    CPU_ZERO(&m);
+    CPU_SET(cpu, &m);
+    if (::sched_setaffinity(0, sizeof m, &m) != 0) std::perror("sched_setaffinity");
+  };
+  cpu_set_t saved;
+  if (pin && ::sched_getaffinity(0, sizeof saved, &saved) != 0) std::abort();
   pid_t pid = ::fork();
   if (pid == 0) {
+    if (pin) pin_to(1);
     ::close(res[0]);
     std::uint64_t sink = 0;
     std::vector<std::uint64_t> lat;
@@ -196,6 +210,7 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
     ::_exit(0);
   }
   ::close(res[1]);
+  if (pin) pin_to(0);
   for (int i = 1; i <= n; ++i) {
     const std::uint64_t t0 = now_ns();
     if (kind == Floor::spin_lines) {
@@ -218,6 +233,7 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
     }
     sleep_until_ns(t0 + static_cast<std::uint64_t>(gap.count()) * 1000);
   }
+  if (pin) (void)::sched_setaffinity(0, sizeof saved, &saved);  // as it was: best effort
   std::vector<std::uint64_t> lat(static_cast<std::size_t>(n));
   std::size_t got = 0;
   auto* bytes = reinterpret_cast<char*>(lat.data());
