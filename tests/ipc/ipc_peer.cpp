@@ -692,6 +692,21 @@ int hostile_pub(const std::string& path, const std::string& mode) {
     return 2;
   if (mode == "version" || mode == "writable-ring" || mode == "welcome-no-fds") return finish();
 
+  if (mode == "late-retire") {
+    // Once the subscriber sleeps on its futex: a control message it must refuse (the retirement
+    // of a segment never announced), counted in ctl_sent with the futex woken, as a publisher
+    // does for every control message. Nothing is ever written to the ring.
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (ah->sub_sleeping.load() != wire::kSleepFutex && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(100us);
+    std::this_thread::sleep_for(5ms);
+    if (!os::send_msg(c.get(), wire::encode_segment_retired({43}))) return 2;
+    rh->ctl_sent.store(rh->ctl_sent.load() + 1);
+    if (ah->sub_sleeping.exchange(0) == wire::kSleepFutex)
+      base::futex_wake_one(ah->sub_sleeping, base::FutexScope::shared);
+    return finish();
+  }
+
   if (mode == "many-segments" || mode == "huge-segments") {
     // Announcements without end (each a real sealed memfd of the announced size): 4 KiB ones
     // until the subscriber's socket is full, or 1 TiB ones (sparse).

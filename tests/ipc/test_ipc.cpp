@@ -1408,6 +1408,29 @@ TEST(IpcConnectDeadline, FullBacklogListenerTimesOutWithinConnectTimeout) {
   EXPECT_EQ(c.wait(5s), 0) << c.read_line();
 }
 
+// A subscriber asleep on its futex learns of a control message through RingHeader::ctl_sent
+// and the wake-up that follows it (wire version 3), not only when its 50 ms futex window ends:
+// here the message is one it must refuse, so recv_for() ends with data_loss at once.
+TEST(IpcHostilePublisher, AControlMessageWakesAFutexSleeper) {
+  TempDir dir;
+  const auto path = dir.file("late.sock");
+  Child hostile({ipc_test::peer_binary(), "hostile-pub", path, "late-retire"}, true);
+  ASSERT_EQ(hostile.read_line(), "ready");
+  SubscriberOptions so;
+  so.spin = 0ns;  // sleeps at once
+  so.connect_timeout = 5s;
+  auto sub = IpcSubscriber::connect(path, so).value();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = sub.recv_for(5s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::data_loss) << r.error().message;
+  // ~5 ms after the sleep began; 50 ms (the end of the futex window) without ctl_sent.
+  EXPECT_LT(took, 35ms) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+  sub.close();
+  EXPECT_EQ(hostile.wait(5s), 0);
+}
+
 TEST(IpcConnectDeadline, SilentPublisherHandshakeHonoursConnectTimeout) {
   TempDir dir;
   const auto path = dir.file("silent.sock");
