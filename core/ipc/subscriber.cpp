@@ -441,6 +441,17 @@ struct IpcSubscriber::Impl {
         if (failure) return *failure;
         return err(Errc::unavailable, "not connected to " + path);
       }
+      // The publisher sent control messages (or dropped us) since we last read the socket: read
+      // them before the next record, which they precede (a futex sleep does not watch the
+      // socket; this counter says when to read it). One load of a line the publisher writes
+      // only for control messages.
+      if (const std::uint32_t ctl = conn->rh->ctl_sent.load(std::memory_order_acquire);
+          ctl != conn->ctl_seen) {
+        conn->ctl_seen = ctl;
+        const std::shared_ptr<RemoteConnection> keep = conn;  // drain_socket() may drop conn
+        (void)drain_socket(*keep);  // a failure closes the connection: seen at the loop's top
+        continue;
+      }
       auto got = reader.take(*conn);
       if (!got) return protocol_error(got.error().message);
       if (*got) {
@@ -477,15 +488,6 @@ struct IpcSubscriber::Impl {
         if (out_event.type == EventType::segment) segment = out_event.segment;
         ++st.events;
         return Next::event;
-      }
-      // The publisher sent control messages (or dropped us) since we last read the socket:
-      // our sleep does not watch the socket, this counter says when to read it.
-      if (const std::uint32_t ctl = conn->rh->ctl_sent.load(std::memory_order_acquire);
-          ctl != conn->ctl_seen) {
-        conn->ctl_seen = ctl;
-        const std::shared_ptr<RemoteConnection> keep = conn;  // drain_socket() may drop conn
-        (void)drain_socket(*keep);  // a failure closes the connection: seen at the loop's top
-        continue;
       }
       if (hup) {
         // Everything written before the publisher went away has been read.

@@ -680,6 +680,12 @@ int hostile_pub(const std::string& path, const std::string& mode) {
       os::signal_eventfd(wake[0].get());
     }
   };
+  // Version 3: every control message sent after the welcome is counted in ctl_sent (a
+  // subscriber asleep on its futex reads its socket when the count changes). The modes below
+  // follow the protocol in that, whatever else they break.
+  auto count_control = [&] {
+    if constexpr (wire::kVersion >= 3) rh->ctl_sent.store(rh->ctl_sent.load() + 1);
+  };
   auto ring_ro = ring.export_fd(memory::Access::read_only).value();
   auto ack_rw = ack.export_fd(memory::Access::read_write).value();
   auto msg = wire::encode_welcome(w);
@@ -701,7 +707,7 @@ int hostile_pub(const std::string& path, const std::string& mode) {
       std::this_thread::sleep_for(100us);
     std::this_thread::sleep_for(5ms);
     if (!os::send_msg(c.get(), wire::encode_segment_retired({43}))) return 2;
-    rh->ctl_sent.store(rh->ctl_sent.load() + 1);
+    count_control();
     if (ah->sub_sleeping.exchange(0) == wire::kSleepFutex)
       base::futex_wake_one(ah->sub_sleeping, base::FutexScope::shared);
     return finish();
@@ -719,6 +725,7 @@ int hostile_pub(const std::string& path, const std::string& mode) {
       auto m = wire::encode_segment({id, size});
       int one[1] = {ro.get()};
       if (!os::send_msg(c.get(), m, one)) break;  // its socket is full (or it hung up)
+      count_control();
     }
     return finish();
   }
@@ -757,12 +764,15 @@ int hostile_pub(const std::string& path, const std::string& mode) {
   } else if (!os::send_msg(c.get(), smsg, sfd)) {
     return 2;
   }
+  count_control();
   // Retirements the subscriber must refuse: of a segment never announced, and of one that a
   // descriptor then still names.
-  if (mode == "retire-unknown" && !os::send_msg(c.get(), wire::encode_segment_retired({43})))
-    return 2;
-  if (mode == "retire-then-use" && !os::send_msg(c.get(), wire::encode_segment_retired({42})))
-    return 2;
+  if (mode == "retire-unknown" || mode == "retire-then-use") {
+    if (!os::send_msg(c.get(),
+                      wire::encode_segment_retired({mode == "retire-unknown" ? 43u : 42u})))
+      return 2;
+    count_control();
+  }
   wire::BufferDesc d;
   d.token = 1;
   d.segment_id = mode == "retire-unknown" ? 44 : 42;
