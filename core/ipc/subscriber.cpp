@@ -374,22 +374,19 @@ struct IpcSubscriber::Impl {
     detail::RingReader::end_sleep(c);
     // A failed wait (not expected: our own fds) or a timeout: next() looks again.
     if (!w || *w == base::Wait::timed_out) return;
-    if (p[0].revents & POLLIN) wake_pending = true;
-    // The publisher closed its end of the wake socket: it dropped the connection (a hostile
-    // one may do so without closing the socket; either way nothing will wake us any more).
-    if (p[0].revents & (POLLHUP | POLLERR)) hup = true;
-    // A failure there is the connection's, kept for the next recv*() to return.
-    if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) (void)drain_socket(c);
+    on_sockets(c, p);
   }
-  // The hang-up of the wake socket (the publisher closed its end, or died) and anything on the
-  // control socket, without waiting.
+  // The same two sockets, one look without waiting.
   void check_sockets(RemoteConnection& c) {
-    pollfd p[2] = {{c.wake.get(), 0, 0}, {c.sock.get(), POLLIN, 0}};
-    int r;
-    do {
-      r = ::poll(p, 2, 0);
-    } while (r < 0 && errno == EINTR);
-    if (r <= 0) return;
+    pollfd p[2] = {{c.wake.get(), POLLIN, 0}, {c.sock.get(), POLLIN, 0}};
+    const Result<base::Wait> w = base::wait_fds(p, -1, Clock::now());  // past: no wait
+    if (w && *w == base::Wait::ready) on_sockets(c, p);
+  }
+  // What the wake socket (p[0]) and the control socket (p[1]) said.
+  void on_sockets(RemoteConnection& c, const pollfd (&p)[2]) {
+    if (p[0].revents & POLLIN) wake_pending = true;
+    // The publisher closed its end of the wake socket: it dropped the connection, or died (a
+    // hostile one may do so without closing the socket; either way nothing will wake us).
     if (p[0].revents & (POLLHUP | POLLERR)) hup = true;
     // A failure there is the connection's, kept for the next recv*() to return.
     if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) (void)drain_socket(c);
