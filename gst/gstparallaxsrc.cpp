@@ -44,6 +44,7 @@ enum {
   PROP_AFFINITY,
   PROP_PLACEMENT_BEST_EFFORT,
   PROP_STATS_INTERVAL,
+  PROP_SCHED_SLICE,
 };
 
 // What this subscriber asks the publisher to do when it falls behind (as the native element).
@@ -102,7 +103,9 @@ struct State {
   // Placement (docs/topology.md): the streaming thread is pinned once, in create().
   std::string affinity;
   bool placement_best_effort{false};
-  bool pinned{false};  // streaming thread
+  bool pinned{false};    // streaming thread
+  guint sched_slice{0};  // us, 0 = leave the streaming thread's slice alone
+  bool sliced{false};    // streaming thread: sched_slice applied
   std::atomic<std::uint64_t> copied_before{0}, bytes_copied_before{0};
   // stats-interval messages and peer logging (gststatsticker.h); the *_seen are the tick's.
   guint64 stats_interval{0};  // ns, 0 = off (mu)
@@ -319,6 +322,18 @@ static bool pin_thread(GstParallaxSrc* self) {
 static GstFlowReturn gst_parallax_src_create(GstPushSrc* src, GstBuffer** out) {
   auto* self = GST_PARALLAX_SRC(src);
   State& st = *self->state;
+  if (!st.sliced) {  // before the first wait, so the first wake-up preempts too
+    st.sliced = true;
+    guint slice = 0;
+    bool best_effort = false;
+    {
+      std::lock_guard lock(st.mu);
+      slice = st.sched_slice;
+      best_effort = st.placement_best_effort;
+    }
+    if (!parallax::gst::set_streaming_thread_slice(GST_ELEMENT(self), slice, best_effort))
+      return GST_FLOW_ERROR;
+  }
   for (;;) {
     if (!st.sub) {
       const bool reconnect = st.ever_connected;
@@ -438,10 +453,12 @@ static gboolean gst_parallax_src_start(GstBaseSrc* src) {
   st.unlocked = false;
   st.ever_connected = false;
   st.pinned = false;
+  st.sliced = false;
   st.copy_logged = false;
   gst_base_src_set_live(src, st.is_live);
   if (!parallax::gst::check_affinity(GST_ELEMENT(src), st.affinity, st.placement_best_effort))
     return FALSE;
+  if (!parallax::gst::check_sched_slice(GST_ELEMENT(src), st.sched_slice)) return FALSE;
   st.publisher_seen = 0;
   st.dropped_seen = st.dropped_before.load();
   st.copied_seen = st.copied_before.load();
@@ -551,6 +568,9 @@ static void gst_parallax_src_set_property(GObject* object, guint id, const GValu
     case PROP_STATS_INTERVAL:
       st.stats_interval = g_value_get_uint64(value);
       break;
+    case PROP_SCHED_SLICE:
+      st.sched_slice = g_value_get_uint(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
       break;
@@ -593,6 +613,9 @@ static void gst_parallax_src_get_property(GObject* object, guint id, GValue* val
       break;
     case PROP_STATS_INTERVAL:
       g_value_set_uint64(value, st.stats_interval);
+      break;
+    case PROP_SCHED_SLICE:
+      g_value_set_uint(value, st.sched_slice);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
@@ -669,8 +692,18 @@ static void gst_parallax_src_class_init(GstParallaxSrcClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_PLACEMENT_BEST_EFFORT,
       g_param_spec_boolean("placement-best-effort", "Placement best effort",
-                           "An affinity that cannot be applied is a warning, not an error", FALSE,
-                           rw));
+                           "An affinity or sched-slice that cannot be applied is a warning, not "
+                           "an error",
+                           FALSE, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_SCHED_SLICE,
+      g_param_spec_uint("sched-slice", "Scheduler time slice",
+                        "EEVDF time slice for the streaming thread, in microseconds (100-100000, "
+                        "Linux 6.12 or later): a short one (100) lets a buffer's wake-up "
+                        "preempt the task running on this thread's CPU instead of waiting for "
+                        "its slice to end, for a lower latency when the consumer sleeps. "
+                        "0 = leave the thread alone (docs/topology.md)",
+                        0, 100000, 0, rw));
   g_object_class_install_property(
       gobject_class, PROP_COPY_THRESHOLD,
       g_param_spec_int("copy-threshold", "Copy threshold",

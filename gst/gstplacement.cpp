@@ -5,7 +5,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <string>
+
 #include "parallax/affinity.h"
+#include "parallax/sched.h"
 
 GST_DEBUG_CATEGORY_STATIC(parallax_placement_debug);
 #define GST_CAT_DEFAULT parallax_placement_debug
@@ -65,6 +69,27 @@ bool check_numa_node(GstElement* element, const std::string& text, bool best_eff
                   "numa-node " + text + ": " + c.error().message);
   }
   out = *node;
+  return true;
+}
+
+bool check_sched_slice(GstElement* element, guint slice_us) {
+  init_debug();
+  if (slice_us == 0 || slice_us >= static_cast<guint>(sched::kMinSlice.count())) return true;
+  GST_ELEMENT_ERROR(element, RESOURCE, SETTINGS, ("Invalid sched-slice"),
+                    ("sched-slice=%u: must be 0 (leave the streaming thread alone) or %lld-%lld "
+                     "microseconds",
+                     slice_us, static_cast<long long>(sched::kMinSlice.count()),
+                     static_cast<long long>(sched::kMaxSlice.count())));
+  return false;
+}
+
+bool set_streaming_thread_slice(GstElement* element, guint slice_us, bool best_effort) {
+  init_debug();
+  if (slice_us == 0) return true;
+  if (auto r = sched::set_current_thread_slice(std::chrono::microseconds(slice_us)); !r)
+    return fail(element, best_effort, "Could not set the streaming thread's time slice",
+                "sched-slice=" + std::to_string(slice_us) + ": " + r.error().message);
+  GST_INFO_OBJECT(element, "streaming thread time slice set to %u us", slice_us);
   return true;
 }
 

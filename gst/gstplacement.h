@@ -28,4 +28,13 @@ bool check_numa_node(GstElement* element, const std::string& text, bool best_eff
 bool pin_streaming_thread(GstElement* element, const std::string& affinity,
                           std::optional<unsigned> auto_node, bool best_effort);
 
+/// At start(): `sched-slice` (microseconds) is 0 or within parallax::sched's range; else an
+/// element error (whatever best_effort says: it is a bad value, not a machine that lacks
+/// something) and false.
+bool check_sched_slice(GstElement* element, guint slice_us);
+
+/// From the streaming thread: gives it an EEVDF time slice of `slice_us` (0: nothing to do).
+/// Same error rules as pin_streaming_thread() (a kernel before 6.12 cannot apply it).
+bool set_streaming_thread_slice(GstElement* element, guint slice_us, bool best_effort);
+
 }  // namespace parallax::gst

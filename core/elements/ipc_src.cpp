@@ -18,6 +18,7 @@
 #include "parallax/affinity.h"
 #include "parallax/ipc.h"
 #include "parallax/log.h"
+#include "parallax/sched.h"
 #include "parallax/segment.h"
 
 namespace parallax::elements {
@@ -49,6 +50,13 @@ class ParallaxSrc final : public Element {
     timeout_ns_ = prop<std::uint64_t>("timeout");
     const std::int64_t ct = prop<std::int64_t>("copy-threshold");
     busy_poll_ = prop<bool>("busy-poll");
+    sched_slice_us_ = prop<std::uint64_t>("sched-slice");
+    if (sched_slice_us_ != 0 &&
+        sched_slice_us_ < static_cast<std::uint64_t>(sched::kMinSlice.count()))
+      return err(Errc::invalid_argument,
+                 "sched-slice=" + std::to_string(sched_slice_us_) +
+                     ": must be 0 (leave the "
+                     "streaming thread's slice alone) or 100-100000 microseconds");
     copy_threshold_ =
         ct < 0 ? link::SubscriberOptions::kCopyThresholdAuto : static_cast<std::uint32_t>(ct);
     copied_before_.store(0);
@@ -98,7 +106,19 @@ class ParallaxSrc final : public Element {
     pending_caps_.reset();
     pending_segment_.reset();
     pending_custom_.clear();
-    FlowReturn fr = connect_publisher(false);
+    // Before the first wait: a short slice lets this thread preempt the task on its CPU when a
+    // buffer wakes it (parallax/sched.h).
+    FlowReturn fr = FlowReturn::ok;
+    if (sched_slice_us_ != 0) {
+      if (auto r = sched::set_current_thread_slice(std::chrono::microseconds(sched_slice_us_));
+          !r) {
+        post_error(r.error().code,
+                   "sched-slice=" + std::to_string(sched_slice_us_) +
+                       ": could not set the streaming thread's time slice: " + r.error().message);
+        fr = FlowReturn::error;
+      }
+    }
+    if (fr == FlowReturn::ok) fr = connect_publisher(false);
     while (fr == FlowReturn::ok) {
       if (fr = end_requested(); fr != FlowReturn::ok) break;
       auto item = sub_->recv_item_for(kPoll);
@@ -349,6 +369,7 @@ class ParallaxSrc final : public Element {
   std::uint64_t timeout_ns_{kDefaultTimeoutNs};
   std::uint32_t copy_threshold_{link::SubscriberOptions::kCopyThresholdAuto};
   bool busy_poll_{false};
+  std::uint64_t sched_slice_us_{0};
   std::optional<link::Policy> policy_;
 
   // mu_ guards sub_ (swapped by the streaming thread, read by read_property/unlock) and
@@ -400,6 +421,10 @@ const ElementRegistrar reg_parallaxsrc{ElementInfo{
      PropertySpec::boolean("busy-poll", false,
                            "Spin on the shared ring while waiting for the next buffer instead of "
                            "sleeping (lowest latency, one busy core)"),
+     PropertySpec::uint64("sched-slice", 0, 0, 100000,
+                          "EEVDF time slice in microseconds for the streaming thread (100-100000; "
+                          "Linux 6.12 or later): a short one lets a buffer's wake-up preempt the "
+                          "task running on this thread's CPU (0 = leave the thread alone)"),
      counter("buffers", "Buffers received"), counter("bytes", "Bytes received"),
      counter("events", "Events received"),
      counter("copied", "Buffers copied because downstream held copy-threshold leases"),

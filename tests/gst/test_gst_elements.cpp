@@ -29,6 +29,7 @@
 #include "parallax-gst/buffer_pool.h"
 #include "parallax-gst/convert.h"
 #include "parallax/ipc.h"
+#include "parallax/sched.h"
 #include "parallax/segment.h"
 
 namespace {
@@ -1345,6 +1346,62 @@ TEST_F(SrcFixture, BusyPollReceivesAndIsUnlockedByAStateChange) {
   gst_element_set_state(h->element, GST_STATE_NULL);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
   gst_harness_teardown(h);
+}
+
+// sched-slice: the streaming thread (where recv waits) gets the EEVDF slice asked for, read
+// back from the kernel in that thread; a value under the kernel's minimum fails start() with an
+// element error that says the range.
+TEST_F(SrcFixture, SchedSliceIsTheStreamingThreadsAndBadValuesAreRefused) {
+  bool supported = true;
+  std::thread([&] {
+    supported = static_cast<bool>(parallax::sched::set_current_thread_slice(1ms));
+  }).join();
+  if (!supported) GTEST_SKIP() << "this kernel has no custom time slices (Linux 6.12 or later)";
+  GstHarness* h = gst_harness_new("parallaxsrc");
+  g_object_set(h->element, "socket-path", path.c_str(), "sched-slice", 100u, nullptr);
+  guint got = 0;
+  g_object_get(h->element, "sched-slice", &got, nullptr);
+  EXPECT_EQ(got, 100u);
+  std::atomic<std::int64_t> seen_ns{-1};
+  GstPad* src = gst_element_get_static_pad(h->element, "src");
+  gst_pad_add_probe(
+      src, GST_PAD_PROBE_TYPE_BUFFER,
+      [](GstPad*, GstPadProbeInfo*, gpointer data) {
+        auto* seen = static_cast<std::atomic<std::int64_t>*>(data);
+        auto s = parallax::sched::current_thread_slice();
+        seen->store(s ? s->count() : 0);
+        return GST_PAD_PROBE_OK;
+      },
+      &seen_ns, nullptr);
+  gst_object_unref(src);
+  gst_harness_play(h);
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 5s));
+  ASSERT_TRUE(pub->set_format("application/x-test"));
+  send_frame(64, 1, GST_MSECOND);
+  GstBuffer* b = gst_harness_pull(h);
+  ASSERT_NE(b, nullptr);
+  gst_buffer_unref(b);
+  EXPECT_EQ(seen_ns.load(), 100'000);
+  gst_harness_teardown(h);
+
+  const std::string desc = "parallaxsrc socket-path=" + path + " sched-slice=50 ! fakesink";
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  EXPECT_EQ(gst_element_set_state(pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* msg = gst_bus_timed_pop_filtered(bus, 2 * GST_SECOND, GST_MESSAGE_ERROR);
+  ASSERT_NE(msg, nullptr);
+  GError* e = nullptr;
+  gchar* dbg = nullptr;
+  gst_message_parse_error(msg, &e, &dbg);
+  EXPECT_NE(std::string(e->message).find("sched-slice"), std::string::npos) << e->message;
+  EXPECT_NE(std::string(dbg).find("100-100000"), std::string::npos) << dbg;
+  g_error_free(e);
+  g_free(dbg);
+  gst_message_unref(msg);
+  gst_object_unref(bus);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include "parallax/ipc.h"
 #include "parallax/pipeline.h"
 #include "parallax/placement.h"
+#include "parallax/sched.h"
 #include "parallax/segment.h"
 
 namespace {
@@ -98,7 +99,8 @@ class CaptureSink final : public SinkElement {
     std::vector<Seen> buffers;
     std::vector<Event> events;
     Buffer last;
-    std::vector<int> first_cpus;  // the streaming thread's CPUs at the first buffer
+    std::vector<int> first_cpus;      // the streaming thread's CPUs at the first buffer
+    std::int64_t first_slice_ns{-1};  // its EEVDF slice then (0: the kernel reports none)
   };
   [[nodiscard]] Got got() const {
     std::lock_guard l(mu_);
@@ -132,6 +134,8 @@ class CaptureSink final : public SinkElement {
       if (::sched_getaffinity(0, sizeof set, &set) == 0)
         for (int c = 0; c < CPU_SETSIZE; ++c)
           if (CPU_ISSET(c, &set)) got_.first_cpus.push_back(c);
+      auto slice = sched::current_thread_slice();
+      got_.first_slice_ns = slice ? slice->count() : 0;
     }
     s.pattern_ok = true;
     for (std::size_t i = 0; i < d.size(); ++i)
@@ -706,6 +710,49 @@ TEST(IpcElements, EventsMapAndUnparsableFormatsSurviveARelay) {
 // node the publisher announced for its memory (numa_node = 0 here). The consumer's threads
 // start on one CPU only (inherited from the thread that starts the executor), so the pin is
 // visible as the whole of node 0. Without a node announced, auto is the element's error.
+// sched-slice: the source's streaming thread has the slice asked for when the first buffer
+// reaches the sink (same thread); a value under the kernel's minimum fails at start.
+TEST(IpcElements, SchedSliceIsTheSourceThreadsAndBadValuesFailAtStart) {
+  bool supported = true;
+  std::thread([&] { supported = static_cast<bool>(sched::set_current_thread_slice(1ms)); }).join();
+  if (!supported) GTEST_SKIP() << "this kernel has no custom time slices (Linux 6.12 or later)";
+  const std::string path = socket_path("slice");
+  link::PublisherOptions po;
+  po.slot_size = 4096;
+  po.slot_count = 8;
+  auto pub = link::IpcPublisher::bind(path, po);
+  ASSERT_TRUE(pub) << pub.error().message;
+  std::int64_t slice_ns = -1;
+  std::string error;
+  std::thread consumer([&] {
+    SrcPipeline c =
+        make_src_pipeline("parallaxsrc timeout=5000000000 sched-slice=250 socket-path=" + path);
+    PipelineExecutor ex;
+    auto r = ex.run(c.p);
+    if (!r) error = r.error().message;
+    slice_ns = c.sink->got().first_slice_ns;
+  });
+  ASSERT_TRUE(pub->wait_for_subscribers(1, 10s));
+  ASSERT_TRUE(pub->set_format("application/octet-stream"));
+  auto l = pub->loan();
+  ASSERT_TRUE(l);
+  ASSERT_TRUE(l->set_size(64));
+  ASSERT_TRUE(pub->send(std::move(*l)));
+  ASSERT_TRUE(pub->send_eos());
+  consumer.join();
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(slice_ns, 250'000);
+
+  Pipeline p;
+  ASSERT_TRUE(p.parse("parallaxsrc sched-slice=99 socket-path=" + path + " ! nullsink"));
+  PipelineExecutor ex;
+  auto r = ex.run(p);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::invalid_argument);
+  EXPECT_TRUE(contains(r.error().message, "sched-slice=99")) << r.error().message;
+  EXPECT_TRUE(contains(r.error().message, "100-100000")) << r.error().message;
+}
+
 TEST(IpcElements, AffinityAutoPinsTheSourceToTheNodeOfThePublishersMemory) {
   auto machine = topology::Topology::process();
   ASSERT_TRUE(machine) << machine.error().message;
