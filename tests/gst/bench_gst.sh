@@ -132,10 +132,14 @@ fi
 VN=1000
 VREPS=${VREPS:-$((2 * REPS + 1))}
 VCAPS="video/x-raw,format=RGBx,width=1920,height=1080,framerate=30/1"
-alone=(); hop=(); busy=()
+alone=(); wake=(); hop=(); busy=()
 for _ in $(seq "$VREPS"); do
   timeout 60 "$APP" --probe s "videotestsrc num-buffers=$VN ! $VCAPS ! fakesink name=s sync=false" > "$T/alone.out" 2>&1
   alone+=("$(sed -n 's/^probe s: .* rate \([0-9]*\) buffers.*/\1/p' "$T/alone.out")")
+  # The floor of any hop whose consumer sleeps: alone, plus one cross-process futex wake-up per
+  # frame (plx_gst_app --wake-peer: a second process that sleeps and does nothing else).
+  timeout 60 "$APP" --wake-peer --probe s "videotestsrc num-buffers=$VN ! $VCAPS ! fakesink name=s sync=false" > "$T/alone.out" 2>&1
+  wake+=("$(sed -n 's/^probe s: .* rate \([0-9]*\) buffers.*/\1/p' "$T/alone.out")")
   N=$VN
   r=$(run_pair "$T/s.sock" "videotestsrc num-buffers=$VN ! $VCAPS ! parallaxsink name=s socket-path=$T/s.sock wait-for-connection=true" \
         "parallaxsrc socket-path=$T/s.sock timeout=20000000000 ! fakesink name=f sync=false")
@@ -146,10 +150,13 @@ for _ in $(seq "$VREPS"); do
   [ -n "$r" ] && busy+=("$r")
 done
 ma=$(printf "%s\n" "${alone[@]}" | median)
+mw=$(printf "%s\n" "${wake[@]}" | grep . | median)
 mh=$(printf "%s\n" "${hop[@]}" | grep . | median)
 mb=$(printf "%s\n" "${busy[@]}" | grep . | median)
-echo "1080p RGBx runs (fps), alone: ${alone[*]}; through the hop: ${hop[*]}; busy-poll consumer: ${busy[*]}"
+echo "1080p RGBx runs (fps), alone: ${alone[*]}; alone + a futex wake-up per frame: ${wake[*]}; through the hop: ${hop[*]}; busy-poll consumer: ${busy[*]}"
 echo "1080p RGBx videotestsrc (median of $VREPS): alone $ma fps, through parallaxsink->parallaxsrc $mh fps" \
      "($(echo "scale=1; 100 * $mh / $ma" | bc) %), copies ${vcopies:-?}/$VN;" \
-     "with parallaxsrc busy-poll=true $mb fps ($(echo "scale=1; 100 * $mb / $ma" | bc) %)"
+     "with parallaxsrc busy-poll=true $mb fps ($(echo "scale=1; 100 * $mb / $ma" | bc) %);" \
+     "floor: alone + a futex wake-up of a sleeping process per frame $mw fps ($(echo "scale=1; 100 * $mw / $ma" | bc) %)," \
+     "the hop at $(echo "scale=1; 100 * $mh / $mw" | bc) % of it"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

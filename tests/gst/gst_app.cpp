@@ -8,10 +8,23 @@
 // --stall-s S, a run whose first probe saw no new buffer for S seconds (none at all included)
 // is stopped and reported as "stalled" (shmsrc stops receiving small buffers after a few
 // hundred, or gets none).
+// With --wake-peer, every buffer at the first probe wakes a second process asleep on a shared
+// futex, the way a publisher wakes a sleeping subscriber (wire version 3: a flag the sleeper
+// sets, exchanged to 0 and FUTEX_WAKE), and the peer does nothing else: "alone" plus the
+// cross-process wake-up per buffer that any transport with a sleeping consumer pays, the floor
+// of bench_gst.sh's 1080p row.
 //   plx_gst_app [--stats NAME]... [--probe NAME]... [--expect N] [--stall-s S] [--timeout-s N]
-//               'PIPELINE'
+//               [--wake-peer] 'PIPELINE'
 // Exit: 0 on EOS, 1 on error, 2 on timeout.
 #include <gst/gst.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
 
 #include <chrono>
 #include <cstdio>
@@ -22,11 +35,42 @@
 #include <vector>
 
 namespace {
+// --wake-peer's shared page: the sleeper's flag (1: asleep on the futex) and the buffer count.
+struct WakePeer {
+  std::atomic<std::uint32_t> sleeping{0};
+  std::atomic<std::uint64_t> seq{0};
+};
+constexpr std::uint64_t kWakePeerStop = ~std::uint64_t{0};
+
+void wake_peer(WakePeer* w, std::uint64_t seq) {
+  w->seq.store(seq, std::memory_order_seq_cst);
+  if (w->sleeping.load(std::memory_order_seq_cst) != 0 &&
+      w->sleeping.exchange(0, std::memory_order_seq_cst) != 0)
+    (void)::syscall(SYS_futex, &w->sleeping, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+}
+
+// The peer: sleeps until the count moves (the subscriber's sleep, minus everything else), until
+// told to stop.
+[[noreturn]] void run_wake_peer(WakePeer* w) {
+  std::uint64_t seen = 0;
+  for (;;) {
+    w->sleeping.store(1, std::memory_order_seq_cst);
+    while (w->seq.load(std::memory_order_seq_cst) == seen) {
+      (void)::syscall(SYS_futex, &w->sleeping, FUTEX_WAIT, 1, nullptr, nullptr, 0);
+      w->sleeping.store(1, std::memory_order_seq_cst);
+    }
+    w->sleeping.store(0, std::memory_order_relaxed);
+    seen = w->seq.load(std::memory_order_acquire);
+    if (seen == kWakePeerStop) ::_exit(0);
+  }
+}
+
 struct Probe {
   std::string name;
   GstPad* pad{nullptr};
   guint64 buffers{0}, bytes{0};
   gint64 first{0}, last{0};
+  WakePeer* wake{nullptr};  // --wake-peer (first probe only)
 };
 
 GstPadProbeReturn count_buffer(GstPad*, GstPadProbeInfo* info, gpointer data) {
@@ -36,6 +80,7 @@ GstPadProbeReturn count_buffer(GstPad*, GstPadProbeInfo* info, gpointer data) {
   p->last = now;
   ++p->buffers;
   p->bytes += gst_buffer_get_size(GST_PAD_PROBE_INFO_BUFFER(info));
+  if (p->wake != nullptr) wake_peer(p->wake, p->buffers);
   return GST_PAD_PROBE_OK;
 }
 void print_probes(const std::vector<std::unique_ptr<Probe>>& probes) {
@@ -57,6 +102,7 @@ int main(int argc, char** argv) {
   int timeout_s = 60;
   guint64 expect = 0;
   int stall_s = 0;
+  bool wake = false;
   std::string desc;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--stats") == 0 && i + 1 < argc)
@@ -68,6 +114,8 @@ int main(int argc, char** argv) {
       expect = std::strtoull(argv[++i], nullptr, 10);
     } else if (std::strcmp(argv[i], "--stall-s") == 0 && i + 1 < argc) {
       stall_s = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--wake-peer") == 0) {
+      wake = true;
     } else if (std::strcmp(argv[i], "--timeout-s") == 0 && i + 1 < argc)
       timeout_s = std::atoi(argv[++i]);
     else
@@ -89,6 +137,28 @@ int main(int argc, char** argv) {
     gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, count_buffer, p.get(), nullptr);
     p->pad = pad;  // released at the end
     gst_object_unref(e);
+  }
+  WakePeer* peer = nullptr;
+  pid_t peer_pid = -1;
+  if (wake) {
+    if (probes.empty()) {
+      std::fprintf(stderr, "--wake-peer needs a --probe\n");
+      return 1;
+    }
+    void* m = ::mmap(nullptr, sizeof(WakePeer), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                     -1, 0);
+    if (m == MAP_FAILED) {
+      std::perror("mmap");
+      return 1;
+    }
+    peer = new (m) WakePeer;
+    peer_pid = ::fork();
+    if (peer_pid < 0) {
+      std::perror("fork");
+      return 1;
+    }
+    if (peer_pid == 0) run_wake_peer(peer);
+    probes[0]->wake = peer;
   }
   const auto t0 = std::chrono::steady_clock::now();
   gst_element_set_state(pipeline, GST_STATE_PLAYING);
@@ -162,6 +232,11 @@ int main(int argc, char** argv) {
     gst_object_unref(p->pad);
   }
   gst_element_set_state(pipeline, GST_STATE_NULL);
+  if (peer != nullptr) {
+    wake_peer(peer, kWakePeerStop);
+    int status = 0;
+    (void)::waitpid(peer_pid, &status, 0);  // it exits at once: nothing to report
+  }
   gst_object_unref(bus);
   gst_object_unref(pipeline);
   return rc;

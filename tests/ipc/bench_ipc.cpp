@@ -4,6 +4,9 @@
 // percentiles for 4 KiB buffers (sleeping consumer and busy-poll consumer), next to the
 // machine's floor for the same pattern: bare eventfd and futex wake-ups and a bare shared-memory
 // spin hand-off between two processes, paced the same way (what no transport can beat here).
+// The sleeping rows are repeated with a 100 us EEVDF time slice on the receiving thread
+// (parallax/sched.h), ours and the floors' alike: a woken receiver then preempts the sender on
+// its CPU instead of waiting for it.
 //   bench_ipc [--quick] [--latency-only | --throughput-only]
 //   env: BENCH_IPC_N (buffers per size), BENCH_IPC_NO_LATENCY, BENCH_IPC_GAP_US (latency pacing),
 //   BENCH_IPC_PIN_FLOORS=1 (the floors' sender on CPU 0 and receiver on CPU 1: a wake-up that
@@ -33,6 +36,7 @@
 #include "child_process.h"
 #include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
+#include "parallax/sched.h"
 
 using namespace parallax;
 using namespace parallax::link;
@@ -112,7 +116,11 @@ constexpr std::size_t kRecordLines = 4;
 constexpr std::size_t kLinesRing = 64 * 1024;
 volatile std::uint64_t g_sink;
 
-Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
+// The receivers' slice in the "100 us slice" rows.
+constexpr std::chrono::microseconds kShortSlice{100};
+
+Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap,
+                          bool short_slice = false) {
   const bool spin = kind == Floor::spin || kind == Floor::spin_lines;
   const std::size_t stamps_size = (8 * static_cast<std::size_t>(n + 1) + 63) & ~std::size_t{63};
   const std::size_t map_size = 64 + stamps_size + kLinesRing;
@@ -155,6 +163,12 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
   pid_t pid = ::fork();
   if (pid == 0) {
     if (pin) pin_to(1);
+    if (short_slice) {
+      if (auto r = parallax::sched::set_current_thread_slice(kShortSlice); !r) {
+        std::fprintf(stderr, "floor: %s\n", r.error().to_string().c_str());
+        ::_exit(2);  // no stamps: the row prints n=0
+      }
+    }
     ::close(res[0]);
     std::uint64_t sink = 0;
     std::vector<std::uint64_t> lat;
@@ -251,13 +265,20 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap) {
   return percentiles(std::move(lat));
 }
 
-// Subscriber process: "sub PATH throughput|sleep|adaptive|busy" (adaptive: the default
-// options, a spin of up to 20 us that adapts to the gaps). Prints a result line.
+// Subscriber process: "sub PATH throughput|sleep|sleep-slice|adaptive|busy" (adaptive: the
+// default options, a spin of up to 20 us that adapts to the gaps; sleep-slice: sleep with a
+// 100 us time slice). Prints a result line.
 int run_sub(const std::string& path, const std::string& mode) {
   SubscriberOptions so;
   so.connect_timeout = 5s;
   if (mode == "busy") so.busy_poll = true;
-  if (mode == "sleep") so.spin = 0ns;
+  if (mode == "sleep" || mode == "sleep-slice") so.spin = 0ns;
+  if (mode == "sleep-slice") {
+    if (auto r = parallax::sched::set_current_thread_slice(kShortSlice); !r) {
+      std::fprintf(stderr, "sub: %s\n", r.error().to_string().c_str());
+      return 2;
+    }
+  }
   auto sub = IpcSubscriber::connect(path, so);
   if (!sub) {
     std::fprintf(stderr, "sub: %s\n", sub.error().to_string().c_str());
@@ -337,7 +358,10 @@ std::string latency(const char* self, const std::string& path, const char* mode,
   auto pub = IpcPublisher::bind(path, po);
   if (!pub) std::exit(2);
   Child c = test::spawn_sub(self, path, mode);
-  if (!pub->wait_for_subscribers(1, 10s)) std::exit(3);
+  if (!pub->wait_for_subscribers(1, 10s)) {
+    finish(c);   // it said why on stderr
+    return "0";  // an empty row (n=0)
+  }
   std::this_thread::sleep_for(20ms);
   std::uint64_t send_sum = 0;
   for (int i = 0; i < n; ++i) {
@@ -431,6 +455,24 @@ int main(int argc, char** argv) {
       " means +%.2f us; vs the futex floor: p50 +%.2f us, p99 %.2fx\n",
       sleep.p50 - efd.p50, efd.p99 > 0 ? sleep.p99 / efd.p99 : 0.0, sleep.mean - efd.mean,
       sleep.p50 - fut.p50, fut.p99 > 0 ? sleep.p99 / fut.p99 : 0.0);
+  // The same with a 100 us slice on the receivers (ours and the floors').
+  const Percentiles sleep_s = run("sleep-slice");
+  print("4 KiB sleep (spin=0), 100 us slice", sleep_s);
+  breakdown("sleep, 100 us slice", sleep_s);
+  const Percentiles efd_s = floor_latency(Floor::eventfd, nlat, gap, true);
+  print("floor: eventfd, 100 us slice", efd_s);
+  const Percentiles fut_s = floor_latency(Floor::futex, nlat, gap, true);
+  print("floor: futex, 100 us slice", fut_s);
+  if (sleep_s.n == 0 || efd_s.n == 0) {
+    std::printf("100 us slice rows: not measured (see the error above; Linux 6.12 or later)\n");
+  } else {
+    std::printf(
+        "sleeping, 100 us slice: vs the eventfd floor with the same slice p50 +%.2f us (target <= "
+        "+1.5), p99 %.2fx; vs the futex floor with it p50 +%.2f us; vs the eventfd floor above "
+        "(default slice) p50 +%.2f us; the slice moved our p50 by %+.2f us\n",
+        sleep_s.p50 - efd_s.p50, efd_s.p99 > 0 ? sleep_s.p99 / efd_s.p99 : 0.0,
+        sleep_s.p50 - fut_s.p50, sleep_s.p50 - efd.p50, sleep_s.p50 - sleep.p50);
+  }
   print("4 KiB sleep (default spin)", run("adaptive"));
   const Percentiles busy = run("busy");
   print("4 KiB busy-poll", busy);
