@@ -86,10 +86,12 @@ if [ "${PLX_CHECK_QUICK:-0}" != 1 ]; then
     step_fail "TSan build failed"
   fi
 
+  # This build also compiles the hot-path probes (-Dhotpath-probes=true, a profiling option no
+  # other build turns on) with clang -Werror, so they cannot rot unseen.
   log "fuzz (clang + libFuzzer, ${FUZZ_SECONDS}s per target)"
   if CC=clang CXX=clang++ setup_build build-fuzz -Dwerror=true -Dfuzz=enabled -Db_sanitize=address,undefined \
        -Db_lundef=false -Dtests=disabled -Dbenchmarks=disabled -Dgstreamer=enabled -Dtools=disabled \
-       -Dexamples=disabled && ninja -C build-fuzz -j"$JOBS"; then
+       -Dexamples=disabled -Dhotpath-probes=true && ninja -C build-fuzz -j"$JOBS"; then
     if tools/run-fuzz.sh build-fuzz "$FUZZ_SECONDS"; then passed=$((passed + 1)); else step_fail "a fuzz target found a crash"; fi
   else
     step_fail "fuzz build failed"

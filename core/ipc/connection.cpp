@@ -13,6 +13,7 @@
 
 #include "base/futex.h"
 #include "base/wait.h"
+#include "ipc/hotpath_probe.h"
 #include "ipc/os.h"
 #include "ipc/ring.h"
 #include "parallax/cpu_relax.h"
@@ -237,11 +238,13 @@ void Connection::write(const std::uint64_t* words, std::size_t bytes, Kind kind,
     idx = 0;
   }
   ring::store_words(rdata_ + idx, words, bytes / 8);
+  PLX_PROBE_AT(8, "ring copy");
   write_pos_ += bytes;
   inflight_.push_back({write_pos_, token, kind});
   // seq_cst: pairs with the subscriber's seq_cst store of sub_sleeping then load of
   // write_pos (two-flag handshake; no fence needed, and TSan understands it).
   rh_->write_pos.store(write_pos_, std::memory_order_seq_cst);
+  PLX_PROBE_AT(9, "publish");
   wake_needed_ = true;
 }
 
@@ -254,6 +257,7 @@ void Connection::wake() {
   if (how == 0) return;
   PLX_TRACE_SPAN("ipc.wake");
   // Anything but kSleepFutex (the subscriber writes the word: any value) gets the socket byte.
+  PLX_PROBE_END(10, "to the wake call");
   if (how == wire::kSleepFutex)
     base::futex_wake_one(ah_->sub_sleeping, base::FutexScope::shared);
   else
@@ -476,6 +480,7 @@ bool Connection::queue_event(const std::vector<std::uint64_t>& rec) {
 bool Connection::deliver_buffer(std::uint64_t* words, std::size_t bytes, memory::Buffer& b,
                                 bool take, const memory::MemoryPool& pool) {
   std::unique_lock lk(mu);
+  PLX_PROBE_AT(4, "lock");
   if (dead || !active) return true;
   // Our view of the subscriber's progress may be stale, but only ever on the safe side (it
   // has read and returned at least what we last saw): a record that fits that view fits, so
@@ -486,6 +491,7 @@ bool Connection::deliver_buffer(std::uint64_t* words, std::size_t bytes, memory:
     kill(r.error().message.c_str(), r.error().code != Errc::unavailable);
     return true;
   }
+  PLX_PROBE_AT(5, "segment");
   auto deadline = std::chrono::steady_clock::time_point::max();
   bool counted_block = false;
   for (;;) {
@@ -519,6 +525,7 @@ bool Connection::deliver_buffer(std::uint64_t* words, std::size_t bytes, memory:
     }
     if (!sync()) return true;
   }
+  PLX_PROBE_AT(6, "room");
   std::uint32_t idx;
   if (!free_leases_.empty()) {
     idx = free_leases_.back();
@@ -539,6 +546,7 @@ bool Connection::deliver_buffer(std::uint64_t* words, std::size_t bytes, memory:
   const std::uint64_t token = (std::uint64_t{l.gen} << 32) | idx;
   words[1] = token;                            // BufferRecord::token is the second word
   words[wire::kSendNsWord] = wire::mono_ns();  // transit latency stamp (observability)
+  PLX_PROBE_AT(7, "lease+stamp");
   write(words, bytes, Kind::buffer, token);
   ++info_.buffers_sent;
   info_.bytes_sent += size;

@@ -21,6 +21,7 @@
 #include "base/wait.h"
 #include "ipc/acceptor.h"
 #include "ipc/connection.h"
+#include "ipc/hotpath_probe.h"
 #include "ipc/metrics_export.h"
 #include "ipc/os.h"
 #include "ipc/publisher_pool.h"
@@ -158,13 +159,16 @@ struct IpcPublisher::Impl {
     d.offset = b.segment_offset();
     d.length = b.size();
     wire::encode_buffer(scratch_, d, b.metadata());  // the metadata where it is, no copy
+    PLX_PROBE_AT(2, "encode");
     if (scratch_.size() * 8 > wire::kMaxRecordBytes || scratch_.size() * 8 > opts.ring_bytes / 4)
       return err(Errc::invalid_argument, "buffer metadata too large for the transport");
     bool complete = true;
     const auto& subs = snapshot();
+    PLX_PROBE_AT(3, "snapshot");
     for (std::size_t i = 0; i < subs.size(); ++i)
       complete &= subs[i]->deliver_buffer(scratch_.data(), scratch_.size() * 8, b,
                                           i + 1 == subs.size(), *pool);
+    PLX_PROBE_DROP();  // nobody to wake: the series ended at "publish"
     detail::bump_producer_counter(counters.buffers_sent);
     if (!complete)
       return err(Errc::cancelled, "publisher interrupted while waiting for a subscriber");
@@ -715,6 +719,7 @@ namespace {
     return err(Errc::cancelled, "publisher interrupted");
   if (b.valid() && b.segment() != nullptr && b.pool_id() == im.pool->id()) {
     detail::bump_producer_counter(im.counters.zero_copy);
+    PLX_PROBE_AT(1, "checks");
     return im.deliver_all(b);
   }
   if (b.size() > im.pool->slot_size())
@@ -734,7 +739,9 @@ namespace {
 Result<void> IpcPublisher::send(memory::Loan&& loan) {
   if (!loan.valid()) return err(Errc::invalid_argument, "empty loan");
   PLX_NEED_IMPL();
+  PLX_PROBE_BEGIN("send");
   memory::Buffer b = std::move(loan).freeze();  // ours alone: the last lease takes it
+  PLX_PROBE_AT(0, "freeze");
   return send_owned(*this, *impl_, b);
 }
 

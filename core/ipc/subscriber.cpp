@@ -26,6 +26,7 @@
 
 #include "base/futex.h"
 #include "base/wait.h"
+#include "ipc/hotpath_probe.h"
 #include "ipc/metrics_export.h"
 #include "ipc/os.h"
 #include "ipc/remote_connection.h"
@@ -263,7 +264,10 @@ struct IpcSubscriber::Impl {
       // would wait for it.
       auto next_socket_check = Clock::now();
       for (unsigned i = 0;; ++i) {
-        if (has_data()) return;
+        if (has_data()) {
+          PLX_PROBE_BEGIN("receive (from the spin)");
+          return;
+        }
         if ((i & 255) == 255) {
           publish_metrics();
           if (interrupt.raised.load(std::memory_order_relaxed)) return;
@@ -304,6 +308,7 @@ struct IpcSubscriber::Impl {
     sleep(c, deadline);
     ++st.wakeups;
     if (adaptive) adapt_spin(start);
+    PLX_PROBE_AT(1, "wait's end");
   }
 
   // How long a sleep waits on the futex before it moves to the sockets. A futex wake-up is about
@@ -335,6 +340,7 @@ struct IpcSubscriber::Impl {
         const auto window_end = Clock::now() + kFutexWindow;
         w = base::futex_wait(*word, wire::kSleepFutex, std::min(deadline, window_end),
                              base::FutexScope::shared);
+        PLX_PROBE_BEGIN("receive (from the futex wait)");
       }
       {
         std::lock_guard lk(interrupt.sleep_mu);
@@ -347,6 +353,7 @@ struct IpcSubscriber::Impl {
       }
       if (w && *w != base::FutexWait::timed_out) {
         detail::RingReader::end_sleep(c);
+        PLX_PROBE_AT(0, "end sleep");
         return;
       }
       // The window or the caller's deadline ran out: a publisher that died while we slept
@@ -449,7 +456,9 @@ struct IpcSubscriber::Impl {
         (void)drain_socket(*keep);  // a failure closes the connection: seen at the loop's top
         continue;
       }
+      PLX_PROBE_AT(2, "control check");
       auto got = reader.take(*conn);
+      PLX_PROBE_AT(3, "take+claim");
       if (!got) return protocol_error(got.error().message);
       if (*got) {
         PLX_TRACE_SPAN("ipc.receive");
@@ -458,10 +467,13 @@ struct IpcSubscriber::Impl {
           // The common record, decoded into a reused descriptor (no variant, no allocation).
           if (auto r = wire::decode_buffer(bytes, desc); !r)
             return protocol_error(r.error().message);
+          PLX_PROBE_AT(4, "decode");
           const std::uint64_t send_ns = desc.send_ns;
           PLX_ASSIGN(out_buffer, make_buffer(desc));
+          PLX_PROBE_AT(5, "make buffer");
           ++st.buffers;
           note_transit(send_ns);
+          PLX_PROBE_END(6, "transit stamp");
           return Next::buffer;
         }
         auto rec = wire::decode_record(bytes);
