@@ -262,6 +262,9 @@ void Connection::wake() {
     base::futex_wake_one(ah_->sub_sleeping, base::FutexScope::shared);
   else
     os::send_wake(wake_.get());
+  // Whether the woken subscriber preempted us on this CPU (or ran on another) during the call.
+  PLX_PROBE_SHARE(probe_taken_in_wake_,
+                  ah_->read_pos.load(std::memory_order_relaxed) >= write_pos_);
 }
 
 // A control message went out (or the connection is being dropped): the subscriber's sleep is a

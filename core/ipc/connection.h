@@ -25,6 +25,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "ipc/hotpath_probe.h"
 #include "ipc/segment_exporter.h"
 #include "ipc/wire.h"
 #include "parallax/ipc.h"
@@ -213,6 +214,10 @@ class Connection {
   std::vector<memory::Buffer> quarantine_;
   std::deque<std::vector<std::uint64_t>> pending_;  // events waiting for ring space
   bool wake_needed_{false};
+  // -Dhotpath-probes: how often the woken subscriber had taken the record before our wake-up
+  // call returned (it preempted us on this CPU, or ran on the other one).
+  PLX_PROBE_SHARE_MEMBER(probe_taken_in_wake_,
+                         "subscriber took the record before the wake call returned");
   // The wake socket fired and was not read yet: it is drained before the next sleep rather
   // than right after the wake-up (a syscall off the hot path; the subscriber only writes it
   // after seeing pub_waiting, which is set after the drain).

@@ -59,6 +59,9 @@ struct Percentiles {
   double transit{0};  // the publisher's send stamp (taken in send() just before the ring
                       // write) to the subscriber having decoded it (SubscriberStats)
   double send{0};     // the publisher's send() call, pts to its return (publisher side)
+  // Futex floors: the share of FUTEX_WAKE calls that returned after the receiver had taken the
+  // message (it preempted the sender on its CPU, or ran on the other one), in %; -1 elsewhere.
+  double taken_in_wake{-1};
 };
 
 Percentiles percentiles(std::vector<std::uint64_t> lat) {
@@ -123,7 +126,8 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap,
                           bool short_slice = false) {
   const bool spin = kind == Floor::spin || kind == Floor::spin_lines;
   const std::size_t stamps_size = (8 * static_cast<std::size_t>(n + 1) + 63) & ~std::size_t{63};
-  const std::size_t map_size = 64 + stamps_size + kLinesRing;
+  // The last line: the receiver's count of messages taken (futex: read after each FUTEX_WAKE).
+  const std::size_t map_size = 64 + stamps_size + kLinesRing + 64;
   void* mem = ::mmap(nullptr, map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) std::abort();
   // Zero-filled: every counter starts at 0.
@@ -131,6 +135,9 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap,
   auto* stamps = reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(mem) + 64);
   auto* lines =
       reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(mem) + 64 + stamps_size);
+  auto* taken = reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(mem) + 64 +
+                                                              stamps_size + kLinesRing);
+  std::uint64_t wakes = 0, taken_in_wake = 0;
   const bool sock = kind == Floor::socket || kind == Floor::socket3;
   int efd = -1, sv[2] = {-1, -1}, idle[2] = {-1, -1};
   if (sock) {
@@ -218,6 +225,7 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap,
         lat.push_back((sent > t ? late_t : t) - sent);
       }
       seen = now_seen;
+      if (kind == Floor::futex) taken->store(seen, std::memory_order_release);
     }
     g_sink = sink;  // keeps the line reads
     (void)!::write(res[1], lat.data(), lat.size() * sizeof(std::uint64_t));
@@ -236,8 +244,12 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap,
     sh->seq.store(static_cast<std::uint64_t>(i), std::memory_order_release);
     if (kind == Floor::futex) {
       if (sh->sleeping.load(std::memory_order_seq_cst) != 0 &&
-          sh->sleeping.exchange(0, std::memory_order_seq_cst) != 0)
+          sh->sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
         (void)::syscall(SYS_futex, &sh->sleeping, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+        ++wakes;
+        taken_in_wake +=
+            taken->load(std::memory_order_acquire) >= static_cast<std::uint64_t>(i) ? 1 : 0;
+      }
     } else if (kind == Floor::eventfd) {
       const std::uint64_t one = 1;
       (void)!::write(efd, &one, sizeof one);
@@ -262,7 +274,10 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap,
   int st;
   ::waitpid(pid, &st, 0);
   ::munmap(mem, map_size);
-  return percentiles(std::move(lat));
+  Percentiles p = percentiles(std::move(lat));
+  if (wakes != 0)
+    p.taken_in_wake = 100.0 * static_cast<double>(taken_in_wake) / static_cast<double>(wakes);
+  return p;
 }
 
 // Subscriber process: "sub PATH throughput|sleep|sleep-slice|adaptive|busy" (adaptive: the
@@ -418,6 +433,10 @@ int main(int argc, char** argv) {
     std::printf(
         "latency %-26s (n=%zu): p50 %7.2f us  p99 %8.2f us  p99.9 %8.2f us  mean %7.2f us\n", what,
         p.n, p.p50, p.p99, p.p999, p.mean);
+    if (p.taken_in_wake >= 0)
+      std::printf(
+          "  the receiver had the message before FUTEX_WAKE returned: %.1f %% of wake-ups\n",
+          p.taken_in_wake);
     std::fflush(stdout);
   };
   // Each row is followed by its floor from the same run, and the ratio the targets use.
