@@ -3,8 +3,9 @@
 # GStreamer benchmark: parallaxsink -> parallaxsrc against shmsink -> shmsrc, two processes,
 # fakesrc buffers of 4 KiB .. 8 MiB (fakesrc ignores the proposed pool: one copy per buffer),
 # the same sizes written straight into the sink's proposed pool (plx_gst_pool_src: zero copy),
-# plus 1080p RGBx from videotestsrc against videotestsrc alone, and the copy floor of this
-# machine (plx_memcpy_floor). Prints medians of REPS runs of consumer-side rates (see below).
+# plus 1080p RGBx from videotestsrc against videotestsrc alone and against its floor for a
+# sleeping consumer (videotestsrc alone plus one cross-process futex wake-up per frame:
+# plx_gst_app --wake-peer), and the copy floor of this machine (plx_memcpy_floor). Prints medians of REPS runs of consumer-side rates (see below).
 #   tests/gst/bench_gst.sh BUILD_DIR        (REPS=5 by default; env REPS=N to change)
 #   BENCH_GST_ONLY=sizes | video: only the size table, or only the 1080p comparison
 set -u
