@@ -36,6 +36,8 @@ Result<SchedAttr> get_attr() {
   return a;
 }
 
+constexpr std::uint64_t kResetOnFork = 0x01;  // SCHED_FLAG_RESET_ON_FORK (linux/sched.h)
+
 bool normal_policy(std::uint32_t policy) {
   return policy == SCHED_OTHER || policy == SCHED_BATCH;
 }
@@ -55,9 +57,11 @@ Result<void> set_current_thread_slice(std::chrono::nanoseconds slice) {
                "time slices are for threads of the normal policies (SCHED_OTHER, SCHED_BATCH); "
                "this one has policy " +
                    std::to_string(a.sched_policy));
-  // Policy, nice and flags as they are; only the slice changes.
+  // Policy, nice, utilization clamps and reset-on-fork as they are; only the slice changes
+  // (clamps are kept by not passing SCHED_FLAG_UTIL_CLAMP; SCHED_FLAG_RESET_ON_FORK, which
+  // sched_getattr reports, has to be passed again or it would be cleared).
   a.size = sizeof a;
-  a.sched_flags = 0;
+  a.sched_flags &= kResetOnFork;
   a.sched_runtime = static_cast<std::uint64_t>(slice.count());
   if (::syscall(SYS_sched_setattr, 0, &a, 0) != 0) return Error::from_errno("sched_setattr");
   if (slice.count() == 0) return {};

@@ -4,6 +4,9 @@
 // the test runner's thread keeps its slice.
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <sys/resource.h>
+
+#include <cerrno>
 
 #include <chrono>
 #include <thread>
@@ -74,6 +77,20 @@ TEST(Sched, ValuesOutsideTheKernelsRangeAreRefusedNotClamped) {
     EXPECT_EQ(*sched::current_thread_slice(), 400us);  // unchanged
     EXPECT_TRUE(sched::set_current_thread_slice(sched::kMinSlice));
     EXPECT_TRUE(sched::set_current_thread_slice(sched::kMaxSlice));
+  });
+}
+
+TEST(Sched, TheThreadKeepsItsNiceValueAndResetOnFork) {
+  on_thread([] {
+    sched_param p{};
+    ASSERT_EQ(::sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &p), 0);
+    ASSERT_EQ(::setpriority(PRIO_PROCESS, 0, 5), 0);  // raising nice needs no privilege
+    ASSERT_TRUE(sched::set_current_thread_slice(200us));
+    EXPECT_EQ(*sched::current_thread_slice(), 200us);
+    EXPECT_EQ(::sched_getscheduler(0), SCHED_OTHER | SCHED_RESET_ON_FORK);
+    errno = 0;
+    EXPECT_EQ(::getpriority(PRIO_PROCESS, 0), 5);
+    EXPECT_EQ(errno, 0);
   });
 }
 
