@@ -8,6 +8,8 @@
 // (parallax/sched.h), ours and the floors' alike: a woken receiver then preempts the sender on
 // its CPU instead of waiting for it.
 //   bench_ipc [--quick] [--latency-only | --throughput-only]
+//   env BENCH_IPC_ROWS=sleep,slice,adaptive,busy: only these latency groups (each with its
+//   floors; default all), e.g. one mode alone under the hot-path probes
 //   env: BENCH_IPC_N (buffers per size), BENCH_IPC_NO_LATENCY, BENCH_IPC_GAP_US (latency pacing),
 //   BENCH_IPC_PIN_FLOORS=1 (the floors' sender on CPU 0 and receiver on CPU 1: a wake-up that
 //   must cross to the other CPU, which the scheduler avoids when it can)
@@ -460,48 +462,67 @@ int main(int argc, char** argv) {
         "publisher send() call %.2f us\n",
         what, p.mean, p.transit, p.mean - p.transit, p.send);
   };
-  const Percentiles sleep = run("sleep");
-  print("4 KiB sleep (spin=0)", sleep);
-  breakdown("sleep", sleep);
-  const Percentiles efd = floor_latency(Floor::eventfd, nlat, gap);
-  print("floor: eventfd wake-up", efd);
-  const Percentiles fut = floor_latency(Floor::futex, nlat, gap);
-  print("floor: futex wake-up", fut);
-  print("diag: wake socket", floor_latency(Floor::socket, nlat, gap));
-  print("diag: wake socket, 3-fd poll", floor_latency(Floor::socket3, nlat, gap));
-  std::printf(
-      "sleeping vs eventfd floor: p50 +%.2f us (target <= +1.5), p99 %.2fx (target <= 1.5x);"
-      " means +%.2f us; vs the futex floor: p50 +%.2f us, p99 %.2fx\n",
-      sleep.p50 - efd.p50, efd.p99 > 0 ? sleep.p99 / efd.p99 : 0.0, sleep.mean - efd.mean,
-      sleep.p50 - fut.p50, fut.p99 > 0 ? sleep.p99 / fut.p99 : 0.0);
-  // The same with a 100 us slice on the receivers (ours and the floors').
-  const Percentiles sleep_s = run("sleep-slice");
-  print("4 KiB sleep (spin=0), 100 us slice", sleep_s);
-  breakdown("sleep, 100 us slice", sleep_s);
-  const Percentiles efd_s = floor_latency(Floor::eventfd, nlat, gap, true);
-  print("floor: eventfd, 100 us slice", efd_s);
-  const Percentiles fut_s = floor_latency(Floor::futex, nlat, gap, true);
-  print("floor: futex, 100 us slice", fut_s);
-  if (sleep_s.n == 0 || efd_s.n == 0) {
-    std::printf("100 us slice rows: not measured (see the error above; Linux 6.12 or later)\n");
-  } else {
+  // The sleeping row with a 100 us slice on the receivers (ours and the floors'); compared
+  // with the default-slice rows too when they ran (n > 0).
+  auto slice_rows = [&](const Percentiles& sleep, const Percentiles& efd) {
+    const Percentiles sleep_s = run("sleep-slice");
+    print("4 KiB sleep (spin=0), 100 us slice", sleep_s);
+    breakdown("sleep, 100 us slice", sleep_s);
+    const Percentiles efd_s = floor_latency(Floor::eventfd, nlat, gap, true);
+    print("floor: eventfd, 100 us slice", efd_s);
+    const Percentiles fut_s = floor_latency(Floor::futex, nlat, gap, true);
+    print("floor: futex, 100 us slice", fut_s);
+    if (sleep_s.n == 0 || efd_s.n == 0) {
+      std::printf("100 us slice rows: not measured (see the error above; Linux 6.12 or later)\n");
+      return;
+    }
     std::printf(
-        "sleeping, 100 us slice: vs the eventfd floor with the same slice p50 +%.2f us (target <= "
-        "+1.5), p99 %.2fx; vs the futex floor with it p50 +%.2f us; vs the eventfd floor above "
-        "(default slice) p50 +%.2f us; the slice moved our p50 by %+.2f us\n",
+        "sleeping, 100 us slice: vs the eventfd floor with the same slice p50 +%.2f us (target "
+        "<= +1.5), p99 %.2fx; vs the futex floor with it p50 +%.2f us\n",
         sleep_s.p50 - efd_s.p50, efd_s.p99 > 0 ? sleep_s.p99 / efd_s.p99 : 0.0,
-        sleep_s.p50 - fut_s.p50, sleep_s.p50 - efd.p50, sleep_s.p50 - sleep.p50);
+        sleep_s.p50 - fut_s.p50);
+    if (sleep.n != 0 && efd.n != 0)
+      std::printf(
+          "  vs the eventfd floor with the default slice p50 +%.2f us; the slice moved our p50 by "
+          "%+.2f us\n",
+          sleep_s.p50 - efd.p50, sleep_s.p50 - sleep.p50);
+  };
+  auto busy_rows = [&] {
+    const Percentiles busy = run("busy");
+    print("4 KiB busy-poll", busy);
+    breakdown("busy-poll", busy);
+    const Percentiles spin = floor_latency(Floor::spin, nlat, gap);
+    print("floor: shm spin hand-off", spin);
+    const Percentiles lines = floor_latency(Floor::spin_lines, nlat, gap);
+    print("diag: spin + 4-line record", lines);
+    std::printf(
+        "busy-poll vs spin floor: p50 %.2fx (target <= 2x); vs the 4-line record: p50 %.2fx\n",
+        spin.p50 > 0 ? busy.p50 / spin.p50 : 0.0, lines.p50 > 0 ? busy.p50 / lines.p50 : 0.0);
+  };
+  const char* env_rows = std::getenv("BENCH_IPC_ROWS");
+  const std::string rows = env_rows != nullptr ? "," + std::string(env_rows) + "," : "";
+  auto want = [&](const char* group) {
+    return rows.empty() || rows.find("," + std::string(group) + ",") != std::string::npos;
+  };
+  Percentiles sleep, efd;  // n = 0 unless the sleep group ran
+  if (want("sleep")) {
+    sleep = run("sleep");
+    print("4 KiB sleep (spin=0)", sleep);
+    breakdown("sleep", sleep);
+    efd = floor_latency(Floor::eventfd, nlat, gap);
+    print("floor: eventfd wake-up", efd);
+    const Percentiles fut = floor_latency(Floor::futex, nlat, gap);
+    print("floor: futex wake-up", fut);
+    print("diag: wake socket", floor_latency(Floor::socket, nlat, gap));
+    print("diag: wake socket, 3-fd poll", floor_latency(Floor::socket3, nlat, gap));
+    std::printf(
+        "sleeping vs eventfd floor: p50 +%.2f us (target <= +1.5), p99 %.2fx (target <= 1.5x);"
+        " means +%.2f us; vs the futex floor: p50 +%.2f us, p99 %.2fx\n",
+        sleep.p50 - efd.p50, efd.p99 > 0 ? sleep.p99 / efd.p99 : 0.0, sleep.mean - efd.mean,
+        sleep.p50 - fut.p50, fut.p99 > 0 ? sleep.p99 / fut.p99 : 0.0);
   }
-  print("4 KiB sleep (default spin)", run("adaptive"));
-  const Percentiles busy = run("busy");
-  print("4 KiB busy-poll", busy);
-  breakdown("busy-poll", busy);
-  const Percentiles spin = floor_latency(Floor::spin, nlat, gap);
-  print("floor: shm spin hand-off", spin);
-  const Percentiles lines = floor_latency(Floor::spin_lines, nlat, gap);
-  print("diag: spin + 4-line record", lines);
-  std::printf(
-      "busy-poll vs spin floor: p50 %.2fx (target <= 2x); vs the 4-line record: p50 %.2fx\n",
-      spin.p50 > 0 ? busy.p50 / spin.p50 : 0.0, lines.p50 > 0 ? busy.p50 / lines.p50 : 0.0);
+  if (want("slice")) slice_rows(sleep, efd);
+  if (want("adaptive")) print("4 KiB sleep (default spin)", run("adaptive"));
+  if (want("busy")) busy_rows();
   return 0;
 }
