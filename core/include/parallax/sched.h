@@ -5,7 +5,7 @@
 // instead of waiting for that task's slice to end. That is what a sleeping consumer wants when
 // the producer that wakes it runs on the same CPU: on the 2-vCPU VM of docs/benchmarks.md the
 // woken subscriber preempted the publisher in ~50 % of the wake-ups with the default slice and
-// in 99 % with 100 us, and the sleeping IPC latency p50 fell by about a third. It costs the
+// in 91-99 % with 100 us, and the sleeping IPC latency p50 fell by about a third. It costs the
 // preempted task (the producer) a context switch per wake-up. No privilege is needed.
 // docs/topology.md, "Time slices".
 #pragma once
