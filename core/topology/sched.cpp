@@ -45,12 +45,13 @@ bool normal_policy(std::uint32_t policy) {
 }  // namespace
 
 Result<void> set_current_thread_slice(std::chrono::nanoseconds slice) {
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(slice);
   if (slice.count() != 0 && (slice < kMinSlice || slice > kMaxSlice))
-    return err(Errc::invalid_argument, "time slice of " + std::to_string(us.count()) +
-                                           " us: must be 0 (the default) or " +
-                                           std::to_string(kMinSlice.count()) + "-" +
-                                           std::to_string(kMaxSlice.count()) + " us");
+    return err(Errc::invalid_argument,
+               "time slice of " +
+                   (slice.count() % 1000 == 0 ? std::to_string(slice.count() / 1000) + " us"
+                                              : std::to_string(slice.count()) + " ns") +
+                   ": must be 0 (the default) or " + std::to_string(kMinSlice.count()) + "-" +
+                   std::to_string(kMaxSlice.count()) + " us");
   PLX_ASSIGN(SchedAttr a, get_attr());
   if (!normal_policy(a.sched_policy))
     return err(Errc::failed_precondition,

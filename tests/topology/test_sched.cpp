@@ -74,6 +74,13 @@ TEST(Sched, ValuesOutsideTheKernelsRangeAreRefusedNotClamped) {
       EXPECT_EQ(r.error().code, Errc::invalid_argument);
       EXPECT_NE(r.error().message.find("100-100000 us"), std::string::npos) << r.error().message;
     }
+    // The value as given: a whole number of microseconds, else nanoseconds.
+    EXPECT_NE(sched::set_current_thread_slice(99us).error().message.find("of 99 us"),
+              std::string::npos);
+    EXPECT_NE(sched::set_current_thread_slice(std::chrono::nanoseconds(-1))
+                  .error()
+                  .message.find("of -1 ns"),
+              std::string::npos);
     EXPECT_EQ(*sched::current_thread_slice(), 400us);  // unchanged
     EXPECT_TRUE(sched::set_current_thread_slice(sched::kMinSlice));
     EXPECT_TRUE(sched::set_current_thread_slice(sched::kMaxSlice));
