@@ -20,6 +20,7 @@
 #include "parallax-gst/allocator.h"
 #include "parallax-gst/convert.h"
 #include "parallax/ipc.h"
+#include "parallax/sched.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_parallax_src_debug);
 #define GST_CAT_DEFAULT gst_parallax_src_debug
@@ -703,7 +704,7 @@ static void gst_parallax_src_class_init(GstParallaxSrcClass* klass) {
                         "preempt the task running on this thread's CPU instead of waiting for "
                         "its slice to end, for a lower latency when the consumer sleeps. "
                         "0 = leave the thread alone (docs/topology.md)",
-                        0, 100000, 0, rw));
+                        0, static_cast<guint>(parallax::sched::kMaxSlice.count()), 0, rw));
   g_object_class_install_property(
       gobject_class, PROP_COPY_THRESHOLD,
       g_param_spec_int("copy-threshold", "Copy threshold",

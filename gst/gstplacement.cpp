@@ -74,12 +74,10 @@ bool check_numa_node(GstElement* element, const std::string& text, bool best_eff
 
 bool check_sched_slice(GstElement* element, guint slice_us) {
   init_debug();
-  if (slice_us == 0 || slice_us >= static_cast<guint>(sched::kMinSlice.count())) return true;
+  auto r = sched::check_slice(std::chrono::microseconds(slice_us));
+  if (r) return true;
   GST_ELEMENT_ERROR(element, RESOURCE, SETTINGS, ("Invalid sched-slice"),
-                    ("sched-slice=%u: must be 0 (leave the streaming thread alone) or %lld-%lld "
-                     "microseconds",
-                     slice_us, static_cast<long long>(sched::kMinSlice.count()),
-                     static_cast<long long>(sched::kMaxSlice.count())));
+                    ("sched-slice=%u: %s", slice_us, r.error().message.c_str()));
   return false;
 }
 

@@ -51,12 +51,9 @@ class ParallaxSrc final : public Element {
     const std::int64_t ct = prop<std::int64_t>("copy-threshold");
     busy_poll_ = prop<bool>("busy-poll");
     sched_slice_us_ = prop<std::uint64_t>("sched-slice");
-    if (sched_slice_us_ != 0 &&
-        sched_slice_us_ < static_cast<std::uint64_t>(sched::kMinSlice.count()))
+    if (auto r = sched::check_slice(std::chrono::microseconds(sched_slice_us_)); !r)
       return err(Errc::invalid_argument,
-                 "sched-slice=" + std::to_string(sched_slice_us_) +
-                     ": must be 0 (leave the "
-                     "streaming thread's slice alone) or 100-100000 microseconds");
+                 "sched-slice=" + std::to_string(sched_slice_us_) + ": " + r.error().message);
     copy_threshold_ =
         ct < 0 ? link::SubscriberOptions::kCopyThresholdAuto : static_cast<std::uint32_t>(ct);
     copied_before_.store(0);
@@ -421,7 +418,7 @@ const ElementRegistrar reg_parallaxsrc{ElementInfo{
      PropertySpec::boolean("busy-poll", false,
                            "Spin on the shared ring while waiting for the next buffer instead of "
                            "sleeping (lowest latency, one busy core)"),
-     PropertySpec::uint64("sched-slice", 0, 0, 100000,
+     PropertySpec::uint64("sched-slice", 0, 0, static_cast<std::uint64_t>(sched::kMaxSlice.count()),
                           "EEVDF time slice in microseconds for the streaming thread (100-100000; "
                           "Linux 6.12 or later): a short one lets a buffer's wake-up preempt the "
                           "task running on this thread's CPU (0 = leave the thread alone)"),

@@ -44,14 +44,18 @@ bool normal_policy(std::uint32_t policy) {
 
 }  // namespace
 
+Result<void> check_slice(std::chrono::nanoseconds slice) {
+  if (slice.count() == 0 || (slice >= kMinSlice && slice <= kMaxSlice)) return {};
+  return err(Errc::invalid_argument,
+             "time slice of " +
+                 (slice.count() % 1000 == 0 ? std::to_string(slice.count() / 1000) + " us"
+                                            : std::to_string(slice.count()) + " ns") +
+                 ": must be 0 (the default) or " + std::to_string(kMinSlice.count()) + "-" +
+                 std::to_string(kMaxSlice.count()) + " us");
+}
+
 Result<void> set_current_thread_slice(std::chrono::nanoseconds slice) {
-  if (slice.count() != 0 && (slice < kMinSlice || slice > kMaxSlice))
-    return err(Errc::invalid_argument,
-               "time slice of " +
-                   (slice.count() % 1000 == 0 ? std::to_string(slice.count() / 1000) + " us"
-                                              : std::to_string(slice.count()) + " ns") +
-                   ": must be 0 (the default) or " + std::to_string(kMinSlice.count()) + "-" +
-                   std::to_string(kMaxSlice.count()) + " us");
+  PLX_TRY(check_slice(slice));
   PLX_ASSIGN(SchedAttr a, get_attr());
   if (!normal_policy(a.sched_policy))
     return err(Errc::failed_precondition,

@@ -21,6 +21,11 @@ namespace parallax::sched {
 inline constexpr std::chrono::microseconds kMinSlice{100};
 inline constexpr std::chrono::microseconds kMaxSlice{100'000};
 
+/// Checks a slice without setting it: 0 or within [kMinSlice, kMaxSlice]; invalid_argument
+/// otherwise, naming the value and the range (what set_current_thread_slice() refuses). For
+/// configuration checked before the thread that takes the slice runs.
+[[nodiscard]] Result<void> check_slice(std::chrono::nanoseconds slice);
+
 /// Sets the calling thread's slice; 0 gives it back the kernel's default. Errors:
 /// invalid_argument (outside [kMinSlice, kMaxSlice] and not 0), failed_precondition (the
 /// thread has a real-time or deadline policy: slices are for the normal ones), unsupported
