@@ -17,9 +17,7 @@
 //               [--wake-peer] 'PIPELINE'
 // Exit: 0 on EOS, 1 on error, 2 on timeout.
 #include <gst/gst.h>
-#include <linux/futex.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,6 +32,8 @@
 #include <string>
 #include <vector>
 
+#include "futex_handover.h"
+
 namespace {
 // --wake-peer's shared page: the sleeper's flag (1: asleep on the futex) and the buffer count.
 struct WakePeer {
@@ -43,10 +43,7 @@ struct WakePeer {
 constexpr std::uint64_t kWakePeerStop = ~std::uint64_t{0};
 
 void wake_peer(WakePeer* w, std::uint64_t seq) {
-  w->seq.store(seq, std::memory_order_seq_cst);
-  if (w->sleeping.load(std::memory_order_seq_cst) != 0 &&
-      w->sleeping.exchange(0, std::memory_order_seq_cst) != 0)
-    (void)::syscall(SYS_futex, &w->sleeping, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+  (void)parallax::test::futex_post(w->seq, seq, w->sleeping);  // whether it slept: not counted
 }
 
 // The peer: sleeps until the count moves (the subscriber's sleep, minus everything else), until
@@ -54,12 +51,7 @@ void wake_peer(WakePeer* w, std::uint64_t seq) {
 [[noreturn]] void run_wake_peer(WakePeer* w) {
   std::uint64_t seen = 0;
   for (;;) {
-    w->sleeping.store(1, std::memory_order_seq_cst);
-    while (w->seq.load(std::memory_order_seq_cst) == seen) {
-      (void)::syscall(SYS_futex, &w->sleeping, FUTEX_WAIT, 1, nullptr, nullptr, 0);
-      w->sleeping.store(1, std::memory_order_seq_cst);
-    }
-    w->sleeping.store(0, std::memory_order_relaxed);
+    parallax::test::futex_sleep_while(w->sleeping, w->seq, seen);
     seen = w->seq.load(std::memory_order_acquire);
     if (seen == kWakePeerStop) ::_exit(0);
   }

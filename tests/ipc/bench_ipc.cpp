@@ -13,13 +13,11 @@
 //   env: BENCH_IPC_N (buffers per size), BENCH_IPC_NO_LATENCY, BENCH_IPC_GAP_US (latency pacing),
 //   BENCH_IPC_PIN_FLOORS=1 (the floors' sender on CPU 0 and receiver on CPU 1: a wake-up that
 //   must cross to the other CPU, which the scheduler avoids when it can)
-#include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +34,7 @@
 #include <vector>
 
 #include "child_process.h"
+#include "futex_handover.h"
 #include "parallax/cpu_relax.h"
 #include "parallax/ipc.h"
 #include "parallax/sched.h"
@@ -191,12 +190,7 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap,
         pollfd p[3] = {{rx, POLLIN, 0}, {idle[1], POLLIN, 0}, {efd, POLLIN, 0}};
         (void)::poll(p, 3, -1);
       } else if (kind == Floor::futex) {
-        sh->sleeping.store(1, std::memory_order_seq_cst);
-        while (sh->seq.load(std::memory_order_seq_cst) == seen) {
-          (void)::syscall(SYS_futex, &sh->sleeping, FUTEX_WAIT, 1, nullptr, nullptr, 0);
-          sh->sleeping.store(1, std::memory_order_seq_cst);
-        }
-        sh->sleeping.store(0, std::memory_order_relaxed);
+        test::futex_sleep_while(sh->sleeping, sh->seq, seen);
       } else {
         pollfd p{rx, POLLIN, 0};
         (void)::poll(&p, 1, -1);
@@ -243,21 +237,21 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap,
         lines[(base + j) % (kLinesRing / 64) * 8].store(t0, std::memory_order_relaxed);
     }
     stamps[i].store(t0, std::memory_order_relaxed);
-    sh->seq.store(static_cast<std::uint64_t>(i), std::memory_order_release);
     if (kind == Floor::futex) {
-      if (sh->sleeping.load(std::memory_order_seq_cst) != 0 &&
-          sh->sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
-        (void)::syscall(SYS_futex, &sh->sleeping, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+      if (test::futex_post(sh->seq, static_cast<std::uint64_t>(i), sh->sleeping)) {
         ++wakes;
         taken_in_wake +=
             taken->load(std::memory_order_acquire) >= static_cast<std::uint64_t>(i) ? 1 : 0;
       }
-    } else if (kind == Floor::eventfd) {
-      const std::uint64_t one = 1;
-      (void)!::write(efd, &one, sizeof one);
-    } else if (sock) {
-      const char one = 1;
-      (void)!::send(tx, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } else {
+      sh->seq.store(static_cast<std::uint64_t>(i), std::memory_order_release);
+      if (kind == Floor::eventfd) {
+        const std::uint64_t one = 1;
+        (void)!::write(efd, &one, sizeof one);
+      } else if (sock) {
+        const char one = 1;
+        (void)!::send(tx, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+      }
     }
     sleep_until_ns(t0 + static_cast<std::uint64_t>(gap.count()) * 1000);
   }
