@@ -256,8 +256,8 @@ void Connection::wake() {
   const std::uint32_t how = ah_->sub_sleeping.exchange(0, std::memory_order_seq_cst);
   if (how == 0) return;
   PLX_TRACE_SPAN("ipc.wake");
-  // Anything but kSleepFutex (the subscriber writes the word: any value) gets the socket byte.
   PLX_PROBE_END(10, "to the wake call");
+  // Anything but kSleepFutex (the subscriber writes the word: any value) gets the socket byte.
   if (how == wire::kSleepFutex)
     base::futex_wake_one(ah_->sub_sleeping, base::FutexScope::shared);
   else
