@@ -158,16 +158,27 @@ struct IpcPublisher::Impl {
     d.segment_id = b.segment()->id();
     d.offset = b.segment_offset();
     d.length = b.size();
-    wire::encode_buffer(scratch_, d, b.metadata());  // the metadata where it is, no copy
+    // The metadata is encoded where it is (no copy). Most buffers carry no entries: their
+    // record has a fixed size and is built on the stack, in one pass.
+    const Metadata& meta = b.metadata();
+    std::uint64_t plain[wire::kPlainBufferWords];
+    std::uint64_t* words = plain;
+    std::size_t bytes = sizeof plain;
+    if (meta.entries.empty()) [[likely]] {
+      wire::encode_plain_buffer(plain, d, meta);
+    } else {
+      wire::encode_buffer(scratch_, d, meta);
+      words = scratch_.data();
+      bytes = scratch_.size() * 8;
+      if (bytes > wire::kMaxRecordBytes || bytes > opts.ring_bytes / 4)
+        return err(Errc::invalid_argument, "buffer metadata too large for the transport");
+    }
     PLX_PROBE_AT(2, "encode");
-    if (scratch_.size() * 8 > wire::kMaxRecordBytes || scratch_.size() * 8 > opts.ring_bytes / 4)
-      return err(Errc::invalid_argument, "buffer metadata too large for the transport");
     bool complete = true;
     const auto& subs = snapshot();
     PLX_PROBE_AT(3, "snapshot");
     for (std::size_t i = 0; i < subs.size(); ++i)
-      complete &= subs[i]->deliver_buffer(scratch_.data(), scratch_.size() * 8, b,
-                                          i + 1 == subs.size(), *pool);
+      complete &= subs[i]->deliver_buffer(words, bytes, b, i + 1 == subs.size(), *pool);
     PLX_PROBE_DROP();  // nobody to wake: the series ended at "publish"
     detail::bump_producer_counter(counters.buffers_sent);
     if (!complete)

@@ -293,13 +293,11 @@ void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d) {
   encode_buffer(out, d, d.meta);
 }
 
-void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d, const Metadata& m) {
-  const std::size_t eb = entries_size(m);
-  const std::size_t total = sizeof(BufferRecord) + eb;
-  WordWriter w{out};
-  w.reserve_bytes(total);
+namespace {
+// Every field of a buffer record's fixed part (`entries_bytes` of encoded entries follow it).
+BufferRecord buffer_record(const BufferDesc& d, const Metadata& m, std::size_t entries_bytes) {
   BufferRecord r{};
-  r.h = RecordHeader{static_cast<std::uint32_t>(round8(total)),
+  r.h = RecordHeader{static_cast<std::uint32_t>(round8(sizeof(BufferRecord) + entries_bytes)),
                      static_cast<std::uint16_t>(RecordType::buffer), 0};
   r.token = d.token;
   r.segment_id = d.segment_id;
@@ -313,10 +311,23 @@ void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d, const M
   r.sequence = m.sequence;
   r.flags = m.flags;
   r.entry_count = static_cast<std::uint32_t>(m.entries.size());
-  r.entries_bytes = static_cast<std::uint32_t>(eb);
+  r.entries_bytes = static_cast<std::uint32_t>(entries_bytes);
   r.send_ns = d.send_ns;
-  w.put_val(r);
+  return r;
+}
+}  // namespace
+
+void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d, const Metadata& m) {
+  const std::size_t eb = entries_size(m);
+  WordWriter w{out};
+  w.reserve_bytes(sizeof(BufferRecord) + eb);
+  w.put_val(buffer_record(d, m, eb));
   put_entries(w, m);
+}
+
+void encode_plain_buffer(std::uint64_t* out, const BufferDesc& d, const Metadata& m) noexcept {
+  const BufferRecord r = buffer_record(d, m, 0);
+  std::memcpy(out, &r, sizeof r);
 }
 
 Result<void> encode_event(std::vector<std::uint64_t>& out, const Event& e) {
@@ -402,13 +413,19 @@ std::uint16_t peek_record_type(std::span<const std::byte> bytes) noexcept {
 }
 
 Result<void> decode_buffer(std::span<const std::byte> bytes, BufferDesc& d) {
-  PLX_ASSIGN(const RecordHeader h, check_record_header(bytes));
-  if (static_cast<RecordType>(h.type) != RecordType::buffer) return bad("not a buffer record");
-  BufferRecord r{};
-  if (bytes.size() < sizeof r) return bad("truncated buffer record");
-  std::memcpy(&r, bytes.data(), sizeof r);
+  // The checks of check_record_header() and the type's, in one test on the copied-out record
+  // for the common case; its error message (and precedence) when anything is off.
+  BufferRecord r;  // every byte is copied in below
+  const bool whole = bytes.size() >= sizeof r;
+  if (whole) std::memcpy(&r, bytes.data(), sizeof r);
+  if (!whole || r.h.size != bytes.size() || r.h.size % 8 != 0 || r.h.size > kMaxRecordBytes ||
+      r.h.flags != 0 || static_cast<RecordType>(r.h.type) != RecordType::buffer) [[unlikely]] {
+    PLX_ASSIGN(const RecordHeader h, check_record_header(bytes));
+    if (static_cast<RecordType>(h.type) != RecordType::buffer) return bad("not a buffer record");
+    return bad("truncated buffer record");
+  }
   if (r.present & ~std::uint32_t{31}) return bad("unknown metadata presence bits");
-  if (round8(sizeof r + std::size_t{r.entries_bytes}) != h.size)
+  if (round8(sizeof r + std::size_t{r.entries_bytes}) != r.h.size)
     return bad("buffer record size disagrees with its entries");
   d.token = r.token;
   d.segment_id = r.segment_id;
@@ -424,6 +441,8 @@ Result<void> decode_buffer(std::span<const std::byte> bytes, BufferDesc& d) {
   if (r.present & kHasOffsetEnd) m.offset_end = r.offset_end;
   m.sequence = r.sequence;
   m.flags = r.flags;
+  if (r.entry_count == 0 && r.entries_bytes == 0) [[likely]]
+    return {};
   Reader rd{bytes.subspan(sizeof r, r.entries_bytes)};
   PLX_TRY(get_entries(rd, r.entry_count, m));
   if (rd.pos != rd.b.size()) return bad("trailing bytes after metadata entries");

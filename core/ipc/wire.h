@@ -371,6 +371,12 @@ void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d);
 /// The same record with the metadata taken from `meta` (d.meta is ignored): the publisher's
 /// send path encodes a Buffer's metadata where it is instead of copying it into a BufferDesc.
 void encode_buffer(std::vector<std::uint64_t>& out, const BufferDesc& d, const Metadata& meta);
+/// Words of a buffer record whose metadata has no entries: the common record, of a fixed size.
+inline constexpr std::size_t kPlainBufferWords = 14;
+/// The record encode_buffer() writes for metadata without entries (`meta.entries` must be
+/// empty), into `out`'s kPlainBufferWords words: the publisher's send path, with no vector to
+/// size and clear first.
+void encode_plain_buffer(std::uint64_t* out, const BufferDesc& d, const Metadata& meta) noexcept;
 /// invalid_argument if the event is too large.
 [[nodiscard]] Result<void> encode_event(std::vector<std::uint64_t>& out, const Event& e);
 void encode_simple(std::vector<std::uint64_t>& out, RecordType t, std::size_t total_bytes = 8);
@@ -449,6 +455,7 @@ static_assert(offsetof(SegmentRetiredMsg, segment_id) == 16);
 static_assert(static_cast<int>(MsgType::segment_retired) == 10);
 static_assert(sizeof(RecordHeader) == 8);
 static_assert(sizeof(BufferRecord) == 112);
+static_assert(sizeof(BufferRecord) == kPlainBufferWords * 8);
 static_assert(offsetof(BufferRecord, token) == 8);  // patched per subscriber
 static_assert(offsetof(BufferRecord, segment_id) == 16);
 static_assert(offsetof(BufferRecord, sequence) == 80);

@@ -4,12 +4,15 @@
 // the subscriber reads it, a connecting peer's first message (hello or stats request) as the
 // publisher reads it, a stats reply message as parallax-inspect reads it); the rest is the
 // untrusted input. Accepted stats messages must re-encode to the same bytes. Accepted records must
-// re-encode to something that decodes to the same value.
+// re-encode to something that decodes to the same value. The subscriber's fast decoder
+// (decode_buffer) must agree with decode_record on every input: the same descriptor, or the
+// same error (for another record type: "not a buffer record").
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <span>
+#include <vector>
 
 #include "ipc/wire.h"
 
@@ -21,7 +24,40 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   switch (data[0] % 5) {
     case 0: {
       auto r = wire::decode_record(in);
-      if (!r) break;
+      wire::BufferDesc fast;
+      fast.meta.pts = 1;  // leftovers of an earlier record must not survive
+      fast.meta.set("old", true);
+      const auto f = wire::decode_buffer(in, fast);
+      if (!r) {
+        // The same error, except that another record type's own errors are decode_record's
+        // and decode_buffer only says it is not a buffer record.
+        const bool buffer_type =
+            wire::peek_record_type(in) == static_cast<std::uint16_t>(wire::RecordType::buffer);
+        if (f || (f.error().message != r.error().message &&
+                  (buffer_type || f.error().message != "not a buffer record")))
+          std::abort();
+        break;
+      }
+      if (auto* d = std::get_if<wire::BufferDesc>(&*r)) {
+        // The same descriptor, compared as its encoding (bit for bit: a double entry may be a
+        // NaN, which == would call different from itself).
+        if (!f) std::abort();
+        std::vector<std::uint64_t> a, b;
+        wire::encode_buffer(a, fast);
+        wire::encode_buffer(b, *d);
+        if (a != b) std::abort();
+        if (d->meta.entries.empty()) {  // the publisher's fixed-size encoder: the same words
+          std::vector<std::uint64_t> general;
+          wire::encode_buffer(general, *d);
+          std::uint64_t plain[wire::kPlainBufferWords];
+          wire::encode_plain_buffer(plain, *d, d->meta);
+          if (general.size() != wire::kPlainBufferWords ||
+              std::memcmp(general.data(), plain, sizeof plain) != 0)
+            std::abort();
+        }
+      } else if (f) {
+        std::abort();  // not a buffer record: the fast decoder must refuse it
+      }
       std::vector<std::uint64_t> again;
       if (auto* d = std::get_if<wire::BufferDesc>(&*r)) {
         wire::encode_buffer(again, *d);

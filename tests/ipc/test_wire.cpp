@@ -2,6 +2,7 @@
 // Layout-freeze tests of the shared-memory and wire structs, and the decoders' validation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstring>
@@ -409,5 +410,83 @@ TEST(IpcWire, DuplicateMetadataKeysAreRejectedAtAnyCount) {
     ASSERT_FALSE(r.ok()) << count;
     EXPECT_NE(r.error().message.find("duplicate"), std::string::npos);
     EXPECT_FALSE(wire::decode_record(bytes_of(dup)).ok()) << count;
+  }
+}
+
+// The publisher's fixed-size encoder (metadata without entries) writes the general encoder's
+// words, whatever fields are set.
+TEST(IpcWire, PlainBufferRecordIsTheGeneralEncoding) {
+  wire::BufferDesc d;
+  d.token = 0x0000000200000001ull;
+  d.segment_id = 7;
+  d.offset = 64;
+  d.length = 4096;
+  d.send_ns = 123;
+  for (int fields = 0; fields < 32; ++fields) {
+    Metadata m;
+    if (fields & 1) m.pts = 1;
+    if (fields & 2) m.dts = 0;
+    if (fields & 4) m.duration = 3;
+    if (fields & 8) m.offset = 4;
+    if (fields & 16) m.offset_end = 5;
+    m.sequence = static_cast<std::uint64_t>(fields);
+    m.flags = kFlagDiscont;
+    std::vector<std::uint64_t> general;
+    wire::encode_buffer(general, d, m);
+    std::array<std::uint64_t, wire::kPlainBufferWords> plain{};
+    wire::encode_plain_buffer(plain.data(), d, m);
+    ASSERT_EQ(general.size(), plain.size());
+    EXPECT_TRUE(std::equal(plain.begin(), plain.end(), general.begin())) << fields;
+  }
+}
+
+// The subscriber's decoder checks the fixed part in one test: every corruption of a record
+// without entries (any byte, several values) gives exactly decode_record()'s answer — the same
+// descriptor, or the same error — and anything of another record type is refused.
+TEST(IpcWire, DecodeBufferAgreesWithDecodeRecordOnEveryCorruption) {
+  wire::BufferDesc d;
+  d.token = 9;
+  d.segment_id = 1;
+  d.length = 10;
+  d.meta.pts = 7;
+  const auto w = encoded(d);
+  ASSERT_EQ(w.size(), wire::kPlainBufferWords);
+  std::size_t refused = 0;
+  for (std::size_t byte = 0; byte < w.size() * 8; ++byte) {
+    for (std::uint8_t value : {std::uint8_t{0}, std::uint8_t{1}, std::uint8_t{2}, std::uint8_t{3},
+                               std::uint8_t{8}, std::uint8_t{0x70}, std::uint8_t{0xff}}) {
+      const auto bad = with_byte(w, byte, value);
+      const auto r = wire::decode_record(bytes_of(bad));
+      wire::BufferDesc out;
+      const auto f = wire::decode_buffer(bytes_of(bad), out);
+      const bool buffer_type = wire::peek_record_type(bytes_of(bad)) ==
+                               static_cast<std::uint16_t>(wire::RecordType::buffer);
+      if (!r.ok()) {
+        ASSERT_FALSE(f.ok()) << byte << "=" << int{value};
+        // Another record type's own errors are decode_record's; decode_buffer says what it is
+        // not (unless the header itself is bad: then both give the header's error).
+        if (buffer_type || f.error().message != "not a buffer record") {
+          EXPECT_EQ(f.error().message, r.error().message) << byte << "=" << int{value};
+        }
+        ++refused;
+      } else if (const auto* rd = std::get_if<wire::BufferDesc>(&*r)) {
+        ASSERT_TRUE(f.ok()) << byte << "=" << int{value};
+        EXPECT_EQ(out.token, rd->token);
+        EXPECT_EQ(out.length, rd->length);
+        EXPECT_EQ(out.meta, rd->meta);
+      } else {
+        EXPECT_FALSE(f.ok()) << byte << "=" << int{value};
+      }
+    }
+  }
+  EXPECT_GT(refused, 20u);  // the corruptions did reach the checks
+  // And every cut, as decode_record.
+  for (std::size_t n = 0; n < w.size() * 8; ++n) {
+    wire::BufferDesc out;
+    const auto f = wire::decode_buffer(bytes_of(w).first(n), out);
+    const auto r = wire::decode_record(bytes_of(w).first(n));
+    ASSERT_FALSE(f.ok()) << n;
+    ASSERT_FALSE(r.ok()) << n;
+    EXPECT_EQ(f.error().message, r.error().message) << n;
   }
 }
