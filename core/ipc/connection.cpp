@@ -551,8 +551,8 @@ bool Connection::deliver_buffer(std::uint64_t* words, std::size_t bytes, memory:
   words[wire::kSendNsWord] = wire::mono_ns();  // transit latency stamp (observability)
   PLX_PROBE_AT(7, "lease+stamp");
   write(words, bytes, Kind::buffer, token);
-  ++info_.buffers_sent;
-  info_.bytes_sent += size;
+  ++buffers_sent_;
+  bytes_sent_ += size;
   wake();
   // After the wake-up, which must not wait for it: collect what the subscriber read and
   // returned when that may matter (sync_due: leases, ring or pool half used) and, for large
@@ -712,6 +712,8 @@ void Connection::say_goodbye() {
 
 SubscriberInfo Connection::info() const {
   SubscriberInfo info = info_;
+  info.buffers_sent = buffers_sent_;
+  info.bytes_sent = bytes_sent_;
   info.leases = leases_out_;
   info.ring_capacity = cap_;
   info.ring_used = write_pos_ - read_pos_;

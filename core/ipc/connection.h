@@ -25,6 +25,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "ipc/fifo.h"
 #include "ipc/hotpath_probe.h"
 #include "ipc/segment_exporter.h"
 #include "ipc/wire.h"
@@ -184,36 +185,41 @@ class Connection {
                   std::chrono::steady_clock::time_point deadline);
 
   const ConnectionShared& sh_;
-  Policy policy_{Policy::block};
-  std::uint32_t quota_{0};
 
-  memory::Segment ring_region_, ack_region_;  // sealed memfds, shared with the subscriber
+  // What every deliver_buffer() reads and writes, together on three cache lines: after the
+  // publisher slept between two buffers each line it touches is a miss, and these were spread
+  // over ten.
   wire::RingHeader* rh_{nullptr};
   std::byte* rdata_{nullptr};
-  std::uint32_t cap_{0};
   wire::AckHeader* ah_{nullptr};
+  std::uint64_t write_pos_{0};  // our copy; the ring's write_pos is only ever stored from it
+  std::uint64_t read_pos_{0};   // last validated value of the ack's read_pos
+  std::uint64_t last_segment_{UINT64_MAX};  // in segments_sent_: the last buffer's (no lookup)
+  std::uint32_t cap_{0};
+  std::uint32_t leases_out_{0};
+  std::uint32_t quota_{0};
+  Policy policy_{Policy::block};
+  bool wake_needed_{false};
+  std::uint64_t buffers_sent_{0};  // SubscriberInfo's, kept here (info() copies them)
+  std::uint64_t bytes_sent_{0};
+  Fifo<InFlight> inflight_;  // records written and not yet taken, in ring order
+  std::vector<Lease> leases_;
+  std::vector<std::uint32_t> free_leases_;
+  std::deque<std::vector<std::uint64_t>> pending_;  // events waiting for ring space
+
+  memory::Segment ring_region_, ack_region_;  // sealed memfds, shared with the subscriber
   std::atomic<std::uint64_t>* rets_{nullptr};
   std::uint32_t ret_cap_{0};
   // Our end of the wake socket (the subscriber holds the other): we wake it with a byte, it
   // wakes us; never blocking (MSG_DONTWAIT, our own open file description). Its hang-up says
   // the subscriber's connection object, and with it every mapping of our slots, is gone.
   UniqueFd wake_;
-
-  std::uint64_t write_pos_{0};  // our copy; the ring's write_pos is only ever stored from it
-  std::uint64_t read_pos_{0};   // last validated value of the ack's read_pos
   std::uint64_t ret_read_{0};
-  std::deque<InFlight> inflight_;  // records written and not yet taken, in ring order
-  std::vector<Lease> leases_;
-  std::vector<std::uint32_t> free_leases_;
-  std::uint32_t leases_out_{0};
   std::unordered_set<std::uint64_t> segments_sent_;
-  std::uint64_t last_segment_{UINT64_MAX};  // in segments_sent_: the last buffer's (no lookup)
   // The slots of a subscriber that is gone (hang-up, close(), expelled) but may still read
   // them: they are not reused until its end of the wake socket closes (its connection object,
   // and with it every mapping, is destroyed, or its process exited).
   std::vector<memory::Buffer> quarantine_;
-  std::deque<std::vector<std::uint64_t>> pending_;  // events waiting for ring space
-  bool wake_needed_{false};
   // -Dhotpath-probes: how often the woken subscriber had taken the record before our wake-up
   // call returned (it preempted us on this CPU, or ran on the other one).
   PLX_PROBE_SHARE_MEMBER(probe_taken_in_wake_,
