@@ -2,6 +2,8 @@
 // Futex waits and wake-ups of the base layer (see futex.h).
 #include "base/futex.h"
 
+#include "base/futex_mutex.h"
+
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -9,6 +11,8 @@
 #include <cerrno>
 #include <climits>
 #include <ctime>
+
+#include "parallax/cpu_relax.h"
 
 namespace parallax::base {
 
@@ -62,6 +66,32 @@ int futex_wake(const std::uint32_t* word, int count, FutexScope scope) noexcept 
 
 int futex_wake_all(const std::uint32_t* word, FutexScope scope) noexcept {
   return futex_wake(word, INT_MAX, scope);
+}
+
+// ---- FutexMutex --------------------------------------------------------------------------------
+
+void FutexMutex::lock_slow() noexcept {
+  // A short spin first: the holders of the IPC locks keep them for a few hundred nanoseconds
+  // and never across I/O, so a sleep would usually cost more than the wait.
+  for (int i = 0; i < 64; ++i) {
+    std::uint32_t c = kFree;
+    if (state_.load(std::memory_order_relaxed) == kFree &&
+        state_.compare_exchange_weak(c, kLocked, std::memory_order_acquire,
+                                     std::memory_order_relaxed))
+      return;
+    cpu_relax();
+  }
+  // Say that someone sleeps (kContended) and sleep while it is held; whoever takes it from
+  // here takes it as kContended, so its unlock wakes the next sleeper.
+  while (state_.exchange(kContended, std::memory_order_acquire) != kFree) {
+    // Any outcome (woken, value changed, or an error the kernel gives only for a bad address,
+    // which this word is not) ends in a new look at the word above.
+    (void)futex_wait(state_, kContended);
+  }
+}
+
+void FutexMutex::wake_one() noexcept {
+  futex_wake_one(state_);  // how many woke does not matter: the word says the rest
 }
 
 }  // namespace parallax::base

@@ -368,7 +368,7 @@ void Connection::wait_slice(std::span<pollfd> fds,
 // Waits for this subscriber to consume or return something. Releases the lock while it
 // spins or sleeps. First spins up to opts.spin on the shared counters (no syscall), then
 // sleeps on the wake socket, asking to be woken only once a batch is there.
-Connection::Wait Connection::wait(std::unique_lock<std::mutex>& lk,
+Connection::Wait Connection::wait(std::unique_lock<base::FutexMutex>& lk,
                                   std::chrono::steady_clock::time_point deadline) {
   using Clock = std::chrono::steady_clock;
   const PublisherOptions& opts = sh_.opts;
@@ -599,7 +599,7 @@ bool Connection::deliver_event(const std::vector<std::uint64_t>& rec) {
 // threshold says so), its sockets speak, interrupt(), or `deadline` (at most 100 ms, so a
 // lost wake-up costs no more). Unlike wait() it never expels anyone: a subscriber that stays
 // behind only makes drain() time out.
-void Connection::drain_wait(std::unique_lock<std::mutex>& lk, std::uint64_t until,
+void Connection::drain_wait(std::unique_lock<base::FutexMutex>& lk, std::uint64_t until,
                             std::chrono::steady_clock::time_point deadline) {
   if (wake_pending_) {
     wake_pending_ = false;

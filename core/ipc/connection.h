@@ -25,6 +25,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/futex_mutex.h"
 #include "ipc/fifo.h"
 #include "ipc/hotpath_probe.h"
 #include "ipc/segment_exporter.h"
@@ -70,7 +71,7 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   // ---- identity (set at accept, constant after) -------------------------------------------
-  std::mutex mu;  // the ring, leases, counters and flags below; after Impl::mu_ when both
+  base::FutexMutex mu;  // the ring, leases, counters and flags below; after Impl::mu_ when both
   const std::uint64_t id;
   const UniqueFd sock;  // the connection socket (hello, welcome, segment messages, hang-up)
   const ucred cred;
@@ -175,13 +176,13 @@ class Connection {
   void write(const std::uint64_t* words, std::size_t bytes, Kind kind, std::uint64_t token);
   Compact compact();
   bool retract();
-  Wait wait(std::unique_lock<std::mutex>& lk, std::chrono::steady_clock::time_point deadline);
+  Wait wait(std::unique_lock<base::FutexMutex>& lk, std::chrono::steady_clock::time_point deadline);
   // Sleeps (mu released by the caller) until one of `fds` speaks, interrupt() or `until`.
   void wait_slice(std::span<pollfd> fds, std::chrono::steady_clock::time_point until) const;
   void flush_pending();
   bool queue_event(const std::vector<std::uint64_t>& rec);
   std::chrono::steady_clock::time_point block_deadline() const;
-  void drain_wait(std::unique_lock<std::mutex>& lk, std::uint64_t until,
+  void drain_wait(std::unique_lock<base::FutexMutex>& lk, std::uint64_t until,
                   std::chrono::steady_clock::time_point deadline);
 
   const ConnectionShared& sh_;

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 
+#include "base/futex_mutex.h"
 #include "base/wait.h"
 #include "ipc/remote_connection.h"
 #include "parallax/ipc.h"
@@ -33,7 +34,7 @@ struct SubscriberInterrupt {
   // The consumer thread sets the word under sleep_mu before its futex wait and clears it after
   // (so the mapping cannot go away while interrupt() wakes it); interrupt() stores 0 into it
   // and wakes it under sleep_mu, after raising the flag. A leaf lock; no peer I/O under it.
-  std::mutex sleep_mu;
+  base::FutexMutex sleep_mu;  // inline when free: taken twice per sleep, after the wake-up too
   std::atomic<std::uint32_t>* sleep_word{nullptr};  // sleep_mu
 
   [[nodiscard]] bool is_raised() const noexcept { return raised.load(std::memory_order_acquire); }
