@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 
+#include "base/futex_mutex.h"
 #include "ipc/os.h"
 #include "ipc/wire.h"
 #include "parallax/buffer.h"
@@ -108,7 +109,7 @@ class RemoteConnection {
   std::atomic<std::uint64_t>* rets_{nullptr};  // the return slots (fixed at the handshake)
   std::uint32_t ret_cap_{0};
 
-  std::mutex ret_mu_;  // leaf: guards ret_write_ and alive_
+  base::FutexMutex ret_mu_;  // leaf: guards ret_write_ and alive_ (inline when free)
   std::uint64_t ret_write_{0};
   bool alive_{true};
   // Leases held = taken - returned (both wrap). Two counters so that the receive path, on the
