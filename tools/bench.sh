@@ -31,7 +31,8 @@ for a in "${areas[@]}"; do
                   grep -m1 'access<plxtest::Logs>' | awk '{print "callgrind: access<Logs> " $1 " instructions (one call)"}' ||
                   echo "callgrind: access<Logs> not found as a function (inlined in this build)"
               fi ;;
-    ipc)      build-bench/tests/ipc/bench_ipc && bash tests/ipc/bench_ipc_vs_shm.sh build-bench ;;
+    ipc)      build-bench/tests/base/bench_cold_lock && build-bench/tests/ipc/bench_ipc &&
+                bash tests/ipc/bench_ipc_vs_shm.sh build-bench ;;
     pipeline) bash tests/pipeline/bench_pipeline.sh build-bench ;;
     gst)      bash tests/gst/bench_gst.sh build-bench ;;
     *) echo "unknown area $a" >&2; exit 2 ;;
