@@ -3,9 +3,10 @@
 // taking and releasing it when nobody else holds it is one compare-exchange and one exchange,
 // inline. std::mutex is a call into libc for each (pthread_mutex_lock/unlock), and after the
 // thread slept between two buffers those calls are cold: tests/base/bench_cold_lock measures
-// the pair 50 us after a sleep (docs/benchmarks.md has its figures). Contended, it spins briefly and then sleeps on the futex (the three
-// states of Drepper's "Futexes Are Tricky", mutex 2). Not recursive, no owner checks, no
-// priority inheritance; satisfies Lockable, so std::lock_guard and std::unique_lock take it.
+// the pair 50 us after a sleep (docs/benchmarks.md has its figures). Contended, it spins
+// briefly and then sleeps on the futex (the three states of Drepper's "Futexes Are Tricky",
+// mutex 2). Not recursive, no owner checks, no priority inheritance; satisfies Lockable, so
+// std::lock_guard and std::unique_lock take it.
 #pragma once
 
 #include <atomic>

@@ -57,11 +57,11 @@ void row(const char* name, int n, long gap_us, F&& pair) {
     return v[static_cast<std::size_t>(f * static_cast<double>(v.size() - 1))];
   };
   const auto c50 = q(cold, 0.5), c90 = q(cold, 0.9), w50 = q(warm, 0.5), w90 = q(warm, 0.9);
-  std::printf("%-32s cold (after %ld us asleep): p50 %4llu ns  p90 %4llu ns | warm: p50 %4llu ns  "
-              "p90 %4llu ns\n",
-              name, gap_us, static_cast<unsigned long long>(c50),
-              static_cast<unsigned long long>(c90), static_cast<unsigned long long>(w50),
-              static_cast<unsigned long long>(w90));
+  std::printf(
+      "%-32s cold (after %ld us asleep): p50 %4llu ns  p90 %4llu ns | warm: p50 %4llu ns  "
+      "p90 %4llu ns\n",
+      name, gap_us, static_cast<unsigned long long>(c50), static_cast<unsigned long long>(c90),
+      static_cast<unsigned long long>(w50), static_cast<unsigned long long>(w90));
 }
 
 }  // namespace

@@ -374,4 +374,3 @@ TEST(BaseFutexMutex, AWaiterSleepsThroughALongHoldAndIsWokenByTheUnlock) {
 }
 
 }  // namespace
-
