@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// Futex waits and wake-ups of the base layer (see futex.h).
+// Futex waits and wake-ups of the base layer (see futex.h), and FutexMutex's slow paths
+// (futex_mutex.h).
 #include "base/futex.h"
-
-#include "base/futex_mutex.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -12,6 +11,7 @@
 #include <climits>
 #include <ctime>
 
+#include "base/futex_mutex.h"
 #include "parallax/cpu_relax.h"
 
 namespace parallax::base {
