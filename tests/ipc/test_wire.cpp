@@ -416,12 +416,7 @@ TEST(IpcWire, DuplicateMetadataKeysAreRejectedAtAnyCount) {
 // The publisher's fixed-size encoder (metadata without entries) writes the general encoder's
 // words, whatever fields are set.
 TEST(IpcWire, PlainBufferRecordIsTheGeneralEncoding) {
-  wire::BufferDesc d;
-  d.token = 0x0000000200000001ull;
-  d.segment_id = 7;
-  d.offset = 64;
-  d.length = 4096;
-  d.send_ns = 123;
+  const wire::BufferDesc d = desc_with_every_field();  // its own metadata is not used: `m` is
   for (int fields = 0; fields < 32; ++fields) {
     Metadata m;
     if (fields & 1) m.pts = 1;
