@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "parallax/metadata.h"
@@ -150,6 +151,114 @@ inline Loan& Loan::operator=(Loan&& o) noexcept {
 // A Loan is the only reference to its slot, so dropping it releases without an atomic RMW.
 inline Loan::~Loan() {
   if (core_ != nullptr) core_->release(core_);
+}
+
+// Inline too: a Buffer's moves, copies and drop, and the accessors the transport reads, run on
+// every IPC send and receive and every pipeline hop. Out of line (in buffer.cpp) each was a
+// call into another translation unit, which a path that went cold between two buffers pays as
+// code fetched again (docs/benchmarks.md).
+namespace detail {
+
+/// Drops one reference. When ours is provably the only one (refs == 1 seen with acquire:
+/// nobody else holds a reference, so nobody can add one), the slot is released without an
+/// atomic read-modify-write.
+inline void buffer_unref(BufferCore* c) noexcept {
+  if (c->refs.load(std::memory_order_acquire) == 1) {
+    c->release(c);
+    return;
+  }
+  core_unref(c);
+}
+
+/// The metadata of an empty Buffer (all fields unset).
+[[nodiscard]] const Metadata& empty_metadata() noexcept;
+
+}  // namespace detail
+
+inline std::span<std::byte> Loan::data() noexcept {
+  return core_ ? std::span<std::byte>(core_->data, len_) : std::span<std::byte>();
+}
+
+inline std::size_t Loan::capacity() const noexcept {
+  return core_ ? core_->capacity : 0;
+}
+
+inline Metadata& Loan::metadata() noexcept {
+  return core_->meta;
+}
+
+inline Buffer Loan::freeze() && {
+  detail::BufferCore* c = std::exchange(core_, nullptr);
+  const std::size_t n = std::exchange(len_, 0);
+  return c ? Buffer::adopt(c, 0, n) : Buffer();
+}
+
+inline Buffer Buffer::adopt(detail::BufferCore* core, std::size_t offset,
+                            std::size_t len) noexcept {
+  Buffer b;
+  b.core_ = core;
+  b.off_ = offset;
+  b.len_ = len;
+  return b;
+}
+
+inline Buffer::Buffer(const Buffer& o) noexcept : core_(o.core_), off_(o.off_), len_(o.len_) {
+  if (core_ != nullptr) core_->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+inline Buffer& Buffer::operator=(const Buffer& o) noexcept {
+  if (this != &o) {
+    if (o.core_ != nullptr) o.core_->refs.fetch_add(1, std::memory_order_relaxed);
+    if (core_ != nullptr) detail::buffer_unref(core_);
+    core_ = o.core_;
+    off_ = o.off_;
+    len_ = o.len_;
+  }
+  return *this;
+}
+
+inline Buffer::Buffer(Buffer&& o) noexcept
+    : core_(std::exchange(o.core_, nullptr)),
+      off_(std::exchange(o.off_, 0)),
+      len_(std::exchange(o.len_, 0)) {}
+
+inline Buffer& Buffer::operator=(Buffer&& o) noexcept {
+  if (this != &o) {
+    if (core_ != nullptr) detail::buffer_unref(core_);
+    core_ = std::exchange(o.core_, nullptr);
+    off_ = std::exchange(o.off_, 0);
+    len_ = std::exchange(o.len_, 0);
+  }
+  return *this;
+}
+
+inline Buffer::~Buffer() {
+  if (core_ != nullptr) detail::buffer_unref(core_);
+}
+
+inline std::span<const std::byte> Buffer::data() const noexcept {
+  return core_ ? std::span<const std::byte>(core_->data + off_, len_)
+               : std::span<const std::byte>();
+}
+
+inline const Metadata& Buffer::metadata() const noexcept {
+  return core_ ? core_->meta : detail::empty_metadata();
+}
+
+inline std::uint32_t Buffer::use_count() const noexcept {
+  return core_ ? core_->refs.load(std::memory_order_relaxed) : 0;
+}
+inline const Segment* Buffer::segment() const noexcept {
+  return core_ ? core_->segment : nullptr;
+}
+inline std::size_t Buffer::segment_offset() const noexcept {
+  return core_ ? core_->segment_offset + off_ : 0;
+}
+inline std::uint32_t Buffer::slot_index() const noexcept {
+  return core_ ? core_->slot : UINT32_MAX;
+}
+inline std::uint64_t Buffer::pool_id() const noexcept {
+  return core_ ? core_->pool_id : 0;
 }
 
 }  // namespace parallax::memory
