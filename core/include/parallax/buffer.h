@@ -232,10 +232,6 @@ inline Buffer& Buffer::operator=(Buffer&& o) noexcept {
   return *this;
 }
 
-inline Buffer::~Buffer() {
-  if (core_ != nullptr) detail::buffer_unref(core_);
-}
-
 inline std::span<const std::byte> Buffer::data() const noexcept {
   return core_ ? std::span<const std::byte>(core_->data + off_, len_)
                : std::span<const std::byte>();
