@@ -394,12 +394,17 @@ Result<void> encode_event(std::vector<std::uint64_t>& out, const Event& e) {
 }
 
 namespace {
+// The size rule of every record: the header's size is the bytes it came in, whole words, within
+// the limit.
+constexpr bool record_size_ok(const RecordHeader& h, std::size_t bytes) noexcept {
+  return h.size == bytes && h.size % 8 == 0 && h.size <= kMaxRecordBytes;
+}
+
 Result<RecordHeader> check_record_header(std::span<const std::byte> bytes) {
   RecordHeader h{};
   if (bytes.size() < sizeof h) return bad("record shorter than its header");
   std::memcpy(&h, bytes.data(), sizeof h);
-  if (h.size != bytes.size() || h.size % 8 != 0 || h.size > kMaxRecordBytes)
-    return bad("bad record size " + std::to_string(h.size));
+  if (!record_size_ok(h, bytes.size())) return bad("bad record size " + std::to_string(h.size));
   if (h.flags != 0) return bad("record flags are not zero");
   return h;
 }
@@ -418,8 +423,8 @@ Result<void> decode_buffer(std::span<const std::byte> bytes, BufferDesc& d) {
   BufferRecord r;  // every byte is copied in below
   const bool whole = bytes.size() >= sizeof r;
   if (whole) std::memcpy(&r, bytes.data(), sizeof r);
-  if (!whole || r.h.size != bytes.size() || r.h.size % 8 != 0 || r.h.size > kMaxRecordBytes ||
-      r.h.flags != 0 || static_cast<RecordType>(r.h.type) != RecordType::buffer) [[unlikely]] {
+  if (!whole || !record_size_ok(r.h, bytes.size()) || r.h.flags != 0 ||
+      static_cast<RecordType>(r.h.type) != RecordType::buffer) [[unlikely]] {
     PLX_ASSIGN(const RecordHeader h, check_record_header(bytes));
     if (static_cast<RecordType>(h.type) != RecordType::buffer) return bad("not a buffer record");
     return bad("truncated buffer record");
