@@ -74,11 +74,7 @@ void FutexMutex::lock_slow() noexcept {
   // A short spin first: the holders of the IPC locks keep them for a few hundred nanoseconds
   // and never across I/O, so a sleep would usually cost more than the wait.
   for (int i = 0; i < 64; ++i) {
-    std::uint32_t c = kFree;
-    if (state_.load(std::memory_order_relaxed) == kFree &&
-        state_.compare_exchange_weak(c, kLocked, std::memory_order_acquire,
-                                     std::memory_order_relaxed))
-      return;
+    if (state_.load(std::memory_order_relaxed) == kFree && try_lock()) return;
     cpu_relax();
   }
   // Say that someone sleeps (kContended) and sleep while it is held; whoever takes it from

@@ -21,9 +21,7 @@ class FutexMutex {
   FutexMutex& operator=(const FutexMutex&) = delete;
 
   void lock() noexcept {
-    std::uint32_t c = kFree;
-    if (!state_.compare_exchange_strong(c, kLocked, std::memory_order_acquire,
-                                        std::memory_order_relaxed)) [[unlikely]]
+    if (!try_lock()) [[unlikely]]
       lock_slow();
   }
   [[nodiscard]] bool try_lock() noexcept {
