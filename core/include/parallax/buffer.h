@@ -153,10 +153,10 @@ inline Loan::~Loan() {
   if (core_ != nullptr) core_->release(core_);
 }
 
-// Inline too: a Buffer's moves, copies and drop, and the accessors the transport reads, run on
-// every IPC send and receive and every pipeline hop. Out of line (in buffer.cpp) each was a
-// call into another translation unit, which a path that went cold between two buffers pays as
-// code fetched again (docs/benchmarks.md).
+// Inline too: a Buffer's moves and copies, and the accessors the transport reads, run on every
+// IPC send and receive and every pipeline hop. Out of line (in buffer.cpp) each was a call into
+// another translation unit, which a path that went cold between two buffers pays as code
+// fetched again (docs/benchmarks.md). ~Buffer() stays in buffer.cpp (why: there).
 namespace detail {
 
 /// Drops one reference. When ours is provably the only one (refs == 1 seen with acquire:
