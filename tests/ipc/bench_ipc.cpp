@@ -215,7 +215,10 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap,
           stamp = words[kRingRecordWords - 1];
         } else {
           const auto* rec = lines + (seen + 1) % (kLinesRing / 64) * 8;
-          while (rec[0].load(std::memory_order_acquire) != seen + 1)
+          // <= seen: the line still holds the record of a lap ago. A receiver lapped by the
+          // sender (descheduled for a whole lap, 51 ms at the default pacing) finds a later
+          // record there and goes on with it rather than waiting for one that is gone.
+          while (rec[0].load(std::memory_order_acquire) <= seen)
             parallax::cpu_relax();
           std::uint64_t words[8];
           for (std::size_t j = 0; j < 8; ++j)
