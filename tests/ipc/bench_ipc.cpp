@@ -288,38 +288,33 @@ Percentiles floor_latency(Floor kind, int n, std::chrono::microseconds gap,
       rec[kRingRecordWords - 1].store(t0, std::memory_order_relaxed);
       write_pos += kRingRecordBytes;
       sh->seq.store(write_pos, std::memory_order_seq_cst);
-      sleep_until_ns(t0 + static_cast<std::uint64_t>(gap.count()) * 1000);
-      continue;
-    }
-    if (kind == Floor::spin_one_line) {
+    } else if (kind == Floor::spin_one_line) {
       auto* rec = lines + u % (kLinesRing / 64) * 8;
       for (std::size_t j = 1; j < 7; ++j)
         rec[j].store(u * 31 + j, std::memory_order_relaxed);
       rec[7].store(t0, std::memory_order_relaxed);
       rec[0].store(u, std::memory_order_release);
-      sleep_until_ns(t0 + static_cast<std::uint64_t>(gap.count()) * 1000);
-      continue;
-    }
-    if (kind == Floor::spin_lines) {
-      const std::size_t base = static_cast<std::size_t>(i) * kRecordLines % (kLinesRing / 64);
-      for (std::size_t j = 0; j < kRecordLines; ++j)
-        lines[(base + j) % (kLinesRing / 64) * 8].store(t0, std::memory_order_relaxed);
-    }
-    stamps[i].store(t0, std::memory_order_relaxed);
-    if (kind == Floor::futex) {
-      if (test::futex_post(sh->seq, static_cast<std::uint64_t>(i), sh->sleeping)) {
-        ++wakes;
-        taken_in_wake +=
-            taken->load(std::memory_order_acquire) >= static_cast<std::uint64_t>(i) ? 1 : 0;
-      }
     } else {
-      sh->seq.store(static_cast<std::uint64_t>(i), std::memory_order_release);
-      if (kind == Floor::eventfd) {
-        const std::uint64_t one = 1;
-        (void)!::write(efd, &one, sizeof one);
-      } else if (sock) {
-        const char one = 1;
-        (void)!::send(tx, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (kind == Floor::spin_lines) {
+        const std::size_t base = static_cast<std::size_t>(i) * kRecordLines % (kLinesRing / 64);
+        for (std::size_t j = 0; j < kRecordLines; ++j)
+          lines[(base + j) % (kLinesRing / 64) * 8].store(t0, std::memory_order_relaxed);
+      }
+      stamps[i].store(t0, std::memory_order_relaxed);
+      if (kind == Floor::futex) {
+        if (test::futex_post(sh->seq, u, sh->sleeping)) {
+          ++wakes;
+          taken_in_wake += taken->load(std::memory_order_acquire) >= u ? 1 : 0;
+        }
+      } else {
+        sh->seq.store(u, std::memory_order_release);
+        if (kind == Floor::eventfd) {
+          const std::uint64_t one = 1;
+          (void)!::write(efd, &one, sizeof one);
+        } else if (sock) {
+          const char one = 1;
+          (void)!::send(tx, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
       }
     }
     sleep_until_ns(t0 + static_cast<std::uint64_t>(gap.count()) * 1000);
